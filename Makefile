@@ -1,0 +1,33 @@
+# Mamori's build entry points. `make run` and `make test` are the two set-up commands of the
+# README: each installs what it is missing (scripts/ensure-deps) before it builds.
+
+SWIFT ?= swift
+VENV := $(CURDIR)/.build-venv
+# Tests and benchmarks find the Python peers (argon2-cffi, pyotp) through this variable.
+export MAMORI_PYTHON := $(VENV)/bin/python3
+
+.PHONY: all build run test bench clean
+
+all: build
+
+build:
+	@scripts/ensure-deps build
+	$(SWIFT) build
+
+# Until the daemon exists, the main job is the operator's CLI: show what it offers.
+run: build
+	@.build/debug/mamori --help
+
+test:
+	@scripts/ensure-deps test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --disable-xctest
+
+# Release build: the figures are about the code, not the debug runtime checks.
+bench:
+	@scripts/ensure-deps bench
+	$(SWIFT) build -c release --product mamori-bench
+	.build/release/mamori-bench
+
+clean:
+	rm -rf .build .build-venv
