@@ -14,7 +14,7 @@ struct Mamori: ParsableCommand {
             2 when the command could not do its work (bad input, a malformed hash); 64 for a usage error.
             """,
         version: MamoriVersion.current,
-        subcommands: [PasswordCommand.self, TOTPCommand.self]
+        subcommands: [PasswordCommand.self, TOTPCommand.self, PolicyCommand.self]
     )
 
     /// Runs the command, mapping Mamori's own failures to exit status 2 with the message on stderr.

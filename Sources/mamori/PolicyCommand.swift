@@ -1,0 +1,254 @@
+import ArgumentParser
+import Foundation
+import MamoriCore
+
+/// `mamori policy`: the policy, offline on files.
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Check, test, explain and draw a policy folder (offline, on the files).",
+        subcommands: [Check.self, Test.self, Explain.self, Graph.self]
+    )
+
+    /// The policy folder argument and the --json flag, shared by every policy command.
+    struct Folder: ParsableArguments {
+        @Argument(help: "The policy folder.")
+        var directory = "policies"
+
+        @Flag(help: "Print JSON for scripts instead of text.")
+        var json = false
+
+        var url: URL { URL(fileURLWithPath: directory, isDirectory: true) }
+
+        /// Loads the policy, or prints every diagnostic and fails with status 1.
+        func load() throws -> Policy {
+            do {
+                return try PolicyLoader.load(directory: url)
+            } catch {
+                if json {
+                    printJSON(["valid": false, "diagnostics": error.diagnostics.map(diagnosticJSON)])
+                } else {
+                    error.diagnostics.forEach { standardError($0.description) }
+                    standardError("mamori: the policy in \(directory) has \(error.errors.count) error(s); nothing was loaded.")
+                }
+                throw ExitCode.answeredNo
+            }
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a policy folder and summarise it.",
+            discussion: "Every problem is listed as file:line:column: error|warning: message. Exit 0 when valid, 1 when not."
+        )
+
+        @OptionGroup var folder: Folder
+
+        func run() throws {
+            let policy = try folder.load()
+            if folder.json {
+                printJSON([
+                    "valid": true, "revision": policy.revision, "files": policy.files,
+                    "counts": [
+                        "zones": policy.zones.count, "assets": policy.assets.count, "roles": policy.roles.count,
+                        "actions": policy.actions.count, "rules": policy.rules.count,
+                        "constraints": policy.separationOfDuty.count,
+                    ],
+                    "diagnostics": policy.warnings.map(diagnosticJSON),
+                ])
+                return
+            }
+            policy.warnings.forEach { print($0.description) }
+            print("The policy in \(folder.directory) is valid.")
+            print("  revision     \(policy.revision)")
+            print("  files        \(policy.files.count)")
+            print("  zones        \(policy.zones.map(\.id).joined(separator: ", "))")
+            print("  assets       \(policy.assets.count)")
+            print("  roles        \(policy.roles.count)")
+            print("  actions      \(policy.actions.count)")
+            print("  rules        \(policy.rules.count)")
+            print("  constraints  \(policy.separationOfDuty.count)")
+            if !policy.warnings.isEmpty { print("  warnings     \(policy.warnings.count)") }
+        }
+    }
+
+    struct Test: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the policy's test cases (DIRECTORY/tests/*.yaml).",
+            discussion: "Prints each failing case with the decision's reasons and lists rules no case exercised. Exit 0 when all pass, 1 otherwise."
+        )
+
+        @OptionGroup var folder: Folder
+
+        @Option(help: "The folder of test cases (default: DIRECTORY/tests).")
+        var cases: String?
+
+        func run() throws {
+            let policy = try folder.load()
+            let engine = PolicyEngine(policy: policy)
+            let casesURL = cases.map { URL(fileURLWithPath: $0, isDirectory: true) }
+                ?? folder.url.appendingPathComponent("tests", isDirectory: true)
+            let loaded: [PolicyTestCase]
+            do {
+                loaded = try PolicyTestRunner.loadCases(directory: casesURL)
+            } catch {
+                error.diagnostics.forEach { standardError($0.description) }
+                throw CommandFailure("The test cases in \(casesURL.path) cannot be read.")
+            }
+            let report = PolicyTestRunner.run(loaded, on: engine)
+            if folder.json {
+                printJSON([
+                    "revision": policy.revision, "cases": report.results.count, "passed": report.results.count - report.failed.count,
+                    "failed": report.failed.map { result in
+                        [
+                            "name": result.testCase.name, "location": result.testCase.location.description,
+                            "failures": result.failures, "reasons": result.decision.reasons,
+                        ] as [String: Any]
+                    },
+                    "unexercised-rules": report.unexercisedRules,
+                ])
+            } else {
+                for result in report.failed {
+                    print("FAIL \(result.testCase.location): \(result.testCase.name)")
+                    result.failures.forEach { print("     \($0)") }
+                    result.decision.reasons.forEach { print("     reason: \($0)") }
+                }
+                if !report.unexercisedRules.isEmpty {
+                    print("Rules no case exercised: \(report.unexercisedRules.joined(separator: ", "))")
+                }
+                print("\(report.results.count - report.failed.count) passed, \(report.failed.count) failed")
+            }
+            if !report.failed.isEmpty { throw ExitCode.answeredNo }
+        }
+    }
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decide one request against the policy files and say why.",
+            discussion: """
+                Example:
+                  mamori policy explain --user tanaka --role staff --organisation planning \\
+                    --zone mynumber --factors password,totp --action asset.read --resource point.participants
+                Exit 0 when allowed, 1 when denied or a step-up is needed.
+                """
+        )
+
+        @OptionGroup var folder: Folder
+
+        @Option(help: "The user's login name.")
+        var user = "someone"
+
+        @Option(name: .customLong("role"), help: "A role the user holds (repeat for several).")
+        var roles: [String] = []
+
+        @Option(help: "staff, fiscal-year-staff, contractor or service.")
+        var kind: String?
+
+        @Option(help: "The user's organisation.")
+        var organisation: String?
+
+        @Option(help: "The session's zone.")
+        var zone: String?
+
+        @Option(help: "Factors the session used, comma-separated: password,totp,recovery-code.")
+        var factors = ""
+
+        @Option(help: "When, as ISO 8601 with offset (default: now).")
+        var time: String?
+
+        @Option(help: "The action, e.g. asset.read.")
+        var action: String
+
+        @Option(help: "The resource, e.g. point.participants or mamori:users/tanaka.")
+        var resource: String
+
+        func validate() throws {
+            if let kind, UserKind(rawValue: kind) == nil {
+                throw ValidationError("The kind must be one of \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            for factor in factors.split(separator: ",") where Factor(rawValue: String(factor)) == nil {
+                throw ValidationError("Unknown factor '\(factor)'; factors are password, totp and recovery-code.")
+            }
+            if let time, ISO8601DateFormatter().date(from: time) == nil {
+                throw ValidationError("Please give --time as ISO 8601 with an offset, e.g. 2026-04-01T10:00:00+09:00.")
+            }
+        }
+
+        func run() throws {
+            let engine = PolicyEngine(policy: try folder.load())
+            let request = AuthorizationRequest(
+                user: user, roles: roles, kind: kind.flatMap(UserKind.init(rawValue:)), organisation: organisation,
+                zone: zone, factors: Set(factors.split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
+                time: time.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date(), action: action, resource: resource
+            )
+            let decision = engine.evaluate(request)
+            if folder.json {
+                printJSON(decisionJSON(decision))
+            } else {
+                print(decision.effect.rawValue)
+                if !decision.missingFactors.isEmpty {
+                    print("  missing factors: \(decision.missingFactors.map(\.rawValue).joined(separator: ", "))")
+                }
+                if !decision.decidingRules.isEmpty {
+                    print("  deciding rules: \(decision.decidingRules.joined(separator: ", "))")
+                }
+                decision.reasons.forEach { print("  \($0)") }
+                print("  policy revision: \(decision.policyRevision)")
+            }
+            if !decision.isAllowed { throw ExitCode.answeredNo }
+        }
+    }
+
+    struct Graph: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Draw the role hierarchy as Graphviz DOT or Mermaid.",
+            discussion: "Example: mamori policy graph --format dot | dot -Tsvg > roles.svg"
+        )
+
+        @OptionGroup var folder: Folder
+
+        @Option(help: "dot or mermaid.")
+        var format = "dot"
+
+        func validate() throws {
+            guard PolicyGraph.Format(rawValue: format) != nil else {
+                throw ValidationError("The format must be dot or mermaid.")
+            }
+        }
+
+        func run() throws {
+            let policy = try folder.load()
+            let text = PolicyGraph.render(policy, as: PolicyGraph.Format(rawValue: format) ?? .dot)
+            if folder.json {
+                printJSON([
+                    "format": format, "graph": text,
+                    "roles": policy.roles.map { ["id": $0.id, "title": $0.title, "inherits": $0.inherits, "privileged": $0.privileged] as [String: Any] },
+                ])
+            } else {
+                print(text, terminator: "")
+            }
+        }
+    }
+}
+
+func decisionJSON(_ decision: Decision) -> [String: Any] {
+    [
+        "effect": decision.effect.rawValue, "deciding-rules": decision.decidingRules, "reasons": decision.reasons,
+        "missing-factors": decision.missingFactors.map(\.rawValue), "policy-revision": decision.policyRevision,
+    ]
+}
+
+func diagnosticJSON(_ diagnostic: PolicyDiagnostic) -> [String: Any] {
+    [
+        "file": diagnostic.location.file, "line": diagnostic.location.line, "column": diagnostic.location.column,
+        "severity": diagnostic.severity.rawValue, "message": diagnostic.message,
+    ]
+}
+
+/// Prints a JSON object with sorted keys, so that scripts and tests can compare output.
+func printJSON(_ object: [String: Any]) {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]) else {
+        return
+    }
+    print(String(decoding: data, as: UTF8.self))
+}
