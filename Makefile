@@ -21,6 +21,8 @@ run: build
 test:
 	@scripts/ensure-deps test
 	$(SWIFT) build --build-tests
+	.build/debug/mamori policy check policies
+	.build/debug/mamori policy test policies
 	$(SWIFT) test --disable-xctest
 
 # Release build: the figures are about the code, not the debug runtime checks.

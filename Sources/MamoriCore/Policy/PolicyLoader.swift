@@ -92,6 +92,8 @@ struct PolicyAssembler {
     private var rules: [RawRule] = []
     private var constraints: [RawSeparation] = []
     private var settings: PolicySettings?
+    /// Files that were not even YAML: cross-file checks would only repeat their consequences.
+    private var unparsedFiles = 0
 
     struct RawAsset {
         let id: Located<String>
@@ -155,7 +157,12 @@ struct PolicyAssembler {
         files.append(file)
         var reader = YAMLReader(file: file)
         defer { diagnostics += reader.diagnostics }
-        guard let root = reader.parse(text) else { return }
+        let before = reader.diagnostics.count
+        guard let root = reader.parse(text) else {
+            // An empty file (or one of comments only) is fine; one that is not YAML is not.
+            if reader.diagnostics.count > before { unparsedFiles += 1 }
+            return
+        }
         guard let top = reader.mapping(root, what: "a policy file", allowed: Self.sections) else { return }
         for (name, entry) in top.sorted(by: { $0.key < $1.key }) {
             let items = name == "settings" ? [] : reader.list(entry.value, what: "'\(name)'")
@@ -548,6 +555,7 @@ struct PolicyAssembler {
     }
 
     mutating func finish(revision: String) -> (Policy?, [PolicyDiagnostic]) {
+        guard unparsedFiles == 0 else { return (nil, diagnostics) }
         if axes.isEmpty {
             // The guideline's usual levels, where a policy defines none.
             let origin = SourceLocation(file: files.first ?? "policy", line: 1, column: 1)
