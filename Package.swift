@@ -46,7 +46,8 @@ let package = Package(
         .executableTarget(
             name: "mamori-bench",
             dependencies: ["MamoriCore"],
-            path: "Benchmarks/MamoriBench"
+            path: "Benchmarks/MamoriBench",
+            exclude: ["cedar_bench.py"]
         ),
         .target(
             name: "MamoriTestSupport",

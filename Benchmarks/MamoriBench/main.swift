@@ -86,8 +86,14 @@ func benchmarkTOTP() throws {
 }
 
 do {
-    try benchmarkArgon2()
-    try benchmarkTOTP()
+    let only = CommandLine.arguments.dropFirst().first
+    if only == nil || only == "credentials" {
+        try benchmarkArgon2()
+        try benchmarkTOTP()
+    }
+    if only == nil || only == "policy" {
+        try PolicyBench.run(python: python)
+    }
 } catch {
     print("benchmark failed: \(error)")
     exit(1)

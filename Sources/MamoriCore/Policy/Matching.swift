@@ -72,44 +72,51 @@ enum ResourceMatcher {
     }
 }
 
-/// A set of roles as bits over the policy's role indices.
+/// A set of roles as bits over the policy's role indices. The first 64 roles live inline, so that
+/// a policy of town size decides without allocating for role sets; larger ones spill to an array.
 struct RoleSet: Sendable, Hashable {
-    private(set) var words: [UInt64]
+    private var first: UInt64 = 0
+    private var rest: [UInt64]
 
     init(capacity: Int) {
-        words = Array(repeating: 0, count: max(1, (capacity + 63) / 64))
+        rest = capacity > 64 ? Array(repeating: 0, count: (capacity - 1) / 64) : []
     }
 
     mutating func insert(_ index: Int) {
-        words[index >> 6] |= 1 << UInt64(index & 63)
+        if index < 64 { first |= 1 << UInt64(index) } else { rest[(index >> 6) - 1] |= 1 << UInt64(index & 63) }
     }
 
     func contains(_ index: Int) -> Bool {
-        words[index >> 6] & (1 << UInt64(index & 63)) != 0
+        index < 64 ? first & (1 << UInt64(index)) != 0 : rest[(index >> 6) - 1] & (1 << UInt64(index & 63)) != 0
     }
 
     mutating func formUnion(_ other: RoleSet) {
-        for index in words.indices { words[index] |= other.words[index] }
+        first |= other.first
+        for index in rest.indices { rest[index] |= other.rest[index] }
     }
 
     mutating func formIntersection(_ other: RoleSet) {
-        for index in words.indices { words[index] &= other.words[index] }
+        first &= other.first
+        for index in rest.indices { rest[index] &= other.rest[index] }
     }
 
     func intersects(_ other: RoleSet) -> Bool {
-        for index in words.indices where words[index] & other.words[index] != 0 { return true }
+        if first & other.first != 0 { return true }
+        for index in rest.indices where rest[index] & other.rest[index] != 0 { return true }
         return false
     }
 
     /// Calls `body` with each member's index, in ascending order.
     func forEach(_ body: (Int) -> Void) {
-        for (wordIndex, word) in words.enumerated() {
-            var remaining = word
-            while remaining != 0 {
-                let bit = remaining.trailingZeroBitCount
-                body(wordIndex << 6 | bit)
-                remaining &= remaining - 1
-            }
+        Self.forEachBit(of: first, offset: 0, body)
+        for (wordIndex, word) in rest.enumerated() { Self.forEachBit(of: word, offset: (wordIndex + 1) << 6, body) }
+    }
+
+    private static func forEachBit(of word: UInt64, offset: Int, _ body: (Int) -> Void) {
+        var remaining = word
+        while remaining != 0 {
+            body(offset | remaining.trailingZeroBitCount)
+            remaining &= remaining - 1
         }
     }
 }

@@ -16,13 +16,11 @@ final class CompiledPolicy: Sendable {
     let usableWithoutZone: RoleSet
     let zoneIndex: [String: Int]
     let assetIndex: [String: Int]
-    let assets: [Asset]
+    let assets: [CompiledAsset]
     let actionIndex: [String: Int]
     let byAction: [ActionRules]
-    /// Per rule: the roles it names, and its compiled patterns.
-    let ruleRoles: [RoleSet?]
-    let rulePatterns: [[GlobPattern]]
-    let ruleAssets: [Set<Int>]
+    /// The rules in evaluation form, in the policy's order (indices match `rules`).
+    let compiledRules: [CompiledRule]
 
     struct ActionRules: Sendable {
         /// Rules that list the asset explicitly, by asset index.
@@ -63,15 +61,21 @@ final class CompiledPolicy: Sendable {
         }
         for (index, role) in policy.roles.enumerated() where role.zones == nil { withoutZone.insert(index) }
         usableWithoutZone = withoutZone
-        assets = policy.assets
+        let axisIndex = Dictionary(policy.axes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let zoneIndex = self.zoneIndex
+        assets = policy.assets.map { asset in
+            CompiledAsset(
+                zone: zoneIndex[asset.zone] ?? 0, owner: asset.owner,
+                levels: policy.axes.map { asset.levels[$0.id] ?? -1 }, tags: asset.tags
+            )
+        }
         let assetIndex = Dictionary(policy.assets.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
         let actionIndex = Dictionary(policy.actions.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.assetIndex = assetIndex
         self.actionIndex = actionIndex
 
         var byAction = Array(repeating: ActionRules(), count: policy.actions.count)
-        var ruleRoles: [RoleSet?] = []
-        var ruleAssets: [Set<Int>] = []
+        var compiledRules: [CompiledRule] = []
         for (ruleNumber, rule) in policy.rules.enumerated() {
             let number = Int32(ruleNumber)
             let roles: RoleSet? = rule.roles.map { ids in
@@ -79,9 +83,11 @@ final class CompiledPolicy: Sendable {
                 ids.compactMap { roleIndex[$0] }.forEach { set.insert($0) }
                 return set
             }
-            ruleRoles.append(roles)
-            let listedAssets = Set(rule.resources.assets.compactMap { assetIndex[$0] })
-            ruleAssets.append(listedAssets)
+            let compiledRule = CompiledRule(
+                rule, roles: roles, assetIndex: assetIndex, zoneIndex: zoneIndex, axisIndex: axisIndex
+            )
+            compiledRules.append(compiledRule)
+            let listedAssets = compiledRule.listedAssets
             for actionId in rule.actions {
                 guard let action = actionIndex[actionId] else { continue }
                 for asset in listedAssets { byAction[action].byAsset[asset, default: []].append(number) }
@@ -95,9 +101,7 @@ final class CompiledPolicy: Sendable {
             }
         }
         self.byAction = byAction
-        self.ruleRoles = ruleRoles
-        self.ruleAssets = ruleAssets
-        rulePatterns = policy.rules.map { $0.resources.patterns.map(GlobPattern.init) }
+        self.compiledRules = compiledRules
     }
 }
 
@@ -144,46 +148,47 @@ public struct PolicyEngine: Sendable {
         let asset = policy.assetIndex[request.resource]
         let rules = policy.byAction[action]
 
-        var candidates: [Int32] = []
-        if let asset, let listed = rules.byAsset[asset] { candidates += listed }
-        candidates += rules.anyUser
-        effective.forEach { role in
-            if let forRole = rules.byRole[role] { candidates += forRole }
+        var context = EvaluationContext(
+            request: request, asset: asset.map { policy.assets[$0] }, zone: request.zone.flatMap { policy.zoneIndex[$0] },
+            settings: policy.settings
+        )
+        // Every rule that applied, with how; read back below to combine. Rules reachable through
+        // several roles are evaluated again, harmlessly, but recorded once.
+        var applied: [(rule: Int32, outcome: RuleOutcome)] = []
+        func consider(_ number: Int32) {
+            let rule = policy.compiledRules[Int(number)]
+            if let roles = rule.roles, !roles.intersects(effective) { return }
+            guard rule.selects(request.resource, asset: asset, assets: policy.assets) else { return }
+            let outcome = outcome(of: rule, &context)
+            if case .noMatch = outcome { return }
+            if applied.contains(where: { $0.rule == number }) { return }
+            applied.append((number, outcome))
         }
+        if let asset, let listed = rules.byAsset[asset] { listed.forEach(consider) }
+        rules.anyUser.forEach(consider)
+        effective.forEach { role in rules.byRole[role]?.forEach(consider) }
 
-        var context = EvaluationContext(request: request, asset: asset.map { policy.assets[$0] }, settings: policy.settings)
-        var matched: [Int32] = []
         var forbids: [Int32] = []
         var permits: [Int32] = []
         var liftingForbids: [Int32] = []
         var liftingFactors: Set<Factor> = []
         var stepUps: [(Int32, Set<Factor>)] = []
         var errors: [Int32] = []
-        for (position, number) in candidates.enumerated() {
-            // A rule can be reached by several roles; evaluate it once.
-            if candidates[..<position].contains(number) { continue }
-            let index = Int(number)
-            if let roles = policy.ruleRoles[index], !roles.intersects(effective) { continue }
-            guard resourceMatches(index, request.resource, asset) else { continue }
-            let rule = policy.rules[index]
-            switch outcome(of: rule, &context) {
+        for (number, outcome) in applied {
+            switch outcome {
             case .noMatch: continue
             case .match:
-                matched.append(number)
-                if rule.effect == .forbid { forbids.append(number) } else { permits.append(number) }
-            case .needsFactors(let missing):
-                matched.append(number)
-                stepUps.append((number, missing))
+                if policy.compiledRules[Int(number)].isForbid { forbids.append(number) } else { permits.append(number) }
+            case .needsFactors(let missing): stepUps.append((number, Bits.factorSet(missing)))
             case .liftedBy(let factors):
-                matched.append(number)
                 liftingForbids.append(number)
-                liftingFactors.formUnion(factors)
+                liftingFactors.formUnion(Bits.factorSet(factors))
             case .error(let message):
-                matched.append(number)
                 errors.append(number)
                 notes.append(.ruleError(number, message))
             }
         }
+        let matched = applied.map(\.rule)
 
         if !errors.isEmpty {
             return decision(.deny, deciding: errors, matched: matched, notes: notes)
@@ -215,35 +220,25 @@ public struct PolicyEngine: Sendable {
         )
     }
 
-    private func resourceMatches(_ index: Int, _ resource: String, _ asset: Int?) -> Bool {
-        let selector = compiled.rules[index].resources
-        if !selector.namesNothing {
-            let listed = asset.map { compiled.ruleAssets[index].contains($0) } ?? false
-            guard listed || compiled.rulePatterns[index].contains(where: { $0.matches(resource) }) else { return false }
-        }
-        guard selector.needsAsset else { return true }
-        // `where` tests describe registered assets; any other resource is simply not selected.
-        guard let asset else { return false }
-        return ResourceMatcher.selects(selector, asset: compiled.assets[asset])
-    }
-
     // MARK: Conditions
 
     private enum RuleOutcome {
         case noMatch, match
-        case needsFactors(Set<Factor>)
-        case liftedBy(Set<Factor>)
+        /// A permit lacking these factors (a mask).
+        case needsFactors(UInt8)
+        /// A forbid that these factors (a mask) would lift.
+        case liftedBy(UInt8)
         case error(String)
     }
 
     private enum ConditionOutcome {
         case holds, fails
-        case lacksFactors(Set<Factor>)
+        case lacksFactors(UInt8)
         case error(String)
     }
 
-    private func outcome(of rule: Rule, _ context: inout EvaluationContext) -> RuleOutcome {
-        var missingForPermit: Set<Factor> = []
+    private func outcome(of rule: CompiledRule, _ context: inout EvaluationContext) -> RuleOutcome {
+        var missingForPermit: UInt8 = 0
         switch check(rule.when, &context) {
         case .fails: return .noMatch
         case .error(let message): return .error(message)
@@ -256,42 +251,43 @@ public struct PolicyEngine: Sendable {
             case .fails: break
             case .error(let message): return .error(message)
             case .lacksFactors(let missing):
-                if rule.effect == .forbid { return .liftedBy(missing) }
+                if rule.isForbid { return .liftedBy(missing) }
             }
         }
-        return missingForPermit.isEmpty ? .match : .needsFactors(missingForPermit)
+        return missingForPermit == 0 ? .match : .needsFactors(missingForPermit)
     }
 
     /// Checks every condition given; a definite failure wins over an error, which wins over
     /// missing factors (a rule that fails on other grounds needs no step-up).
-    private func check(_ conditions: RuleConditions, _ context: inout EvaluationContext) -> ConditionOutcome {
+    private func check(_ conditions: CompiledConditions, _ context: inout EvaluationContext) -> ConditionOutcome {
         if conditions.isEmpty { return .holds }
         var error: String?
-        let request = context.request
         if let zones = conditions.zones {
-            if let zone = request.zone {
-                if !zones.contains(zone) { return .fails }
-            } else {
+            if context.request.zone == nil {
                 error = "the request names no zone"
+            } else if let zone = context.zone, zone < 64, zones & (1 << UInt64(zone)) != 0 {
+                // In one of the rule's zones.
+            } else {
+                return .fails
             }
         }
-        if let kinds = conditions.userKinds {
-            if let kind = request.kind {
-                if !kinds.contains(kind) { return .fails }
+        if conditions.userKinds != 0 {
+            if let kind = context.request.kind {
+                if conditions.userKinds & Bits.kind(kind) == 0 { return .fails }
             } else {
                 error = error ?? "the user's kind is not known"
             }
         }
-        if conditions.hours != nil || conditions.weekdays != nil {
+        if conditions.hours != nil || conditions.weekdays != 0 {
             if let local = context.localTime() {
                 if let hours = conditions.hours, !hours.contains(minute: local.minute) { return .fails }
-                if let days = conditions.weekdays, !days.contains(local.weekday) { return .fails }
+                if conditions.weekdays != 0, conditions.weekdays & (1 << UInt8(local.weekday - 1)) == 0 { return .fails }
             } else {
                 error = error ?? "the request carries no time"
             }
         }
         if conditions.sameOrganisation {
-            if let asset = context.asset, let organisation = request.organisation {
+            if let asset = context.asset, let organisation = context.request.organisation {
                 if asset.owner != organisation { return .fails }
             } else {
                 error = error ?? (context.asset == nil
@@ -300,11 +296,8 @@ public struct PolicyEngine: Sendable {
             }
         }
         if let error { return .error(error) }
-        if let required = conditions.factors {
-            let missing = required.subtracting(request.factors)
-            if !missing.isEmpty { return .lacksFactors(missing) }
-        }
-        return .holds
+        let missing = conditions.factors & ~context.factors
+        return missing == 0 ? .holds : .lacksFactors(missing)
     }
 
     // MARK: Grants
@@ -343,13 +336,19 @@ public struct PolicyEngine: Sendable {
 /// Per-request facts computed at most once, and only when a rule asks for them.
 private struct EvaluationContext {
     let request: AuthorizationRequest
-    let asset: Asset?
+    let asset: CompiledAsset?
+    /// The request's zone as an index; nil when absent or not in the policy.
+    let zone: Int?
+    /// The session's factors as a mask.
+    let factors: UInt8
     let settings: PolicySettings
     private var cachedLocalTime: (minute: Int, weekday: Int)??
 
-    init(request: AuthorizationRequest, asset: Asset?, settings: PolicySettings) {
+    init(request: AuthorizationRequest, asset: CompiledAsset?, zone: Int?, settings: PolicySettings) {
         self.request = request
         self.asset = asset
+        self.zone = zone
+        self.factors = Bits.factors(request.factors)
         self.settings = settings
     }
 
