@@ -1,51 +1,6 @@
 import Foundation
 import MamoriCore
 
-/// A request in plain values, from which both a Mamori request and a Cedar one are made.
-struct BenchRequest {
-    let user: String
-    let roles: [String]
-    let kind: String?
-    let organisation: String?
-    let zone: String?
-    let factors: [String]
-    /// Unix seconds.
-    let time: Double?
-    let action: String
-    let resource: String
-
-    var mamori: AuthorizationRequest {
-        AuthorizationRequest(
-            user: user, roles: roles, kind: kind.flatMap(UserKind.init(rawValue:)), organisation: organisation,
-            zone: zone, factors: Set(factors.compactMap(Factor.init(rawValue:))),
-            time: time.map { Date(timeIntervalSince1970: $0) }, action: action, resource: resource
-        )
-    }
-
-    init(
-        user: String, roles: [String], kind: String?, organisation: String?, zone: String?, factors: [String],
-        time: Double?, action: String, resource: String
-    ) {
-        self.user = user
-        self.roles = roles
-        self.kind = kind
-        self.organisation = organisation
-        self.zone = zone
-        self.factors = factors
-        self.time = time
-        self.action = action
-        self.resource = resource
-    }
-
-    init(_ request: AuthorizationRequest) {
-        self.init(
-            user: request.user, roles: request.roles, kind: request.kind?.rawValue, organisation: request.organisation,
-            zone: request.zone, factors: request.factors.map(\.rawValue).sorted(),
-            time: request.time?.timeIntervalSince1970, action: request.action, resource: request.resource
-        )
-    }
-}
-
 /// Writes a Mamori policy as an equivalent Cedar policy set, entity store and requests, so that
 /// the benchmark can ask Cedar the same questions. Cedar has no step-up: a Mamori step-up is a
 /// Cedar deny. Cedar skips a policy that errors where Mamori denies; the translation avoids
@@ -111,7 +66,7 @@ enum CedarTranslation {
 
     /// The entity store: roles with their parents, every asset with its attributes, every other
     /// resource the requests name, and one user per request holding its roles.
-    static func entities(_ policy: Policy, requests: [BenchRequest]) -> [[String: Any]] {
+    static func entities(_ policy: Policy, requests: [AuthorizationRequest]) -> [[String: Any]] {
         var entities: [[String: Any]] = policy.roles.map { role in
             ["uid": ["type": "Role", "id": role.id], "attrs": [String: Any](), "parents": role.inherits.map { ["type": "Role", "id": $0] }]
         }
@@ -128,7 +83,7 @@ enum CedarTranslation {
         }
         for (index, request) in requests.enumerated() {
             var attributes: [String: Any] = [:]
-            if let kind = request.kind { attributes["kind"] = kind }
+            if let kind = request.kind { attributes["kind"] = kind.rawValue }
             if let organisation = request.organisation { attributes["organisation"] = organisation }
             entities.append([
                 "uid": ["type": "User", "id": "request-\(index)"], "attrs": attributes,
@@ -139,11 +94,11 @@ enum CedarTranslation {
     }
 
     /// The requests, with the local minute and weekday computed for Cedar (which has no clock).
-    static func requests(_ requests: [BenchRequest], timeZone: TimeZone) -> [[String: Any]] {
+    static func requests(_ requests: [AuthorizationRequest], timeZone: TimeZone) -> [[String: Any]] {
         requests.enumerated().map { index, request in
-            var context: [String: Any] = ["zone": request.zone ?? "", "factors": request.factors]
+            var context: [String: Any] = ["zone": request.zone ?? "", "factors": request.factors.map(\.rawValue).sorted()]
             if let time = request.time {
-                let seconds = Int(time) + timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: time))
+                let seconds = Int(time.timeIntervalSince1970) + timeZone.secondsFromGMT(for: time)
                 let days = seconds / 86_400
                 context["minute"] = (seconds % 86_400) / 60
                 context["weekday"] = (days + 3) % 7 + 1

@@ -1,4 +1,5 @@
 import Foundation
+import MamoriCore
 
 /// Generates the large benchmark policy as YAML files: 1,000 roles in chains five deep, 10,000
 /// assets, 10,000 rules, and a mix of requests. Deterministic (a fixed-seed generator), so every
@@ -89,15 +90,15 @@ struct LargePolicy {
     }
 
     /// Requests for users holding one to three random roles, on random actions and assets.
-    static func requests(count: Int, time: Double) -> [BenchRequest] {
+    static func requests(count: Int, time: Date) -> [AuthorizationRequest] {
         var random = SeededGenerator(state: 42)
         return (0..<count).map { index in
-            BenchRequest(
+            AuthorizationRequest(
                 user: "user-\(index)",
                 roles: (0..<Int.random(in: 1...3, using: &random)).map { _ in role(Int.random(in: 0..<roleCount, using: &random)) },
-                kind: "staff", organisation: organisation(Int.random(in: 0..<organisationCount, using: &random)),
+                kind: .staff, organisation: organisation(Int.random(in: 0..<organisationCount, using: &random)),
                 zone: zones.randomElement(using: &random) ?? "lgwan",
-                factors: Int.random(in: 0..<2, using: &random) == 0 ? ["password"] : ["password", "totp"],
+                factors: Int.random(in: 0..<2, using: &random) == 0 ? [.password] : [.password, .totp],
                 time: time, action: action(Int.random(in: 0..<actionCount, using: &random)),
                 resource: asset(Int.random(in: 0..<assetCount, using: &random))
             )
