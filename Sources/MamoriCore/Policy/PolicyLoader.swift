@@ -62,7 +62,9 @@ public enum PolicyLoader {
         let (policy, diagnostics) = assembler.finish(revision: revision(of: files))
         let sorted = diagnostics.sorted { $0.location < $1.location }
         guard let policy, !sorted.contains(where: { $0.severity == .error }) else {
-            throw PolicyLoadError(diagnostics: sorted)
+            // Fail closed even if a path ever forgets to explain itself.
+            let fallback = PolicyDiagnostic(.error, at: SourceLocation(file: files.first?.name ?? "policy", line: 1, column: 1), "The policy could not be loaded.")
+            throw PolicyLoadError(diagnostics: sorted.contains { $0.severity == .error } ? sorted : sorted + [fallback])
         }
         return policy
     }
@@ -656,7 +658,7 @@ struct PolicyAssembler {
                 actions: Array(Set(expanded)).sorted(), resources: selector, when: Self.conditions(rule.when),
                 unless: rule.unless.map { Self.conditions($0) }, location: rule.location
             )
-            warnIfNeverMatches(checked, assets: checkedAssets, closures: closures)
+            warnIfNeverMatches(checked, assets: checkedAssets)
             checkedRules.append(checked)
         }
 
@@ -730,7 +732,7 @@ struct PolicyAssembler {
         return closures
     }
 
-    private mutating func warnIfNeverMatches(_ rule: Rule, assets: [Asset], closures: [String: Set<String>]) {
+    private mutating func warnIfNeverMatches(_ rule: Rule, assets: [Asset]) {
         let selector = rule.resources
         if selector.namesNothing && selector.needsAsset {
             let any = assets.contains { ResourceMatcher.selects(selector, asset: $0) }
@@ -743,6 +745,5 @@ struct PolicyAssembler {
             }
             if !usable { warning(rule.location, "The rule '\(rule.id)' can never match: none of its roles is usable in its zones.") }
         }
-        _ = closures
     }
 }
