@@ -14,9 +14,14 @@ build:
 	@scripts/ensure-deps build
 	$(SWIFT) build
 
-# Until the daemon exists, the main job is the operator's CLI: show what it offers.
+# The main job: mamorid on its development defaults (state in .mamori/, socket
+# .mamori/mamori.sock, the bundled policies/). Stop it with Ctrl-C.
 run: build
-	@.build/debug/mamori --help
+	@echo "mamorid: serving .mamori/mamori.sock with the policy in policies/ (Ctrl-C stops it)."
+	@echo "In another terminal, as root (the break-glass operator) or any user:"
+	@echo "  scripts/mamori-call '{\"op\":\"status\"}'"
+	@echo "See docs/protocol.md for every operation."
+	@.build/debug/mamorid
 
 test:
 	@scripts/ensure-deps test

@@ -14,12 +14,17 @@ let package = Package(
     name: "Mamori",
     products: [
         .executable(name: "mamori", targets: ["mamori"]),
+        .executable(name: "mamorid", targets: ["mamorid"]),
         .library(name: "MamoriCore", targets: ["MamoriCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libargon2 from Debian's libargon2-dev: the reference implementation, not a re-write.
@@ -34,6 +39,33 @@ let package = Package(
                 "CArgon2",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(name: "MamoriProtocol"),
+        .target(
+            name: "MamoriStore",
+            dependencies: ["MamoriCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "MamoriServer",
+            dependencies: [
+                "MamoriCore", "MamoriStore", "MamoriProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "mamorid",
+            dependencies: [
+                "MamoriServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -56,6 +88,10 @@ let package = Package(
         .testTarget(
             name: "MamoriCoreTests",
             dependencies: ["MamoriCore", "MamoriTestSupport"]
+        ),
+        .testTarget(
+            name: "MamoriServerTests",
+            dependencies: ["mamorid", "MamoriCore", "MamoriTestSupport"]
         ),
         .testTarget(
             name: "MamoriCLITests",

@@ -13,6 +13,7 @@ public struct ProcessResult: Sendable {
 /// Why a helper could not run a process at all.
 public struct SubprocessError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Runs real programs for tests: the built `mamori`, and peers such as `oathtool`, `argon2` and

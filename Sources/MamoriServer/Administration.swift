@@ -1,0 +1,276 @@
+import Foundation
+import MamoriCore
+import MamoriProtocol
+import MamoriStore
+
+/// The administrative operations behind the `mamori` CLI. Each is authorised by the policy engine
+/// for the caller and recorded in the audit chain in the same transaction as the change.
+extension MamoriService {
+    private func userResource(_ name: String) -> String { "mamori:users/\(name)" }
+
+    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totp: TOTPRecord?) -> [String: JSONValue] {
+        let formatter = ISO8601DateFormatter()
+        return [
+            "user": .string(user.name), "display_name": .string(user.displayName), "kind": .string(user.kind.rawValue),
+            "organisation": user.organisation.map { .string($0) } ?? .null, "disabled": .bool(user.disabled),
+            "created_at": .string(formatter.string(from: user.createdAt)),
+            "last_login_at": user.lastLoginAt.map { .string(formatter.string(from: $0)) } ?? .null,
+            "must_change_password": .bool(user.mustChangePassword), "has_password": .bool(user.passwordHash != nil),
+            "totp": .string(totp == nil ? "none" : (totp?.confirmed == true ? "confirmed" : "pending")),
+            "locked": .bool(locked),
+            "roles": .array(roles.map(assignmentJSON)),
+        ]
+    }
+
+    private func assignmentJSON(_ assignment: AssignmentRecord) -> JSONValue {
+        let formatter = ISO8601DateFormatter()
+        return .object([
+            "user": .string(assignment.user), "role": .string(assignment.role), "granted_by": .string(assignment.grantedBy),
+            "granted_at": .string(formatter.string(from: assignment.grantedAt)),
+            "expires_at": assignment.expiresAt.map { .string(formatter.string(from: $0)) } ?? .null,
+            "current": .bool(assignment.isCurrent(at: Date())),
+        ])
+    }
+
+    func addUser(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let request = context.request
+        let name = try Self.userName(request)
+        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        let kindText = try request.optionalString("kind", maximumLength: 32) ?? UserKind.staff.rawValue
+        guard let kind = UserKind(rawValue: kindText) else {
+            throw WireError(.badRequest, "The kind must be one of \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        let organisation = try request.optionalString("organisation", maximumLength: 128)
+        if let organisation, !context.engine.policy.organisations.isEmpty,
+            !context.engine.policy.organisations.contains(where: { $0.id == organisation })
+        {
+            throw WireError(.invalid, "The organisation '\(organisation)' is not in the policy.")
+        }
+        let user = UserRecord(
+            name: name, displayName: try request.optionalString("display_name", maximumLength: 256) ?? name, kind: kind,
+            organisation: organisation, createdAt: context.now
+        )
+        try await store.addUser(user, audit: audit(
+            context, event: "user.add", target: name, outcome: "success",
+            detail: ["kind": kind.rawValue, "organisation": organisation ?? ""]
+        ))
+        return describe(user, roles: [], locked: false, totp: nil)
+    }
+
+    func showUser(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        if context.caller.name != name || context.caller.isRoot {
+            try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        }
+        guard let user = try await store.user(named: name) else { throw WireError(.notFound, "There is no user '\(name)'.") }
+        let locked = try await store.failures(of: name)?.isLocked(at: context.now) ?? false
+        return describe(user, roles: try await store.assignments(of: name), locked: locked, totp: try await store.totp(of: name))
+    }
+
+    func listUsers(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
+        let assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
+        var users: [JSONValue] = []
+        for user in try await store.users() {
+            let locked = try await store.failures(of: user.name)?.isLocked(at: context.now) ?? false
+            users.append(.object(describe(user, roles: assignments[user.name] ?? [], locked: locked, totp: try await store.totp(of: user.name))))
+        }
+        return ["users": .array(users)]
+    }
+
+    func setDisabled(_ context: RequestContext, _ disabled: Bool) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        try await store.setDisabled(name, disabled, audit: audit(
+            context, event: disabled ? "user.disable" : "user.enable", target: name, outcome: "success"
+        ))
+        return ["user": .string(name), "disabled": .bool(disabled)]
+    }
+
+    func removeUser(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        try await store.removeUser(name, audit: audit(context, event: "user.remove", target: name, outcome: "success"))
+        return ["user": .string(name), "removed": .bool(true)]
+    }
+
+    /// Sets a temporary password: the next login must change it.
+    func setTemporaryPassword(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let request = context.request
+        let name = try Self.userName(request)
+        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        let password = Array(try request.string("password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
+        let hash = try await runArgon2 { try hasher.hash(password) }
+        try await store.setPassword(name, hash: hash, mustChange: true, audit: audit(
+            context, event: "user.passwd", target: name, outcome: "success", detail: ["temporary": "yes"]
+        ))
+        return ["user": .string(name), "must_change_password": .bool(true)]
+    }
+
+    /// Changes one's own password: the old one must verify; the new one must differ and be at
+    /// least 8 bytes.
+    func changePassword(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let request = context.request
+        let name = try Self.userName(request)
+        try await requireSelfOrPermission(context, user: name)
+        let old = Array(try request.string("old_password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
+        let new = Array(try request.string("new_password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
+        guard new.count >= 8 else { throw WireError(.invalid, "The new password must be at least 8 bytes long.") }
+        guard !constantTimeEquals(old, new) else { throw WireError(.invalid, "The new password must differ from the old one.") }
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
+        let stored = try await store.user(named: name)?.passwordHash
+        let matches = try await runArgon2 {
+            if let stored { return (try? hasher.verify(old, against: stored)) ?? false }
+            return try hasher.dummyVerify(old)
+        }
+        guard matches else {
+            try await store.appendAudit(audit(context, event: "password.change", target: name, outcome: "failure"))
+            throw WireError(.authenticationFailed, "Authentication failed.")
+        }
+        let hash = try await runArgon2 { try hasher.hash(new) }
+        try await store.setPassword(name, hash: hash, mustChange: false, audit: audit(
+            context, event: "password.change", target: name, outcome: "success"
+        ))
+        return ["user": .string(name), "must_change_password": .bool(false)]
+    }
+
+    func unlock(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.account.unlock", resource: userResource(name))
+        try await store.unlock(name, audit: audit(context, event: "user.unlock", target: name, outcome: "success"))
+        return ["user": .string(name), "locked": .bool(false)]
+    }
+
+    func userRoles(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        if context.caller.name != name || context.caller.isRoot {
+            try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        }
+        let assignments = try await store.assignments(of: name)
+        return ["user": .string(name), "roles": .array(assignments.map(assignmentJSON))]
+    }
+
+    // MARK: Second factors
+
+    /// Makes a new TOTP seed, stores it sealed and unconfirmed, and returns it once (with the key
+    /// URI) so that it can be shown to its owner.
+    func beginEnrolment(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        let parameters = context.engine.policy.settings.totp
+        let seed = TOTP.generateSecret(for: parameters.algorithm)
+        let record = TOTPRecord(user: name, sealedSeed: try cipher.seal(seed, for: name), parameters: parameters, createdAt: context.now)
+        try await store.beginTOTP(record, audit: audit(context, event: "totp.enroll.begin", target: name, outcome: "success"))
+        let uri = try OTPAuthURI(issuer: configuration.issuer, account: name, secret: seed, parameters: parameters)
+        return [
+            "user": .string(name), "secret": .string(Base32.encode(seed)), "uri": .string(uri.uri),
+            "algorithm": .string(parameters.algorithm.rawValue), "digits": .number(Double(parameters.digits)),
+            "period": .number(Double(parameters.period)),
+        ]
+    }
+
+    /// Confirms an enrolment with a first code from the device.
+    func confirmEnrolment(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        let code = try context.request.string("code", maximumLength: 64)
+        guard let record = try await store.totp(of: name) else { throw WireError(.notFound, "'\(name)' has no TOTP enrolment to confirm.") }
+        guard !record.confirmed else { throw WireError(.conflict, "'\(name)' has a confirmed TOTP device already; reset it first.") }
+        let totp = try TOTP(secret: try cipher.open(record.sealedSeed, for: name), parameters: record.parameters)
+        guard case .accepted(let step) = totp.verify(code, at: context.now, window: context.engine.policy.settings.totpWindow) else {
+            try await store.appendAudit(audit(context, event: "totp.enroll.confirm", target: name, outcome: "failure"))
+            throw WireError(.invalid, "The code does not match; check the device's clock and try the next code.")
+        }
+        try await store.confirmTOTP(name, step: step, audit: audit(context, event: "totp.enroll.confirm", target: name, outcome: "success"))
+        return ["user": .string(name), "confirmed": .bool(true)]
+    }
+
+    func resetTOTP(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        try await store.resetTOTP(name, audit: audit(context, event: "totp.reset", target: name, outcome: "success"))
+        return ["user": .string(name), "totp": .string("none")]
+    }
+
+    /// Issues a new set of recovery codes, replacing the old; the codes are in this reply only.
+    func issueRecoveryCodes(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        guard try await store.user(named: name) != nil else { throw WireError(.notFound, "There is no user '\(name)'.") }
+        let count = try context.request.optionalInteger("count") ?? RecoveryCodes.defaultCount
+        guard (1...20).contains(count) else { throw WireError(.badRequest, "The count must be from 1 to 20.") }
+        let issued = RecoveryCodes.generate(count: count)
+        try await store.replaceRecoveryCodes(name, with: issued.map(\.stored), audit: audit(
+            context, event: "recovery.issue", target: name, outcome: "success", detail: ["count": "\(count)"]
+        ))
+        return ["user": .string(name), "codes": .array(issued.map { .string($0.formatted) })]
+    }
+
+    // MARK: Roles
+
+    func grant(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let request = context.request
+        let name = try Self.userName(request)
+        let role = try request.string("role", maximumLength: 128)
+        try await requirePermission(context, action: "mamori.role.grant", resource: "mamori:roles/\(role)")
+        var expires: Date?
+        if let until = try request.optionalString("until", maximumLength: 64) {
+            guard let date = ISO8601DateFormatter().date(from: until) ?? Self.day(until) else {
+                throw WireError(.badRequest, "\"until\" is a date (2027-03-31) or an ISO 8601 time with offset.")
+            }
+            guard date > context.now else { throw WireError(.invalid, "\"until\" is in the past.") }
+            expires = date
+        }
+        guard try await store.user(named: name) != nil else { throw WireError(.notFound, "There is no user '\(name)'.") }
+        let held = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
+        let holders = try await store.holderCount(of: role, at: context.now)
+        let violations = context.engine.checkGrant(role: role, to: held, holders: holders)
+        guard violations.isEmpty else {
+            try await store.appendAudit(audit(
+                context, event: "role.grant", target: name, outcome: "denied",
+                detail: ["role": role, "violations": violations.map(\.description).joined(separator: " ")]
+            ))
+            throw WireError(.invalid, "The role '\(role)' cannot be granted to \(name): " + violations.map(\.description).joined(separator: " "))
+        }
+        let assignment = AssignmentRecord(user: name, role: role, grantedBy: context.caller.label, grantedAt: context.now, expiresAt: expires)
+        try await store.grant(assignment, audit: audit(
+            context, event: "role.grant", target: name, outcome: "success",
+            detail: ["role": role, "until": expires.map { ISO8601DateFormatter().string(from: $0) } ?? ""]
+        ))
+        return ["assignment": assignmentJSON(assignment)]
+    }
+
+    /// The start of a calendar day in the policy's time zone, for "until: 2027-03-31" (the
+    /// assignment ends when that day ends).
+    static func day(_ text: String) -> Date? {
+        let parts = text.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3 else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Tokyo") ?? .current
+        guard let start = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])) else { return nil }
+        return start.addingTimeInterval(86_400)
+    }
+
+    func revoke(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let name = try Self.userName(context.request)
+        let role = try context.request.string("role", maximumLength: 128)
+        try await requirePermission(context, action: "mamori.role.revoke", resource: "mamori:roles/\(role)")
+        try await store.revoke(name, role: role, audit: audit(context, event: "role.revoke", target: name, outcome: "success", detail: ["role": role]))
+        return ["user": .string(name), "role": .string(role), "revoked": .bool(true)]
+    }
+
+    func listRoles(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
+        let assignments = try await store.allAssignments()
+        let roles: [JSONValue] = context.engine.policy.roles.map { role in
+            let holders = assignments.filter { $0.role == role.id && $0.isCurrent(at: context.now) }.map(\.user)
+            return .object([
+                "role": .string(role.id), "title": .string(role.title), "privileged": .bool(role.privileged),
+                "max_holders": role.maxHolders.map { .number(Double($0)) } ?? .null,
+                "inherits": .array(role.inherits.map { .string($0) }), "holders": .array(holders.map { .string($0) }),
+            ])
+        }
+        return ["roles": .array(roles)]
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// `struct ucred` from <sys/socket.h>: Glibc hides it from Swift (it needs _GNU_SOURCE), so it is
+/// mirrored here with the same layout (three 32-bit fields).
+struct PeerCredentials: Sendable {
+    var pid: pid_t = 0
+    var uid: uid_t = 0
+    var gid: gid_t = 0
+}
+
+/// Who is on the other end of a connection, from the kernel's peer credentials.
+struct Caller: Sendable {
+    let uid: UInt32
+    let pid: Int32
+    /// The Unix login name of `uid`, or nil when the password database has none.
+    let name: String?
+
+    var isRoot: Bool { uid == 0 }
+
+    /// Names the caller for logs and audit entries.
+    var label: String { name ?? "uid:\(uid)" }
+
+    init(credentials: PeerCredentials) {
+        uid = credentials.uid
+        pid = credentials.pid
+        name = Self.loginName(of: credentials.uid)
+    }
+
+    init(uid: UInt32, pid: Int32, name: String?) {
+        self.uid = uid
+        self.pid = pid
+        self.name = name
+    }
+
+    /// The login name of `uid` from the password database (getpwuid_r: thread-safe).
+    static func loginName(of uid: uid_t) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let status = getpwuid_r(uid, &entry, &buffer, buffer.count, &result)
+        guard status == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+}

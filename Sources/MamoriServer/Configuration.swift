@@ -1,0 +1,92 @@
+import Foundation
+internal import Yams
+
+/// The daemon's configuration (`--config FILE`, YAML). Every key is optional; the defaults serve
+/// development from the repository's root: state in `.mamori/`, the socket in it, `policies/`.
+public struct DaemonConfiguration: Sendable, Hashable {
+    /// Where the database and key file live; created 0700 if missing.
+    public var stateDirectory: String = ".mamori"
+    /// The Unix socket's path.
+    public var socketPath: String = ".mamori/mamori.sock"
+    /// The policy folder.
+    public var policyDirectory: String = "policies"
+    /// The zone this terminal belongs to.
+    public var zone: String = "mynumber"
+    /// This terminal's id, for audit entries and `login` decisions.
+    public var terminal: String = ProcessInfo.processInfo.hostName
+    /// Threads that run Argon2; each runs one hash at a time.
+    public var argon2Workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Authentications that may wait for a worker; past this, `busy`.
+    public var argon2Queue: Int = 64
+    /// Connections open at once; past this, new ones are answered `busy` and closed.
+    public var maximumConnections: Int = 256
+    /// Seconds a connection may stay silent before it is closed.
+    public var idleTimeoutSeconds: Int = 300
+    /// Event-loop threads.
+    public var eventLoopThreads: Int = 1
+    /// The TOTP issuer shown in authenticator apps.
+    public var issuer: String = "Mamori"
+    /// trace, debug, info, notice, warning, error or critical.
+    public var logLevel: String = "info"
+
+    public init() {}
+
+    static let keys = [
+        "state-directory", "socket", "policies", "zone", "terminal", "argon2-workers", "argon2-queue",
+        "maximum-connections", "idle-timeout-seconds", "event-loop-threads", "issuer", "log-level",
+    ]
+
+    /// Reads a configuration file; unknown keys and wrong types are errors naming the line.
+    public init(file path: String) throws(ConfigurationError) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError("\(path): the configuration file cannot be read.")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw ConfigurationError("\(path): this is not valid YAML.")
+        }
+        self.init()
+        guard let node else { return }
+        guard case .mapping(let mapping) = node else {
+            throw ConfigurationError("\(path): the configuration must be a mapping of keys to values.")
+        }
+        for (key, value) in mapping {
+            let name = key.string ?? ""
+            let line = key.mark?.line ?? 1
+            func text() throws(ConfigurationError) -> String {
+                guard case .scalar(let scalar) = value, !scalar.string.isEmpty else {
+                    throw ConfigurationError("\(path):\(line): '\(name)' must be a single value.")
+                }
+                return scalar.string
+            }
+            func number(_ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+                guard let number = value.int, range.contains(number) else {
+                    throw ConfigurationError("\(path):\(line): '\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+                }
+                return number
+            }
+            switch name {
+            case "state-directory": stateDirectory = try text()
+            case "socket": socketPath = try text()
+            case "policies": policyDirectory = try text()
+            case "zone": zone = try text()
+            case "terminal": terminal = try text()
+            case "argon2-workers": argon2Workers = try number(1...256)
+            case "argon2-queue": argon2Queue = try number(0...100_000)
+            case "maximum-connections": maximumConnections = try number(1...100_000)
+            case "idle-timeout-seconds": idleTimeoutSeconds = try number(1...86_400)
+            case "event-loop-threads": eventLoopThreads = try number(1...64)
+            case "issuer": issuer = try text()
+            case "log-level": logLevel = try text()
+            default:
+                throw ConfigurationError("\(path):\(line): unknown key '\(name)'; keys are \(Self.keys.joined(separator: ", ")).")
+            }
+        }
+    }
+}
+
+/// A configuration or start-up problem, as one sentence for the operator.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,116 @@
+public import Logging
+import Foundation
+import MamoriCore
+import MamoriProtocol
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import UnixSignals
+
+/// Counts requests being worked on, so that shutdown can wait for them.
+final class InFlightCounter: Sendable {
+    private let count = NIOLockedValueBox(0)
+    func enter() { count.withLockedValue { $0 += 1 } }
+    func leave() { count.withLockedValue { $0 -= 1 } }
+    var value: Int { count.withLockedValue { $0 } }
+}
+
+/// mamorid as a `Service`: serves the Unix socket until graceful shutdown (SIGTERM, SIGINT),
+/// reloads the policy on SIGHUP, then finishes requests in flight and removes the socket.
+public final class MamoriDaemon: Service, Sendable {
+    private let configuration: DaemonConfiguration
+    private let service: MamoriService
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let inFlight = InFlightCounter()
+    private let connections = NIOLockedValueBox(0)
+
+    /// Prepares the state folder, opens the store and loads the policy; throws, with a sentence
+    /// for the operator, when any of them is unusable.
+    public init(configuration: DaemonConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        service = try MamoriService(configuration: configuration, logger: logger)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+    }
+
+    public func run() async throws {
+        let channel = try await bind()
+        logger.notice(
+            "mamorid serving",
+            metadata: [
+                "socket": "\(configuration.socketPath)", "zone": "\(configuration.zone)",
+                "terminal": "\(configuration.terminal)", "policy": "\(service.engine.revision)",
+            ]
+        )
+        let service = self.service
+        let logger = self.logger
+        let reloader = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                do {
+                    _ = try await service.reload(actor: nil)
+                } catch {
+                    logger.error("SIGHUP reload failed; the old policy stays")
+                }
+            }
+        }
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+        reloader.cancel()
+        // Finish what is in flight (bounded), then stop.
+        for _ in 0..<500 where inFlight.value > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        try? await group.shutdownGracefully()
+        await self.service.shutdown()
+        unlink(configuration.socketPath)
+        logger.notice("mamorid stopped")
+    }
+
+    private func bind() async throws -> any Channel {
+        let service = self.service
+        let inFlight = self.inFlight
+        let connections = self.connections
+        let maximum = configuration.maximumConnections
+        let idle = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                let admitted = connections.withLockedValue { count in
+                    guard count < maximum else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else {
+                    let reply = WireReply.failure(WireError(.busy, "Too many connections; try again shortly."))
+                    return channel.writeAndFlush(channel.allocator.buffer(bytes: reply)).flatMap { channel.close() }
+                }
+                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
+                return Self.peerCredentials(of: channel).flatMapThrowing { credentials in
+                    let caller = Caller(credentials: credentials)
+                    logger.debug("connection", metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)"])
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(readTimeout: idle),
+                        ByteToMessageHandler(LineDecoder(maximumLength: WireLimits.maximumLineLength)),
+                        RequestHandler(service: service, caller: caller, inFlight: inFlight),
+                    ])
+                }
+            }
+        let socketPath = configuration.socketPath
+        let channel = try await bootstrap.bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).get()
+        // Anyone may connect; what each caller may do is decided per request from its credentials.
+        chmod(socketPath, 0o666)
+        return channel
+    }
+
+    /// Reads SO_PEERCRED: the kernel's word for who connected, which the caller cannot forge.
+    private static func peerCredentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        return provider.unsafeGetSocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+    }
+}

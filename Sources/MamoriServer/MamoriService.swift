@@ -1,0 +1,295 @@
+import Foundation
+import Logging
+import MamoriCore
+import MamoriProtocol
+import MamoriStore
+import NIOConcurrencyHelpers
+
+/// What the daemon does with each request: parse, authorise the caller with the policy engine,
+/// act on the store, record the act in the audit chain, reply. No socket code lives here.
+///
+/// Secrets (passwords, codes, seeds, recovery codes, tickets) never reach a log line, an error or
+/// a reply, except the replies that hand a new secret to its owner: `totp.enroll.begin` and
+/// `recovery.issue`.
+final class MamoriService: Sendable {
+    let configuration: DaemonConfiguration
+    let store: Store
+    let logger: Logger
+    let startedAt = Date()
+    let cipher: SeedCipher
+    let argonPool: Argon2Pool
+    private let engineBox: NIOLockedValueBox<PolicyEngine>
+    let tickets = NIOLockedValueBox<[String: Ticket]>([:])
+
+    /// A successful authentication waiting for `session.open`.
+    struct Ticket {
+        let user: String
+        let factors: Set<Factor>
+        let expires: Date
+    }
+
+    /// How long a ticket from `authenticate` stays valid for `session.open`.
+    static let ticketLifetime: TimeInterval = 300
+
+    init(configuration: DaemonConfiguration, logger: Logger) throws(ConfigurationError) {
+        self.configuration = configuration
+        self.logger = logger
+        let key = try StateFolder.prepare(configuration.stateDirectory)
+        do {
+            cipher = try SeedCipher(key: key)
+        } catch {
+            throw ConfigurationError(error.message)
+        }
+        do {
+            store = try Store(path: configuration.stateDirectory + "/" + StateFolder.databaseName)
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        try StateFolder.checkOwnership(configuration.stateDirectory + "/" + StateFolder.databaseName, what: "database")
+        let policy: Policy
+        do {
+            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
+        } catch {
+            throw ConfigurationError("The policy in \(configuration.policyDirectory) is invalid:\n\(error)")
+        }
+        guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
+            throw ConfigurationError("The zone '\(configuration.zone)' is not in the policy (zones: \(policy.zones.map(\.id).joined(separator: ", "))).")
+        }
+        engineBox = NIOLockedValueBox(PolicyEngine(policy: policy))
+        argonPool = Argon2Pool(workers: configuration.argon2Workers, queue: configuration.argon2Queue)
+    }
+
+    var engine: PolicyEngine { engineBox.withLockedValue { $0 } }
+
+    func shutdown() async {
+        await argonPool.shutdown()
+    }
+
+    // MARK: Requests
+
+    /// Answers one request line. Never throws: every failure becomes an error reply.
+    func handle(line: [UInt8], caller: Caller) async -> [UInt8] {
+        let request: WireRequest
+        do {
+            request = try WireRequest(line: line)
+        } catch {
+            return WireReply.failure(error)
+        }
+        do {
+            let fields = try await dispatch(request, caller: caller)
+            logger.debug("request served", metadata: ["op": "\(request.op)", "uid": "\(caller.uid)"])
+            return WireReply.success(fields, id: request.id)
+        } catch {
+            let failure = Self.wireError(error, id: request.id)
+            logger.info(
+                "request refused",
+                metadata: ["op": "\(request.op)", "uid": "\(caller.uid)", "code": "\(failure.code.rawValue)"]
+            )
+            return WireReply.failure(failure, id: request.id)
+        }
+    }
+
+    /// Maps any failure to a code and a safe message; unexpected errors say nothing specific.
+    static func wireError(_ error: any Error, id: JSONValue?) -> WireError {
+        switch error {
+        case let error as WireError: return WireError(error.code, error.message, id: id)
+        case let error as StoreError:
+            switch error.code {
+            case .notFound: return WireError(.notFound, error.message, id: id)
+            case .conflict: return WireError(.conflict, error.message, id: id)
+            case .storage: return WireError(.internal, "The daemon could not record the change; nothing was done.", id: id)
+            }
+        case let error as PasswordError: return WireError(.invalid, error.message, id: id)
+        case let error as OTPError: return WireError(.invalid, error.message, id: id)
+        case is Argon2Pool.Busy: return WireError(.busy, "Too many authentications are in progress; try again shortly.", id: id)
+        default: return WireError(.internal, "The daemon could not complete the request.", id: id)
+        }
+    }
+
+    private func dispatch(_ request: WireRequest, caller: Caller) async throws -> [String: JSONValue] {
+        let context = RequestContext(request: request, caller: caller, now: Date(), engine: engine)
+        switch request.op {
+        case "status": return try await status(context)
+        case "authenticate": return try await authenticate(context)
+        case "account": return try await account(context)
+        case "session.open": return try await openSession(context)
+        case "session.close": return try await closeSession(context)
+        case "authorize": return try await authorize(context)
+        case "user.add": return try await addUser(context)
+        case "user.show": return try await showUser(context)
+        case "user.list": return try await listUsers(context)
+        case "user.disable", "user.enable": return try await setDisabled(context, request.op == "user.disable")
+        case "user.remove": return try await removeUser(context)
+        case "user.passwd": return try await setTemporaryPassword(context)
+        case "user.unlock": return try await unlock(context)
+        case "user.roles": return try await userRoles(context)
+        case "password.change": return try await changePassword(context)
+        case "totp.enroll.begin": return try await beginEnrolment(context)
+        case "totp.enroll.confirm": return try await confirmEnrolment(context)
+        case "totp.reset": return try await resetTOTP(context)
+        case "recovery.issue": return try await issueRecoveryCodes(context)
+        case "role.grant": return try await grant(context)
+        case "role.revoke": return try await revoke(context)
+        case "role.list": return try await listRoles(context)
+        case "policy.reload": return try await reloadPolicy(context)
+        case "policy.status": return try await policyStatus(context)
+        default:
+            throw WireError(.unknownOperation, "There is no operation '\(request.op.prefix(64))'; see docs/protocol.md.")
+        }
+    }
+
+    struct RequestContext {
+        let request: WireRequest
+        let caller: Caller
+        let now: Date
+        let engine: PolicyEngine
+    }
+
+    // MARK: Audit and authorisation
+
+    func audit(
+        _ context: RequestContext, event: String, target: String, outcome: String, detail: [String: String] = [:]
+    ) -> AuditEntry {
+        AuditEntry(
+            time: context.now, actorUID: Int(context.caller.uid), actor: context.caller.label, event: event, target: target,
+            outcome: outcome, detail: detail, terminal: configuration.terminal, zone: configuration.zone,
+            policyRevision: context.engine.revision
+        )
+    }
+
+    /// The engine's request for `name` as subject: current roles, kind, organisation, and the
+    /// factors of `sessionID` when it is that user's open session.
+    func subject(
+        _ name: String, action: String, resource: String, sessionID: String?, context: RequestContext
+    ) async throws -> AuthorizationRequest {
+        let user = try await store.user(named: name)
+        var roles: [String] = []
+        if let user, !user.disabled {
+            roles = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
+        }
+        var factors: Set<Factor> = []
+        if let sessionID, let session = try await store.session(sessionID), session.user == name, session.isOpen(at: context.now) {
+            factors = session.factors
+        }
+        return AuthorizationRequest(
+            user: name, roles: roles, kind: user?.kind, organisation: user?.organisation, zone: configuration.zone,
+            factors: factors, time: context.now, action: action, resource: resource
+        )
+    }
+
+    /// Lets the request through if the policy permits the caller `action` on `resource` (root
+    /// always, and logged); otherwise records the denial and throws `denied` or `step_up_required`.
+    func requirePermission(_ context: RequestContext, action: String, resource: String) async throws {
+        if context.caller.isRoot {
+            logger.notice("root acts", metadata: ["op": "\(context.request.op)", "resource": "\(resource)"])
+            return
+        }
+        let request = try await subject(
+            context.caller.label, action: action, resource: resource,
+            sessionID: try context.request.optionalString("session", maximumLength: 128), context: context
+        )
+        let decision = context.engine.evaluate(request)
+        if decision.isAllowed { return }
+        try await store.appendAudit(audit(
+            context, event: "decision.deny", target: resource, outcome: "denied",
+            detail: ["action": action, "effect": decision.effect.rawValue, "rules": decision.decidingRules.joined(separator: ",")]
+        ))
+        let rules = decision.decidingRules.isEmpty ? "no rule permits it" : "rule \(decision.decidingRules.joined(separator: ", "))"
+        if decision.effect == .stepUp {
+            throw WireError(
+                .stepUpRequired,
+                "Step up: your user \(context.caller.label) may \(action) on \(resource) only in a session with "
+                    + "\(decision.missingFactors.map(\.rawValue).joined(separator: " and ")) (\(rules)); pass your MAMORI_SESSION."
+            )
+        }
+        throw WireError(.denied, "Permission denied: your user \(context.caller.label) may not \(action) on \(resource) (\(rules)).")
+    }
+
+    /// For operations about a user (authenticate, account, sessions): root, the user themself,
+    /// or a caller the policy lets `mamori.authenticate` on that user.
+    func requireSelfOrPermission(_ context: RequestContext, user: String) async throws {
+        if context.caller.name == user && !context.caller.isRoot { return }
+        try await requirePermission(context, action: "mamori.authenticate", resource: "mamori:users/\(user)")
+    }
+
+    static func userName(_ request: WireRequest, field: String = "user") throws -> String {
+        let name = try request.string(field, maximumLength: 64)
+        // Unix login names: letters, digits, '.', '_', '-'; not starting with '-'.
+        let valid = !name.hasPrefix("-") && name.unicodeScalars.allSatisfy {
+            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))
+        }
+        guard valid else {
+            throw WireError(.badRequest, "A user name has only ASCII letters, digits, '.', '_' and '-', and does not start with '-'.")
+        }
+        return name
+    }
+
+    // MARK: status and policy
+
+    private func status(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
+        let counts = try await store.counts(at: context.now)
+        return [
+            "version": .string(MamoriVersion.current), "protocol": .number(Double(WireLimits.protocolVersion)),
+            "zone": .string(configuration.zone), "terminal": .string(configuration.terminal),
+            "policy_revision": .string(context.engine.revision),
+            "uptime_seconds": .number(context.now.timeIntervalSince(startedAt).rounded(.down)),
+            "counts": .object(counts.mapValues { .number(Double($0)) }),
+        ]
+    }
+
+    private func policyStatus(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
+        let policy = context.engine.policy
+        return [
+            "revision": .string(policy.revision), "directory": .string(configuration.policyDirectory),
+            "files": .array(policy.files.map { .string($0) }),
+            "counts": .object([
+                "zones": .number(Double(policy.zones.count)), "assets": .number(Double(policy.assets.count)),
+                "roles": .number(Double(policy.roles.count)), "rules": .number(Double(policy.rules.count)),
+            ]),
+            "warnings": .array(policy.warnings.map { .string($0.description) }),
+        ]
+    }
+
+    private func reloadPolicy(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.policy.reload", resource: "mamori:policy")
+        let (old, new) = try await reload(actor: context)
+        return ["previous_revision": .string(old), "revision": .string(new)]
+    }
+
+    /// Loads the policy folder again and swaps it in whole, or keeps the old one on any error.
+    /// Used by `policy.reload` and SIGHUP (`context` nil: the daemon itself).
+    func reload(actor context: RequestContext?) async throws -> (String, String) {
+        let old = engine.revision
+        let now = Date()
+        func entry(_ outcome: String, _ detail: [String: String]) -> AuditEntry {
+            AuditEntry(
+                time: now, actorUID: context.map { Int($0.caller.uid) }, actor: context?.caller.label ?? "mamorid",
+                event: "policy.reload", target: "mamori:policy", outcome: outcome, detail: detail,
+                terminal: configuration.terminal, zone: configuration.zone, policyRevision: old
+            )
+        }
+        let policy: Policy
+        do {
+            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
+            guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
+                throw WireError(.invalid, "The new policy has no zone '\(configuration.zone)'; the old policy stays.")
+            }
+        } catch let error as PolicyLoadError {
+            try await store.appendAudit(entry("failure", ["errors": "\(error.errors.count)"]))
+            logger.error("policy reload failed; keeping the old policy", metadata: ["revision": "\(old)"])
+            let first = error.errors.first.map { ": \($0)" } ?? ""
+            throw WireError(.invalid, "The policy has \(error.errors.count) error(s); the old policy stays\(first)")
+        }
+        try await store.appendAudit(entry("success", ["new_revision": policy.revision]))
+        engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
+        logger.notice("policy reloaded", metadata: ["old": "\(old)", "new": "\(policy.revision)"])
+        return (old, policy.revision)
+    }
+}
+
+/// The build's version, reported by `status`.
+public enum MamoriVersion {
+    public static let current = "0.1.0"
+}

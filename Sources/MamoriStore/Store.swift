@@ -1,0 +1,500 @@
+public import Foundation
+public import MamoriCore
+internal import GRDB
+
+/// Mamori's state in one SQLite file (WAL mode), through GRDB.
+///
+/// This value owns every write transaction. Every mutation takes the audit entry that records it
+/// and appends that entry to the hash chain in the same transaction: the change and its record
+/// land together or not at all. Timestamps are stored as Unix milliseconds.
+public final class Store: Sendable {
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and runs the migrations.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        // Statement arguments may hold hashes; keep them out of GRDB's error descriptions.
+        configuration.publicStatementArguments = false
+        configuration.busyMode = .timeout(5)
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.storage, "The database at \(path) cannot be opened: \(Self.describe(error)).")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "SQLite error \(error.resultCode.rawValue)" }
+        return "\(error)"
+    }
+
+    /// The schema. A migration that has shipped is never edited: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    display_name TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    organisation TEXT,
+                    disabled INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    last_login_at INTEGER,
+                    must_change_password INTEGER NOT NULL DEFAULT 0,
+                    password_hash TEXT
+                );
+                CREATE TABLE totp (
+                    user TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                    sealed_seed BLOB NOT NULL,
+                    algorithm TEXT NOT NULL,
+                    digits INTEGER NOT NULL,
+                    period INTEGER NOT NULL,
+                    last_step INTEGER,
+                    confirmed INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE recovery_codes (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                    digest BLOB NOT NULL,
+                    used_at INTEGER
+                );
+                CREATE TABLE assignments (
+                    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    granted_by TEXT NOT NULL,
+                    granted_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    PRIMARY KEY (user, role)
+                );
+                CREATE TABLE failures (
+                    user TEXT PRIMARY KEY NOT NULL,
+                    count INTEGER NOT NULL,
+                    first_failure_at INTEGER NOT NULL,
+                    locked_until INTEGER
+                );
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user TEXT NOT NULL,
+                    zone TEXT NOT NULL,
+                    terminal TEXT NOT NULL,
+                    factors TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    tty TEXT,
+                    remote_host TEXT,
+                    opened_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    closed_at INTEGER
+                );
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time INTEGER NOT NULL,
+                    actor_uid INTEGER,
+                    actor TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    terminal TEXT NOT NULL,
+                    zone TEXT NOT NULL,
+                    policy_revision TEXT NOT NULL,
+                    prev_hash BLOB NOT NULL,
+                    hash BLOB NOT NULL
+                );
+                CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+                CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+                INSERT INTO meta (key, value) VALUES ('assignment_generation', 0);
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Writing
+
+    /// Runs `body` and appends `audit` in one write transaction.
+    private func write<T: Sendable>(audit: AuditEntry?, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write { db in
+                let result = try body(db)
+                if let audit { try Self.append(audit, db) }
+                return result
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.storage, "The database refused the change: \(Self.describe(error)).")
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw StoreError(.storage, "The database could not be read: \(Self.describe(error)).")
+        }
+    }
+
+    private static func append(_ entry: AuditEntry, _ db: Database) throws {
+        let previous = try [UInt8](Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Data(AuditEntry.genesis))
+        let canonical = entry.canonicalJSON
+        let hash = AuditEntry.chainHash(previous: previous, canonicalJSON: canonical)
+        let detail = (try? JSONSerialization.data(withJSONObject: entry.detail, options: [.sortedKeys])) ?? Data("{}".utf8)
+        try db.execute(
+            sql: """
+                INSERT INTO audit (time, actor_uid, actor, event, target, outcome, detail, terminal, zone,
+                    policy_revision, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                millis(entry.time), entry.actorUID, entry.actor, entry.event, entry.target, entry.outcome,
+                String(decoding: detail, as: UTF8.self), entry.terminal, entry.zone, entry.policyRevision,
+                Data(previous), Data(hash),
+            ]
+        )
+    }
+
+    /// Appends an entry on its own (a decision, a failed request).
+    public func appendAudit(_ entry: AuditEntry) async throws {
+        try await write(audit: entry) { _ in () }
+    }
+
+    // MARK: Users
+
+    public func user(named name: String) async throws -> UserRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user) }
+    }
+
+    public func users() async throws -> [UserRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY name").map(Self.user) }
+    }
+
+    public func addUser(_ user: UserRecord, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user.name]) == nil else {
+                throw StoreError(.conflict, "The user '\(user.name)' already exists.")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO users (name, display_name, kind, organisation, disabled, created_at, must_change_password,
+                        password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    user.name, user.displayName, user.kind.rawValue, user.organisation, user.disabled,
+                    millis(user.createdAt), user.mustChangePassword, user.passwordHash,
+                ]
+            )
+        }
+    }
+
+    /// Changes a user's row with `sql` (which must use `?` for the name last); not-found if none.
+    private func updateUser(_ name: String, sql: String, arguments: StatementArguments, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: sql, arguments: arguments + [name])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no user '\(name)'.") }
+        }
+    }
+
+    public func setDisabled(_ name: String, _ disabled: Bool, audit: AuditEntry) async throws {
+        try await updateUser(name, sql: "UPDATE users SET disabled = ? WHERE name = ?", arguments: [disabled], audit: audit)
+    }
+
+    public func removeUser(_ name: String, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no user '\(name)'.") }
+            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+        }
+    }
+
+    public func setPassword(_ name: String, hash: String, mustChange: Bool, audit: AuditEntry) async throws {
+        try await updateUser(
+            name, sql: "UPDATE users SET password_hash = ?, must_change_password = ? WHERE name = ?",
+            arguments: [hash, mustChange], audit: audit
+        )
+    }
+
+    /// Records a successful login: resets failures, stores the last login and, when given, the
+    /// accepted TOTP step (only if later than the stored one, so a race cannot accept a step
+    /// twice), a consumed recovery code, and a stronger password hash. Returns false, changing
+    /// nothing, when the step was taken meanwhile or the recovery code was used meanwhile.
+    public func recordLogin(
+        _ name: String, at time: Date, acceptedStep: UInt64?, consumedRecoveryCode: Int64?, rehash: String?,
+        audit: AuditEntry
+    ) async throws -> Bool {
+        try await write(audit: nil) { db in
+            if let step = acceptedStep {
+                try db.execute(
+                    sql: "UPDATE totp SET last_step = ? WHERE user = ? AND (last_step IS NULL OR last_step < ?)",
+                    arguments: [Int64(step), name, Int64(step)]
+                )
+                guard db.changesCount == 1 else { return false }
+            }
+            if let code = consumedRecoveryCode {
+                try db.execute(sql: "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", arguments: [millis(time), code])
+                guard db.changesCount == 1 else { return false }
+            }
+            try db.execute(sql: "UPDATE users SET last_login_at = ? WHERE name = ?", arguments: [millis(time), name])
+            if let rehash { try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [rehash, name]) }
+            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+            try Self.append(audit, db)
+            return true
+        }
+    }
+
+    // MARK: Failures and lockout
+
+    public func failures(of name: String) async throws -> FailureRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name]).map {
+                FailureRecord(
+                    user: $0["user"], count: $0["count"], firstFailureAt: date($0["first_failure_at"]),
+                    lockedUntil: ($0["locked_until"] as Int64?).map(date)
+                )
+            }
+        }
+    }
+
+    /// Counts a failure; locks the account when `threshold` failures fall within `window`.
+    /// Failures outside the window start a new count. Persisted, so a restart forgets nothing.
+    public func recordFailure(
+        _ name: String, at time: Date, threshold: Int, window: TimeInterval, lockFor: TimeInterval, audit: AuditEntry
+    ) async throws -> FailureRecord {
+        try await write(audit: audit) { db in
+            let existing = try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name])
+            var count = 1
+            var first = time
+            if let existing, time.timeIntervalSince(date(existing["first_failure_at"])) < window {
+                count = (existing["count"] as Int) + 1
+                first = date(existing["first_failure_at"])
+            }
+            let lockedUntil = count >= threshold ? time.addingTimeInterval(lockFor) : nil
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO failures (user, count, first_failure_at, locked_until) VALUES (?, ?, ?, ?)",
+                arguments: [name, count, millis(first), lockedUntil.map(millis)]
+            )
+            return FailureRecord(user: name, count: count, firstFailureAt: first, lockedUntil: lockedUntil)
+        }
+    }
+
+    public func unlock(_ name: String, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+        }
+    }
+
+    // MARK: TOTP and recovery codes
+
+    public func totp(of name: String) async throws -> TOTPRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM totp WHERE user = ?", arguments: [name]).flatMap { row in
+                guard let algorithm = OTPAlgorithm(rawValue: row["algorithm"]),
+                    let parameters = try? OTPParameters(algorithm: algorithm, digits: row["digits"], period: row["period"])
+                else { return nil }
+                return TOTPRecord(
+                    user: row["user"], sealedSeed: [UInt8](row["sealed_seed"] as Data), parameters: parameters,
+                    lastAcceptedStep: (row["last_step"] as Int64?).map { UInt64($0) }, confirmed: row["confirmed"],
+                    createdAt: date(row["created_at"])
+                )
+            }
+        }
+    }
+
+    /// Stores a new, unconfirmed enrolment, replacing any earlier one.
+    public func beginTOTP(_ record: TOTPRecord, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [record.user]) != nil else {
+                throw StoreError(.notFound, "There is no user '\(record.user)'.")
+            }
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO totp (user, sealed_seed, algorithm, digits, period, last_step, confirmed, created_at)
+                    VALUES (?, ?, ?, ?, ?, NULL, 0, ?)
+                    """,
+                arguments: [
+                    record.user, Data(record.sealedSeed), record.parameters.algorithm.rawValue, record.parameters.digits,
+                    record.parameters.period, millis(record.createdAt),
+                ]
+            )
+        }
+    }
+
+    /// Confirms an enrolment with the step of the first code, which is then used up.
+    public func confirmTOTP(_ name: String, step: UInt64, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "UPDATE totp SET confirmed = 1, last_step = ? WHERE user = ?", arguments: [Int64(step), name])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "'\(name)' has no TOTP enrolment to confirm.") }
+        }
+    }
+
+    public func resetTOTP(_ name: String, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM totp WHERE user = ?", arguments: [name])
+        }
+    }
+
+    public func recoveryCodes(of name: String) async throws -> [RecoveryCodeRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM recovery_codes WHERE user = ? ORDER BY id", arguments: [name]).map {
+                RecoveryCodeRecord(
+                    id: $0["id"],
+                    code: StoredRecoveryCode(digest: [UInt8]($0["digest"] as Data), usedAt: ($0["used_at"] as Int64?).map(date))
+                )
+            }
+        }
+    }
+
+    /// Replaces a user's recovery codes with a new set (digests only).
+    public func replaceRecoveryCodes(_ name: String, with codes: [StoredRecoveryCode], audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [name])
+            for code in codes {
+                try db.execute(sql: "INSERT INTO recovery_codes (user, digest) VALUES (?, ?)", arguments: [name, Data(code.digest)])
+            }
+        }
+    }
+
+    // MARK: Role assignments
+
+    public func assignments(of name: String) async throws -> [AssignmentRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM assignments WHERE user = ? ORDER BY role", arguments: [name]).map(Self.assignment)
+        }
+    }
+
+    public func allAssignments() async throws -> [AssignmentRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM assignments ORDER BY role, user").map(Self.assignment) }
+    }
+
+    /// How many users hold `role` at `time` (expired assignments do not count).
+    public func holderCount(of role: String, at time: Date) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?)",
+                arguments: [role, millis(time)]
+            ) ?? 0
+        }
+    }
+
+    public func grant(_ assignment: AssignmentRecord, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [assignment.user]) != nil else {
+                throw StoreError(.notFound, "There is no user '\(assignment.user)'.")
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO assignments (user, role, granted_by, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [assignment.user, assignment.role, assignment.grantedBy, millis(assignment.grantedAt), assignment.expiresAt.map(millis)]
+            )
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+        }
+    }
+
+    public func revoke(_ name: String, role: String, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM assignments WHERE user = ? AND role = ?", arguments: [name, role])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "'\(name)' does not hold the role '\(role)'.") }
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+        }
+    }
+
+    /// A counter bumped by every grant, revoke and user removal: decisions carry it.
+    public func assignmentGeneration() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }
+    }
+
+    // MARK: Sessions
+
+    public func openSession(_ session: SessionRecord, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (id, user, zone, terminal, factors, service, tty, remote_host, opened_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    session.id, session.user, session.zone, session.terminal,
+                    session.factors.map(\.rawValue).sorted().joined(separator: ","), session.service, session.tty,
+                    session.remoteHost, millis(session.openedAt), millis(session.expiresAt),
+                ]
+            )
+        }
+    }
+
+    public func session(_ id: String) async throws -> SessionRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { row in
+                SessionRecord(
+                    id: row["id"], user: row["user"], zone: row["zone"], terminal: row["terminal"],
+                    factors: Set((row["factors"] as String).split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
+                    service: row["service"], tty: row["tty"], remoteHost: row["remote_host"], openedAt: date(row["opened_at"]),
+                    expiresAt: date(row["expires_at"]), closedAt: (row["closed_at"] as Int64?).map(date)
+                )
+            }
+        }
+    }
+
+    public func closeSession(_ id: String, at time: Date, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "UPDATE sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL", arguments: [millis(time), id])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no open session '\(id)'.") }
+        }
+    }
+
+    // MARK: Counts and the audit trail
+
+    /// Row counts for `status`.
+    public func counts(at time: Date) async throws -> [String: Int] {
+        try await read { db in
+            [
+                "users": try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0,
+                "open_sessions": try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM sessions WHERE closed_at IS NULL AND expires_at > ?", arguments: [millis(time)]
+                ) ?? 0,
+                "locked_users": try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM failures WHERE locked_until > ?", arguments: [millis(time)]
+                ) ?? 0,
+                "audit_entries": try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit") ?? 0,
+            ]
+        }
+    }
+
+    /// Every audit entry in order, with its stored links (for verification and tests).
+    public func auditTrail() async throws -> [(entry: AuditEntry, previous: [UInt8], hash: [UInt8])] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq").map { row in
+                let detailText: String = row["detail"]
+                let detail = (try? JSONSerialization.jsonObject(with: Data(detailText.utf8))) as? [String: String] ?? [:]
+                let entry = AuditEntry(
+                    time: date(row["time"]), actorUID: row["actor_uid"], actor: row["actor"], event: row["event"],
+                    target: row["target"], outcome: row["outcome"], detail: detail, terminal: row["terminal"],
+                    zone: row["zone"], policyRevision: row["policy_revision"]
+                )
+                return (entry, [UInt8](row["prev_hash"] as Data), [UInt8](row["hash"] as Data))
+            }
+        }
+    }
+
+    // MARK: Row mapping
+
+    private static func user(_ row: Row) -> UserRecord {
+        UserRecord(
+            name: row["name"], displayName: row["display_name"], kind: UserKind(rawValue: row["kind"]) ?? .staff,
+            organisation: row["organisation"], disabled: row["disabled"], createdAt: date(row["created_at"]),
+            lastLoginAt: (row["last_login_at"] as Int64?).map(date), mustChangePassword: row["must_change_password"],
+            passwordHash: row["password_hash"]
+        )
+    }
+
+    private static func assignment(_ row: Row) -> AssignmentRecord {
+        AssignmentRecord(
+            user: row["user"], role: row["role"], grantedBy: row["granted_by"], grantedAt: date(row["granted_at"]),
+            expiresAt: (row["expires_at"] as Int64?).map(date)
+        )
+    }
+}
+
+func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }

@@ -1,0 +1,171 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `mamorid` started for a test: its own state folder, socket and policy copy in a
+/// temporary folder, its log captured. Stop it with ``stop()``; the folder goes with it.
+public final class DaemonHarness: @unchecked Sendable {
+    public let folder: URL
+    public let socketPath: String
+    public let stateDirectory: String
+    public let policyDirectory: String
+    public let logPath: String
+    private var process: Process?
+
+    /// Prepares a folder with a copy of `policies` (the repository's by default).
+    public init(policies source: String? = nil) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamorid-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        socketPath = folder.appendingPathComponent("mamori.sock").path
+        stateDirectory = folder.appendingPathComponent("state").path
+        policyDirectory = folder.appendingPathComponent("policies").path
+        logPath = folder.appendingPathComponent("mamorid.log").path
+        try FileManager.default.copyItem(atPath: source ?? Self.repositoryPolicies, toPath: policyDirectory)
+    }
+
+    /// The repository's `policies/` folder.
+    public static var repositoryPolicies: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("policies").path
+    }
+
+    /// Writes a configuration file and starts the daemon, waiting until the socket answers.
+    /// - Returns: the exit status instead, if the daemon stopped during start-up.
+    @discardableResult
+    public func start(extraConfiguration: String = "", timeout: TimeInterval = 20) throws -> Int32? {
+        let configuration = folder.appendingPathComponent("mamorid.yaml")
+        try """
+            state-directory: \(stateDirectory)
+            socket: \(socketPath)
+            policies: \(policyDirectory)
+            zone: mynumber
+            terminal: test-terminal
+            log-level: debug
+            \(extraConfiguration)
+            """.write(to: configuration, atomically: true, encoding: .utf8)
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Subprocess.product("mamorid"))
+        process.arguments = ["--config", configuration.path]
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !process.isRunning {
+                process.waitUntilExit()
+                self.process = nil
+                return process.terminationStatus
+            }
+            if let client = try? LineClient(path: socketPath), (try? client.request(#"{"op":"status"}"#)) != nil {
+                return nil
+            }
+            usleep(20_000)
+        }
+        throw SubprocessError(description: "mamorid did not start within \(timeout) s; log:\n\(log)")
+    }
+
+    /// The daemon's log so far.
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Sends a signal to the daemon.
+    public func signal(_ number: Int32) {
+        if let process { kill(process.processIdentifier, number) }
+    }
+
+    /// SIGTERM, then waits; returns the exit status.
+    @discardableResult
+    public func stop() -> Int32? {
+        guard let process else { return nil }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+/// A raw client of the socket: writes lines, reads lines. Blocking, with a receive timeout.
+public final class LineClient: @unchecked Sendable {
+    private let descriptor: Int32
+    private var buffer: [UInt8] = []
+
+    public init(path: String, timeoutSeconds: Int = 15) throws {
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw SubprocessError(description: "socket() failed") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(descriptor)
+            throw SubprocessError(description: "socket path too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard status == 0 else {
+            close(descriptor)
+            throw SubprocessError(description: "cannot connect to \(path)")
+        }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(descriptor) }
+
+    /// Writes raw bytes (a line should end with "\n").
+    public func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            guard written > 0 else { throw SubprocessError(description: "write failed") }
+            offset += written
+        }
+    }
+
+    /// Reads one line (without its newline), or throws on timeout or end of stream.
+    public func readLine() throws -> String {
+        while true {
+            if let newline = buffer.firstIndex(of: 10) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { throw SubprocessError(description: "no reply (connection closed or timed out)") }
+            buffer += chunk[..<count]
+        }
+    }
+
+    /// Sends one line and returns the reply line.
+    public func request(_ line: String) throws -> String {
+        try send(Array((line + "\n").utf8))
+        return try readLine()
+    }
+
+    /// Sends a JSON object and returns the reply as an object.
+    public func call(_ object: [String: Any]) throws -> [String: Any] {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let reply = try request(String(decoding: data, as: UTF8.self))
+        guard let parsed = try JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any] else {
+            throw SubprocessError(description: "reply is not an object: \(reply)")
+        }
+        return parsed
+    }
+}
