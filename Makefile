@@ -34,6 +34,7 @@ test:
 bench:
 	@scripts/ensure-deps bench
 	$(SWIFT) build -c release --product mamori-bench
+	$(SWIFT) build -c release --product mamorid
 	.build/release/mamori-bench
 
 clean:

@@ -48,10 +48,7 @@ public struct WireRequest: Sendable {
 
     /// Parses one line (without its newline).
     public init(line: some Collection<UInt8>) throws(WireError) {
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(line))
-        } catch {
+        guard let value = JSONValue.parse(line) else {
             throw WireError(.badRequest, "The line is not valid JSON.")
         }
         guard case .object(let fields) = value else {
@@ -188,17 +185,16 @@ public enum WireReply {
     }
 
     static func encode(_ object: [String: JSONValue]) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(JSONValue.object(object)) else {
-            return Array(#"{"error":{"code":"internal","message":"The reply could not be encoded."},"ok":false}"#.utf8) + [10]
-        }
-        return Array(data) + [10]
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        JSONValue.object(object).write(to: &output)
+        output.append(10)
+        return output
     }
 
     /// Parses a reply line (for clients and tests).
     public static func parse(_ line: some Collection<UInt8>) -> [String: JSONValue]? {
-        guard case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(line)) else { return nil }
+        guard case .object(let fields)? = JSONValue.parse(line) else { return nil }
         return fields
     }
 }

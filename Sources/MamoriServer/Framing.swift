@@ -56,6 +56,9 @@ struct LineDecoder: ByteToMessageDecoder {
 
 /// Answers each line of one connection with one reply line, in the order the requests came,
 /// even when later requests finish first. Closes the connection after the idle timeout.
+///
+/// Replies answered at once (the in-memory `authorize` path) are written without a flush and
+/// flushed together when the read burst ends, so a pipelined batch costs one write system call.
 final class RequestHandler: ChannelInboundHandler {
     typealias InboundIn = LineEvent
     typealias OutboundOut = ByteBuffer
@@ -65,6 +68,9 @@ final class RequestHandler: ChannelInboundHandler {
     private let inFlight: InFlightCounter
     /// Completes when every earlier reply of this connection has been written.
     private var tail: EventLoopFuture<Void>?
+    /// Replies still being worked on off the event loop; while any is, later ones queue behind.
+    private var pending = 0
+    private var needsFlush = false
 
     init(service: MamoriService, caller: Caller, inFlight: InFlightCounter) {
         self.service = service
@@ -73,29 +79,54 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let reply: EventLoopFuture<[UInt8]>
+        let immediate: [UInt8]?
+        var work: (@Sendable () async -> [UInt8])?
         switch unwrapInboundIn(data) {
         case .tooLong:
-            reply = context.eventLoop.makeSucceededFuture(WireReply.failure(WireError(
+            immediate = WireReply.failure(WireError(
                 .lineTooLong, "The request line is longer than \(WireLimits.maximumLineLength) bytes; it was discarded."
-            )))
+            ))
         case .line(let buffer):
             let bytes = Array(buffer.readableBytesView)
-            let service = self.service
-            let caller = self.caller
+            immediate = service.answerQuickly(line: bytes, caller: caller)
+            if immediate == nil {
+                let service = self.service
+                let caller = self.caller
+                work = { await service.handle(line: bytes, caller: caller) }
+            }
+        }
+        if let immediate, pending == 0 {
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: immediate)), promise: nil)
+            needsFlush = true
+            return
+        }
+        let reply: EventLoopFuture<[UInt8]>
+        if let work {
             inFlight.enter()
             let counter = inFlight
             reply = context.eventLoop.makeFutureWithTask {
                 defer { counter.leave() }
-                return await service.handle(line: bytes, caller: caller)
+                return await work()
             }
+        } else {
+            reply = context.eventLoop.makeSucceededFuture(immediate ?? [])
         }
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        pending += 1
+        let bound = NIOLoopBound((context, self), eventLoop: context.eventLoop)
         let previous = tail ?? context.eventLoop.makeSucceededVoidFuture()
         tail = previous.flatMap { reply }.map { bytes in
-            let context = bound.value
+            let (context, handler) = bound.value
+            handler.pending -= 1
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

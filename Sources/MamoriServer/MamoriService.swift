@@ -20,6 +20,7 @@ final class MamoriService: Sendable {
     let argonPool: Argon2Pool
     private let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
+    let cache: SubjectCache
 
     /// A successful authentication waiting for `session.open`.
     struct Ticket {
@@ -46,6 +47,11 @@ final class MamoriService: Sendable {
             throw ConfigurationError("\(error)")
         }
         try StateFolder.checkOwnership(configuration.stateDirectory + "/" + StateFolder.databaseName, what: "database")
+        do {
+            cache = SubjectCache(generation: try store.currentAssignmentGeneration())
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
         let policy: Policy
         do {
             policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
@@ -106,7 +112,22 @@ final class MamoriService: Sendable {
         }
     }
 
+    /// Operations that change users or their assignments: the subject cache forgets after each.
+    private static let userWrites: Set<String> = [
+        "user.add", "user.disable", "user.enable", "user.remove", "role.grant", "role.revoke",
+    ]
+    private static let assignmentWrites: Set<String> = ["user.remove", "role.grant", "role.revoke"]
+
     private func dispatch(_ request: WireRequest, caller: Caller) async throws -> [String: JSONValue] {
+        if Self.userWrites.contains(request.op) {
+            // Before and after: a snapshot read during the write cannot be kept.
+            cache.invalidate(assignmentsChanged: false)
+        }
+        defer {
+            if Self.userWrites.contains(request.op) {
+                cache.invalidate(assignmentsChanged: Self.assignmentWrites.contains(request.op))
+            }
+        }
         let context = RequestContext(request: request, caller: caller, now: Date(), engine: engine)
         switch request.op {
         case "status": return try await status(context)
@@ -162,19 +183,34 @@ final class MamoriService: Sendable {
     func subject(
         _ name: String, action: String, resource: String, sessionID: String?, context: RequestContext
     ) async throws -> AuthorizationRequest {
-        let user = try await store.user(named: name)
-        var roles: [String] = []
-        if let user, !user.disabled {
-            roles = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
-        }
+        let snapshot = try await userSnapshot(name)
         var factors: Set<Factor> = []
-        if let sessionID, let session = try await store.session(sessionID), session.user == name, session.isOpen(at: context.now) {
+        if let sessionID, let session = try await session(sessionID), session.user == name, session.isOpen(at: context.now) {
             factors = session.factors
         }
         return AuthorizationRequest(
-            user: name, roles: roles, kind: user?.kind, organisation: user?.organisation, zone: configuration.zone,
-            factors: factors, time: context.now, action: action, resource: resource
+            user: name, roles: snapshot.currentRoles(at: context.now), kind: snapshot.user?.kind,
+            organisation: snapshot.user?.organisation, zone: configuration.zone, factors: factors, time: context.now,
+            action: action, resource: resource
         )
+    }
+
+    /// The user as decisions see them, from the cache or, once, from the store.
+    func userSnapshot(_ name: String) async throws -> SubjectCache.Snapshot {
+        if let cached = cache.user(name) { return cached }
+        let epoch = cache.epoch
+        let user = try await store.user(named: name)
+        let snapshot = SubjectCache.Snapshot(user: user, assignments: user == nil ? [] : try await store.assignments(of: name))
+        cache.keep(snapshot, for: name, readAt: epoch)
+        return snapshot
+    }
+
+    /// A session from the cache or, once, from the store.
+    func session(_ id: String) async throws -> SessionRecord? {
+        if let cached = cache.session(id) { return cached }
+        guard let stored = try await store.session(id) else { return nil }
+        cache.keep(stored)
+        return stored
     }
 
     /// Lets the request through if the policy permits the caller `action` on `resource` (root

@@ -400,6 +400,15 @@ public final class Store: Sendable {
         }
     }
 
+    /// The assignment generation, read synchronously (at start-up).
+    public func currentAssignmentGeneration() throws -> Int64 {
+        do {
+            return try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }
+        } catch {
+            throw StoreError(.storage, "The database could not be read: \(Self.describe(error)).")
+        }
+    }
+
     /// A counter bumped by every grant, revoke and user removal: decisions carry it.
     public func assignmentGeneration() async throws -> Int64 {
         try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }

@@ -1,0 +1,76 @@
+import Foundation
+import MamoriCore
+import MamoriStore
+import NIOConcurrencyHelpers
+
+/// What a decision needs about users and sessions, kept in memory so that `authorize` does not
+/// read the database: the store is read once per user or session until a write changes it.
+///
+/// Every write that changes users or assignments calls ``invalidate()``; a snapshot read from the
+/// store while a write happened is not kept (the epoch check), so the cache never serves stale
+/// roles after a grant, revoke, disable or removal returns.
+final class SubjectCache: Sendable {
+    /// A user as decisions see them, with every assignment (expiry is checked at use).
+    struct Snapshot: Sendable {
+        let user: UserRecord?
+        let assignments: [AssignmentRecord]
+
+        func currentRoles(at time: Date) -> [String] {
+            guard let user, !user.disabled else { return [] }
+            return assignments.filter { $0.isCurrent(at: time) }.map(\.role)
+        }
+    }
+
+    private struct State {
+        var epoch = 0
+        var users: [String: Snapshot] = [:]
+        var sessions: [String: SessionRecord] = [:]
+        var generation: Int64
+    }
+
+    /// Sessions kept at most; past this, closed and expired ones are dropped, then the cache resets.
+    static let sessionLimit = 50_000
+
+    private let state: NIOLockedValueBox<State>
+
+    init(generation: Int64) {
+        state = NIOLockedValueBox(State(generation: generation))
+    }
+
+    var generation: Int64 { state.withLockedValue { $0.generation } }
+    var epoch: Int { state.withLockedValue { $0.epoch } }
+
+    func user(_ name: String) -> Snapshot? { state.withLockedValue { $0.users[name] } }
+    func session(_ id: String) -> SessionRecord? { state.withLockedValue { $0.sessions[id] } }
+
+    /// Keeps a snapshot read when the cache was at `epoch`, unless a write has happened since.
+    func keep(_ snapshot: Snapshot, for name: String, readAt epoch: Int) {
+        state.withLockedValue { state in
+            if state.epoch == epoch { state.users[name] = snapshot }
+        }
+    }
+
+    func keep(_ session: SessionRecord) {
+        state.withLockedValue { state in
+            if state.sessions.count >= Self.sessionLimit {
+                let now = Date()
+                state.sessions = state.sessions.filter { $0.value.isOpen(at: now) }
+                if state.sessions.count >= Self.sessionLimit { state.sessions = [:] }
+            }
+            state.sessions[session.id] = session
+        }
+    }
+
+    func forgetSession(_ id: String) {
+        _ = state.withLockedValue { $0.sessions.removeValue(forKey: id) }
+    }
+
+    /// Drops every user snapshot; `assignmentsChanged` also advances the generation.
+    func invalidate(assignmentsChanged: Bool) {
+        state.withLockedValue { state in
+            state.epoch += 1
+            state.users = [:]
+            if assignmentsChanged { state.generation += 1 }
+        }
+    }
+}
