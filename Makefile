@@ -2,6 +2,7 @@
 # README: each installs what it is missing (scripts/ensure-deps) before it builds.
 
 SWIFT ?= swift
+CC ?= cc
 VENV := $(CURDIR)/.build-venv
 # Tests and benchmarks find the Python peers (argon2-cffi, pyotp) through this variable.
 export MAMORI_PYTHON := $(VENV)/bin/python3
@@ -35,6 +36,7 @@ bench:
 	@scripts/ensure-deps bench
 	$(SWIFT) build -c release --product mamori-bench
 	$(SWIFT) build -c release --product mamorid
+	$(CC) -O2 -Wall -Wextra -Werror -pthread Benchmarks/loadgen.c -o .build/release/loadgen
 	.build/release/mamori-bench
 
 clean:

@@ -61,13 +61,27 @@ enum DaemonBench {
             return
         }
 
-        print("Daemon: authorize over the socket (a release mamorid; this process drives it)")
+        print("Daemon: authorize over the socket (a release mamorid, driven by Benchmarks/loadgen.c in its own process)")
+        let loadgen = productsDirectory + "/loadgen"
         for pipelined in [false, true] {
             for clients in [1, 8, 32] {
-                let result = load(socketPath: socketPath, request: request, clients: clients, pipeline: pipelined ? 32 : 1, seconds: 2)
-                print(String(format: "  %2d connection%@ %@  %8.0f decisions/s   p50 %@   p99 %@   errors %d",
-                             clients, clients == 1 ? " " : "s", pipelined ? "pipelined ×32" : "one at a time",
-                             result.rate, human(result.p50), human(result.p99), result.errors))
+                let depth = pipelined ? 32 : 1
+                guard let result = try? runProgram(
+                    loadgen, [socketPath, String(decoding: request.dropLast(), as: UTF8.self), "\(clients)", "\(depth)", "2"],
+                    captureOutput: true
+                ), result.status == 0 else {
+                    print("  loadgen did not run (make bench builds it)")
+                    break
+                }
+                let values = Dictionary(uniqueKeysWithValues: result.output.split(separator: " ").compactMap { pair -> (String, Double)? in
+                    let parts = pair.split(separator: "=")
+                    guard parts.count == 2, let value = Double(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+                    return (String(parts[0]), value)
+                })
+                let rate = (values["replies"] ?? 0) / max(values["seconds"] ?? 1, 0.001)
+                print(String(format: "  %2d connection%@ %@  %8.0f decisions/s   batch p50 %@   p99 %@   errors %.0f",
+                             clients, clients == 1 ? " " : "s", pipelined ? "pipelined ×32" : "one at a time", rate,
+                             human((values["p50_us"] ?? 0) / 1e6), human((values["p99_us"] ?? 0) / 1e6), values["errors"] ?? 0))
             }
         }
 
@@ -130,55 +144,4 @@ enum DaemonBench {
         var value: Int { lock.lock(); defer { lock.unlock() }; return count }
     }
 
-    final class Samples: @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var latencies: [Double] = []
-        private(set) var completed = 0
-        private(set) var errors = 0
-        func add(_ values: [Double], completed: Int, errors: Int) {
-            lock.lock()
-            latencies += values
-            self.completed += completed
-            self.errors += errors
-            lock.unlock()
-        }
-    }
-
-    /// Each of `clients` threads sends `pipeline` requests, reads the replies, and repeats for
-    /// `seconds`. Latency is per batch (the time for all `pipeline` replies of a write).
-    static func load(socketPath: String, request: [UInt8], clients: Int, pipeline: Int, seconds limit: Double)
-        -> (rate: Double, p50: Double, p99: Double, errors: Int)
-    {
-        let samples = Samples()
-        let group = DispatchGroup()
-        let batch = Array(repeating: request, count: pipeline).flatMap { $0 }
-        let start = Date()
-        for _ in 0..<clients {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                guard let client = SocketClient(path: socketPath) else { samples.add([], completed: 0, errors: 1); return }
-                var latencies: [Double] = []
-                var completed = 0
-                var errors = 0
-                let clock = ContinuousClock()
-                while Date().timeIntervalSince(start) < limit {
-                    var replies: [String]?
-                    let elapsed = clock.measure {
-                        guard client.send(batch) else { return }
-                        replies = client.readReplies(pipeline)
-                    }
-                    guard let replies else { errors += 1; break }
-                    latencies.append(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
-                    completed += replies.count
-                    errors += replies.filter { !$0.contains(#""ok":true"#) }.count
-                }
-                samples.add(latencies, completed: completed, errors: errors)
-            }
-        }
-        group.wait()
-        let elapsed = Date().timeIntervalSince(start)
-        let timing = Timing(samples: samples.latencies)
-        return (Double(samples.completed) / elapsed, timing.median, timing.p99, samples.errors)
-    }
 }

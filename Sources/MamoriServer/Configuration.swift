@@ -22,8 +22,8 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var maximumConnections: Int = 256
     /// Seconds a connection may stay silent before it is closed.
     public var idleTimeoutSeconds: Int = 300
-    /// Event-loop threads.
-    public var eventLoopThreads: Int = 1
+    /// Event-loop threads (default: one per core; `authorize` is answered on them).
+    public var eventLoopThreads: Int = ProcessInfo.processInfo.activeProcessorCount
     /// The TOTP issuer shown in authenticator apps.
     public var issuer: String = "Mamori"
     /// trace, debug, info, notice, warning, error or critical.
