@@ -70,7 +70,7 @@ static void *client(void *unused) {
         double sent = now();
         size_t written = 0;
         while (written < batch_length) {
-            ssize_t n = write(fd, batch + written, batch_length - written);
+            ssize_t n = send(fd, batch + written, batch_length - written, MSG_NOSIGNAL);
             if (n <= 0) { errors += 1; goto done; }
             written += (size_t)n;
         }

@@ -16,6 +16,22 @@ final class InFlightCounter: Sendable {
     var value: Int { count.withLockedValue { $0 } }
 }
 
+/// Answers a connection over the limit with one `busy` line, once it is active, and closes it.
+final class RefuseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        let reply = WireReply.failure(WireError(.busy, "Too many connections; try again shortly."))
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply))).whenComplete { _ in
+            bound.value.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
 /// mamorid as a `Service`: serves the Unix socket until graceful shutdown (SIGTERM, SIGINT),
 /// reloads the policy on SIGHUP, then finishes requests in flight and removes the socket.
 public final class MamoriDaemon: Service, Sendable {
@@ -85,8 +101,9 @@ public final class MamoriDaemon: Service, Sendable {
                     return true
                 }
                 guard admitted else {
-                    let reply = WireReply.failure(WireError(.busy, "Too many connections; try again shortly."))
-                    return channel.writeAndFlush(channel.allocator.buffer(bytes: reply)).flatMap { channel.close() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(RefuseHandler())
+                    }
                 }
                 channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
                 return Self.peerCredentials(of: channel).flatMapThrowing { credentials in

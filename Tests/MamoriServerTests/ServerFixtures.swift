@@ -3,7 +3,7 @@ import MamoriTestSupport
 import Testing
 
 /// A daemon on a temporary socket with a cheap Argon2 setting (tests exercise logic, not cost).
-func startDaemon(cheapArgon2: Bool = true) throws -> DaemonHarness {
+func startDaemon(cheapArgon2: Bool = true, configuration: String = "") throws -> DaemonHarness {
     let daemon = try DaemonHarness()
     if cheapArgon2 {
         let settings = daemon.policyDirectory + "/settings.yaml"
@@ -13,7 +13,7 @@ func startDaemon(cheapArgon2: Bool = true) throws -> DaemonHarness {
             .replacingOccurrences(of: "parallelism: 4", with: "parallelism: 1")
         try text.write(toFile: settings, atomically: true, encoding: .utf8)
     }
-    if let status = try daemon.start() {
+    if let status = try daemon.start(extraConfiguration: configuration) {
         throw SubprocessError(description: "mamorid exited with \(status):\n\(daemon.log)")
     }
     return daemon

@@ -1,0 +1,61 @@
+import Foundation
+import MamoriTestSupport
+import Testing
+
+@Suite("mamorid's limits")
+struct LimitsTests {
+    @Test("past the Argon2 pool and its queue, authentication answers busy at once; the daemon goes on")
+    func busy() throws {
+        let daemon = try startDaemon(cheapArgon2: false, configuration: "argon2-workers: 1\nargon2-queue: 0")
+        let replies = Replies()
+        let group = DispatchGroup()
+        for index in 0..<6 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let client = try? LineClient(path: daemon.socketPath),
+                    let reply = try? client.request(#"{"op":"authenticate","user":"u\#(index)","password":"x","code":"1"}"#)
+                else { return }
+                replies.add(reply)
+            }
+        }
+        group.wait()
+        let lines = replies.lines
+        #expect(lines.count == 6)
+        #expect(lines.contains { $0.contains(#""code":"busy""#) }, "\(lines)")
+        #expect(lines.contains { $0.contains(#""code":"auth_failed""#) })
+        #expect(try LineClient(path: daemon.socketPath).call(["op": "status"])["ok"] as? Bool == true)
+    }
+
+    @Test("a silent connection is closed after the idle timeout")
+    func idle() throws {
+        let daemon = try startDaemon(configuration: "idle-timeout-seconds: 1")
+        let client = try LineClient(path: daemon.socketPath, timeoutSeconds: 5)
+        #expect(try client.call(["op": "status"])["ok"] as? Bool == true)
+        sleep(2)
+        #expect(throws: SubprocessError.self) { _ = try client.request(#"{"op":"status"}"#) }
+    }
+
+    @Test("past the connection limit a new connection is told busy and closed")
+    func connectionLimit() throws {
+        let daemon = try startDaemon(configuration: "maximum-connections: 2")
+        // The harness's start-up probe has hung up; give the daemon a moment to count it out.
+        usleep(300_000)
+        let first = try LineClient(path: daemon.socketPath)
+        let second = try LineClient(path: daemon.socketPath)
+        #expect(try first.call(["op": "status"])["ok"] as? Bool == true)
+        #expect(try second.call(["op": "status"])["ok"] as? Bool == true)
+        let third = try LineClient(path: daemon.socketPath)
+        #expect(try third.readLine().contains(#""code":"busy""#))
+        // The two admitted clients are still served.
+        #expect(try first.call(["op": "status"])["ok"] as? Bool == true)
+    }
+}
+
+/// Reply lines collected from several threads.
+final class Replies: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    func add(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
+}
