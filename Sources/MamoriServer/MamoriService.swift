@@ -83,7 +83,7 @@ final class MamoriService: Sendable {
         }
         do {
             let fields = try await dispatch(request, caller: caller)
-            logger.debug("request served", metadata: ["op": "\(request.op)", "uid": "\(caller.uid)"])
+            logger.debug("request served", metadata: ["request": "\(request.safeDescription)", "uid": "\(caller.uid)"])
             return WireReply.success(fields, id: request.id)
         } catch {
             let failure = Self.wireError(error, id: request.id)
@@ -91,6 +91,7 @@ final class MamoriService: Sendable {
                 "request refused",
                 metadata: ["op": "\(request.op)", "uid": "\(caller.uid)", "code": "\(failure.code.rawValue)"]
             )
+            logger.debug("refused request", metadata: ["request": "\(request.safeDescription)"])
             return WireReply.failure(failure, id: request.id)
         }
     }
