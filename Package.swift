@@ -33,6 +33,12 @@ let package = Package(
             pkgConfig: "libargon2",
             providers: [.apt(["libargon2-dev"])]
         ),
+        // libqrencode from Debian's libqrencode-dev: TOTP keys shown as QR codes at enrolment.
+        .systemLibrary(
+            name: "CQRencode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
         .target(
             name: "MamoriCore",
             dependencies: [
@@ -71,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "mamori",
             dependencies: [
-                "MamoriCore",
+                "MamoriCore", "MamoriProtocol", "CQRencode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

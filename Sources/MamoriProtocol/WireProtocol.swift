@@ -192,6 +192,11 @@ public enum WireReply {
         return output
     }
 
+    /// Encodes a request object as one line (for clients).
+    public static func encodeRequest(_ fields: [String: JSONValue]) -> [UInt8] {
+        encode(fields)
+    }
+
     /// Parses a reply line (for clients and tests).
     public static func parse(_ line: some Collection<UInt8>) -> [String: JSONValue]? {
         guard case .object(let fields)? = JSONValue.parse(line) else { return nil }

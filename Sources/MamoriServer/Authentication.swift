@@ -226,7 +226,21 @@ extension MamoriService {
         } else {
             let name = try Self.userName(request)
             try await requirePermission(context, action: "mamori.session.query", resource: "mamori:users/\(name)")
-            subject = try await self.subject(name, action: action, resource: resource, sessionID: nil, context: context)
+            var hypothetical = try await self.subject(name, action: action, resource: resource, sessionID: nil, context: context)
+            // Asking by user may describe a session that does not exist: "what if she logged in
+            // at a terminal of this zone with these factors?"
+            if let zone = try request.optionalString("zone", maximumLength: 64) { hypothetical.zone = zone }
+            if let names = try request.optionalStrings("factors", maximumCount: 8) {
+                var factors: Set<Factor> = []
+                for name in names {
+                    guard let factor = Factor(rawValue: name) else {
+                        throw WireError(.badRequest, "Factors are password, totp and recovery-code, not '\(name.prefix(32))'.")
+                    }
+                    factors.insert(factor)
+                }
+                hypothetical.factors = factors
+            }
+            subject = hypothetical
         }
         let decision = context.engine.evaluate(subject)
         if !decision.isAllowed || context.engine.policy.settings.auditAllowedDecisions {

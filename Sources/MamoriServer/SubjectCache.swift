@@ -8,7 +8,9 @@ import NIOConcurrencyHelpers
 ///
 /// Every write that changes users or assignments calls ``invalidate()``; a snapshot read from the
 /// store while a write happened is not kept (the epoch check), so the cache never serves stale
-/// roles after a grant, revoke, disable or removal returns.
+/// roles after a grant, revoke, disable or removal returns. The cache is this daemon's own: when
+/// several daemons share one store (the planned PostgreSQL move), invalidation must come from the
+/// store, for example by comparing the assignment generation.
 final class SubjectCache: Sendable {
     /// A user as decisions see them, with every assignment (expiry is checked at use).
     struct Snapshot: Sendable {

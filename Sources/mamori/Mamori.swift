@@ -2,19 +2,27 @@ import ArgumentParser
 import Foundation
 import MamoriCore
 
-/// The `mamori` command: the operator's tool. Until the daemon exists it holds the offline tools
-/// (`password`, `totp`); administrative commands will be clients of mamorid's socket.
+/// The `mamori` command: the security administrator's tool. Administrative commands are clients
+/// of mamorid's socket; `password`, `totp code` and the `policy` file commands work offline.
 @main
 struct Mamori: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mamori",
         abstract: "Mamori (守り): access control and multi-factor authentication for the town's terminals.",
         discussion: """
-            Exit status: 0 on success; 1 when a check answers no (a password that does not match); \
-            2 when the command could not do its work (bad input, a malformed hash); 64 for a usage error.
+            Commands other than `password`, `totp code` and `policy check|test|explain|graph` talk to \
+            mamorid's socket (--socket, $MAMORI_SOCKET); your login session ($MAMORI_SESSION) goes \
+            with each request, so the policy sees the factors you logged in with.
+            Exit status: 0 on success; 1 when a check answers no (a password that does not match, a \
+            decision that is not allow, a failed authentication); 2 when the command could not do \
+            its work (bad input, a refused change); 3 when mamorid cannot be reached; 4 when the \
+            policy does not let you do it; 64 for a usage error.
             """,
         version: MamoriVersion.current,
-        subcommands: [PasswordCommand.self, TOTPCommand.self, PolicyCommand.self]
+        subcommands: [
+            StatusCommand.self, UserCommand.self, PasswdCommand.self, TOTPCommand.self, RecoveryCommand.self,
+            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, PasswordCommand.self,
+        ]
     )
 
     /// Runs the command, mapping Mamori's own failures to exit status 2 with the message on stderr.

@@ -6,9 +6,39 @@ import MamoriCore
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check, test, explain and draw a policy folder (offline, on the files).",
-        subcommands: [Check.self, Test.self, Explain.self, Graph.self]
+        abstract: "Check, test, explain and draw a policy folder offline; reload it in mamorid and show its status.",
+        subcommands: [Check.self, Test.self, Explain.self, Graph.self, Reload.self, Status.self]
     )
+
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make mamorid read its policy folder again: the whole new policy, or the old one kept on any error."
+        )
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() throws {
+            let reply = try connection.call("policy.reload")
+            if connection.json { return Terminal.printJSON(reply) }
+            print("Reloaded the policy: \(reply.text("previous_revision")) → \(reply.text("revision"))")
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the policy mamorid is using.")
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() throws {
+            let reply = try connection.call("policy.status")
+            if connection.json { return Terminal.printJSON(reply) }
+            let counts = reply.object("counts")
+            print(Terminal.fields([
+                ("revision", reply.text("revision")), ("folder", reply.text("directory")),
+                ("files", "\(reply.list("files").count)"),
+                ("contents", "\(counts.text("zones")) zones, \(counts.text("assets")) assets, \(counts.text("roles")) roles, \(counts.text("rules")) rules"),
+            ]))
+            for warning in reply.list("warnings") { print("warning: \(warning.string)") }
+        }
+    }
 
     /// The policy folder argument and the --json flag, shared by every policy command.
     struct Folder: ParsableArguments {

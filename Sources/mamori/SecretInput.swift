@@ -8,7 +8,20 @@ import MamoriCore
 /// list. The bytes are returned as typed: no trimming beyond the line ending.
 enum SecretInput {
     /// Reads a secret, bounded at `maximumLength` bytes.
-    static func read(prompt: String, confirm: Bool = false, maximumLength: Int) throws(CommandFailure) -> [UInt8] {
+    ///
+    /// - Parameter pipeFlag: for commands where a piped secret must be asked for explicitly, the
+    ///   name of the flag that does so (`--password-stdin`); nil where stdin may always be used.
+    ///   With the flag given (`fromStandardInput`), stdin is read even at a terminal.
+    static func read(
+        prompt: String, confirm: Bool = false, maximumLength: Int, pipeFlag: String? = nil,
+        fromStandardInput: Bool = false
+    ) throws(CommandFailure) -> [UInt8] {
+        if fromStandardInput {
+            return try readLine(from: STDIN_FILENO, maximumLength: maximumLength)
+        }
+        if isatty(STDIN_FILENO) != 1, let pipeFlag {
+            throw CommandFailure("There is no terminal to ask for the password on; pipe it in with \(pipeFlag).")
+        }
         if isatty(STDIN_FILENO) == 1 {
             let first = try readFromTerminal(prompt: prompt, maximumLength: maximumLength)
             if confirm {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MamoriProtocol
 import Foundation
 import MamoriCore
 
@@ -6,9 +7,54 @@ import MamoriCore
 struct TOTPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "totp",
-        abstract: "Time-based one-time codes (RFC 6238), offline.",
-        subcommands: [Code.self]
+        abstract: "Enrol and reset TOTP devices; print codes for diagnostics (RFC 6238).",
+        subcommands: [Enroll.self, Reset.self, Code.self]
     )
+
+    struct Enroll: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol a TOTP device for a user: show the key as a QR code, then confirm with a first code.",
+            discussion: """
+                The key is shown once, as a QR code to scan with an authenticator app and as the \
+                otpauth:// URI; then the first code the app shows is asked for (a line on stdin). \
+                The enrolment counts only when that code is right; otherwise it stays pending and \
+                can be begun again.
+                """
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The user's login name.") var user: String
+
+        func run() throws {
+            let begin = try connection.call("totp.enroll.begin", ["user": .string(user)])
+            let uri = begin.text("uri")
+            if connection.json {
+                Terminal.printJSON(begin)
+            } else {
+                if let drawing = QRCode.draw(uri) { print(drawing) }
+                print("Scan the code with the authenticator app, or enter the key by hand:")
+                print(Terminal.fields([
+                    ("key", begin.text("secret")), ("URI", uri),
+                    ("settings", "\(begin.text("algorithm").uppercased()), \(begin.text("digits")) digits, \(begin.text("period")) s"),
+                ]))
+            }
+            // The key must be on the screen (or in the pipe) before the prompt waits for the code:
+            // fflush(nil) flushes every output stream, stdout included.
+            fflush(nil)
+            FileHandle.standardError.write(Data("Code shown by the app: ".utf8))
+            let typed = try SecretInput.read(prompt: "", maximumLength: 64, fromStandardInput: true)
+            let code = String(decoding: typed, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            let confirmed = try connection.call("totp.enroll.confirm", ["user": .string(user), "code": .string(code)])
+            if connection.json { return Terminal.printJSON(confirmed) }
+            print("TOTP is enrolled for \(user).")
+        }
+    }
+
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a user's TOTP device (a lost phone); enrol a new one after.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The user's login name.") var user: String
+        func run() throws { try UserCommand.Simple.run("totp.reset", user, connection, done: "Removed the TOTP device of \(user).") }
+    }
 
     struct Code: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -8,6 +8,12 @@ public struct ProcessResult: Sendable {
     public let stdout: String
     /// Everything written to stderr, as UTF-8.
     public let stderr: String
+
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// Why a helper could not run a process at all.

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import MamoriProtocol
+
+/// Options every command that talks to mamorid shares.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "mamorid's socket (default: $MAMORI_SOCKET, else .mamori/mamori.sock if it exists, else /run/mamori/mamori.sock).")
+    var socket: String?
+
+    @Flag(help: "Print the daemon's reply as JSON, for scripts.")
+    var json = false
+
+    /// The socket path this command will use.
+    var socketPath: String {
+        if let socket { return socket }
+        if let environment = ProcessInfo.processInfo.environment["MAMORI_SOCKET"], !environment.isEmpty { return environment }
+        return FileManager.default.fileExists(atPath: ".mamori/mamori.sock") ? ".mamori/mamori.sock" : "/run/mamori/mamori.sock"
+    }
+
+    /// Sends one request and returns the reply's fields, or throws a failure with the exit status
+    /// that fits it. The caller's login session ($MAMORI_SESSION) goes with every request, so that
+    /// the policy sees the factors it was opened with.
+    func call(_ op: String, _ fields: [String: JSONValue] = [:]) throws -> [String: JSONValue] {
+        var request = fields
+        request["op"] = .string(op)
+        if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"], !session.isEmpty {
+            request["session"] = .string(session)
+        }
+        let client = try DaemonConnection(path: socketPath)
+        let reply = try client.exchange(WireReply.encodeRequest(request))
+        guard let object = WireReply.parse(reply) else {
+            throw CommandFailure("mamorid sent a reply that is not JSON.", exitCode: .commandFailed)
+        }
+        if case .bool(true)? = object["ok"] { return object }
+        guard case .object(let error)? = object["error"], case .string(let code)? = error["code"],
+            case .string(let message)? = error["message"]
+        else {
+            throw CommandFailure("mamorid refused the request without saying why.", exitCode: .commandFailed)
+        }
+        if json {
+            print(String(decoding: reply, as: UTF8.self))
+            throw ExitCode(Self.exitCode(for: code).rawValue)
+        }
+        throw CommandFailure(Self.sentence(code: code, message: message), exitCode: Self.exitCode(for: code))
+    }
+
+    static func exitCode(for code: String) -> ExitCode {
+        switch code {
+        case ErrorCode.denied.rawValue, ErrorCode.stepUpRequired.rawValue: .permissionDenied
+        case ErrorCode.authenticationFailed.rawValue: .answeredNo
+        default: .commandFailed
+        }
+    }
+
+    /// The daemon's message, lower-cased at the start where it names a permission problem, as the
+    /// operator reads it.
+    static func sentence(code: String, message: String) -> String {
+        switch code {
+        case ErrorCode.denied.rawValue:
+            return "permission denied: " + message.replacingOccurrences(of: "Permission denied: ", with: "")
+        default: return message
+        }
+    }
+}
+
+extension ExitCode {
+    /// mamorid is not running or the socket cannot be reached.
+    static let unreachable = ExitCode(3)
+    /// The policy does not let this user do it (or only after a step-up).
+    static let permissionDenied = ExitCode(4)
+}
+
+/// One connection to mamorid: a request line out, a reply line back.
+struct DaemonConnection {
+    private let descriptor: Int32
+    let path: String
+
+    init(path: String) throws(CommandFailure) {
+        self.path = path
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard descriptor >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw CommandFailure("cannot reach mamorid at \(path) — the path is too long.", exitCode: .unreachable)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard status == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw CommandFailure("cannot reach mamorid at \(path) (\(reason)) — is it running? (`make run`)", exitCode: .unreachable)
+        }
+        // A daemon that hangs must not hang the operator's shell forever.
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Writes `line` (with its newline) and reads one reply line.
+    func exchange(_ line: [UInt8]) throws(CommandFailure) -> [UInt8] {
+        defer { close(descriptor) }
+        var offset = 0
+        while offset < line.count {
+            let written = line[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { throw CommandFailure("mamorid at \(path) closed the connection.", exitCode: .unreachable) }
+            offset += written
+        }
+        var reply: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while !reply.contains(10) {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else {
+                throw CommandFailure("mamorid at \(path) did not answer (closed or timed out).", exitCode: .unreachable)
+            }
+            reply += chunk[..<count]
+        }
+        return Array(reply[..<(reply.firstIndex(of: 10) ?? reply.endIndex)])
+    }
+}
