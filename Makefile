@@ -7,7 +7,14 @@ VENV := $(CURDIR)/.build-venv
 # Tests and benchmarks find the Python peers (argon2-cffi, pyotp) through this variable.
 export MAMORI_PYTHON := $(VENV)/bin/python3
 
-.PHONY: all build run test bench clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+# Installed binaries carry the Swift runtime (--static-swift-stdlib), so a terminal needs only
+# libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
+RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
+
+.PHONY: all build run test bench clean install
 
 all: build
 
@@ -39,5 +46,23 @@ bench:
 	$(CC) -O2 -Wall -Wextra -Werror -pthread Benchmarks/loadgen.c -o .build/release/loadgen
 	.build/release/mamori-bench
 
+# Puts the binaries, the unit, the configuration and the default policy where Debian admins look
+# for locally installed software. An existing configuration or policy is never overwritten.
+install:
+	@scripts/ensure-deps build
+	$(RELEASE) --product mamorid
+	$(RELEASE) --product mamori
+	install -D -s -m 0755 .build-static/release/mamorid $(DESTDIR)$(PREFIX)/sbin/mamorid
+	install -D -s -m 0755 .build-static/release/mamori $(DESTDIR)$(PREFIX)/bin/mamori
+	install -D -m 0644 contrib/systemd/mamorid.service $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
+	sed -i 's|/usr/local/|$(PREFIX)/|g' $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mamori
+	test -e $(DESTDIR)$(SYSCONFDIR)/mamori/mamorid.yaml || install -m 0640 contrib/mamorid.yaml $(DESTDIR)$(SYSCONFDIR)/mamori/mamorid.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/mamori/policies || { install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mamori/policies && install -m 0640 policies/*.yaml $(DESTDIR)$(SYSCONFDIR)/mamori/policies/; }
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/mamori/policies/tests $(DESTDIR)$(PREFIX)/share/doc/mamori
+	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/mamori/policies/
+	install -m 0644 policies/tests/*.yaml $(DESTDIR)$(PREFIX)/share/mamori/policies/tests/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mamori/
+
 clean:
-	rm -rf .build .build-venv
+	rm -rf .build .build-static .build-venv

@@ -59,7 +59,7 @@ extension MamoriService {
 
     func showUser(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
-        if context.caller.name != name || context.caller.isRoot {
+        if context.caller.name != name || context.caller.isOperator {
             try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         }
         guard let user = try await store.user(named: name) else { throw WireError(.notFound, "There is no user '\(name)'.") }
@@ -144,7 +144,7 @@ extension MamoriService {
 
     func userRoles(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
-        if context.caller.name != name || context.caller.isRoot {
+        if context.caller.name != name || context.caller.isOperator {
             try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         }
         let assignments = try await store.assignments(of: name)

@@ -219,7 +219,7 @@ extension MamoriService {
             guard let session = try await session(sessionID), session.isOpen(at: context.now) else {
                 throw WireError(.notFound, "There is no open session '\(sessionID)'.")
             }
-            if context.caller.name != session.user || context.caller.isRoot {
+            if context.caller.name != session.user || context.caller.isOperator {
                 try await requirePermission(context, action: "mamori.session.query", resource: "mamori:sessions/\(sessionID)")
             }
             subject = try await self.subject(session.user, action: action, resource: resource, sessionID: sessionID, context: context)
@@ -276,11 +276,11 @@ extension MamoriService {
             let session = cache.session(sessionID)
         else { return nil }
         let now = Date()
-        guard session.isOpen(at: now), caller.isRoot || caller.name == session.user,
+        guard session.isOpen(at: now), caller.isOperator || caller.name == session.user,
             let snapshot = cache.user(session.user)
         else { return nil }
-        if caller.isRoot {
-            logger.notice("root acts", metadata: ["op": "authorize", "resource": "mamori:sessions/\(sessionID)"])
+        if caller.isOperator {
+            logger.notice("operator acts", metadata: ["uid": "\(caller.uid)", "op": "authorize", "resource": "mamori:sessions/\(sessionID)"])
         }
         let engine = self.engine
         let decision = engine.evaluate(AuthorizationRequest(

@@ -214,11 +214,11 @@ final class MamoriService: Sendable {
         return stored
     }
 
-    /// Lets the request through if the policy permits the caller `action` on `resource` (root
-    /// always, and logged); otherwise records the denial and throws `denied` or `step_up_required`.
+    /// Lets the request through if the policy permits the caller `action` on `resource` (an
+    /// operator — root or the daemon's own user — always, and logged); otherwise records the denial and throws `denied` or `step_up_required`.
     func requirePermission(_ context: RequestContext, action: String, resource: String) async throws {
-        if context.caller.isRoot {
-            logger.notice("root acts", metadata: ["op": "\(context.request.op)", "resource": "\(resource)"])
+        if context.caller.isOperator {
+            logger.notice("operator acts", metadata: ["uid": "\(context.caller.uid)", "op": "\(context.request.op)", "resource": "\(resource)"])
             return
         }
         let request = try await subject(
@@ -245,7 +245,7 @@ final class MamoriService: Sendable {
     /// For operations about a user (authenticate, account, sessions): root, the user themself,
     /// or a caller the policy lets `mamori.authenticate` on that user.
     func requireSelfOrPermission(_ context: RequestContext, user: String) async throws {
-        if context.caller.name == user && !context.caller.isRoot { return }
+        if context.caller.name == user && !context.caller.isOperator { return }
         try await requirePermission(context, action: "mamori.authenticate", resource: "mamori:users/\(user)")
     }
 
