@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import MamoriProtocol
+
+/// `mamori check`: ask the daemon for a decision.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Ask mamorid whether a user (or a session) may do an action on a resource, and why.",
+        discussion: """
+            Examples:
+              mamori check tanaka asset.read point.participants --zone mynumber --factors password,totp
+              mamori check --session $MAMORI_SESSION asset.export point.ledger
+            Exit status 0 when allowed, 1 when denied or a step-up is needed.
+            """
+    )
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Decide for this session instead of a user.") var session: String?
+    @Argument(help: "USER ACTION RESOURCE, or ACTION RESOURCE with --session.") var words: [String]
+    @Option(help: "The zone of the session to imagine (default: the daemon's).") var zone: String?
+    @Option(help: "Factors of the session to imagine, comma-separated: password,totp,recovery-code.") var factors: String?
+
+    func validate() throws {
+        let expected = session == nil ? 3 : 2
+        guard words.count == expected else {
+            throw ValidationError(session == nil ? "Please give USER ACTION RESOURCE." : "Please give ACTION RESOURCE with --session.")
+        }
+        if session != nil && (zone != nil || factors != nil) {
+            throw ValidationError("A session has its own zone and factors; --zone and --factors go with a user.")
+        }
+    }
+
+    func run() throws {
+        var fields: [String: JSONValue] = ["action": .string(words[words.count - 2]), "resource": .string(words[words.count - 1])]
+        if let session {
+            fields["session"] = .string(session)
+        } else {
+            fields["user"] = .string(words[0])
+            if let zone { fields["zone"] = .string(zone) }
+            if let factors { fields["factors"] = .array(factors.split(separator: ",").map { .string(String($0)) }) }
+        }
+        let reply = try connection.call("authorize", fields)
+        if connection.json {
+            Terminal.printJSON(reply)
+        } else {
+            print(reply.text("effect"))
+            let missing = reply.list("missing_factors").map(\.string)
+            if !missing.isEmpty { print("  missing factors: \(missing.joined(separator: ", "))") }
+            let rules = reply.list("rules").map(\.string)
+            if !rules.isEmpty { print("  deciding rules: \(rules.joined(separator: ", "))") }
+            for reason in reply.list("reasons") { print("  \(reason.string)") }
+            print("  policy revision: \(reply.text("policy_revision"))")
+        }
+        if reply.text("effect") != "allow" { throw ExitCode.answeredNo }
+    }
+}
