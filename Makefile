@@ -21,6 +21,7 @@ all: build
 build:
 	@scripts/ensure-deps build
 	$(SWIFT) build
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam
 
 # The main job: mamorid on its development defaults (state in .mamori/, socket
 # .mamori/mamori.sock, the bundled policies/). Stop it with Ctrl-C.
@@ -33,6 +34,7 @@ run: build
 
 test:
 	@scripts/ensure-deps test
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam
 	$(SWIFT) build --build-tests
 	.build/debug/mamori policy check policies
 	.build/debug/mamori policy test policies

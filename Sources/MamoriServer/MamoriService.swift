@@ -266,7 +266,9 @@ final class MamoriService: Sendable {
     private func status(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
         let counts = try await store.counts(at: context.now)
+        let factors = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? []
         return [
+            "login_factors": .array(factors.sorted().map { .string($0.rawValue) }),
             "version": .string(MamoriVersion.current), "protocol": .number(Double(WireLimits.protocolVersion)),
             "zone": .string(configuration.zone), "terminal": .string(configuration.terminal),
             "policy_revision": .string(context.engine.revision),
