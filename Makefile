@@ -10,6 +10,8 @@ export MAMORI_PYTHON := $(VENV)/bin/python3
 PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
+# Where Debian's Linux-PAM looks for modules by name.
+PAMDIR ?= /lib/$(shell $(CC) -print-multiarch)/security
 # Installed binaries carry the Swift runtime (--static-swift-stdlib), so a terminal needs only
 # libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
 RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
@@ -65,6 +67,10 @@ install:
 	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/mamori/policies/
 	install -m 0644 policies/tests/*.yaml $(DESTDIR)$(PREFIX)/share/mamori/policies/tests/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mamori/
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build-static/pam
+	install -D -m 0644 .build-static/pam/pam_mamori.so $(DESTDIR)$(PAMDIR)/pam_mamori.so
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/mamori/pam.d
+	install -m 0644 pam/examples/* $(DESTDIR)$(PREFIX)/share/mamori/pam.d/
 
 clean:
 	rm -rf .build .build-static .build-venv

@@ -143,6 +143,25 @@ struct PAMTests {
         #expect(waited >= 1.4 && waited < 5, "waited \(waited) s for a 1.5 s timeout")
     }
 
+    @Test("the example login stack: Mamori decides; when mamorid is down only root may fall through")
+    func exampleLoginStack() throws {
+        let example = try String(contentsOfFile: URL(fileURLWithPath: Self.build).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("pam/examples/login").path, encoding: .utf8)
+        func install(_ name: String, socket: String) throws {
+            let text = example.replacingOccurrences(of: " pam_mamori.so", with: " \(Self.build)/pam_mamori.so")
+                .replacingOccurrences(of: "socket=/run/mamori/mamori.sock", with: "socket=\(socket)")
+                .replacingOccurrences(of: "@include common-session", with: "")
+            try text.write(toFile: confdir + "/" + name, atomically: true, encoding: .utf8)
+        }
+        try install("login-up", socket: daemon.socketPath)
+        let prompts = ["prompt-off パスワード: ", "prompt-off 確認コード: "]
+        #expect(try pam("tanaka", "auth", ["pw-tanaka-1", try code()], service: "login-up") == prompts + ["auth 0 PAM_SUCCESS"])
+        #expect(try pam("tanaka", "auth", ["wrong", "000000"], service: "login-up") == prompts + ["auth 7 PAM_AUTH_ERR"])
+        try install("login-down", socket: daemon.folder.appendingPathComponent("gone.sock").path)
+        // Not root: pam_succeed_if stops the fall-through; no password prompt from pam_unix.
+        #expect(try pam("tanaka", "auth", [], service: "login-down") == ["auth 7 PAM_AUTH_ERR"])
+    }
+
     @Test("the harness under valgrind: no memory errors, nothing definitely lost")
     func valgrind() throws {
         let result = try Subprocess.run("valgrind", [
