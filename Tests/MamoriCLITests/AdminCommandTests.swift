@@ -203,52 +203,73 @@ func decodeQR(in output: String) throws -> String {
     return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
-/// A process whose output can be read while it runs, and answered.
+/// A process whose output can be read while it runs, and answered (posix_spawn with pipes).
 final class InteractiveProcess {
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private let errors = Pipe()
+    private let pid: pid_t
+    private let input: Int32
+    private let output: Int32
+    private let errorPath: String
     private var collected = ""
 
     init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw SubprocessError(description: "pipe failed") }
+        // Only the child's copies (made by posix_spawn's dup2) survive exec.
+        for descriptor in toChild + fromChild { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("stderr-\(UUID().uuidString)").path
+        let errors = open(errorPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
         variables["MAMORI_SESSION"] = nil
-        process.environment = variables
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
+        pid = try Subprocess.spawn(executable, arguments, environment: variables, stdin: toChild[0], stdout: fromChild[1], stderr: errors)
+        close(toChild[0])
+        close(fromChild[1])
+        close(errors)
+        input = toChild[1]
+        output = fromChild[0]
+    }
+
+    deinit {
+        close(input)
+        close(output)
+        try? FileManager.default.removeItem(atPath: errorPath)
     }
 
     /// Reads stdout until a line containing `marker` has been printed in full.
-    func readUntil(_ marker: String, timeout: TimeInterval = 15) throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+    func readUntil(_ marker: String, timeout: Int32 = 15_000) throws -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
             if let range = collected.range(of: marker), collected[range.upperBound...].contains("\n") { return collected }
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            collected += String(decoding: data, as: UTF8.self)
+            var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, timeout) > 0 else { break }
+            let count = buffer.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            collected += String(decoding: buffer[..<count], as: UTF8.self)
         }
         throw SubprocessError(description: "'\(marker)' did not appear; output so far:\n\(collected)")
     }
 
     func write(_ text: String) throws {
-        try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
-        try input.fileHandleForWriting.close()
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(input, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw SubprocessError(description: "write failed")
+        }
     }
 
     /// Waits for the end; returns the rest of stdout and all of stderr.
     func finish() throws -> ProcessResult {
-        let rest = output.fileHandleForReading.readDataToEndOfFile()
-        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        var rest: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            rest += buffer[..<count]
+        }
+        let status = Subprocess.wait(for: pid)
         return ProcessResult(
-            status: process.terminationStatus, stdout: String(decoding: rest, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self)
+            status: status, stdout: String(decoding: rest, as: UTF8.self),
+            stderr: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
         )
     }
 }

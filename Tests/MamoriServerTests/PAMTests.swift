@@ -116,24 +116,21 @@ struct PAMTests {
         #expect(Date().timeIntervalSince(start) < 1.4)
         // A socket that accepts and never answers.
         let hanging = daemon.folder.appendingPathComponent("hang.sock").path
-        let listener = Process()
-        listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         // It ends by itself after 30 s, and holds none of the test runner's output pipes.
-        listener.arguments = ["-c", """
+        let script = """
             import signal, socket, sys
             signal.alarm(30)
             s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
             held = []
             while True:
                 c, _ = s.accept(); held.append(c)
-            """, hanging]
-        listener.standardInput = FileHandle.nullDevice
-        listener.standardOutput = FileHandle.nullDevice
-        listener.standardError = FileHandle.nullDevice
-        try listener.run()
+            """
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let listener = try Subprocess.spawn("/usr/bin/python3", ["-c", script, hanging], stdin: null, stdout: null, stderr: null)
+        close(null)
         defer {
-            kill(listener.processIdentifier, SIGKILL)
-            listener.waitUntilExit()
+            kill(listener, SIGKILL)
+            _ = Subprocess.wait(for: listener)
         }
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: hanging) { usleep(20_000) }
         try writeService("mamori-hang", socket: hanging)

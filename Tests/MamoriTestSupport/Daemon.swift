@@ -11,7 +11,7 @@ public final class DaemonHarness: @unchecked Sendable {
     public let stateDirectory: String
     public let policyDirectory: String
     public let logPath: String
-    private var process: Process?
+    private var pid: pid_t?
 
     /// Prepares a folder with a copy of `policies` (the repository's by default).
     public init(policies source: String? = nil) throws {
@@ -47,22 +47,23 @@ public final class DaemonHarness: @unchecked Sendable {
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Subprocess.product("mamorid"))
-        process.arguments = ["--config", configuration.path]
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        let log = open(logPath, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer {
+            close(log)
+            close(null)
+        }
+        let started = try Subprocess.spawn(
+            Subprocess.product("mamorid"), ["--config", configuration.path], stdin: null, stdout: log, stderr: log
+        )
+        pid = started
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if !process.isRunning {
-                process.waitUntilExit()
-                self.process = nil
-                return process.terminationStatus
+            var status: Int32 = 0
+            if waitpid(started, &status, WNOHANG) == started {
+                pid = nil
+                let signal = status & 0x7F
+                return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
             }
             if let client = try? LineClient(path: socketPath), (try? client.request(#"{"op":"status"}"#)) != nil {
                 return nil
@@ -77,21 +78,23 @@ public final class DaemonHarness: @unchecked Sendable {
 
     /// Sends a signal to the daemon.
     public func signal(_ number: Int32) {
-        if let process { kill(process.processIdentifier, number) }
+        if let pid { kill(pid, number) }
     }
 
     /// SIGTERM, then waits; returns the exit status.
     @discardableResult
     public func stop() -> Int32? {
-        guard let process else { return nil }
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        self.process = nil
-        return process.terminationStatus
+        guard let pid else { return nil }
+        kill(pid, SIGTERM)
+        self.pid = nil
+        return Subprocess.wait(for: pid)
     }
 
     deinit {
-        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if let pid {
+            kill(pid, SIGKILL)
+            _ = Subprocess.wait(for: pid)
+        }
         try? FileManager.default.removeItem(at: folder)
     }
 }

@@ -28,6 +28,9 @@ public struct SubprocessError: Error, CustomStringConvertible {
 public enum Subprocess {
     /// Runs `executable` (a path, or a name looked up in `PATH`) with `arguments`, feeding `input`
     /// on stdin. Output goes through temporary files, so no pipe can fill up and deadlock.
+    ///
+    /// Uses posix_spawn and waitpid directly: Foundation's Process.waitUntilExit was seen to hang
+    /// forever here when many tests started processes at once.
     public static func run(
         _ executable: String, _ arguments: [String] = [], input: [UInt8] = [],
         environment: [String: String]? = nil
@@ -37,37 +40,60 @@ public enum Subprocess {
             .appendingPathComponent("mamori-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let inputURL = folder.appendingPathComponent("stdin")
-        let outputURL = folder.appendingPathComponent("stdout")
-        let errorURL = folder.appendingPathComponent("stderr")
-        try Data(input).write(to: inputURL)
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let inputHandle = try FileHandle(forReadingFrom: inputURL)
-        let outputHandle = try FileHandle(forWritingTo: outputURL)
-        let errorHandle = try FileHandle(forWritingTo: errorURL)
+        let inputPath = folder.appendingPathComponent("stdin").path
+        let outputPath = folder.appendingPathComponent("stdout").path
+        let errorPath = folder.appendingPathComponent("stderr").path
+        try Data(input).write(to: URL(fileURLWithPath: inputPath))
+        let stdin = open(inputPath, O_RDONLY | O_CLOEXEC)
+        let stdout = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let stderr = open(errorPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer {
-            try? inputHandle.close()
-            try? outputHandle.close()
-            try? errorHandle.close()
+            close(stdin)
+            close(stdout)
+            close(stderr)
         }
-        process.standardInput = inputHandle
-        process.standardOutput = outputHandle
-        process.standardError = errorHandle
-        try process.run()
-        process.waitUntilExit()
-        let status = process.terminationReason == .uncaughtSignal
-            ? 128 + process.terminationStatus : process.terminationStatus
+        guard stdin >= 0, stdout >= 0, stderr >= 0 else { throw SubprocessError(description: "cannot open temporary files") }
+        let pid = try spawn(path, arguments, environment: environment, stdin: stdin, stdout: stdout, stderr: stderr)
+        let status = wait(for: pid)
         return ProcessResult(
             status: status,
-            stdout: try String(contentsOf: outputURL, encoding: .utf8),
-            stderr: try String(contentsOf: errorURL, encoding: .utf8)
+            stdout: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
         )
+    }
+
+    /// Starts a program with the given descriptors as its stdin, stdout and stderr.
+    public static func spawn(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil, stdin: Int32, stdout: Int32,
+        stderr: Int32
+    ) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        let variables = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = variables.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard result == 0 else { throw SubprocessError(description: "cannot start \(path): \(String(cString: strerror(result)))") }
+        return pid
+    }
+
+    /// Waits for a child; returns its exit status, or 128 + the signal that ended it.
+    public static func wait(for pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return -1 }
+        }
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 
     /// Runs a Python snippet with `-c`, passing `arguments` as `sys.argv[1:]`. The interpreter is
