@@ -159,6 +159,29 @@ struct PAMTests {
         #expect(try pam("tanaka", "auth", [], service: "login-down") == ["auth 7 PAM_AUTH_ERR"])
     }
 
+    @Test("an independent PAM client: pamtester under pam_wrapper, answers piped in")
+    func pamtester() throws {
+        let services = daemon.folder.appendingPathComponent("wrapped").path
+        try FileManager.default.createDirectory(atPath: services, withIntermediateDirectories: true)
+        let stack = try String(contentsOfFile: confdir + "/mamori-test", encoding: .utf8)
+        for name in ["mamori", "other"] { try stack.write(toFile: services + "/" + name, atomically: true, encoding: .utf8) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["LD_PRELOAD"] = "libpam_wrapper.so"
+        environment["PAM_WRAPPER"] = "1"
+        environment["PAM_WRAPPER_SERVICE_DIR"] = services
+        let right = try Subprocess.run(
+            "pamtester", ["mamori", "tanaka", "authenticate"], input: Array("pw-tanaka-1\n\(try code())\n".utf8), environment: environment
+        )
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect(right.stdout.contains("successfully authenticated"))
+        let wrong = try Subprocess.run(
+            "pamtester", ["mamori", "tanaka", "authenticate"], input: Array("pw-tanaka-1\n000000\n".utf8), environment: environment
+        )
+        #expect(wrong.status != 0)
+        #expect(wrong.stderr.contains("Authentication failure"))
+        #expect(wrong.stderr.contains("Password: Verification code: "))
+    }
+
     @Test("the harness under valgrind: no memory errors, nothing definitely lost")
     func valgrind() throws {
         let result = try Subprocess.run("valgrind", [
