@@ -53,6 +53,7 @@ public final class DaemonHarness: @unchecked Sendable {
             close(log)
             close(null)
         }
+        guard log >= 0, null >= 0 else { throw SubprocessError(description: "cannot open \(logPath)") }
         let started = try Subprocess.spawn(
             Subprocess.product("mamorid"), ["--config", configuration.path], stdin: null, stdout: log, stderr: log
         )
@@ -105,13 +106,16 @@ public final class LineClient: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     public init(path: String, timeoutSeconds: Int = 15) throws {
-        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw SubprocessError(description: "socket() failed") }
+        // Everything is done on a local descriptor, assigned last: a throwing init of a fully
+        // initialised class runs deinit, which would close the descriptor a second time (and,
+        // with tests in parallel, close another test's file that reused the number).
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SubprocessError(description: "socket() failed") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(descriptor)
+            close(fd)
             throw SubprocessError(description: "socket path too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -119,14 +123,15 @@ public final class LineClient: @unchecked Sendable {
             raw[bytes.count] = 0
         }
         let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard status == 0 else {
-            close(descriptor)
+            close(fd)
             throw SubprocessError(description: "cannot connect to \(path)")
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        descriptor = fd
     }
 
     deinit { close(descriptor) }
