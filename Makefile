@@ -48,6 +48,7 @@ bench:
 	$(SWIFT) build -c release --product mamori-bench
 	$(SWIFT) build -c release --product mamorid
 	$(CC) -O2 -Wall -Wextra -Werror -pthread Benchmarks/loadgen.c -o .build/release/loadgen
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam
 	.build/release/mamori-bench
 
 # Puts the binaries, the unit, the configuration and the default policy where Debian admins look

@@ -104,6 +104,8 @@ enum DaemonBench {
         print(String(format: "  overhead %@ (ratio %.3f)", human(daemonMedian - rawMedian), daemonMedian / rawMedian))
         _ = setup.call(#"{"op":"user.unlock","user":"bench"}"#)
 
+        try pamBenchmark(folder: folder, socketPath: socketPath, setup: setup, hasher: hasher, hash: hash, productsDirectory: productsDirectory)
+
         // Peak memory with 100 authentications at once.
         let before = peakMemory(of: daemon.processIdentifier)
         let group = DispatchGroup()
@@ -123,6 +125,74 @@ enum DaemonBench {
         print("Daemon: 100 authentications at once (64 MiB each, \(ProcessInfo.processInfo.activeProcessorCount) workers, queue 256)")
         print("  peak resident memory \(before / 1024) MiB before, \(after / 1024) MiB after; \(busy.value) answered busy")
         print()
+    }
+
+    /// A full PAM authentication (password + second factor) through pam_mamori.so and the
+    /// daemon, by pam/tests/pam_harness.c, against the raw Argon2 verify and against
+    /// pam_google_authenticator checking a TOTP code through the same harness.
+    static func pamBenchmark(
+        folder: URL, socketPath: String, setup: SocketClient, hasher: PasswordHasher, hash: String, productsDirectory: String
+    ) throws {
+        let pamBuild = URL(fileURLWithPath: productsDirectory).deletingLastPathComponent().appendingPathComponent("pam").path
+        let harness = pamBuild + "/pam_harness"
+        guard FileManager.default.isExecutableFile(atPath: harness) else {
+            print("PAM: the harness is not built (make bench builds it); skipped")
+            return
+        }
+        let confdir = folder.appendingPathComponent("pam.d").path
+        try FileManager.default.createDirectory(atPath: confdir, withIntermediateDirectories: true)
+        try "auth required \(pamBuild)/pam_mamori.so socket=\(socketPath)\n"
+            .write(toFile: confdir + "/mamori", atomically: true, encoding: .utf8)
+        // Recovery codes give a fresh second factor for every round (a TOTP step is accepted once).
+        let rounds = 12
+        guard let issued = setup.call(#"{"op":"recovery.issue","user":"bench","count":\#(rounds)}"#),
+            let object = try? JSONSerialization.jsonObject(with: Data(issued.utf8)) as? [String: Any],
+            let codes = object["codes"] as? [String]
+        else { print("PAM: recovery codes could not be issued"); return }
+        var through: [Double] = []
+        var raw: [Double] = []
+        var failures = 0
+        for code in codes {
+            raw.append(seconds { _ = try? hasher.verify("bench password", against: hash) })
+            var output = ""
+            through.append(seconds {
+                output = (try? runProgram(harness, [confdir, "mamori", "bench", "auth", "bench password", code], captureOutput: true).output) ?? ""
+            })
+            if !output.contains("auth 0 PAM_SUCCESS") { failures += 1 }
+        }
+        let pamMedian = Timing(samples: through).median
+        let rawMedian = Timing(samples: raw).median
+        print("PAM: a full authentication through pam_mamori.so and mamorid (\(rounds) rounds, password + recovery code)")
+        print("  harness process, PAM, module, daemon median \(human(pamMedian))   raw Argon2 verify median \(human(rawMedian))")
+        print("  overhead \(human(pamMedian - rawMedian)) (includes starting the harness process)   failures \(failures)")
+
+        // pam_google_authenticator checking a TOTP code through the same harness.
+        let module = "/lib/x86_64-linux-gnu/security/pam_google_authenticator.so"
+        guard FileManager.default.fileExists(atPath: module) else {
+            print("  pam_google_authenticator: not installed (make bench installs it); no comparison")
+            return
+        }
+        let secret = TOTP.generateSecret(for: .sha1)
+        let secretFile = folder.appendingPathComponent("ga-secret").path
+        // Reuse allowed so that every round may use the current code.
+        try "\(Base32.encode(secret))\n\" TOTP_AUTH\n".write(toFile: secretFile, atomically: true, encoding: .utf8)
+        chmod(secretFile, 0o600)
+        try "auth required \(module) secret=\(secretFile) user=root no_strict_owner allowed_perm=0600\n"
+            .write(toFile: confdir + "/google", atomically: true, encoding: .utf8)
+        let totp = try TOTP(secret: secret)
+        var google: [Double] = []
+        var googleFailures = 0
+        for _ in 0..<rounds {
+            let code = totp.code(at: Date()) ?? "000000"
+            var output = ""
+            google.append(seconds {
+                output = (try? runProgram(harness, [confdir, "google", "root", "auth", code], captureOutput: true).output) ?? ""
+            })
+            if !output.contains("auth 0 PAM_SUCCESS") { googleFailures += 1 }
+        }
+        let googleMedian = Timing(samples: google).median
+        print("  pam_google_authenticator (TOTP only) through the same harness median \(human(googleMedian)), failures \(googleFailures)")
+        print(String(format: "  Mamori minus its Argon2 work, against it: %@ vs %@", human(pamMedian - rawMedian), human(googleMedian)))
     }
 
     static func field(_ line: String, _ name: String) -> String? {
