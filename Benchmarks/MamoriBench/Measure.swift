@@ -25,7 +25,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 /// Formats a duration for people: ns, µs, ms or s.
 func human(_ seconds: Double) -> String {
     if seconds < 0 { return "-" + human(-seconds) }
-    switch seconds {
+    return switch seconds {
     case ..<1e-6: String(format: "%.0f ns", seconds * 1e9)
     case ..<1e-3: String(format: "%.2f µs", seconds * 1e6)
     case ..<1: String(format: "%.2f ms", seconds * 1e3)
