@@ -159,6 +159,19 @@ struct PAMTests {
         #expect(try pam("tanaka", "auth", [], service: "login-down") == ["auth 7 PAM_AUTH_ERR"])
     }
 
+    @Test("use_first_pass takes the password from an earlier module and asks only for the code")
+    func firstPass() throws {
+        let module = Self.build + "/pam_mamori.so"
+        try "auth optional pam_unix.so\nauth required \(module) socket=\(daemon.socketPath) use_first_pass\n"
+            .write(toFile: confdir + "/first-pass", atomically: true, encoding: .utf8)
+        let lines = try pam("tanaka", "auth", ["pw-tanaka-1", try code()], service: "first-pass")
+        // The one "Password: " prompt is pam_unix's; pam_mamori adds only the code prompt.
+        #expect(lines == Self.prompts + ["auth 0 PAM_SUCCESS"])
+        try "auth required \(module) socket=\(daemon.socketPath) use_first_pass\n"
+            .write(toFile: confdir + "/first-pass-alone", atomically: true, encoding: .utf8)
+        #expect(try pam("tanaka", "auth", [], service: "first-pass-alone") == ["auth 7 PAM_AUTH_ERR"])
+    }
+
     @Test("an independent PAM client: pamtester under pam_wrapper, answers piped in")
     func pamtester() throws {
         let services = daemon.folder.appendingPathComponent("wrapped").path
