@@ -83,12 +83,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "mamori-bench",
-            dependencies: ["MamoriCore"],
+            dependencies: ["MamoriCore", "MamoriProtocol"],
             path: "Benchmarks/MamoriBench",
             exclude: ["cedar_bench.py"]
         ),
         .target(
             name: "MamoriTestSupport",
+            dependencies: ["MamoriProtocol"],
             path: "Tests/MamoriTestSupport"
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import MamoriProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,29 +11,8 @@ final class SocketClient {
     private var chunk = [UInt8](repeating: 0, count: 1 << 16)
 
     init?(path: String) {
-        // A local descriptor, assigned last: returning nil from a fully initialised class would
-        // run deinit and close it twice.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            return nil
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard status == 0 else {
-            close(fd)
-            return nil
-        }
-        descriptor = fd
+        guard let connected = try? UnixSocket.connect(path: path) else { return nil }
+        descriptor = connected
     }
 
     deinit { close(descriptor) }

@@ -77,28 +77,12 @@ struct DaemonConnection {
 
     init(path: String) throws(CommandFailure) {
         self.path = path
-        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard descriptor >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw CommandFailure("cannot reach mamorid at \(path) — the path is too long.", exitCode: .unreachable)
+        do {
+            // A daemon that hangs must not hang the operator's shell forever.
+            descriptor = try UnixSocket.connect(path: path, receiveTimeout: 30)
+        } catch {
+            throw CommandFailure("cannot reach mamorid at \(path) (\(error.reason)) — is it running? (`make run`)", exitCode: .unreachable)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard status == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(descriptor)
-            throw CommandFailure("cannot reach mamorid at \(path) (\(reason)) — is it running? (`make run`)", exitCode: .unreachable)
-        }
-        // A daemon that hangs must not hang the operator's shell forever.
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Writes `line` (with its newline) and reads one reply line.

@@ -1,4 +1,5 @@
 public import Foundation
+import MamoriProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -106,32 +107,11 @@ public final class LineClient: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     public init(path: String, timeoutSeconds: Int = 15) throws {
-        // Everything is done on a local descriptor, assigned last: a throwing init of a fully
-        // initialised class runs deinit, which would close the descriptor a second time (and,
-        // with tests in parallel, close another test's file that reused the number).
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SubprocessError(description: "socket() failed") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw SubprocessError(description: "socket path too long")
+        do {
+            descriptor = try UnixSocket.connect(path: path, receiveTimeout: timeoutSeconds)
+        } catch {
+            throw SubprocessError(description: "cannot connect to \(path): \(error.reason)")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard status == 0 else {
-            close(fd)
-            throw SubprocessError(description: "cannot connect to \(path)")
-        }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        descriptor = fd
     }
 
     deinit { close(descriptor) }
