@@ -77,7 +77,8 @@ let package = Package(
         .executableTarget(
             name: "mamori",
             dependencies: [
-                "MamoriCore", "MamoriProtocol", "CQRencode",
+                // MamoriStore only for reading an auditor's copy of the database offline.
+                "MamoriCore", "MamoriProtocol", "MamoriStore", "CQRencode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -24,6 +24,18 @@ public final class Store: Sendable {
         }
     }
 
+    /// Opens a copy of a database read-only (an auditor's copy): no migration, no write.
+    public init(readOnlyPath path: String) throws {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.publicStatementArguments = false
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw StoreError(.storage, "The database at \(path) cannot be opened: \(Self.describe(error)).")
+        }
+    }
+
     static func describe(_ error: any Error) -> String {
         if let error = error as? DatabaseError { return error.message ?? "SQLite error \(error.resultCode.rawValue)" }
         return "\(error)"
@@ -470,8 +482,8 @@ public final class Store: Sendable {
         }
     }
 
-    /// Every audit entry in order, with its stored links (for verification and tests).
-    public func auditTrail() async throws -> [(entry: AuditEntry, previous: [UInt8], hash: [UInt8])] {
+    /// Every audit entry in stored order, with its sequence number and links.
+    public func auditTrail() async throws -> [AuditChain.StoredEntry] {
         try await read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq").map { row in
                 let detailText: String = row["detail"]
@@ -481,7 +493,10 @@ public final class Store: Sendable {
                     target: row["target"], outcome: row["outcome"], detail: detail, terminal: row["terminal"],
                     zone: row["zone"], policyRevision: row["policy_revision"]
                 )
-                return (entry, [UInt8](row["prev_hash"] as Data), [UInt8](row["hash"] as Data))
+                return AuditChain.StoredEntry(
+                    sequence: row["seq"], entry: entry, previousHash: [UInt8](row["prev_hash"] as Data),
+                    hash: [UInt8](row["hash"] as Data)
+                )
             }
         }
     }

@@ -5,7 +5,7 @@ import MamoriCore
 /// The `mamori` command: the security administrator's tool. Administrative commands are clients
 /// of mamorid's socket; `password`, `totp code` and the `policy` file commands work offline.
 @main
-struct Mamori: ParsableCommand {
+struct Mamori: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mamori",
         abstract: "Mamori (守り): access control and multi-factor authentication for the town's terminals.",
@@ -21,15 +21,20 @@ struct Mamori: ParsableCommand {
         version: MamoriVersion.current,
         subcommands: [
             StatusCommand.self, UserCommand.self, PasswdCommand.self, TOTPCommand.self, RecoveryCommand.self,
-            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, PasswordCommand.self,
+            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self,
+            PasswordCommand.self,
         ]
     )
 
     /// Runs the command, mapping Mamori's own failures to exit status 2 with the message on stderr.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
         } catch let failure as CommandFailure {
             standardError("mamori: \(failure.message)")
             Foundation.exit(failure.exitCode.rawValue)
