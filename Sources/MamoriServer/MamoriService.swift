@@ -17,6 +17,7 @@ final class MamoriService: Sendable {
     let logger: Logger
     let startedAt = Date()
     let cipher: SeedCipher
+    let auditSigner: AuditSigner
     let argonPool: Argon2Pool
     private let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
@@ -35,14 +36,15 @@ final class MamoriService: Sendable {
     init(configuration: DaemonConfiguration, logger: Logger) throws(ConfigurationError) {
         self.configuration = configuration
         self.logger = logger
-        let key = try StateFolder.prepare(configuration.stateDirectory)
+        let keys = try StateFolder.prepare(configuration.stateDirectory)
         do {
-            cipher = try SeedCipher(key: key)
+            cipher = try SeedCipher(key: keys.seed)
+            auditSigner = try AuditSigner(rawKey: keys.audit)
         } catch {
             throw ConfigurationError(error.message)
         }
         do {
-            store = try Store(path: configuration.stateDirectory + "/" + StateFolder.databaseName)
+            store = try Store(path: configuration.stateDirectory + "/" + StateFolder.databaseName, signer: auditSigner)
         } catch {
             throw ConfigurationError("\(error)")
         }
@@ -67,8 +69,15 @@ final class MamoriService: Sendable {
 
     var engine: PolicyEngine { engineBox.withLockedValue { $0 } }
 
+    /// Signs the chain's head, so that nothing written before the stop can be cut off unseen.
     func shutdown() async {
         await argonPool.shutdown()
+        do {
+            try await store.writeCheckpoint(at: Date())
+        } catch {
+            logger.error("the audit checkpoint at shutdown could not be written")
+        }
+        store.close()
     }
 
     // MARK: Requests
@@ -155,6 +164,9 @@ final class MamoriService: Sendable {
         case "role.list": return try await listRoles(context)
         case "policy.reload": return try await reloadPolicy(context)
         case "policy.status": return try await policyStatus(context)
+        case "audit.public_key":
+            try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
+            return ["public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519")]
         default:
             throw WireError(.unknownOperation, "There is no operation '\(request.op.prefix(64))'; see docs/protocol.md.")
         }

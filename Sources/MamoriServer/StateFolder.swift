@@ -9,10 +9,11 @@ import MamoriCore
 enum StateFolder {
     static let databaseName = "mamori.sqlite"
     static let keyName = "seed.key"
+    static let auditKeyName = "audit.key"
 
-    /// Creates the folder (0700) and the key file (0600, 32 random bytes) if missing, checks
-    /// ownership and modes, and returns the seed key.
-    static func prepare(_ path: String) throws(ConfigurationError) -> [UInt8] {
+    /// Creates the folder (0700) and the key files (0600, 32 random bytes each: the TOTP seed key
+    /// and the audit signing key) if missing, checks ownership and modes, and returns both keys.
+    static func prepare(_ path: String) throws(ConfigurationError) -> (seed: [UInt8], audit: [UInt8]) {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         if !manager.fileExists(atPath: path, isDirectory: &isDirectory) {
@@ -25,20 +26,26 @@ enum StateFolder {
             throw ConfigurationError("The state folder \(path) is not a folder.")
         }
         try checkOwnership(path, what: "state folder")
-        let keyPath = path + "/" + keyName
-        if !manager.fileExists(atPath: keyPath) {
+        let seed = try key(path + "/" + keyName)
+        let audit = try key(path + "/" + auditKeyName)
+        let databasePath = path + "/" + databaseName
+        if manager.fileExists(atPath: databasePath) { try checkOwnership(databasePath, what: "database") }
+        return (seed, audit)
+    }
+
+    /// A 32-byte key file: made from the CSPRNG with mode 0600 if missing, then checked and read.
+    private static func key(_ keyPath: String) throws(ConfigurationError) -> [UInt8] {
+        if !FileManager.default.fileExists(atPath: keyPath) {
             let descriptor = open(keyPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw ConfigurationError("The key file \(keyPath) cannot be created.") }
-            let key = SystemRandomBytes().bytes(SeedCipher.keyLength)
+            let key = SystemRandomBytes().bytes(32)
             let written = key.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
             close(descriptor)
             guard written == key.count else { throw ConfigurationError("The key file \(keyPath) cannot be written.") }
         }
         try checkOwnership(keyPath, what: "key file")
-        let databasePath = path + "/" + databaseName
-        if manager.fileExists(atPath: databasePath) { try checkOwnership(databasePath, what: "database") }
-        guard let key = manager.contents(atPath: keyPath), key.count == SeedCipher.keyLength else {
-            throw ConfigurationError("The key file \(keyPath) must hold exactly \(SeedCipher.keyLength) bytes.")
+        guard let key = FileManager.default.contents(atPath: keyPath), key.count == 32 else {
+            throw ConfigurationError("The key file \(keyPath) must hold exactly 32 bytes.")
         }
         return Array(key)
     }

@@ -9,9 +9,17 @@ internal import GRDB
 /// land together or not at all. Timestamps are stored as Unix milliseconds.
 public final class Store: Sendable {
     private let pool: DatabasePool
+    /// Signs a checkpoint of the chain head every `checkpointInterval` entries (nil: never).
+    private let signer: AuditSigner?
+    private let checkpointInterval: Int64
 
     /// Opens (creating if needed) the database at `path` and runs the migrations.
-    public init(path: String) throws {
+    ///
+    /// - Parameter signer: the daemon's audit key; with it, every `checkpointInterval`-th entry
+    ///   gets a signed checkpoint in the same transaction.
+    public init(path: String, signer: AuditSigner? = nil, checkpointInterval: Int = 100) throws {
+        self.signer = signer
+        self.checkpointInterval = Int64(max(1, checkpointInterval))
         var configuration = Configuration()
         // Statement arguments may hold hashes; keep them out of GRDB's error descriptions.
         configuration.publicStatementArguments = false
@@ -26,6 +34,8 @@ public final class Store: Sendable {
 
     /// Opens a copy of a database read-only (an auditor's copy): no migration, no write.
     public init(readOnlyPath path: String) throws {
+        signer = nil
+        checkpointInterval = 1
         var configuration = Configuration()
         configuration.readonly = true
         configuration.publicStatementArguments = false
@@ -121,6 +131,17 @@ public final class Store: Sendable {
                 INSERT INTO meta (key, value) VALUES ('assignment_generation', 0);
                 """)
         }
+        migrator.registerMigration("v2-checkpoints") { db in
+            try db.execute(sql: """
+                CREATE TABLE checkpoints (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    audit_seq INTEGER NOT NULL,
+                    head_hash BLOB NOT NULL,
+                    time INTEGER NOT NULL,
+                    signature BLOB NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 
@@ -129,9 +150,9 @@ public final class Store: Sendable {
     /// Runs `body` and appends `audit` in one write transaction.
     private func write<T: Sendable>(audit: AuditEntry?, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.write { db in
+            return try await pool.write { [self] db in
                 let result = try body(db)
-                if let audit { try Self.append(audit, db) }
+                if let audit { try self.append(audit, db) }
                 return result
             }
         } catch let error as StoreError {
@@ -149,7 +170,7 @@ public final class Store: Sendable {
         }
     }
 
-    private static func append(_ entry: AuditEntry, _ db: Database) throws {
+    private func append(_ entry: AuditEntry, _ db: Database) throws {
         let previous = try [UInt8](Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Data(AuditEntry.genesis))
         let canonical = entry.canonicalJSON
         let hash = AuditEntry.chainHash(previous: previous, canonicalJSON: canonical)
@@ -166,6 +187,46 @@ public final class Store: Sendable {
                 Data(previous), Data(hash),
             ]
         )
+        if let signer, db.lastInsertedRowID % checkpointInterval == 0 {
+            try Self.insert(signer.sign(sequence: db.lastInsertedRowID, headHash: hash, time: entry.time), db)
+        }
+    }
+
+    private static func insert(_ checkpoint: AuditCheckpoint, _ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO checkpoints (audit_seq, head_hash, time, signature) VALUES (?, ?, ?, ?)",
+            arguments: [checkpoint.sequence, Data(checkpoint.headHash), millis(checkpoint.time), Data(checkpoint.signature)]
+        )
+    }
+
+    /// Signs the current head of the chain (at shutdown), unless it is signed already.
+    public func writeCheckpoint(at time: Date) async throws {
+        guard let signer else { return }
+        try await write(audit: nil) { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") else { return }
+            let sequence: Int64 = row["seq"]
+            let signed = try Int64.fetchOne(db, sql: "SELECT MAX(audit_seq) FROM checkpoints") ?? 0
+            guard sequence > signed else { return }
+            try Self.insert(signer.sign(sequence: sequence, headHash: [UInt8](row["hash"] as Data), time: time), db)
+        }
+    }
+
+    /// Closes the database: the write-ahead log is folded into the file, so a copy of the file
+    /// alone is complete. Call once, at shutdown; the store is unusable after.
+    public func close() {
+        try? pool.close()
+    }
+
+    /// Every checkpoint, oldest first.
+    public func checkpoints() async throws -> [AuditCheckpoint] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map { row in
+                AuditCheckpoint(
+                    sequence: row["audit_seq"], headHash: [UInt8](row["head_hash"] as Data), time: date(row["time"]),
+                    signature: [UInt8](row["signature"] as Data)
+                )
+            }
+        }
     }
 
     /// Appends an entry on its own (a decision, a failed request).
@@ -252,7 +313,7 @@ public final class Store: Sendable {
             try db.execute(sql: "UPDATE users SET last_login_at = ? WHERE name = ?", arguments: [millis(time), name])
             if let rehash { try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [rehash, name]) }
             try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
-            try Self.append(audit, db)
+            try self.append(audit, db)
             return true
         }
     }

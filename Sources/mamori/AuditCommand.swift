@@ -6,8 +6,23 @@ import MamoriStore
 /// `mamori audit`: the audit trail (監査証跡).
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Verify the audit trail's hash chain.", subcommands: [Verify.self]
+        commandName: "audit", abstract: "Verify the audit trail; export its verifying key.",
+        subcommands: [Verify.self, PublicKey.self]
     )
+
+    struct PublicKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "public-key",
+            abstract: "Print the Ed25519 key that verifies the audit trail's checkpoints (base64), for auditors."
+        )
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() throws {
+            let reply = try connection.call("audit.public_key")
+            if connection.json { return Terminal.printJSON(reply) }
+            print(reply.text("public_key"))
+        }
+    }
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -15,13 +30,16 @@ struct AuditCommand: ParsableCommand {
             discussion: """
                 Example, on an auditor's machine: mamori audit verify --db mamori-2026-11-30.sqlite
                 Names every altered, deleted, inserted or moved entry; exit 0 only when the chain holds.
-                Entries cut from the end of the trail leave a shorter chain that still links: signed
-                checkpoints, which will reveal that, are not written yet.
+                With --public-key (from `mamori audit public-key`), the signed checkpoints are checked
+                too: a chain rewritten without the key, or entries cut off the end, no longer match.
                 """
         )
 
         @Option(help: "A copy of mamorid's database (it is opened read-only).")
         var db: String
+
+        @Option(help: "A file holding the verifying key (base64), from `mamori audit public-key`.")
+        var publicKey: String?
 
         @Flag(help: "Print the result as JSON.")
         var json = false
@@ -30,23 +48,41 @@ struct AuditCommand: ParsableCommand {
             guard FileManager.default.isReadableFile(atPath: db) else {
                 throw CommandFailure("There is no readable database at \(db).")
             }
+            var key: [UInt8]?
+            if let publicKey {
+                guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8),
+                    let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+                else { throw CommandFailure("\(publicKey) does not hold a base64 key.") }
+                key = Array(bytes)
+            }
             let entries: [AuditChain.StoredEntry]
+            let checkpoints: [AuditCheckpoint]
             do {
-                entries = try await Store(readOnlyPath: db).auditTrail()
+                let store = try Store(readOnlyPath: db)
+                entries = try await store.auditTrail()
+                checkpoints = try await store.checkpoints()
             } catch {
                 throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
             }
-            let problems = AuditChain.verify(entries)
+            var problems = AuditChain.verify(entries)
+            if let key { problems += AuditChain.verify(checkpoints: checkpoints, against: entries, publicKey: key) }
             if json {
                 let object: [String: Any] = [
                     "entries": entries.count, "valid": problems.isEmpty, "problems": problems.map(\.description),
-                    "last_sequence": entries.last.map { Int($0.sequence) } ?? 0,
+                    "last_sequence": entries.last.map { Int($0.sequence) } ?? 0, "checkpoints": checkpoints.count,
+                    "checkpoints_verified": key != nil,
                 ]
                 if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
                     print(String(decoding: data, as: UTF8.self))
                 }
             } else if problems.isEmpty {
                 print("The audit chain holds: \(entries.count) entries, the last is \(entries.last.map { "\($0.sequence)" } ?? "none").")
+                if key != nil {
+                    let last = checkpoints.map(\.sequence).max() ?? 0
+                    print("Checkpoints: \(checkpoints.count) signed, the last at entry \(last).")
+                } else if !checkpoints.isEmpty {
+                    print("The \(checkpoints.count) signed checkpoints were not checked: give --public-key.")
+                }
             } else {
                 for problem in problems { print("BROKEN: \(problem)") }
                 print("\(problems.count) problem(s) in \(entries.count) entries.")

@@ -27,6 +27,14 @@ public enum AuditChain {
         case missing(from: Int64, to: Int64)
         /// The entry does not link to the one before it: an entry was inserted, deleted or moved.
         case brokenLink(sequence: Int64, after: Int64?)
+        /// A checkpoint's signature does not hold under the verifying key.
+        case badSignature(sequence: Int64)
+        /// A signed checkpoint names an entry whose hash is now different, or that is gone.
+        case checkpointMismatch(sequence: Int64)
+        /// The trail ends before an entry a checkpoint signed: entries were cut off the end.
+        case truncated(last: Int64, signed: Int64)
+        /// The verifying key is not an Ed25519 public key.
+        case badKey
 
         public var description: String {
             switch self {
@@ -37,6 +45,14 @@ public enum AuditChain {
             case .brokenLink(let sequence, let after):
                 "entry \(sequence) does not follow \(after.map { "entry \($0)" } ?? "the start of the trail"): "
                     + "an entry was inserted, deleted or moved here"
+            case .badSignature(let sequence):
+                "the checkpoint at entry \(sequence) is not signed by this key: forged, or the wrong key"
+            case .checkpointMismatch(let sequence):
+                "the checkpoint at entry \(sequence) does not match the trail: the chain was rewritten up to there"
+            case .truncated(let last, let signed):
+                "the trail ends at entry \(last), but a checkpoint signed entry \(signed): entries were cut off the end"
+            case .badKey:
+                "the verifying key is not an Ed25519 public key"
             }
         }
     }
