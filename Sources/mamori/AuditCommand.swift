@@ -7,8 +7,85 @@ import MamoriStore
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "Verify the audit trail; export its verifying key.",
-        subcommands: [Verify.self, PublicKey.self]
+        subcommands: [Verify.self, Export.self, PublicKey.self]
     )
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the audit trail of a database copy as JSON lines or CSV, offline.",
+            discussion: "Example: mamori audit export --db copy.sqlite --since 2026-04-01 --format csv > audit.csv"
+        )
+
+        @Option(help: "A copy of mamorid's database (opened read-only).") var db: String
+        @Option(help: "Only entries at or after this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var since: String?
+        @Option(help: "Only entries before this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var until: String?
+        @Option(help: "jsonl or csv.") var format = "jsonl"
+
+        func validate() throws {
+            guard ["jsonl", "csv"].contains(format) else { throw ValidationError("The format must be jsonl or csv.") }
+            for value in [since, until].compactMap({ $0 }) where Self.date(value) == nil {
+                throw ValidationError("Please give dates as YYYY-MM-DD or ISO 8601 with an offset, not '\(value)'.")
+            }
+        }
+
+        static func date(_ text: String) -> Date? {
+            if let time = ISO8601DateFormatter().date(from: text) { return time }
+            let formatter = DateFormatter()
+            formatter.dateFormat = "yyyy-MM-dd"
+            formatter.timeZone = TimeZone(identifier: "Asia/Tokyo")
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            return formatter.date(from: text)
+        }
+
+        func run() async throws {
+            guard FileManager.default.isReadableFile(atPath: db) else { throw CommandFailure("There is no readable database at \(db).") }
+            let entries: [AuditChain.StoredEntry]
+            do {
+                entries = try await Store(readOnlyPath: db).auditTrail()
+            } catch {
+                throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
+            }
+            let from = since.flatMap(Self.date)
+            let to = until.flatMap(Self.date)
+            let selected = entries.filter { stored in
+                (from.map { stored.entry.time >= $0 } ?? true) && (to.map { stored.entry.time < $0 } ?? true)
+            }
+            let columns = ["seq", "time", "actor_uid", "actor", "event", "target", "outcome", "detail", "terminal", "zone", "policy_revision", "hash"]
+            if format == "csv" { print(columns.joined(separator: ",")) }
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            for stored in selected {
+                let entry = stored.entry
+                let detail = (try? JSONSerialization.data(withJSONObject: entry.detail, options: [.sortedKeys]))
+                    .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+                let values: [String] = [
+                    "\(stored.sequence)", formatter.string(from: entry.time), entry.actorUID.map(String.init) ?? "",
+                    entry.actor, entry.event, entry.target, entry.outcome, detail, entry.terminal, entry.zone,
+                    entry.policyRevision, stored.hash.map { String(format: "%02x", $0) }.joined(),
+                ]
+                if format == "csv" {
+                    print(values.map(Self.csvField).joined(separator: ","))
+                } else {
+                    var object = Dictionary(uniqueKeysWithValues: zip(columns, values.map { $0 as Any }))
+                    object["seq"] = Int(stored.sequence)
+                    object["actor_uid"] = entry.actorUID.map { $0 as Any } ?? NSNull()
+                    object["detail"] = entry.detail
+                    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+                        print(String(decoding: data, as: UTF8.self))
+                    }
+                }
+            }
+        }
+
+        /// RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled. A leading
+        /// =, +, - or @ is prefixed with ' so that a spreadsheet never runs it as a formula.
+        static func csvField(_ value: String) -> String {
+            var text = value
+            if let first = text.first, "=+-@".contains(first) { text = "'" + text }
+            guard text.contains(where: { ",\"\n\r".contains($0) }) else { return text }
+            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+    }
 
     struct PublicKey: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -110,6 +110,28 @@ struct AuditVerifyTests {
         #expect(try verify(database, after: "", key: otherKey).status == 1)
     }
 
+    @Test("export writes JSON lines and CSV, filtered by time, with nothing secret")
+    func export() throws {
+        let ((daemon, database), _) = try databaseAndKey()
+        let lines = try Subprocess.run(Self.mamori, ["audit", "export", "--db", database])
+        #expect(lines.status == 0, "\(lines.stderr)")
+        let objects = try lines.stdout.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        #expect(objects.map { $0["event"] as? String } == ["user.add", "user.passwd", "role.grant", "role.grant", "user.disable"])
+        #expect(objects.map { $0["seq"] as? Int } == [1, 2, 3, 4, 5])
+        #expect(!lines.stdout.contains("audit me"))
+        let csv = try Subprocess.run(Self.mamori, ["audit", "export", "--db", database, "--format", "csv"])
+        let rows = csv.stdout.split(separator: "\n")
+        #expect(rows.first == "seq,time,actor_uid,actor,event,target,outcome,detail,terminal,zone,policy_revision,hash")
+        #expect(rows.count == 6)
+        #expect(rows[3].contains(#""{""role"":""staff"",""until"":""""}""#))
+        let none = try Subprocess.run(Self.mamori, ["audit", "export", "--db", database, "--since", "2999-01-01"])
+        #expect(none.status == 0 && none.stdout.isEmpty)
+        #expect(try Subprocess.run(Self.mamori, ["audit", "export", "--db", database, "--format", "xml"]).status == 64)
+        _ = daemon
+    }
+
     @Test("a missing database is an error, not a pass")
     func missing() throws {
         let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", "/nonexistent/mamori.sqlite"])
