@@ -38,13 +38,7 @@ struct AuditCommand: ParsableCommand {
         }
 
         func run() async throws {
-            guard FileManager.default.isReadableFile(atPath: db) else { throw CommandFailure("There is no readable database at \(db).") }
-            let entries: [AuditChain.StoredEntry]
-            do {
-                entries = try await Store(readOnlyPath: db).auditTrail()
-            } catch {
-                throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
-            }
+            let entries = try await AuditCommand.open(db).auditTrail(db)
             let from = since.flatMap(Self.date)
             let to = until.flatMap(Self.date)
             let selected = entries.filter { stored in
@@ -87,6 +81,16 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
+    /// Opens an auditor's copy read-only, or says why not.
+    static func open(_ db: String) throws(CommandFailure) -> Store {
+        guard FileManager.default.isReadableFile(atPath: db) else { throw CommandFailure("There is no readable database at \(db).") }
+        do {
+            return try Store(readOnlyPath: db)
+        } catch {
+            throw CommandFailure("The database at \(db) cannot be opened: \(error)")
+        }
+    }
+
     struct PublicKey: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "public-key",
@@ -122,9 +126,6 @@ struct AuditCommand: ParsableCommand {
         var json = false
 
         func run() async throws {
-            guard FileManager.default.isReadableFile(atPath: db) else {
-                throw CommandFailure("There is no readable database at \(db).")
-            }
             var key: [UInt8]?
             if let publicKey {
                 guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8),
@@ -132,14 +133,13 @@ struct AuditCommand: ParsableCommand {
                 else { throw CommandFailure("\(publicKey) does not hold a base64 key.") }
                 key = Array(bytes)
             }
-            let entries: [AuditChain.StoredEntry]
+            let store = try AuditCommand.open(db)
+            let entries = try await store.auditTrail(db)
             let checkpoints: [AuditCheckpoint]
             do {
-                let store = try Store(readOnlyPath: db)
-                entries = try await store.auditTrail()
                 checkpoints = try await store.checkpoints()
             } catch {
-                throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
+                throw CommandFailure("The checkpoints in \(db) cannot be read: \(error)")
             }
             var problems = AuditChain.verify(entries)
             if let key { problems += AuditChain.verify(checkpoints: checkpoints, against: entries, publicKey: key) }
@@ -165,6 +165,17 @@ struct AuditCommand: ParsableCommand {
                 print("\(problems.count) problem(s) in \(entries.count) entries.")
             }
             if !problems.isEmpty { throw ExitCode.answeredNo }
+        }
+    }
+}
+
+extension Store {
+    /// The trail, or a failure naming the file.
+    fileprivate func auditTrail(_ db: String) async throws(CommandFailure) -> [AuditChain.StoredEntry] {
+        do {
+            return try await auditTrail()
+        } catch {
+            throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
         }
     }
 }
