@@ -268,8 +268,8 @@ extension MamoriService {
     /// Answers `authorize` for an open session on the calling thread (the event loop) when all it
     /// needs is in memory and the answer needs no audit write: the hot path, with no task, no
     /// thread hop and no database read. Returns nil whenever the full path is needed.
-    func answerQuickly(line: [UInt8], caller: Caller) -> [UInt8]? {
-        guard let request = try? WireRequest(line: line), request.op == "authorize",
+    func answerQuickly(_ request: WireRequest, caller: Caller) -> [UInt8]? {
+        guard request.op == "authorize",
             case .string(let sessionID)? = request.fields["session"],
             case .string(let action)? = request.fields["action"], action.utf8.count <= 128,
             case .string(let resource)? = request.fields["resource"], resource.utf8.count <= 512,

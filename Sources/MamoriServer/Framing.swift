@@ -87,12 +87,17 @@ final class RequestHandler: ChannelInboundHandler {
                 .lineTooLong, "The request line is longer than \(WireLimits.maximumLineLength) bytes; it was discarded."
             ))
         case .line(let buffer):
-            let bytes = Array(buffer.readableBytesView)
-            immediate = service.answerQuickly(line: bytes, caller: caller)
-            if immediate == nil {
-                let service = self.service
-                let caller = self.caller
-                work = { await service.handle(line: bytes, caller: caller) }
+            // Parsed once, here: a malformed line is answered at once, without a task.
+            do {
+                let request = try WireRequest(line: buffer.readableBytesView)
+                immediate = service.answerQuickly(request, caller: caller)
+                if immediate == nil {
+                    let service = self.service
+                    let caller = self.caller
+                    work = { await service.handle(request, caller: caller) }
+                }
+            } catch {
+                immediate = WireReply.failure(error)
             }
         }
         if let immediate, pending == 0 {

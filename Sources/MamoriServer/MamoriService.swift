@@ -82,14 +82,8 @@ final class MamoriService: Sendable {
 
     // MARK: Requests
 
-    /// Answers one request line. Never throws: every failure becomes an error reply.
-    func handle(line: [UInt8], caller: Caller) async -> [UInt8] {
-        let request: WireRequest
-        do {
-            request = try WireRequest(line: line)
-        } catch {
-            return WireReply.failure(error)
-        }
+    /// Answers one parsed request. Never throws: every failure becomes an error reply.
+    func handle(_ request: WireRequest, caller: Caller) async -> [UInt8] {
         do {
             let fields = try await dispatch(request, caller: caller)
             logger.debug("request served", metadata: ["request": "\(request.safeDescription)", "uid": "\(caller.uid)"])

@@ -473,7 +473,8 @@ public final class Store: Sendable {
         }
     }
 
-    /// The assignment generation, read synchronously (at start-up).
+    /// The assignment generation (a counter bumped by every grant, revoke and user removal,
+    /// which decisions carry), read synchronously at start-up.
     public func currentAssignmentGeneration() throws -> Int64 {
         do {
             return try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }
@@ -482,10 +483,6 @@ public final class Store: Sendable {
         }
     }
 
-    /// A counter bumped by every grant, revoke and user removal: decisions carry it.
-    public func assignmentGeneration() async throws -> Int64 {
-        try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }
-    }
 
     // MARK: Sessions
 
