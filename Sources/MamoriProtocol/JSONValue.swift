@@ -44,6 +44,28 @@ extension JSONValue {
         }
     }
 
+    /// A Codable value as JSON, for the few replies whose shape a Codable type defines (the
+    /// inspection report, audit entries): one definition serves the daemon and the command.
+    public init(encoding value: some Encodable) throws {
+        let data = try JSONEncoder().encode(value)
+        guard let parsed = JSONValue.parse(data) else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "not representable"))
+        }
+        self = parsed
+    }
+
+    /// Decodes this value as `type`.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+
+    /// Compact JSON text, keys sorted.
+    public var text: String {
+        var bytes: [UInt8] = []
+        write(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Parses a JSON text (one value).
     static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else {

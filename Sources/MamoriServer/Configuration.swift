@@ -28,12 +28,19 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var issuer: String = "Mamori"
     /// trace, debug, info, notice, warning, error or critical.
     public var logLevel: String = "info"
+    /// A signed checkpoint of the audit chain every this many entries…
+    public var checkpointEntries: Int = 100
+    /// …and, when entries were written since the last one, every this many seconds.
+    public var checkpointSeconds: Int = 600
+    /// Where `inspect` reads this terminal's PAM services.
+    public var pamDirectory: String = "/etc/pam.d"
 
     public init() {}
 
     static let keys = [
         "state-directory", "socket", "policies", "zone", "terminal", "argon2-workers", "argon2-queue",
         "maximum-connections", "idle-timeout-seconds", "event-loop-threads", "issuer", "log-level",
+        "checkpoint-entries", "checkpoint-seconds", "pam-directory",
     ]
 
     /// Reads a configuration file; unknown keys and wrong types are errors naming the line.
@@ -78,6 +85,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
             case "event-loop-threads": eventLoopThreads = try number(1...64)
             case "issuer": issuer = try text()
             case "log-level": logLevel = try text()
+            case "checkpoint-entries": checkpointEntries = try number(1...100_000)
+            case "checkpoint-seconds": checkpointSeconds = try number(1...86_400)
+            case "pam-directory": pamDirectory = try text()
             default:
                 throw ConfigurationError("\(path):\(line): unknown key '\(name)'; keys are \(Self.keys.joined(separator: ", ")).")
             }

@@ -71,12 +71,23 @@ public final class MamoriDaemon: Service, Sendable {
                 }
             }
         }
+        // Entries written since the last checkpoint get one within checkpoint-seconds, so that
+        // a quiet day's few entries cannot be cut off the end unseen until the next restart.
+        let interval = Duration.seconds(configuration.checkpointSeconds)
+        let checkpointer = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if Task.isCancelled { break }
+                await service.signChainHead()
+            }
+        }
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
         reloader.cancel()
+        checkpointer.cancel()
         // Finish what is in flight (bounded), then stop.
         for _ in 0..<500 where inFlight.value > 0 { try? await Task.sleep(for: .milliseconds(10)) }
         try? await group.shutdownGracefully()

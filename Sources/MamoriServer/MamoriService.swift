@@ -44,7 +44,10 @@ final class MamoriService: Sendable {
             throw ConfigurationError(error.message)
         }
         do {
-            store = try Store(path: configuration.stateDirectory + "/" + StateFolder.databaseName, signer: auditSigner)
+            store = try Store(
+                path: configuration.stateDirectory + "/" + StateFolder.databaseName, signer: auditSigner,
+                checkpointInterval: configuration.checkpointEntries
+            )
         } catch {
             throw ConfigurationError("\(error)")
         }
@@ -72,12 +75,21 @@ final class MamoriService: Sendable {
     /// Signs the chain's head, so that nothing written before the stop can be cut off unseen.
     func shutdown() async {
         await argonPool.shutdown()
+        await signChainHead()
+        do {
+            try store.close()
+        } catch {
+            logger.warning("\(error)")
+        }
+    }
+
+    /// Signs the head of the audit chain unless it is signed already.
+    func signChainHead() async {
         do {
             try await store.writeCheckpoint(at: Date())
         } catch {
-            logger.error("the audit checkpoint at shutdown could not be written")
+            logger.critical("an audit checkpoint could not be written", metadata: ["error": "\(error)"])
         }
-        store.close()
     }
 
     // MARK: Requests
@@ -158,6 +170,11 @@ final class MamoriService: Sendable {
         case "role.list": return try await listRoles(context)
         case "policy.reload": return try await reloadPolicy(context)
         case "policy.status": return try await policyStatus(context)
+        case "audit.read": return try await readAudit(context)
+        case "audit.verify": return try await verifyAudit(context)
+        case "audit.prune": return try await pruneAudit(context)
+        case "review.record": return try await recordReview(context)
+        case "inspect": return try await inspect(context)
         case "audit.public_key":
             try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
             return ["public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519")]

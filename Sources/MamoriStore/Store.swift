@@ -211,10 +211,17 @@ public final class Store: Sendable {
         }
     }
 
-    /// Closes the database: the write-ahead log is folded into the file, so a copy of the file
-    /// alone is complete. Call once, at shutdown; the store is unusable after.
-    public func close() {
-        try? pool.close()
+    /// Closes the database after folding the write-ahead log into the file (a TRUNCATE
+    /// checkpoint), so that a copy of the file alone is complete. Call once, at shutdown; the
+    /// store is unusable after. Throws when the log could not be folded in; the data is safe in
+    /// the `-wal` file either way, and SQLite reads it on the next open.
+    public func close() throws {
+        defer { try? pool.close() }
+        do {
+            _ = try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        } catch {
+            throw StoreError(.storage, "The write-ahead log could not be folded into the database: \(Self.describe(error)).")
+        }
     }
 
     /// Every checkpoint, oldest first.
@@ -322,12 +329,7 @@ public final class Store: Sendable {
 
     public func failures(of name: String) async throws -> FailureRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name]).map {
-                FailureRecord(
-                    user: $0["user"], count: $0["count"], firstFailureAt: date($0["first_failure_at"]),
-                    lockedUntil: ($0["locked_until"] as Int64?).map(date)
-                )
-            }
+            try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name]).map(Self.failure)
         }
     }
 
@@ -542,20 +544,121 @@ public final class Store: Sendable {
 
     /// Every audit entry in stored order, with its sequence number and links.
     public func auditTrail() async throws -> [AuditChain.StoredEntry] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq").map(Self.storedEntry) }
+    }
+
+    /// Up to `limit` entries after sequence number `after`, oldest first (for `audit tail`).
+    public func auditEntries(after: Int64, limit: Int) async throws -> [AuditChain.StoredEntry] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq").map { row in
-                let detailText: String = row["detail"]
-                let detail = (try? JSONSerialization.jsonObject(with: Data(detailText.utf8))) as? [String: String] ?? [:]
-                let entry = AuditEntry(
-                    time: date(row["time"]), actorUID: row["actor_uid"], actor: row["actor"], event: row["event"],
-                    target: row["target"], outcome: row["outcome"], detail: detail, terminal: row["terminal"],
-                    zone: row["zone"], policyRevision: row["policy_revision"]
-                )
-                return AuditChain.StoredEntry(
-                    sequence: row["seq"], entry: entry, previousHash: [UInt8](row["prev_hash"] as Data),
-                    hash: [UInt8](row["hash"] as Data)
-                )
+            try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit])
+                .map(Self.storedEntry)
+        }
+    }
+
+    /// The sequence number of the newest entry (0 when the trail is empty).
+    public func auditHead() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit") ?? 0 }
+    }
+
+    /// The last `count` entries, oldest first.
+    public func lastAuditEntries(_ count: Int) async throws -> [AuditChain.StoredEntry] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq DESC LIMIT ?", arguments: [count])
+                .map(Self.storedEntry).reversed()
+        }
+    }
+
+    /// Checks the whole trail page by page (see ``AuditVerifier``), never holding all of it.
+    public func verifyAudit(publicKey: [UInt8]?) async throws -> AuditReport {
+        var verifier = AuditVerifier(checkpoints: try await checkpoints(), publicKey: publicKey)
+        var after: Int64 = 0
+        while true {
+            let page = try await auditEntries(after: after, limit: 5_000)
+            guard let last = page.last else { break }
+            for entry in page { verifier.add(entry) }
+            after = last.sequence
+        }
+        return verifier.finish()
+    }
+
+    /// The newest entry of `event` with outcome `success`, if any.
+    public func latestAuditEntry(event: String) async throws -> AuditChain.StoredEntry? {
+        try await read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM audit WHERE event = ? AND outcome = 'success' ORDER BY seq DESC LIMIT 1",
+                arguments: [event]
+            ).map(Self.storedEntry)
+        }
+    }
+
+    /// What ``pruneAudit(before:audit:)`` removed.
+    public struct PruneResult: Sendable {
+        /// The last removed entry; the signed checkpoint at it anchors what remains.
+        public let prunedThrough: Int64
+        public let removed: Int
+    }
+
+    /// Removes the oldest entries, all written before `cutoff`, in one transaction: signs a
+    /// checkpoint at the last entry removed (the anchor the first remaining entry links to),
+    /// deletes the entries and the checkpoints older than the anchor, and appends the entry
+    /// `audit` makes of the result. Entries are removed as a prefix of the chain, stopping at the
+    /// first written at or after `cutoff`, so that an entry with an earlier clock reading later in
+    /// the chain is kept, never a gap made. Needs the signing key.
+    public func pruneAudit(before cutoff: Date, audit: @escaping @Sendable (PruneResult) -> AuditEntry) async throws -> PruneResult {
+        guard let signer else { throw StoreError(.storage, "Pruning needs the audit signing key.") }
+        return try await write(audit: nil) { db in
+            let keptFrom = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit WHERE time >= ?", arguments: [millis(cutoff)])
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit") ?? 0
+            let through = keptFrom.map { $0 - 1 } ?? last
+            let first = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit") ?? 1
+            guard through >= first else {
+                let result = PruneResult(prunedThrough: first - 1, removed: 0)
+                try self.append(audit(result), db)
+                return result
             }
+            guard let row = try Row.fetchOne(db, sql: "SELECT hash, time FROM audit WHERE seq = ?", arguments: [through]) else {
+                throw StoreError(.storage, "The audit trail has no entry \(through) to anchor the pruning at.")
+            }
+            try db.execute(sql: "DELETE FROM checkpoints WHERE audit_seq = ?", arguments: [through])
+            try Self.insert(signer.sign(sequence: through, headHash: [UInt8](row["hash"] as Data), time: date(row["time"])), db)
+            try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [through])
+            let removed = db.changesCount
+            try db.execute(sql: "DELETE FROM checkpoints WHERE audit_seq < ?", arguments: [through])
+            let result = PruneResult(prunedThrough: through, removed: removed)
+            try self.append(audit(result), db)
+            return result
+        }
+    }
+
+    private static func storedEntry(_ row: Row) -> AuditChain.StoredEntry {
+        let detailText: String = row["detail"]
+        let detail = (try? JSONSerialization.jsonObject(with: Data(detailText.utf8))) as? [String: String] ?? [:]
+        let entry = AuditEntry(
+            time: date(row["time"]), actorUID: row["actor_uid"], actor: row["actor"], event: row["event"],
+            target: row["target"], outcome: row["outcome"], detail: detail, terminal: row["terminal"],
+            zone: row["zone"], policyRevision: row["policy_revision"]
+        )
+        return AuditChain.StoredEntry(
+            sequence: row["seq"], entry: entry, previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data)
+        )
+    }
+
+    // MARK: For the self-inspection
+
+    /// Every user's TOTP state: true when confirmed, false when enrolment is pending.
+    public func totpConfirmation() async throws -> [String: Bool] {
+        try await read { db in
+            Dictionary(
+                try Row.fetchAll(db, sql: "SELECT user, confirmed FROM totp").map { ($0["user"] as String, $0["confirmed"] as Bool) },
+                uniquingKeysWith: { first, _ in first }
+            )
+        }
+    }
+
+    /// Every account with failures on record, locked or not.
+    public func allFailures() async throws -> [FailureRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM failures ORDER BY user").map(Self.failure)
         }
     }
 
@@ -567,6 +670,13 @@ public final class Store: Sendable {
             organisation: row["organisation"], disabled: row["disabled"], createdAt: date(row["created_at"]),
             lastLoginAt: (row["last_login_at"] as Int64?).map(date), mustChangePassword: row["must_change_password"],
             passwordHash: row["password_hash"]
+        )
+    }
+
+    private static func failure(_ row: Row) -> FailureRecord {
+        FailureRecord(
+            user: row["user"], count: row["count"], firstFailureAt: date(row["first_failure_at"]),
+            lockedUntil: (row["locked_until"] as Int64?).map(date)
         )
     }
 

@@ -1,85 +1,16 @@
 import ArgumentParser
 import Foundation
 import MamoriCore
+import MamoriProtocol
 import MamoriStore
 
-/// `mamori audit`: the audit trail (監査証跡).
+/// `mamori audit`: the audit trail (監査証跡). `verify` and `export` work through mamorid or,
+/// with `--db`, offline on an auditor's copy of the database.
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Verify the audit trail; export its verifying key.",
-        subcommands: [Verify.self, Export.self, PublicKey.self]
+        commandName: "audit", abstract: "Verify, read, export and prune the audit trail; export its verifying key.",
+        subcommands: [Verify.self, Tail.self, Export.self, Prune.self, PublicKey.self]
     )
-
-    struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Write the audit trail of a database copy as JSON lines or CSV, offline.",
-            discussion: "Example: mamori audit export --db copy.sqlite --since 2026-04-01 --format csv > audit.csv"
-        )
-
-        @Option(help: "A copy of mamorid's database (opened read-only).") var db: String
-        @Option(help: "Only entries at or after this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var since: String?
-        @Option(help: "Only entries before this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var until: String?
-        @Option(help: "jsonl or csv.") var format = "jsonl"
-
-        func validate() throws {
-            guard ["jsonl", "csv"].contains(format) else { throw ValidationError("The format must be jsonl or csv.") }
-            for value in [since, until].compactMap({ $0 }) where Self.date(value) == nil {
-                throw ValidationError("Please give dates as YYYY-MM-DD or ISO 8601 with an offset, not '\(value)'.")
-            }
-        }
-
-        static func date(_ text: String) -> Date? {
-            if let time = ISO8601DateFormatter().date(from: text) { return time }
-            let formatter = DateFormatter()
-            formatter.dateFormat = "yyyy-MM-dd"
-            formatter.timeZone = TimeZone(identifier: "Asia/Tokyo")
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            return formatter.date(from: text)
-        }
-
-        func run() async throws {
-            let entries = try await AuditCommand.open(db).auditTrail(db)
-            let from = since.flatMap(Self.date)
-            let to = until.flatMap(Self.date)
-            let selected = entries.filter { stored in
-                (from.map { stored.entry.time >= $0 } ?? true) && (to.map { stored.entry.time < $0 } ?? true)
-            }
-            let columns = ["seq", "time", "actor_uid", "actor", "event", "target", "outcome", "detail", "terminal", "zone", "policy_revision", "hash"]
-            if format == "csv" { print(columns.joined(separator: ",")) }
-            let formatter = ISO8601DateFormatter()
-            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            for stored in selected {
-                let entry = stored.entry
-                let detail = (try? JSONSerialization.data(withJSONObject: entry.detail, options: [.sortedKeys]))
-                    .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                let values: [String] = [
-                    "\(stored.sequence)", formatter.string(from: entry.time), entry.actorUID.map(String.init) ?? "",
-                    entry.actor, entry.event, entry.target, entry.outcome, detail, entry.terminal, entry.zone,
-                    entry.policyRevision, stored.hash.map { String(format: "%02x", $0) }.joined(),
-                ]
-                if format == "csv" {
-                    print(values.map(Self.csvField).joined(separator: ","))
-                } else {
-                    var object = Dictionary(uniqueKeysWithValues: zip(columns, values.map { $0 as Any }))
-                    object["seq"] = Int(stored.sequence)
-                    object["actor_uid"] = entry.actorUID.map { $0 as Any } ?? NSNull()
-                    object["detail"] = entry.detail
-                    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-                        print(String(decoding: data, as: UTF8.self))
-                    }
-                }
-            }
-        }
-
-        /// RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled. A leading
-        /// =, +, - or @ is prefixed with ' so that a spreadsheet never runs it as a formula.
-        static func csvField(_ value: String) -> String {
-            var text = value
-            if let first = text.first, "=+-@".contains(first) { text = "'" + text }
-            guard text.contains(where: { ",\"\n\r".contains($0) }) else { return text }
-            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-    }
 
     /// Opens an auditor's copy read-only, or says why not.
     static func open(_ db: String) throws(CommandFailure) -> Store {
@@ -88,6 +19,230 @@ struct AuditCommand: ParsableCommand {
             return try Store(readOnlyPath: db)
         } catch {
             throw CommandFailure("The database at \(db) cannot be opened: \(error)")
+        }
+    }
+
+    /// A day (YYYY-MM-DD, at midnight in Tokyo, the town's time) or an ISO 8601 time with offset.
+    static func date(_ text: String) -> Date? {
+        if let time = ISO8601DateFormatter().date(from: text) { return time }
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd"
+        formatter.timeZone = TimeZone(identifier: "Asia/Tokyo")
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        return formatter.date(from: text)
+    }
+
+    static func validateDate(_ value: String?) throws {
+        if let value, date(value) == nil {
+            throw ValidationError("Please give dates as YYYY-MM-DD or ISO 8601 with an offset, not '\(value)'.")
+        }
+    }
+
+    /// Reads entries from mamorid page by page (`audit.read`), calling `body` with each page;
+    /// returns the last sequence number read. Only the first request of a read is recorded in
+    /// the trail; the pages after it, and a follower's polls (`continued`), say `continued`.
+    static func readPages(
+        _ connection: ConnectionOptions, purpose: String, after: Int64 = 0, continued: Bool = false,
+        body: ([AuditRecord]) throws -> Void
+    ) throws -> Int64 {
+        var after = after
+        var continued = continued
+        while true {
+            let reply = try connection.call("audit.read", [
+                "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose), "continued": .bool(continued),
+            ])
+            let records = try decodeEntries(reply)
+            try body(records)
+            continued = true
+            guard let last = records.last, case .bool(true)? = reply["more"] else {
+                return records.last?.seq ?? after
+            }
+            after = last.seq
+        }
+    }
+
+    static func decodeEntries(_ reply: [String: JSONValue]) throws(CommandFailure) -> [AuditRecord] {
+        do {
+            return try (reply["entries"] ?? .array([])).decode([AuditRecord].self)
+        } catch {
+            throw CommandFailure("mamorid sent audit entries this command cannot read.")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every link and checkpoint of the audit chain; exit 0 only when all holds.",
+            discussion: """
+                Through mamorid (its own key checks the signatures): mamori audit verify
+                Offline, on an auditor's machine: mamori audit verify --db copy.sqlite --public-key audit.pub
+                Names every altered, deleted, inserted or moved entry, a start deleted rather than
+                pruned, and entries cut off the end after a checkpoint. The key (from
+                `mamori audit public-key`) makes the checkpoints proof against a rewritten chain.
+                """
+        )
+
+        @Option(help: "Check a copy of mamorid's database offline (opened read-only) instead of asking mamorid.")
+        var db: String?
+
+        @Option(help: "With --db: a file holding the verifying key (base64), from `mamori audit public-key`.")
+        var publicKey: String?
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws {
+            if publicKey != nil && db == nil { throw ValidationError("--public-key goes with --db; mamorid checks with its own key.") }
+        }
+
+        func run() async throws {
+            let summary: AuditReport.Summary
+            if let db {
+                summary = try await offline(db)
+            } else {
+                let reply = try connection.call("audit.verify")
+                do {
+                    summary = try JSONValue.object(reply).decode(AuditReport.Summary.self)
+                } catch {
+                    throw CommandFailure("mamorid sent a verification report this command cannot read.")
+                }
+            }
+            if connection.json {
+                print((try? JSONValue(encoding: summary).text) ?? "{}")
+            } else {
+                for line in summary.lines { print(line) }
+            }
+            if !summary.holds { throw ExitCode.answeredNo }
+        }
+
+        private func offline(_ db: String) async throws -> AuditReport.Summary {
+            var key: [UInt8]?
+            if let publicKey {
+                guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8),
+                    let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+                else { throw CommandFailure("\(publicKey) does not hold a base64 key.") }
+                key = Array(bytes)
+            }
+            let store = try AuditCommand.open(db)
+            do {
+                return try await store.verifyAudit(publicKey: key).summary
+            } catch {
+                throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the audit trail as JSON lines or CSV, filtered by time.",
+            discussion: """
+                Through mamorid (needs mamori.audit.export): mamori audit export --since 2026-04-01 --format csv > audit.csv
+                Offline, from a copy: mamori audit export --db copy.sqlite --until 2026-04-01
+                Days are midnight in Tokyo; --since is inclusive, --until exclusive.
+                """
+        )
+
+        @Option(help: "Read a copy of mamorid's database (opened read-only) instead of asking mamorid.") var db: String?
+        @Option(help: "Only entries at or after this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var since: String?
+        @Option(help: "Only entries before this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var until: String?
+        @Option(help: "jsonl or csv.") var format = "jsonl"
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws {
+            guard ["jsonl", "csv"].contains(format) else { throw ValidationError("The format must be jsonl or csv.") }
+            try AuditCommand.validateDate(since)
+            try AuditCommand.validateDate(until)
+        }
+
+        func run() async throws {
+            let from = since.flatMap(AuditCommand.date)
+            let to = until.flatMap(AuditCommand.date)
+            if format == "csv" { print(AuditRecord.columns.joined(separator: ",")) }
+            let write = { (records: [AuditRecord]) in
+                for record in records {
+                    guard let time = try? Date(record.time, strategy: .iso8601) else { continue }
+                    guard from.map({ time >= $0 }) ?? true, to.map({ time < $0 }) ?? true else { continue }
+                    print(format == "csv" ? record.csvRow : record.jsonLine)
+                }
+            }
+            if let db {
+                let store = try AuditCommand.open(db)
+                var after: Int64 = 0
+                while true {
+                    let page: [AuditChain.StoredEntry]
+                    do {
+                        page = try await store.auditEntries(after: after, limit: 5_000)
+                    } catch {
+                        throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
+                    }
+                    guard let last = page.last else { break }
+                    write(page.map(AuditRecord.init))
+                    after = last.sequence
+                }
+            } else {
+                _ = try AuditCommand.readPages(connection, purpose: "export", body: write)
+            }
+        }
+    }
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the newest audit entries; with -f, keep showing new ones as they are written.",
+            discussion: "Example: mamori audit tail -n 20 -f   (stop with Ctrl-C)"
+        )
+
+        @Option(name: [.customShort("n"), .customLong("lines")], help: "How many of the newest entries to show first.") var count = 10
+        @Flag(name: .short, help: "Follow: wait for new entries and show them.") var follow = false
+        @Option(help: "With -f: seconds between checks for new entries.") var interval = 1.0
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws {
+            guard (0...10_000).contains(count) else { throw ValidationError("-n must be from 0 to 10000.") }
+            guard (0.1...3600).contains(interval) else { throw ValidationError("--interval must be from 0.1 to 3600 seconds.") }
+        }
+
+        func show(_ records: [AuditRecord]) {
+            for record in records { print(connection.json ? record.jsonLine : record.summaryLine) }
+            fflush(nil)
+        }
+
+        func run() throws {
+            let reply = try connection.call("audit.read", ["last": .number(Double(count)), "purpose": .string("tail")])
+            let records = try AuditCommand.decodeEntries(reply)
+            show(records)
+            guard follow else { return }
+            var after = Int64(reply.text("last_sequence")) ?? records.last?.seq ?? 0
+            while true {
+                Thread.sleep(forTimeInterval: interval)
+                after = try AuditCommand.readPages(connection, purpose: "tail", after: after, continued: true, body: show)
+            }
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove audit entries older than a date that lies beyond the policy's retention.",
+            discussion: """
+                Example: mamori audit prune --before 2019-04-01
+                mamorid refuses a date within the retention period (settings: audit: retention-years).
+                Before removing, it signs a checkpoint at the last entry removed, so that
+                `mamori audit verify` still passes on what remains. Export first what you must keep.
+                """
+        )
+
+        @Option(help: "Remove entries written before this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var before: String
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws { try AuditCommand.validateDate(before) }
+
+        func run() throws {
+            guard let cutoff = AuditCommand.date(before) else { return }
+            let reply = try connection.call("audit.prune", ["before": .string(cutoff.formatted(.iso8601))])
+            if connection.json { return Terminal.printJSON(reply) }
+            let removed = reply.text("removed")
+            if removed == "0" {
+                print("Nothing to prune: no entry was written before \(before).")
+            } else {
+                print("Pruned \(removed) entries, through entry \(reply.text("pruned_through")); a signed checkpoint anchors the rest.")
+            }
         }
     }
 
@@ -102,80 +257,6 @@ struct AuditCommand: ParsableCommand {
             let reply = try connection.call("audit.public_key")
             if connection.json { return Terminal.printJSON(reply) }
             print(reply.text("public_key"))
-        }
-    }
-
-    struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Check every link of the audit chain in a copy of the database, offline.",
-            discussion: """
-                Example, on an auditor's machine: mamori audit verify --db mamori-2026-11-30.sqlite
-                Names every altered, deleted, inserted or moved entry; exit 0 only when the chain holds.
-                With --public-key (from `mamori audit public-key`), the signed checkpoints are checked
-                too: a chain rewritten without the key, or entries cut off the end, no longer match.
-                """
-        )
-
-        @Option(help: "A copy of mamorid's database (it is opened read-only).")
-        var db: String
-
-        @Option(help: "A file holding the verifying key (base64), from `mamori audit public-key`.")
-        var publicKey: String?
-
-        @Flag(help: "Print the result as JSON.")
-        var json = false
-
-        func run() async throws {
-            var key: [UInt8]?
-            if let publicKey {
-                guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8),
-                    let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
-                else { throw CommandFailure("\(publicKey) does not hold a base64 key.") }
-                key = Array(bytes)
-            }
-            let store = try AuditCommand.open(db)
-            let entries = try await store.auditTrail(db)
-            let checkpoints: [AuditCheckpoint]
-            do {
-                checkpoints = try await store.checkpoints()
-            } catch {
-                throw CommandFailure("The checkpoints in \(db) cannot be read: \(error)")
-            }
-            var problems = AuditChain.verify(entries)
-            if let key { problems += AuditChain.verify(checkpoints: checkpoints, against: entries, publicKey: key) }
-            if json {
-                let object: [String: Any] = [
-                    "entries": entries.count, "valid": problems.isEmpty, "problems": problems.map(\.description),
-                    "last_sequence": entries.last.map { Int($0.sequence) } ?? 0, "checkpoints": checkpoints.count,
-                    "checkpoints_verified": key != nil,
-                ]
-                if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-                    print(String(decoding: data, as: UTF8.self))
-                }
-            } else if problems.isEmpty {
-                print("The audit chain holds: \(entries.count) entries, the last is \(entries.last.map { "\($0.sequence)" } ?? "none").")
-                if key != nil {
-                    let last = checkpoints.map(\.sequence).max() ?? 0
-                    print("Checkpoints: \(checkpoints.count) signed, the last at entry \(last).")
-                } else if !checkpoints.isEmpty {
-                    print("The \(checkpoints.count) signed checkpoints were not checked: give --public-key.")
-                }
-            } else {
-                for problem in problems { print("BROKEN: \(problem)") }
-                print("\(problems.count) problem(s) in \(entries.count) entries.")
-            }
-            if !problems.isEmpty { throw ExitCode.answeredNo }
-        }
-    }
-}
-
-extension Store {
-    /// The trail, or a failure naming the file.
-    fileprivate func auditTrail(_ db: String) async throws(CommandFailure) -> [AuditChain.StoredEntry] {
-        do {
-            return try await auditTrail()
-        } catch {
-            throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
         }
     }
 }

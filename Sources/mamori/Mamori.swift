@@ -21,7 +21,8 @@ struct Mamori: AsyncParsableCommand {
         version: MamoriVersion.current,
         subcommands: [
             StatusCommand.self, UserCommand.self, PasswdCommand.self, TOTPCommand.self, RecoveryCommand.self,
-            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self,
+            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self, InspectCommand.self,
+            ReviewCommand.self,
             PasswordCommand.self,
         ]
     )

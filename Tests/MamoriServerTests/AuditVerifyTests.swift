@@ -95,19 +95,29 @@ struct AuditVerifyTests {
         #expect(intact.status == 0, "\(intact.stdout)\(intact.stderr)")
         #expect(intact.stdout.contains("Checkpoints: 1 signed, the last at entry 5."))
         let unchecked = try verify(database, after: "")
-        #expect(unchecked.stdout.contains("The 1 signed checkpoints were not checked: give --public-key."))
+        #expect(unchecked.stdout.contains("Checkpoints: 1, the last at entry 5; their signatures were not checked: give --public-key."))
 
         let cut = try verify(database, after: "DELETE FROM audit WHERE seq = 5", key: key)
         #expect(cut.status == 1)
         #expect(cut.stdout.contains("BROKEN: the trail ends at entry 4, but a checkpoint signed entry 5"))
-        #expect(try verify(database, after: "DELETE FROM audit WHERE seq = 5").status == 0)
+        // Without the key the checkpoint is still compared (though not trusted): the cut shows too.
+        let cutUnsigned = try verify(database, after: "DELETE FROM audit WHERE seq = 5")
+        #expect(cutUnsigned.status == 1)
+        #expect(cutUnsigned.stdout.contains("BROKEN: the trail ends at entry 4, but a checkpoint signed entry 5"))
 
         let forged = try verify(database, after: "UPDATE checkpoints SET signature = zeroblob(64)", key: key)
         #expect(forged.stdout.contains("BROKEN: the checkpoint at entry 5 is not signed by this key"))
 
         let otherKey = daemon.folder.appendingPathComponent("other.pub").path
         try Data(repeating: 7, count: 32).base64EncodedString().write(toFile: otherKey, atomically: true, encoding: .utf8)
-        #expect(try verify(database, after: "", key: otherKey).status == 1)
+        let wrongKey = try verify(database, after: "", key: otherKey)
+        #expect(wrongKey.status == 1)
+        #expect(wrongKey.stdout.contains("BROKEN: the checkpoint at entry 5 is not signed by this key"))
+
+        // Deleting the first entries without pruning leaves a start no checkpoint anchors.
+        let headless = try verify(database, after: "DELETE FROM audit WHERE seq <= 2", key: key)
+        #expect(headless.status == 1)
+        #expect(headless.stdout.contains("BROKEN: the trail starts at entry 3 and no checkpoint anchors entries 1–2"))
     }
 
     @Test("export writes JSON lines and CSV, filtered by time, with nothing secret")

@@ -1,8 +1,11 @@
+public import Foundation
+
 /// Checks the audit trail's hash chain: every entry's hash covers its contents and the hash of
 /// the entry before it, so an altered, deleted, inserted or moved entry breaks a link.
 ///
 /// Removing entries from the end leaves a shorter chain that still links; signed checkpoints
-/// (to come) are what reveal that.
+/// (``AuditCheckpoint``) are what reveal that. A trail pruned past its retention starts after a
+/// signed checkpoint (the *anchor*) that names the hash its first remaining entry links to.
 public enum AuditChain {
     /// One stored entry as the verifier reads it.
     public struct StoredEntry: Sendable {
@@ -35,6 +38,9 @@ public enum AuditChain {
         case truncated(last: Int64, signed: Int64)
         /// The verifying key is not an Ed25519 public key.
         case badKey
+        /// The trail starts after entry 1 with no checkpoint anchoring its start: its beginning was
+        /// deleted, not pruned.
+        case unanchoredStart(first: Int64)
 
         public var description: String {
             switch self {
@@ -53,28 +59,205 @@ public enum AuditChain {
                 "the trail ends at entry \(last), but a checkpoint signed entry \(signed): entries were cut off the end"
             case .badKey:
                 "the verifying key is not an Ed25519 public key"
+            case .unanchoredStart(let first):
+                "the trail starts at entry \(first) and no checkpoint anchors entries 1–\(first - 1): "
+                    + "they were deleted, not pruned"
             }
         }
     }
+}
 
-    /// Every problem in `entries` (in stored order); empty when the chain holds.
-    public static func verify(_ entries: [StoredEntry], startingFrom genesis: [UInt8] = AuditEntry.genesis) -> [Problem] {
-        var problems: [Problem] = []
-        var previous: StoredEntry?
-        for stored in entries {
-            if let previous, stored.sequence > previous.sequence + 1 {
+/// The outcome of checking a whole trail: its links, its start, and its checkpoints.
+public struct AuditReport: Sendable {
+    public let entryCount: Int
+    public let firstSequence: Int64?
+    public let lastSequence: Int64?
+    /// The last entry removed by pruning (0 when the trail was never pruned).
+    public let prunedThrough: Int64
+    /// When that entry was written (its anchoring checkpoint's time).
+    public let prunedThroughTime: Date?
+    /// When the first remaining entry was written.
+    public let oldestEntryTime: Date?
+    public let checkpointCount: Int
+    /// The newest checkpoint.
+    public let lastCheckpoint: AuditCheckpoint?
+    /// Whether the checkpoints' signatures were checked (a verifying key was given).
+    public let signaturesChecked: Bool
+    /// Empty when everything holds.
+    public let problems: [AuditChain.Problem]
+
+    /// True when no problem was found.
+    public var holds: Bool { problems.isEmpty }
+}
+
+/// Checks a trail entry by entry, in stored order, so that a long trail is checked page by page
+/// without holding it in memory: every link, a pruned start against the checkpoint anchoring it,
+/// and every checkpoint against the entry it names. With a verifying key, each checkpoint's
+/// signature too.
+///
+/// Without a key the checkpoints are only compared, not trusted: whoever can write the file could
+/// delete the first entries and add a matching checkpoint, or rewrite the chain and its
+/// checkpoints together. Auditors pass the key.
+public struct AuditVerifier: Sendable {
+    private let checkpoints: [AuditCheckpoint]
+    /// Signed hash by sequence, for the checkpoints whose signature holds (all, without a key).
+    private var expected: [Int64: [UInt8]] = [:]
+    private let signaturesChecked: Bool
+    private var problems: [AuditChain.Problem] = []
+    private var previous: (sequence: Int64, hash: [UInt8])?
+    private var first: (sequence: Int64, time: Date)?
+    private var count = 0
+    private var prunedThrough: Int64 = 0
+    private var prunedThroughTime: Date?
+    private var matched: Set<Int64> = []
+
+    /// - Parameter publicKey: the raw 32-byte Ed25519 verifying key, or nil to skip signatures.
+    public init(checkpoints: [AuditCheckpoint], publicKey: [UInt8]?) {
+        self.checkpoints = checkpoints
+        signaturesChecked = publicKey != nil
+        var valid = checkpoints
+        if let publicKey {
+            switch AuditCheckpoint.validating(checkpoints, publicKey: publicKey) {
+            case .success(let good):
+                valid = good.valid
+                problems += good.forged.map { .badSignature(sequence: $0.sequence) }
+            case .failure:
+                problems.append(.badKey)
+                valid = []
+            }
+        }
+        for checkpoint in valid { expected[checkpoint.sequence] = checkpoint.headHash }
+    }
+
+    /// Checks the next entry.
+    public mutating func add(_ stored: AuditChain.StoredEntry) {
+        count += 1
+        var link = AuditEntry.genesis
+        if let previous {
+            if stored.sequence > previous.sequence + 1 {
                 problems.append(.missing(from: previous.sequence + 1, to: stored.sequence - 1))
             }
-            let expected = previous?.hash ?? genesis
-            if !constantTimeEquals(stored.previousHash, expected) {
-                problems.append(.brokenLink(sequence: stored.sequence, after: previous?.sequence))
+            link = previous.hash
+        } else {
+            first = (stored.sequence, stored.entry.time)
+            if stored.sequence > 1 {
+                // A pruned trail: its first entry links to the hash the anchoring checkpoint signed.
+                if let anchor = expected[stored.sequence - 1] {
+                    prunedThrough = stored.sequence - 1
+                    prunedThroughTime = checkpoints.last { $0.sequence == stored.sequence - 1 }?.time
+                    matched.insert(stored.sequence - 1)
+                    if !constantTimeEquals(stored.previousHash, anchor) {
+                        problems.append(.checkpointMismatch(sequence: stored.sequence - 1))
+                    }
+                } else {
+                    problems.append(.unanchoredStart(first: stored.sequence))
+                }
+                // Reported above if wrong; not again as a broken link.
+                link = stored.previousHash
             }
-            let recomputed = AuditEntry.chainHash(previous: stored.previousHash, canonicalJSON: stored.entry.canonicalJSON)
-            if !constantTimeEquals(recomputed, stored.hash) {
-                problems.append(.altered(sequence: stored.sequence))
-            }
-            previous = stored
         }
-        return problems
+        if !constantTimeEquals(stored.previousHash, link) {
+            problems.append(.brokenLink(sequence: stored.sequence, after: previous?.sequence))
+        }
+        let recomputed = AuditEntry.chainHash(previous: stored.previousHash, canonicalJSON: stored.entry.canonicalJSON)
+        if !constantTimeEquals(recomputed, stored.hash) {
+            problems.append(.altered(sequence: stored.sequence))
+        }
+        if let signed = expected[stored.sequence] {
+            matched.insert(stored.sequence)
+            if !constantTimeEquals(signed, stored.hash) { problems.append(.checkpointMismatch(sequence: stored.sequence)) }
+        }
+        previous = (stored.sequence, stored.hash)
+    }
+
+    /// The report, once every entry was added.
+    public func finish() -> AuditReport {
+        var problems = self.problems
+        let last = previous?.sequence ?? 0
+        let start = first?.sequence ?? 1
+        for sequence in expected.keys.sorted() where !matched.contains(sequence) {
+            if sequence > last {
+                problems.append(.truncated(last: last, signed: sequence))
+            } else if sequence >= start {
+                // Inside the trail, yet no entry carries that number: it was deleted.
+                problems.append(.checkpointMismatch(sequence: sequence))
+            }
+            // Older than the anchor: signed before pruning, nothing left to compare.
+        }
+        return AuditReport(
+            entryCount: count, firstSequence: first?.sequence, lastSequence: previous?.sequence, prunedThrough: prunedThrough,
+            prunedThroughTime: prunedThroughTime, oldestEntryTime: first?.time, checkpointCount: checkpoints.count,
+            lastCheckpoint: checkpoints.max { $0.sequence < $1.sequence }, signaturesChecked: signaturesChecked,
+            problems: problems
+        )
+    }
+}
+
+extension AuditChain {
+    /// Checks a whole trail held in memory (see ``AuditVerifier``).
+    public static func check(entries: [StoredEntry], checkpoints: [AuditCheckpoint], publicKey: [UInt8]?) -> AuditReport {
+        var verifier = AuditVerifier(checkpoints: checkpoints, publicKey: publicKey)
+        for entry in entries { verifier.add(entry) }
+        return verifier.finish()
+    }
+}
+
+extension AuditReport {
+    /// The report as it travels (the daemon's `audit.verify` reply) and as `--json` prints it.
+    public struct Summary: Codable, Sendable, Hashable {
+        public var holds: Bool
+        public var entries: Int
+        public var firstSequence: Int64?
+        public var lastSequence: Int64?
+        public var prunedThrough: Int64
+        /// ISO 8601.
+        public var oldestEntry: String?
+        public var checkpoints: Int
+        public var lastCheckpointSequence: Int64?
+        /// ISO 8601.
+        public var lastCheckpointTime: String?
+        public var signaturesChecked: Bool
+        /// One sentence each, saying what is wrong and where.
+        public var problems: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case holds, entries, checkpoints, problems
+            case firstSequence = "first_sequence"
+            case lastSequence = "last_sequence"
+            case prunedThrough = "pruned_through"
+            case oldestEntry = "oldest_entry"
+            case lastCheckpointSequence = "last_checkpoint_sequence"
+            case lastCheckpointTime = "last_checkpoint_time"
+            case signaturesChecked = "signatures_checked"
+        }
+
+        /// What a person reads: the verdict, then each problem.
+        public var lines: [String] {
+            guard holds else {
+                return problems.map { "BROKEN: \($0)" } + ["\(problems.count) problem(s) in \(entries) entries."]
+            }
+            var lines = ["The audit chain holds: \(entries) entries, the last is \(lastSequence.map { "\($0)" } ?? "none")."]
+            if prunedThrough > 0 {
+                lines.append("Entries 1–\(prunedThrough) were pruned; the trail starts at \(prunedThrough + 1), from \(oldestEntry ?? "?").")
+            }
+            if checkpoints > 0 {
+                let last = lastCheckpointSequence.map { "\($0)" } ?? "none"
+                lines.append(
+                    signaturesChecked
+                        ? "Checkpoints: \(checkpoints) signed, the last at entry \(last)."
+                        : "Checkpoints: \(checkpoints), the last at entry \(last); their signatures were not checked: give --public-key."
+                )
+            }
+            return lines
+        }
+    }
+
+    public var summary: Summary {
+        Summary(
+            holds: holds, entries: entryCount, firstSequence: firstSequence, lastSequence: lastSequence, prunedThrough: prunedThrough,
+            oldestEntry: oldestEntryTime?.formatted(.iso8601), checkpoints: checkpointCount,
+            lastCheckpointSequence: lastCheckpoint?.sequence, lastCheckpointTime: lastCheckpoint?.time.formatted(.iso8601),
+            signaturesChecked: signaturesChecked, problems: problems.map(\.description)
+        )
     }
 }

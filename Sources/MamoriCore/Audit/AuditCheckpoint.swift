@@ -54,34 +54,26 @@ public struct AuditSigner: Sendable {
     }
 }
 
-extension AuditChain {
-    /// Checks checkpoints against the entries and the verifying key: each signature must hold,
-    /// each must name an entry that is there with the hash it names, and the trail must reach
-    /// the last one.
-    public static func verify(
-        checkpoints: [AuditCheckpoint], against entries: [StoredEntry], publicKey: [UInt8]
-    ) -> [Problem] {
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else {
-            return [.badKey]
-        }
-        var problems: [Problem] = []
-        let bySequence = Dictionary(entries.map { ($0.sequence, $0) }, uniquingKeysWith: { first, _ in first })
-        let last = entries.last?.sequence ?? 0
+extension AuditCheckpoint {
+    /// Checkpoints split by whether their signature holds under `publicKey`.
+    struct Validation {
+        let valid: [AuditCheckpoint]
+        let forged: [AuditCheckpoint]
+    }
+
+    struct BadKey: Error {}
+
+    static func validating(_ checkpoints: [AuditCheckpoint], publicKey: [UInt8]) -> Result<Validation, BadKey> {
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else { return .failure(BadKey()) }
+        var valid: [AuditCheckpoint] = []
+        var forged: [AuditCheckpoint] = []
         for checkpoint in checkpoints {
-            if !key.isValidSignature(checkpoint.signature, for: checkpoint.message) {
-                problems.append(.badSignature(sequence: checkpoint.sequence))
-                continue
-            }
-            if checkpoint.sequence > last {
-                problems.append(.truncated(last: last, signed: checkpoint.sequence))
-            } else if let entry = bySequence[checkpoint.sequence] {
-                if !constantTimeEquals(entry.hash, checkpoint.headHash) {
-                    problems.append(.checkpointMismatch(sequence: checkpoint.sequence))
-                }
+            if key.isValidSignature(checkpoint.signature, for: checkpoint.message) {
+                valid.append(checkpoint)
             } else {
-                problems.append(.checkpointMismatch(sequence: checkpoint.sequence))
+                forged.append(checkpoint)
             }
         }
-        return problems
+        return .success(Validation(valid: valid, forged: forged))
     }
 }

@@ -1,0 +1,68 @@
+public import Foundation
+
+/// The self-inspection report (自己点検): what `mamori inspect` prints and files. The daemon
+/// builds it; the command renders it as text, JSON, Markdown or HTML.
+public struct InspectionReport: Codable, Sendable, Hashable {
+    /// When the inspection ran (ISO 8601, in the policy's time zone).
+    public var time: String
+    public var terminal: String
+    public var zone: String
+    public var policyRevision: String
+    public var findings: [Finding]
+
+    public init(time: Date, timeZone: TimeZone, terminal: String, zone: String, policyRevision: String, findings: [Finding]) {
+        self.time = time.formatted(Date.ISO8601FormatStyle(timeZone: timeZone))
+        self.terminal = terminal
+        self.zone = zone
+        self.policyRevision = policyRevision
+        self.findings = findings
+    }
+
+    /// The worst status of any finding: the report's verdict.
+    public var overall: Status { findings.map(\.status).max() ?? .pass }
+
+    /// How many findings have `status`.
+    public func count(_ status: Status) -> Int { findings.filter { $0.status == status }.count }
+
+    enum CodingKeys: String, CodingKey {
+        case time, terminal, zone, findings
+        case policyRevision = "policy_revision"
+    }
+
+    /// pass < warn < fail.
+    public enum Status: String, Codable, Sendable, Comparable, CaseIterable {
+        case pass, warn, fail
+
+        public static func < (lhs: Status, rhs: Status) -> Bool { lhs.rank < rhs.rank }
+        private var rank: Int {
+            switch self {
+            case .pass: 0
+            case .warn: 1
+            case .fail: 2
+            }
+        }
+    }
+
+    /// One check's result.
+    public struct Finding: Codable, Sendable, Hashable {
+        /// A stable id, e.g. `mfa-enrolment`.
+        public var check: String
+        public var title: String
+        public var status: Status
+        /// One sentence: what was found.
+        public var summary: String
+        /// The accounts, roles or files involved, each with why.
+        public var items: [String]
+        /// Where the requirement comes from: the basic policy and the guideline.
+        public var basis: String
+
+        public init(check: String, title: String, status: Status, summary: String, items: [String] = [], basis: String) {
+            self.check = check
+            self.title = title
+            self.status = status
+            self.summary = summary
+            self.items = items
+            self.basis = basis
+        }
+    }
+}

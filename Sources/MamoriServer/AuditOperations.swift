@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import MamoriCore
+import MamoriProtocol
+import MamoriStore
+
+/// The audit trail and the self-inspection over the socket: `audit.read`, `audit.verify`,
+/// `audit.prune`, `review.record` and `inspect`. Each is authorised by the policy and, except
+/// the pages after the first of one read, recorded in the trail it reads.
+extension MamoriService {
+    /// The resource every audit action names.
+    static let auditResource = "mamori:audit"
+
+    /// `audit.read`: the newest `last` entries, or up to `limit` entries after `after`.
+    func readAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
+        let request = context.request
+        let purpose = try request.optionalString("purpose", maximumLength: 16) ?? "read"
+        guard ["read", "tail", "export"].contains(purpose) else {
+            throw WireError(.badRequest, "'purpose' is read, tail or export.")
+        }
+        try await requirePermission(
+            context, action: purpose == "export" ? "mamori.audit.export" : "mamori.audit.read", resource: Self.auditResource
+        )
+        let entries: [AuditChain.StoredEntry]
+        var more = false
+        if let last = try request.optionalInteger("last") {
+            guard (0...10_000).contains(last) else { throw WireError(.badRequest, "'last' is from 0 to 10000.") }
+            entries = try await store.lastAuditEntries(last)
+        } else {
+            let after = try request.optionalInteger("after") ?? 0
+            let limit = try request.optionalInteger("limit") ?? 500
+            guard after >= 0, (1...1_000).contains(limit) else {
+                throw WireError(.badRequest, "'after' is 0 or more and 'limit' from 1 to 1000.")
+            }
+            entries = try await store.auditEntries(after: Int64(after), limit: limit)
+            more = entries.count == limit
+        }
+        let head = try await store.auditHead()
+        // One read is one act: `continued` pages of the same read (export paging, tail -f polls)
+        // are not recorded again, or following the trail would fill it.
+        if try request.optionalBool("continued") != true {
+            try await store.appendAudit(audit(
+                context, event: "audit.read", target: Self.auditResource, outcome: "success",
+                detail: ["purpose": purpose, "entries": "\(entries.count)"]
+            ))
+        }
+        return [
+            "entries": try JSONValue(encoding: entries.map(AuditRecord.init)), "more": .bool(more),
+            "last_sequence": .number(Double(head)),
+        ]
+    }
+
+    /// `audit.verify`: the whole chain with the daemon's own key.
+    func verifyAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.audit.read", resource: Self.auditResource)
+        let report = try await store.verifyAudit(publicKey: auditSigner.publicKey)
+        try await store.appendAudit(audit(
+            context, event: "audit.verify", target: Self.auditResource, outcome: report.holds ? "success" : "failure",
+            detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
+        ))
+        if !report.holds { logger.critical("the audit chain does not verify", metadata: ["problems": "\(report.problems.count)"]) }
+        guard case .object(let fields) = try JSONValue(encoding: report.summary) else { return [:] }
+        return fields
+    }
+
+    /// `audit.prune`: removes entries written before `before`, only past the policy's retention.
+    func pruneAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.audit.prune", resource: Self.auditResource)
+        let text = try context.request.string("before", maximumLength: 64)
+        guard let cutoff = try? Date(text, strategy: .iso8601) else {
+            throw WireError(.badRequest, "'before' is an ISO 8601 time with an offset, such as 2019-04-01T00:00:00+09:00.")
+        }
+        let settings = context.engine.policy.settings
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = settings.timeZone
+        let horizon = calendar.date(byAdding: .year, value: -settings.auditRetentionYears, to: context.now) ?? context.now
+        guard cutoff <= horizon else {
+            try await store.appendAudit(audit(
+                context, event: "audit.prune", target: Self.auditResource, outcome: "denied",
+                detail: ["before": text, "reason": "within retention"]
+            ))
+            let day = Date.ISO8601FormatStyle(timeZone: settings.timeZone).year().month().day()
+            throw WireError(
+                .invalid,
+                "The policy keeps the audit trail for \(settings.auditRetentionYears) years: only entries written before "
+                    + "\(horizon.formatted(day)) may be pruned, and \(text) is later."
+            )
+        }
+        let result = try await store.pruneAudit(before: cutoff) { result in
+            self.audit(
+                context, event: "audit.prune", target: Self.auditResource, outcome: "success",
+                detail: ["before": text, "pruned_through": "\(result.prunedThrough)", "removed": "\(result.removed)"]
+            )
+        }
+        logger.notice("audit trail pruned", metadata: ["through": "\(result.prunedThrough)", "removed": "\(result.removed)"])
+        return ["removed": .number(Double(result.removed)), "pruned_through": .number(Double(result.prunedThrough))]
+    }
+
+    /// `review.record`: a security manager states that the access review (who holds which role)
+    /// was done; `inspect` checks its date against the policy's interval.
+    func recordReview(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.review.record", resource: "mamori:reviews")
+        let note = try context.request.optionalString("note", maximumLength: 500) ?? ""
+        let assignments = try await store.allAssignments().filter { $0.isCurrent(at: context.now) }
+        var detail = ["assignments": "\(assignments.count)"]
+        if !note.isEmpty { detail["note"] = note }
+        try await store.appendAudit(audit(
+            context, event: SelfInspection.reviewEvent, target: "mamori:assignments", outcome: "success", detail: detail
+        ))
+        return ["recorded": .string(context.now.formatted(.iso8601)), "assignments": .number(Double(assignments.count))]
+    }
+
+    /// `inspect`: the self-inspection report.
+    func inspect(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.inspect", resource: Self.auditResource)
+        let report = try await SelfInspection(
+            store: store, engine: context.engine, configuration: configuration, publicKey: auditSigner.publicKey, now: context.now
+        ).run()
+        try await store.appendAudit(audit(
+            context, event: "inspect", target: Self.auditResource, outcome: "success",
+            detail: Dictionary(uniqueKeysWithValues: InspectionReport.Status.allCases.map { ($0.rawValue, "\(report.count($0))") })
+                .merging(["result": report.overall.rawValue]) { first, _ in first }
+        ))
+        return ["report": try JSONValue(encoding: report)]
+    }
+}
