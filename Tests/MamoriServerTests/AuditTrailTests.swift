@@ -199,4 +199,31 @@ struct AuditTrailTests {
         #expect(report["holds"] as? Bool == false)
         #expect(daemon.log.contains("the audit chain does not verify"))
     }
+
+    @Test("when an entry cannot be written, the act it records is refused and nothing changes")
+    func unwritableTrail() throws {
+        let daemon = try startDaemon()
+        let client = try LineClient(path: daemon.socketPath)
+        let seed = try enrol(client, user: "ito", password: "ito password", roles: ["staff"])
+        // A trigger makes every new audit row fail, as a full disk or a broken file would.
+        let block = try Subprocess.run("/usr/bin/python3", ["-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], timeout=10)
+            db.execute("CREATE TRIGGER audit_refuses BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'no space'); END")
+            db.commit()
+            """, daemon.stateDirectory + "/mamori.sqlite"])
+        #expect(block.status == 0, "\(block.stderr)")
+        let add = try client.call(["op": "user.add", "user": "sato"])
+        #expect(add.errorCode == "internal")
+        #expect(add.errorMessage == "The daemon could not record the change; nothing was done.")
+        #expect(try client.call(["op": "user.show", "user": "sato"]).errorCode == "not_found")
+        let grant = try client.call(["op": "role.grant", "user": "ito", "role": "csirt"])
+        #expect(grant.errorCode == "internal")
+        let roles = try client.call(["op": "user.roles", "user": "ito"])
+        #expect(!"\(roles)".contains("csirt"), "\(roles)")
+        // A login whose success cannot be recorded does not succeed.
+        let login = try client.call(["op": "authenticate", "user": "ito", "password": "ito password", "code": try oathCode(seed)])
+        #expect(login.errorCode == "internal", "\(login)")
+        #expect(login["ticket"] == nil)
+    }
 }
