@@ -84,7 +84,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mamori-bench",
-            dependencies: ["MamoriCore", "MamoriProtocol"],
+            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriStore"],
             path: "Benchmarks/MamoriBench",
             exclude: ["cedar_bench.py"]
         ),

@@ -94,6 +94,9 @@ do {
     if only == nil || only == "policy" {
         try PolicyBench.run(python: python)
     }
+    if only == nil || only == "audit" {
+        try await AuditBench.run(python: python)
+    }
     if only == nil || only == "daemon" {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
         try DaemonBench.run(productsDirectory: products)

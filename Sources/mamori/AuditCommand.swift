@@ -158,7 +158,9 @@ struct AuditCommand: ParsableCommand {
             if format == "csv" { print(AuditRecord.columns.joined(separator: ",")) }
             let write = { (records: [AuditRecord]) in
                 for record in records {
-                    guard let time = try? Date(record.time, strategy: .iso8601) else { continue }
+                    guard let time = record.date else {
+                        throw CommandFailure("Entry \(record.seq) has a time this command cannot read: \(record.time)")
+                    }
                     guard from.map({ time >= $0 }) ?? true, to.map({ time < $0 }) ?? true else { continue }
                     print(format == "csv" ? record.csvRow : record.jsonLine)
                 }
@@ -174,7 +176,7 @@ struct AuditCommand: ParsableCommand {
                         throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
                     }
                     guard let last = page.last else { break }
-                    write(page.map(AuditRecord.init))
+                    try write(page.map(AuditRecord.init))
                     after = last.sequence
                 }
             } else {

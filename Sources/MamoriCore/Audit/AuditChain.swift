@@ -7,18 +7,60 @@ public import Foundation
 /// (``AuditCheckpoint``) are what reveal that. A trail pruned past its retention starts after a
 /// signed checkpoint (the *anchor*) that names the hash its first remaining entry links to.
 public enum AuditChain {
-    /// One stored entry as the verifier reads it.
+    /// One stored entry as the verifier reads it: the columns as stored, the detail as its raw
+    /// text (hashed as it is; parsed only when ``entry`` is asked for).
     public struct StoredEntry: Sendable {
         public let sequence: Int64
-        public let entry: AuditEntry
+        public let timeMillis: Int64
+        public let actorUID: Int?
+        public let actor: String
+        public let event: String
+        public let target: String
+        public let outcome: String
+        /// The `detail` column exactly as stored.
+        public let detailJSON: String
+        public let terminal: String
+        public let zone: String
+        public let policyRevision: String
         public let previousHash: [UInt8]
         public let hash: [UInt8]
 
-        public init(sequence: Int64, entry: AuditEntry, previousHash: [UInt8], hash: [UInt8]) {
+        public init(
+            sequence: Int64, timeMillis: Int64, actorUID: Int?, actor: String, event: String, target: String, outcome: String,
+            detailJSON: String, terminal: String, zone: String, policyRevision: String, previousHash: [UInt8], hash: [UInt8]
+        ) {
             self.sequence = sequence
-            self.entry = entry
+            self.timeMillis = timeMillis
+            self.actorUID = actorUID
+            self.actor = actor
+            self.event = event
+            self.target = target
+            self.outcome = outcome
+            self.detailJSON = detailJSON
+            self.terminal = terminal
+            self.zone = zone
+            self.policyRevision = policyRevision
             self.previousHash = previousHash
             self.hash = hash
+        }
+
+        /// The text this entry's hash covers.
+        public var canonicalJSON: String {
+            AuditEntry.canonicalJSON(
+                timeMillis: timeMillis, actorUID: actorUID, actor: actor, event: event, target: target, outcome: outcome,
+                detailJSON: detailJSON, terminal: terminal, zone: zone, policyRevision: policyRevision
+            )
+        }
+
+        public var time: Date { Date(timeIntervalSince1970: Double(timeMillis) / 1000) }
+
+        /// The entry, its detail parsed (an unreadable detail reads as empty).
+        public var entry: AuditEntry {
+            let detail = (try? JSONDecoder().decode([String: String].self, from: Data(detailJSON.utf8))) ?? [:]
+            return AuditEntry(
+                time: time, actorUID: actorUID, actor: actor, event: event, target: target, outcome: outcome, detail: detail,
+                terminal: terminal, zone: zone, policyRevision: policyRevision
+            )
         }
     }
 
@@ -139,7 +181,7 @@ public struct AuditVerifier: Sendable {
             }
             link = previous.hash
         } else {
-            first = (stored.sequence, stored.entry.time)
+            first = (stored.sequence, stored.time)
             if stored.sequence > 1 {
                 // A pruned trail: its first entry links to the hash the anchoring checkpoint signed.
                 if let anchor = expected[stored.sequence - 1] {
@@ -159,7 +201,7 @@ public struct AuditVerifier: Sendable {
         if !constantTimeEquals(stored.previousHash, link) {
             problems.append(.brokenLink(sequence: stored.sequence, after: previous?.sequence))
         }
-        let recomputed = AuditEntry.chainHash(previous: stored.previousHash, canonicalJSON: stored.entry.canonicalJSON)
+        let recomputed = AuditEntry.chainHash(previous: stored.previousHash, canonicalJSON: stored.canonicalJSON)
         if !constantTimeEquals(recomputed, stored.hash) {
             problems.append(.altered(sequence: stored.sequence))
         }

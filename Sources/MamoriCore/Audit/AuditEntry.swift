@@ -37,17 +37,99 @@ public struct AuditEntry: Sendable, Hashable {
         self.policyRevision = policyRevision
     }
 
-    /// The canonical bytes the chain hashes: every field, in a fixed order, as sorted-key JSON.
+    /// The canonical text the chain hashes: every field as one JSON object, keys sorted, no
+    /// spaces, `time` in Unix milliseconds, `actor_uid` null for the daemon's own acts, `detail`
+    /// as an object of strings. Exactly what Python's
+    /// `json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes, so an
+    /// auditor can recompute every hash with the standard library alone.
     public var canonicalJSON: String {
-        let milliseconds = Int64((time.timeIntervalSince1970 * 1000).rounded())
-        let object: [String: Any] = [
-            "time": milliseconds, "actor_uid": actorUID.map { $0 as Any } ?? NSNull(), "actor": actor,
-            "event": event, "target": target, "outcome": outcome, "detail": detail, "terminal": terminal,
-            "zone": zone, "policy_revision": policyRevision,
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        Self.canonicalJSON(
+            timeMillis: Self.milliseconds(time), actorUID: actorUID, actor: actor, event: event, target: target,
+            outcome: outcome, detailJSON: canonicalDetail, terminal: terminal, zone: zone, policyRevision: policyRevision
+        )
     }
+
+    /// `detail` in canonical form (keys sorted by code point), as stored in the `detail` column.
+    public var canonicalDetail: String {
+        var output: [UInt8] = [UInt8(ascii: "{")]
+        // UTF-8 byte order is code point order, which is how Python sorts str keys.
+        for (index, key) in detail.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            Self.appendString(key, to: &output)
+            output.append(UInt8(ascii: ":"))
+            Self.appendString(detail[key] ?? "", to: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The canonical text from stored fields, `detailJSON` spliced in as stored: a detail
+    /// rewritten in any other form, even an equivalent one, no longer matches its hash.
+    public static func canonicalJSON(
+        timeMillis: Int64, actorUID: Int?, actor: String, event: String, target: String, outcome: String,
+        detailJSON: String, terminal: String, zone: String, policyRevision: String
+    ) -> String {
+        // Written by hand: it runs once per entry when a trail of millions is verified, and
+        // JSONSerialization there cost ten times what hashing does. Keys in sorted order.
+        var output: [UInt8] = []
+        output.reserveCapacity(256 + detailJSON.utf8.count)
+        func key(_ name: StaticString, first: Bool = false) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            output.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        output.append(UInt8(ascii: "{"))
+        key("actor", first: true)
+        appendString(actor, to: &output)
+        key("actor_uid")
+        output.append(contentsOf: (actorUID.map(String.init) ?? "null").utf8)
+        key("detail")
+        output.append(contentsOf: detailJSON.utf8)
+        key("event")
+        appendString(event, to: &output)
+        key("outcome")
+        appendString(outcome, to: &output)
+        key("policy_revision")
+        appendString(policyRevision, to: &output)
+        key("target")
+        appendString(target, to: &output)
+        key("terminal")
+        appendString(terminal, to: &output)
+        key("time")
+        output.append(contentsOf: String(timeMillis).utf8)
+        key("zone")
+        appendString(zone, to: &output)
+        output.append(UInt8(ascii: "}"))
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// A JSON string as Python's json module writes it with ensure_ascii=False: `"` and `\\`
+    /// escaped, \b \f \n \r \t by name, other control characters as \u00xx, the rest as UTF-8.
+    static func appendString(_ text: String, to output: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x08: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+            case 0x0C: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
+            case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case ..<0x20:
+                output.append(contentsOf: Array("\\u00".utf8))
+                output.append(hex[Int(byte >> 4)])
+                output.append(hex[Int(byte & 0x0F)])
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+
+    /// Milliseconds since 1970, as stored and hashed.
+    public static func milliseconds(_ time: Date) -> Int64 { Int64((time.timeIntervalSince1970 * 1000).rounded()) }
 
     /// The chain link: SHA-256 of the previous entry's hash followed by this entry's canonical JSON.
     public static func chainHash(previous: [UInt8], canonicalJSON: String) -> [UInt8] {
