@@ -11,7 +11,7 @@ public struct InspectionReport: Codable, Sendable, Hashable {
     public var findings: [Finding]
 
     public init(time: Date, timeZone: TimeZone, terminal: String, zone: String, policyRevision: String, findings: [Finding]) {
-        self.time = time.formatted(Date.ISO8601FormatStyle(timeZone: timeZone))
+        self.time = time.formatted(Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: timeZone))
         self.terminal = terminal
         self.zone = zone
         self.policyRevision = policyRevision
