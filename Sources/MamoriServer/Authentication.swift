@@ -81,6 +81,8 @@ extension MamoriService {
                 )
             )
             if recorded {
+                // Authenticating again (a screen unlock) keeps the user's sessions from lapsing.
+                cache.touch(user: name, at: context.now)
                 let ticket = SystemRandomBytes().bytes(24).map { String(format: "%02x", $0) }.joined()
                 tickets.withLockedValue { book in
                     book = book.filter { $0.value.expires > context.now }
@@ -216,8 +218,12 @@ extension MamoriService {
         let resource = try request.string("resource", maximumLength: 512)
         let subject: AuthorizationRequest
         if let sessionID = try request.optionalString("session", maximumLength: 128) {
-            guard let session = try await session(sessionID), session.isOpen(at: context.now) else {
-                throw WireError(.notFound, "There is no open session '\(sessionID)'.")
+            guard let session = try await liveSession(sessionID, at: context.now) else {
+                throw WireError(
+                    .notFound,
+                    "There is no open session '\(sessionID)': it was closed, ran past its maximum length, or lapsed after "
+                        + "\(context.engine.policy.settings.sessionIdleMinutes) idle minutes. Log in (or unlock the screen) again."
+                )
             }
             if context.caller.name != session.user || context.caller.isOperator {
                 try await requirePermission(context, action: "mamori.session.query", resource: "mamori:sessions/\(sessionID)")
@@ -276,13 +282,15 @@ extension MamoriService {
             let session = cache.session(sessionID)
         else { return nil }
         let now = Date()
+        let engine = self.engine
+        // An idle session goes the full path, which closes and records it.
         guard session.isOpen(at: now), caller.isOperator || caller.name == session.user,
-            let snapshot = cache.user(session.user)
+            let snapshot = cache.user(session.user),
+            cache.use(session, at: now, idle: TimeInterval(engine.policy.settings.sessionIdleMinutes * 60))
         else { return nil }
         if caller.isOperator {
             logger.notice("operator acts", metadata: ["uid": "\(caller.uid)", "op": "authorize", "resource": "mamori:sessions/\(sessionID)"])
         }
-        let engine = self.engine
         let decision = engine.evaluate(AuthorizationRequest(
             user: session.user, roles: snapshot.currentRoles(at: now), kind: snapshot.user?.kind,
             organisation: snapshot.user?.organisation, zone: configuration.zone, factors: session.factors, time: now,

@@ -75,6 +75,11 @@ final class MamoriService: Sendable {
     /// Signs the chain's head, so that nothing written before the stop can be cut off unseen.
     func shutdown() async {
         await argonPool.shutdown()
+        do {
+            try await store.saveSessionActivity(cache.sessionActivity)
+        } catch {
+            logger.warning("the sessions' last use could not be saved; they will look idle after the restart")
+        }
         await signChainHead()
         do {
             try store.close()
@@ -209,7 +214,7 @@ final class MamoriService: Sendable {
     ) async throws -> AuthorizationRequest {
         let snapshot = try await userSnapshot(name)
         var factors: Set<Factor> = []
-        if let sessionID, let session = try await session(sessionID), session.user == name, session.isOpen(at: context.now) {
+        if let sessionID, let session = try await liveSession(sessionID, at: context.now), session.user == name {
             factors = session.factors
         }
         return AuthorizationRequest(
@@ -227,6 +232,28 @@ final class MamoriService: Sendable {
         let snapshot = SubjectCache.Snapshot(user: user, assignments: user == nil ? [] : try await store.assignments(of: name))
         cache.keep(snapshot, for: name, readAt: epoch)
         return snapshot
+    }
+
+    /// The session if it is open and was used within the policy's `session: idle-minutes`, now
+    /// counted as used again; nil otherwise. A session found idle is closed, and the close is
+    /// recorded, so that the lapse is in the trail and nothing revives it.
+    func liveSession(_ id: String, at now: Date) async throws -> SessionRecord? {
+        guard let session = try await session(id), session.isOpen(at: now) else { return nil }
+        let idleMinutes = engine.policy.settings.sessionIdleMinutes
+        guard cache.use(session, at: now, idle: TimeInterval(idleMinutes * 60)) else {
+            cache.forgetSession(id)
+            do {
+                try await store.closeSession(id, at: now, audit: AuditEntry(
+                    time: now, actorUID: nil, actor: "mamorid", event: "session.close", target: id, outcome: "success",
+                    detail: ["user": session.user, "reason": "idle", "idle_minutes": "\(idleMinutes)"],
+                    terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision
+                ))
+            } catch let error as StoreError where error.code == .notFound {
+                // Closed meanwhile by another request: nothing more to do.
+            }
+            return nil
+        }
+        return session
     }
 
     /// A session from the cache or, once, from the store.

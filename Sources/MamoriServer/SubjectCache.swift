@@ -28,6 +28,9 @@ final class SubjectCache: Sendable {
         var users: [String: Snapshot] = [:]
         var sessions: [String: SessionRecord] = [:]
         var generation: Int64
+        /// When each session was last used, and each user last authenticated, since start.
+        var sessionActivity: [String: Date] = [:]
+        var userActivity: [String: Date] = [:]
     }
 
     /// Sessions kept at most; past this, closed and expired ones are dropped, then the cache resets.
@@ -64,8 +67,48 @@ final class SubjectCache: Sendable {
     }
 
     func forgetSession(_ id: String) {
-        _ = state.withLockedValue { $0.sessions.removeValue(forKey: id) }
+        state.withLockedValue { state in
+            state.sessions.removeValue(forKey: id)
+            state.sessionActivity.removeValue(forKey: id)
+        }
     }
+
+    // MARK: Session activity (idle time-out)
+
+    /// Uses `session` at `time` if its last sign of life (``lastActivity(of:)``) is less than
+    /// `idle` seconds before; returns false, changing nothing, when it has lapsed. One lock.
+    func use(_ session: SessionRecord, at time: Date, idle: TimeInterval) -> Bool {
+        state.withLockedValue { state in
+            let last = Self.lastActivity(of: session, in: state)
+            guard time.timeIntervalSince(last) < idle else { return false }
+            if state.sessionActivity.count >= Self.sessionLimit { state.sessionActivity = [:] }
+            state.sessionActivity[session.id] = time
+            return true
+        }
+    }
+
+    /// Notes that `user` authenticated at `time` (a screen unlock): their sessions count as used.
+    func touch(user: String, at time: Date) {
+        state.withLockedValue { state in
+            if state.userActivity.count >= Self.sessionLimit { state.userActivity = [:] }
+            state.userActivity[user] = time
+        }
+    }
+
+    /// The last sign of life of `session`: its opening, its last use (this run or saved at the
+    /// last stop), or its user's last authentication. Forgotten activity makes a session look
+    /// older, never younger: the time-out fails closed.
+    func lastActivity(of session: SessionRecord) -> Date {
+        state.withLockedValue { Self.lastActivity(of: session, in: $0) }
+    }
+
+    private static func lastActivity(of session: SessionRecord, in state: State) -> Date {
+        [session.openedAt, session.lastActiveAt, state.sessionActivity[session.id], state.userActivity[session.user]]
+            .compactMap { $0 }.max() ?? session.openedAt
+    }
+
+    /// Every session's last use this run, to save at shutdown.
+    var sessionActivity: [String: Date] { state.withLockedValue { $0.sessionActivity } }
 
     /// Drops every user snapshot; `assignmentsChanged` also advances the generation.
     func invalidate(assignmentsChanged: Bool) {

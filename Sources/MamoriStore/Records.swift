@@ -99,10 +99,12 @@ public struct SessionRecord: Sendable, Hashable {
     public var openedAt: Date
     public var expiresAt: Date
     public var closedAt: Date?
+    /// When the session was last used, as saved at the daemon's last stop (nil: never saved).
+    public var lastActiveAt: Date?
 
     public init(
         id: String, user: String, zone: String, terminal: String, factors: Set<Factor>, service: String, tty: String?,
-        remoteHost: String?, openedAt: Date, expiresAt: Date, closedAt: Date? = nil
+        remoteHost: String?, openedAt: Date, expiresAt: Date, closedAt: Date? = nil, lastActiveAt: Date? = nil
     ) {
         self.id = id
         self.user = user
@@ -115,8 +117,11 @@ public struct SessionRecord: Sendable, Hashable {
         self.openedAt = openedAt
         self.expiresAt = expiresAt
         self.closedAt = closedAt
+        self.lastActiveAt = lastActiveAt
     }
 
+    /// Not closed and not past its maximum length. (Idleness is the daemon's to judge: it knows
+    /// the last use.)
     public func isOpen(at time: Date) -> Bool { closedAt == nil && time < expiresAt }
 }
 

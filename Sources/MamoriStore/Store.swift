@@ -142,6 +142,9 @@ public final class Store: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3-session-activity") { db in
+            try db.execute(sql: "ALTER TABLE sessions ADD COLUMN last_active_at INTEGER")
+        }
         return migrator
     }
 
@@ -518,7 +521,21 @@ public final class Store: Sendable {
                     id: row["id"], user: row["user"], zone: row["zone"], terminal: row["terminal"],
                     factors: Set((row["factors"] as String).split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
                     service: row["service"], tty: row["tty"], remoteHost: row["remote_host"], openedAt: date(row["opened_at"]),
-                    expiresAt: date(row["expires_at"]), closedAt: (row["closed_at"] as Int64?).map(date)
+                    expiresAt: date(row["expires_at"]), closedAt: (row["closed_at"] as Int64?).map(date),
+                    lastActiveAt: (row["last_active_at"] as Int64?).map(date)
+                )
+            }
+        }
+    }
+
+    /// Saves when open sessions were last used (at shutdown), so that a restart does not make
+    /// them look idle. Bookkeeping, not an act: no audit entry.
+    public func saveSessionActivity(_ activity: [String: Date]) async throws {
+        guard !activity.isEmpty else { return }
+        try await write(audit: nil) { db in
+            for (id, time) in activity {
+                try db.execute(
+                    sql: "UPDATE sessions SET last_active_at = ? WHERE id = ? AND closed_at IS NULL", arguments: [millis(time), id]
                 )
             }
         }
