@@ -75,8 +75,9 @@ struct AuditCommand: ParsableCommand {
             discussion: """
                 Through mamorid (its own key checks the signatures): mamori audit verify
                 Offline, on an auditor's machine: mamori audit verify --db copy.sqlite --public-key audit.pub
-                Names every altered, deleted, inserted or moved entry, a start deleted rather than
-                pruned, and entries cut off the end after a checkpoint. The key (from
+
+                Names every altered, deleted, inserted or moved entry, a start deleted rather than \
+                pruned, and entries cut off the end after a checkpoint. The key (from \
                 `mamori audit public-key`) makes the checkpoints proof against a rewritten chain.
                 """
         )
@@ -224,8 +225,9 @@ struct AuditCommand: ParsableCommand {
             abstract: "Remove audit entries older than a date that lies beyond the policy's retention.",
             discussion: """
                 Example: mamori audit prune --before 2019-04-01
-                mamorid refuses a date within the retention period (settings: audit: retention-years).
-                Before removing, it signs a checkpoint at the last entry removed, so that
+
+                mamorid refuses a date within the retention period (settings: audit: retention-years). \
+                Before removing, it signs a checkpoint at the last entry removed, so that \
                 `mamori audit verify` still passes on what remains. Export first what you must keep.
                 """
         )

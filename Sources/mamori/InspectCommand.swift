@@ -9,10 +9,11 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Run the self-inspection and print the report; exit 1 when any check fails.",
         discussion: """
-            Checks: second factors for accounts usable in the My Number zone, idle accounts, expired
-            assignments, privileged roles and their holders, separation of duty, locked accounts and
-            temporary passwords, audit chain integrity and retention, the last access review, this
+            Checks: second factors for accounts usable in the My Number zone, idle accounts, expired \
+            assignments, privileged roles and their holders, separation of duty, locked accounts and \
+            temporary passwords, audit chain integrity and retention, the last access review, this \
             terminal's PAM services, and policy warnings. Each is pass, warn or fail.
+
             Example: mamori inspect --format html > inspection-2026-11-30.html
             """
     )
@@ -165,8 +166,9 @@ struct ReviewCommand: ParsableCommand {
             discussion: """
                 Review first: mamori role list, mamori user list, mamori inspect. Then:
                 mamori review record --note "FY2026 review with HR; 3 roles revoked"
-                `mamori inspect` fails its access-review check once the last record is older than the
-                policy's accounts: access-review-days.
+
+                `mamori inspect` fails its access-review check once the last record is older than \
+                the policy's accounts: access-review-days.
                 """
         )
 
