@@ -5,8 +5,8 @@ import MamoriProtocol
 import MamoriStore
 
 /// The audit trail and the self-inspection over the socket: `audit.read`, `audit.verify`,
-/// `audit.prune`, `review.record` and `inspect`. Each is authorised by the policy and, except
-/// the pages after the first of one read, recorded in the trail it reads.
+/// `audit.prune`, `review.record` and `inspect`. Each is authorised by the policy and recorded
+/// in the trail it reads (`audit.read` once per connection and purpose).
 extension MamoriService {
     /// The resource every audit action names.
     static let auditResource = "mamori:audit"
@@ -36,9 +36,9 @@ extension MamoriService {
             more = entries.count == limit
         }
         let head = try await store.auditHead()
-        // One read is one act: `continued` pages of the same read (export paging, tail -f polls)
-        // are not recorded again, or following the trail would fill it.
-        if try request.optionalBool("continued") != true {
+        // One read is one act: later pages and polls on the same connection are not recorded
+        // again, or following the trail would fill it.
+        if context.caller.connection.firstRead(purpose) {
             try await store.appendAudit(audit(
                 context, event: "audit.read", target: Self.auditResource, outcome: "success",
                 detail: ["purpose": purpose, "entries": "\(entries.count)"]

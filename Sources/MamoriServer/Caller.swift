@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// `struct ucred` from <sys/socket.h>: Glibc hides it from Swift (it needs _GNU_SOURCE), so it is
 /// mirrored here with the same layout (three 32-bit fields).
@@ -14,6 +15,8 @@ struct Caller: Sendable {
     let pid: Int32
     /// The Unix login name of `uid`, or nil when the password database has none.
     let name: String?
+    /// What this connection has done that is recorded once per connection.
+    let connection = ConnectionLedger()
 
     /// Root, or the daemon's own user: the break-glass operators, always allowed and always logged.
     /// The daemon's user owns the state folder and its key, so it could change anything directly;
@@ -38,5 +41,17 @@ struct Caller: Sendable {
         let status = getpwuid_r(uid, &entry, &buffer, buffer.count, &result)
         guard status == 0, result != nil, let name = entry.pw_name else { return nil }
         return String(cString: name)
+    }
+}
+
+/// Per-connection memory: reading the audit trail is recorded once per connection and purpose,
+/// so that a follower polling over one connection (`audit tail -f`) or an export paging through
+/// it does not fill the trail, while every new connection is recorded: the caller cannot opt out.
+final class ConnectionLedger: Sendable {
+    private let recordedReads = NIOLockedValueBox<Set<String>>([])
+
+    /// True the first time `purpose` is read on this connection.
+    func firstRead(_ purpose: String) -> Bool {
+        recordedReads.withLockedValue { $0.insert(purpose).inserted }
     }
 }

@@ -38,22 +38,20 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
-    /// Reads entries from mamorid page by page (`audit.read`), calling `body` with each page;
-    /// returns the last sequence number read. Only the first request of a read is recorded in
-    /// the trail; the pages after it, and a follower's polls (`continued`), say `continued`.
+    /// Reads entries from mamorid page by page (`audit.read`) over one connection, calling
+    /// `body` with each page; returns the last sequence number read. mamorid records the read
+    /// once per connection, so a follower reuses its connection for every poll.
     static func readPages(
-        _ connection: ConnectionOptions, purpose: String, after: Int64 = 0, continued: Bool = false,
+        _ options: ConnectionOptions, over connection: DaemonConnection, purpose: String, after: Int64 = 0,
         body: ([AuditRecord]) throws -> Void
     ) throws -> Int64 {
         var after = after
-        var continued = continued
         while true {
-            let reply = try connection.call("audit.read", [
-                "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose), "continued": .bool(continued),
-            ])
+            let reply = try options.call("audit.read", [
+                "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
+            ], over: connection)
             let records = try decodeEntries(reply)
             try body(records)
-            continued = true
             guard let last = records.last, case .bool(true)? = reply["more"] else {
                 return records.last?.seq ?? after
             }
@@ -181,7 +179,8 @@ struct AuditCommand: ParsableCommand {
                     after = last.sequence
                 }
             } else {
-                _ = try AuditCommand.readPages(connection, purpose: "export", body: write)
+                let daemon = try DaemonConnection(path: connection.socketPath)
+                _ = try AuditCommand.readPages(connection, over: daemon, purpose: "export", body: write)
             }
         }
     }
@@ -194,12 +193,13 @@ struct AuditCommand: ParsableCommand {
 
         @Option(name: [.customShort("n"), .customLong("lines")], help: "How many of the newest entries to show first.") var count = 10
         @Flag(name: .short, help: "Follow: wait for new entries and show them.") var follow = false
-        @Option(help: "With -f: seconds between checks for new entries.") var interval = 1.0
+        @Option(help: "With -f: seconds between checks for new entries (at most 60).") var interval = 1.0
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
             guard (0...10_000).contains(count) else { throw ValidationError("-n must be from 0 to 10000.") }
-            guard (0.1...3600).contains(interval) else { throw ValidationError("--interval must be from 0.1 to 3600 seconds.") }
+            // One connection serves every poll; mamorid closes connections silent for longer.
+            guard (0.1...60).contains(interval) else { throw ValidationError("--interval must be from 0.1 to 60 seconds.") }
         }
 
         func show(_ records: [AuditRecord]) {
@@ -208,14 +208,17 @@ struct AuditCommand: ParsableCommand {
         }
 
         func run() throws {
-            let reply = try connection.call("audit.read", ["last": .number(Double(count)), "purpose": .string("tail")])
+            let daemon = try DaemonConnection(path: connection.socketPath)
+            let reply = try connection.call("audit.read", ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
             let records = try AuditCommand.decodeEntries(reply)
             show(records)
             guard follow else { return }
             var after = Int64(reply.text("last_sequence")) ?? records.last?.seq ?? 0
             while true {
                 Thread.sleep(forTimeInterval: interval)
-                after = try AuditCommand.readPages(connection, purpose: "tail", after: after, continued: true, body: show)
+                // One connection for every poll: mamorid records the follower once. If mamorid
+                // restarts, the follower stops with exit status 3; run it again.
+                after = try AuditCommand.readPages(connection, over: daemon, purpose: "tail", after: after, body: show)
             }
         }
     }

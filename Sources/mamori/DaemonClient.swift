@@ -20,13 +20,16 @@ struct ConnectionOptions: ParsableArguments {
     /// Sends one request and returns the reply's fields, or throws a failure with the exit status
     /// that fits it. The caller's login session ($MAMORI_SESSION) goes with every request, so that
     /// the policy sees the factors it was opened with.
-    func call(_ op: String, _ fields: [String: JSONValue] = [:]) throws -> [String: JSONValue] {
+    ///
+    /// - Parameter connection: an open connection to reuse (a follower's polls, an export's
+    ///   pages); by default each call opens its own.
+    func call(_ op: String, _ fields: [String: JSONValue] = [:], over connection: DaemonConnection? = nil) throws -> [String: JSONValue] {
         var request = fields
         request["op"] = .string(op)
         if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"], !session.isEmpty {
             request["session"] = .string(session)
         }
-        let client = try DaemonConnection(path: socketPath)
+        let client = try connection ?? DaemonConnection(path: socketPath)
         let reply = try client.exchange(WireReply.encodeRequest(request))
         guard let object = WireReply.parse(reply) else {
             throw CommandFailure("mamorid sent a reply that is not JSON.", exitCode: .commandFailed)
@@ -70,10 +73,12 @@ extension ExitCode {
     static let permissionDenied = ExitCode(4)
 }
 
-/// One connection to mamorid: a request line out, a reply line back.
-struct DaemonConnection {
+/// One connection to mamorid: request lines out, reply lines back. Closed when released.
+final class DaemonConnection {
     private let descriptor: Int32
     let path: String
+    /// Bytes read past the last reply line (the daemon answers in order, one line each).
+    private var pending: [UInt8] = []
 
     init(path: String) throws(CommandFailure) {
         self.path = path
@@ -85,24 +90,26 @@ struct DaemonConnection {
         }
     }
 
+    deinit { close(descriptor) }
+
     /// Writes `line` (with its newline) and reads one reply line.
     func exchange(_ line: [UInt8]) throws(CommandFailure) -> [UInt8] {
-        defer { close(descriptor) }
         var offset = 0
         while offset < line.count {
             let written = line[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard written > 0 else { throw CommandFailure("mamorid at \(path) closed the connection.", exitCode: .unreachable) }
             offset += written
         }
-        var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        while !reply.contains(10) {
+        while !pending.contains(10) {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             guard count > 0 else {
                 throw CommandFailure("mamorid at \(path) did not answer (closed or timed out).", exitCode: .unreachable)
             }
-            reply += chunk[..<count]
+            pending += chunk[..<count]
         }
-        return Array(reply[..<(reply.firstIndex(of: 10) ?? reply.endIndex)])
+        let end = pending.firstIndex(of: 10) ?? pending.endIndex
+        defer { pending.removeSubrange(..<min(end + 1, pending.endIndex)) }
+        return Array(pending[..<end])
     }
 }

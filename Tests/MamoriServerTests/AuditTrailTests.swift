@@ -157,10 +157,14 @@ struct AuditTrailTests {
         }
         #expect(followed.contains { $0["event"] as? String == "user.enable" && $0["target"] as? String == "ito" }, "\(seen)")
 
-        // Polling does not fill the trail: each tail is one audit.read entry.
+        // Polling does not fill the trail: each tail is one audit.read entry. A reader cannot
+        // avoid the record: a new connection is recorded again.
+        let reader = try LineClient(path: daemon.socketPath)
+        #expect(try reader.call(["op": "audit.read", "last": 1, "purpose": "tail"]).ok)
+        #expect(try reader.call(["op": "audit.read", "after": 0, "purpose": "tail"]).ok)
         let export = try mamori(daemon, ["audit", "export"])
         let reads = export.stdout.split(separator: "\n").filter { $0.contains(#""event":"audit.read""#) && $0.contains(#""purpose":"tail""#) }
-        #expect(reads.count == 2)
+        #expect(reads.count == 3)
     }
 
     @Test("a quiet trail gets a signed checkpoint within checkpoint-seconds, not only at shutdown")
