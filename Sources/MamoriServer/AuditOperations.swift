@@ -32,7 +32,14 @@ extension MamoriService {
             guard after >= 0, (1...1_000).contains(limit) else {
                 throw WireError(.badRequest, "'after' is 0 or more and 'limit' from 1 to 1000.")
             }
-            entries = try await store.auditEntries(after: Int64(after), limit: limit)
+            func time(_ field: String) throws -> Date? {
+                guard let text = try request.optionalString(field, maximumLength: 64) else { return nil }
+                guard let time = try? Date(text, strategy: .iso8601) else {
+                    throw WireError(.badRequest, "'\(field)' is an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00.")
+                }
+                return time
+            }
+            entries = try await store.auditEntries(after: Int64(after), limit: limit, since: try time("since"), until: try time("until"))
             more = entries.count == limit
         }
         let head = try await store.auditHead()

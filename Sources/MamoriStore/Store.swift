@@ -571,11 +571,15 @@ public final class Store: Sendable {
         try await read { db in try Row.fetchAll(db, sql: "SELECT \(Self.auditColumns) FROM audit ORDER BY seq").map(Self.storedEntry) }
     }
 
-    /// Up to `limit` entries after sequence number `after`, oldest first (for `audit tail`).
-    public func auditEntries(after: Int64, limit: Int) async throws -> [AuditChain.StoredEntry] {
+    /// Up to `limit` entries after sequence number `after`, oldest first, written at or after
+    /// `since` and before `until` when given (for `audit tail` and `audit export`).
+    public func auditEntries(after: Int64, limit: Int, since: Date? = nil, until: Date? = nil) async throws -> [AuditChain.StoredEntry] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.auditColumns) FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit])
-                .map(Self.storedEntry)
+            try Row.fetchAll(
+                db,
+                sql: "SELECT \(Self.auditColumns) FROM audit WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
+                arguments: [after, since.map(millis) ?? Int64.min, until.map(millis) ?? Int64.max, limit]
+            ).map(Self.storedEntry)
         }
     }
 

@@ -43,13 +43,16 @@ struct AuditCommand: ParsableCommand {
     /// once per connection, so a follower reuses its connection for every poll.
     static func readPages(
         _ options: ConnectionOptions, over connection: DaemonConnection, purpose: String, after: Int64 = 0,
-        body: ([AuditRecord]) throws -> Void
+        since: Date? = nil, until: Date? = nil, body: ([AuditRecord]) throws -> Void
     ) throws -> Int64 {
         var after = after
+        var bounds: [String: JSONValue] = [:]
+        if let since { bounds["since"] = .string(since.formatted(.iso8601)) }
+        if let until { bounds["until"] = .string(until.formatted(.iso8601)) }
         while true {
-            let reply = try options.call("audit.read", [
+            let reply = try options.call("audit.read", bounds.merging([
                 "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
-            ], over: connection)
+            ]) { $1 }, over: connection)
             let records = try decodeEntries(reply)
             try body(records)
             guard let last = records.last, case .bool(true)? = reply["more"] else {
@@ -156,13 +159,7 @@ struct AuditCommand: ParsableCommand {
             let to = until.flatMap(AuditCommand.date)
             if format == "csv" { print(AuditRecord.columns.joined(separator: ",")) }
             let write = { (records: [AuditRecord]) in
-                for record in records {
-                    guard let time = record.date else {
-                        throw CommandFailure("Entry \(record.seq) has a time this command cannot read: \(record.time)")
-                    }
-                    guard from.map({ time >= $0 }) ?? true, to.map({ time < $0 }) ?? true else { continue }
-                    print(format == "csv" ? record.csvRow : record.jsonLine)
-                }
+                for record in records { print(format == "csv" ? record.csvRow : record.jsonLine) }
             }
             if let db {
                 let store = try AuditCommand.open(db)
@@ -170,17 +167,17 @@ struct AuditCommand: ParsableCommand {
                 while true {
                     let page: [AuditChain.StoredEntry]
                     do {
-                        page = try await store.auditEntries(after: after, limit: 5_000)
+                        page = try await store.auditEntries(after: after, limit: 5_000, since: from, until: to)
                     } catch {
                         throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
                     }
                     guard let last = page.last else { break }
-                    try write(page.map(AuditRecord.init))
+                    write(page.map(AuditRecord.init))
                     after = last.sequence
                 }
             } else {
                 let daemon = try DaemonConnection(path: connection.socketPath)
-                _ = try AuditCommand.readPages(connection, over: daemon, purpose: "export", body: write)
+                _ = try AuditCommand.readPages(connection, over: daemon, purpose: "export", since: from, until: to, body: write)
             }
         }
     }

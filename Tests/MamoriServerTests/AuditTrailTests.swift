@@ -66,6 +66,11 @@ struct AuditTrailTests {
         #expect(before.status == 0, "\(before.stdout)")
         #expect(before.stdout.hasPrefix("The audit chain holds: 4 entries, the last is 4.\n"))
 
+        // Export through mamorid, filtered by time on its side.
+        let window = try mamori(daemon, ["audit", "export", "--since", "2020-01-01", "--until", "2022-01-01", "--format", "csv"])
+        #expect(window.status == 0, "\(window.stderr)")
+        #expect(window.stdout.split(separator: "\n").dropFirst().map { $0.prefix(2) } == ["3,", "4,"])
+
         let refused = try mamori(daemon, ["audit", "prune", "--before", "2024-01-01"])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("The policy keeps the audit trail for 7 years: only entries written before 20"))

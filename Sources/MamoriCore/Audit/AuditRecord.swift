@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// An audit entry as it leaves Mamori: in `audit export`, `audit tail` and the daemon's
 /// `audit.read` replies. One definition, so that the offline export and the daemon's agree.
@@ -35,9 +35,6 @@ public struct AuditRecord: Codable, Sendable, Hashable {
     }
 
     static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
-    /// ``time`` as a date (nil only if the text was not written by Mamori).
-    public var date: Date? { try? Self.timeFormat.parse(time) }
 
     /// The column names, in export order (CSV header, JSON keys).
     public static let columns = [
