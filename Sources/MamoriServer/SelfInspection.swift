@@ -261,11 +261,14 @@ struct SelfInspection {
             }
         }
         let bad: InspectionReport.Status = requiresMFA ? .fail : .warn
+        // No login service at all is not a pass: the wrong folder is being read, or logins are
+        // configured where this check cannot see them.
+        let status: InspectionReport.Status = checked.isEmpty ? .warn : items.isEmpty ? .pass : bad
         return InspectionReport.Finding(
-            check: "pam-services", title: "PAM services on this terminal", status: items.isEmpty ? .pass : bad,
+            check: "pam-services", title: "PAM services on this terminal", status: status,
             summary: items.isEmpty
                 ? (checked.isEmpty
-                    ? "No login service found in \(configuration.pamDirectory)."
+                    ? "No login service (\(Self.loginServices.prefix(4).joined(separator: ", ")), …) found in \(configuration.pamDirectory): check `pam-directory`."
                     : "\(checked.count) login service(s) in \(configuration.pamDirectory) run pam_mamori.so with no bypass: \(checked.joined(separator: ", ")).")
                 : "\(items.count) of \(checked.count) login service(s) in \(configuration.pamDirectory) do not route through pam_mamori.so"
                     + (requiresMFA ? " although the \(configuration.zone) zone requires a TOTP code." : "."),

@@ -165,7 +165,8 @@ struct InspectionTests {
         let terminal = try Terminal()
         let replies = try callAsNobody(socket: terminal.daemon.socketPath, lines: [#"{"op":"inspect"}"#, #"{"op":"review.record"}"#])
         #expect(replies.allSatisfy { $0.contains(#""code":"denied""#) }, "\(replies)")
-        _ = try terminal.inspect()
+        // An empty PAM folder is not a pass: nothing was checked.
+        #expect(try terminal.inspect().1["pam-services"]?.status == "warn")
         let trail = try terminal.mamori(["audit", "export"])
         #expect(trail.stdout.contains(#""event":"inspect""#))
         #expect(trail.stdout.contains(#""result":"fail""#))
