@@ -34,13 +34,23 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var checkpointSeconds: Int = 600
     /// Where `inspect` reads this terminal's PAM services.
     public var pamDirectory: String = "/etc/pam.d"
+    /// The login services `inspect` expects to run pam_mamori.so, where present.
+    public var pamServices: [String] = DaemonConfiguration.defaultPAMServices
+
+    /// Interactive login services a terminal may have: consoles, remote logins, privilege
+    /// changes, display managers and screen lockers.
+    public static let defaultPAMServices = [
+        "login", "sshd", "sudo", "sudo-i", "su", "su-l", "polkit-1", "gdm-password", "lightdm", "sddm", "xscreensaver",
+        "gnome-screensaver", "cinnamon-screensaver", "mate-screensaver", "xfce4-screensaver", "light-locker", "i3lock",
+        "swaylock", "kde", "vlock", "physlock",
+    ]
 
     public init() {}
 
     static let keys = [
         "state-directory", "socket", "policies", "zone", "terminal", "argon2-workers", "argon2-queue",
         "maximum-connections", "idle-timeout-seconds", "event-loop-threads", "issuer", "log-level",
-        "checkpoint-entries", "checkpoint-seconds", "pam-directory",
+        "checkpoint-entries", "checkpoint-seconds", "pam-directory", "pam-services",
     ]
 
     /// Reads a configuration file; unknown keys and wrong types are errors naming the line.
@@ -72,6 +82,15 @@ public struct DaemonConfiguration: Sendable, Hashable {
                 }
                 return number
             }
+            func serviceNames() throws(ConfigurationError) -> [String] {
+                // File names only: no path can be smuggled into the folder that is read.
+                let items = value.sequence.map { Array($0) } ?? []
+                let names = items.compactMap(\.string).filter { !$0.isEmpty && !$0.contains("/") && $0 != ".." }
+                guard !items.isEmpty, names.count == items.count else {
+                    throw ConfigurationError("\(path):\(line): 'pam-services' must be a list of service names, such as [login, sshd, sudo].")
+                }
+                return names
+            }
             switch name {
             case "state-directory": stateDirectory = try text()
             case "socket": socketPath = try text()
@@ -88,6 +107,7 @@ public struct DaemonConfiguration: Sendable, Hashable {
             case "checkpoint-entries": checkpointEntries = try number(1...100_000)
             case "checkpoint-seconds": checkpointSeconds = try number(1...86_400)
             case "pam-directory": pamDirectory = try text()
+            case "pam-services": pamServices = try serviceNames()
             default:
                 throw ConfigurationError("\(path):\(line): unknown key '\(name)'; keys are \(Self.keys.joined(separator: ", ")).")
             }

@@ -238,19 +238,12 @@ struct SelfInspection {
         )
     }
 
-    /// Interactive login services a terminal may have; those present must run pam_mamori.so.
-    static let loginServices = [
-        "login", "sshd", "sudo", "sudo-i", "su", "su-l", "polkit-1", "gdm-password", "lightdm", "sddm", "xscreensaver",
-        "gnome-screensaver", "cinnamon-screensaver", "mate-screensaver", "xfce4-screensaver", "light-locker", "i3lock",
-        "swaylock", "kde", "vlock", "physlock",
-    ]
-
     /// 7. Every login service on this terminal runs pam_mamori.so in `auth`, with no bypass before it.
     private func pamServices() -> InspectionReport.Finding {
         let requiresMFA = engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors.contains(.totp) ?? true
         var checked: [String] = []
         var items: [String] = []
-        for service in Self.loginServices {
+        for service in configuration.pamServices {
             guard let stack = PAMStack(service: service, directory: configuration.pamDirectory) else { continue }
             checked.append(service)
             switch stack.verdict {
@@ -268,7 +261,7 @@ struct SelfInspection {
             check: "pam-services", title: "PAM services on this terminal", status: status,
             summary: items.isEmpty
                 ? (checked.isEmpty
-                    ? "No login service (\(Self.loginServices.prefix(4).joined(separator: ", ")), …) found in \(configuration.pamDirectory): check `pam-directory`."
+                    ? "No login service (\(configuration.pamServices.prefix(4).joined(separator: ", "))\(configuration.pamServices.count > 4 ? ", …" : "")) found in \(configuration.pamDirectory): check `pam-directory` and `pam-services`."
                     : "\(checked.count) login service(s) in \(configuration.pamDirectory) run pam_mamori.so with no bypass: \(checked.joined(separator: ", ")).")
                 : "\(items.count) of \(checked.count) login service(s) in \(configuration.pamDirectory) do not route through pam_mamori.so"
                     + (requiresMFA ? " although the \(configuration.zone) zone requires a TOTP code." : "."),

@@ -16,10 +16,12 @@ struct InspectionTests {
         let pam: String
         var database: String { daemon.stateDirectory + "/mamori.sqlite" }
 
-        init() throws {
+        /// A daemon reading PAM services from a folder of its own; `services` go in it first.
+        init(services: [String: String] = [:], configuration: String = "") throws {
             pam = FileManager.default.temporaryDirectory.appendingPathComponent("pam.d-\(UUID().uuidString.prefix(8))").path
             try FileManager.default.createDirectory(atPath: pam, withIntermediateDirectories: true)
-            daemon = try startDaemon(configuration: "pam-directory: \(pam)")
+            for (name, text) in services { try text.write(toFile: pam + "/" + name, atomically: true, encoding: .utf8) }
+            daemon = try startDaemon(configuration: "pam-directory: \(pam)\n\(configuration)")
             client = try LineClient(path: daemon.socketPath)
         }
 
@@ -170,5 +172,21 @@ struct InspectionTests {
         let trail = try terminal.mamori(["audit", "export"])
         #expect(trail.stdout.contains(#""event":"inspect""#))
         #expect(trail.stdout.contains(#""result":"fail""#))
+    }
+
+    @Test("pam-services names the services a terminal must route through pam_mamori.so; a path there is refused")
+    func configuredServices() throws {
+        let terminal = try Terminal(
+            services: ["custom-locker": "auth required pam_unix.so\n", "sshd": "auth required pam_unix.so\n"],
+            configuration: "pam-services: [custom-locker, login]"
+        )
+        let (_, checks) = try terminal.inspect()
+        #expect(checks["pam-services"]?.status == "fail")
+        // sshd is not in the list, so it is not checked.
+        #expect(checks["pam-services"]?.items == ["custom-locker: its auth stack does not run pam_mamori.so"])
+
+        let refused = try DaemonHarness()
+        #expect(try refused.start(extraConfiguration: "pam-services: [../shadow]") == 2)
+        #expect(refused.log.contains("'pam-services' must be a list of service names"))
     }
 }
