@@ -235,4 +235,26 @@ struct AuditTrailTests {
         #expect(login.errorCode == "internal", "\(login)")
         #expect(login["ticket"] == nil)
     }
+
+    @Test("malformed audit requests get bad_request, naming the field, and the daemon keeps serving")
+    func malformed() throws {
+        let daemon = try startDaemon()
+        let client = try LineClient(path: daemon.socketPath)
+        let cases: [([String: Any], String)] = [
+            (["op": "audit.read", "last": -1], "'last' is from 0 to 10000."),
+            (["op": "audit.read", "limit": 5000], "'after' is 0 or more and 'limit' from 1 to 1000."),
+            (["op": "audit.read", "purpose": "gossip"], "'purpose' is read, tail or export."),
+            (["op": "audit.read", "since": "last week"], "'since' is an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."),
+            (["op": "audit.prune", "before": "yesterday"], "'before' is an ISO 8601 time with an offset, such as 2019-04-01T00:00:00+09:00."),
+        ]
+        for (request, message) in cases {
+            let reply = try client.call(request)
+            #expect(reply.errorCode == "bad_request", "\(request)")
+            #expect(reply.errorMessage == message)
+        }
+        let longNote = try client.call(["op": "review.record", "note": String(repeating: "長", count: 501)])
+        #expect(longNote.errorCode == "bad_request")
+        #expect(try client.call(["op": "audit.prune"]).errorCode == "bad_request")
+        #expect(try client.call(["op": "audit.verify"])["holds"] as? Bool == true)
+    }
 }
