@@ -3,6 +3,7 @@ import Logging
 import MamoriCore
 import MamoriProtocol
 import MamoriStore
+import NIOConcurrencyHelpers
 
 /// The audit trail and the self-inspection over the socket: `audit.read`, `audit.verify`,
 /// `audit.prune`, `review.record` and `inspect`. Each is authorised by the policy and recorded
@@ -60,14 +61,29 @@ extension MamoriService {
     /// `audit.verify`: the whole chain with the daemon's own key.
     func verifyAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.read", resource: Self.auditResource)
-        let report = try await store.verifyAudit(publicKey: auditSigner.publicKey)
+        let report = try await checkChain(at: context.now)
         try await store.appendAudit(audit(
             context, event: "audit.verify", target: Self.auditResource, outcome: report.holds ? "success" : "failure",
             detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
         ))
-        if !report.holds { logger.critical("the audit chain does not verify", metadata: ["problems": "\(report.problems.count)"]) }
         guard case .object(let fields) = try JSONValue(encoding: report.summary) else { return [:] }
         return fields
+    }
+
+    /// Verifies the whole chain with the daemon's key, keeps the result for `status`, and logs a
+    /// broken chain as critical: at start, and for `audit.verify`.
+    @discardableResult
+    func checkChain(at time: Date = Date()) async throws -> AuditReport {
+        let report = try await store.verifyAudit(publicKey: auditSigner.publicKey)
+        lastChainCheck.withLockedValue {
+            $0 = ChainCheck(time: time, holds: report.holds, entries: report.entryCount, problems: report.problems.count)
+        }
+        if report.holds {
+            logger.info("the audit chain holds", metadata: ["entries": "\(report.entryCount)"])
+        } else {
+            logger.critical("the audit chain does not verify", metadata: ["problems": "\(report.problems.count)"])
+        }
+        return report
     }
 
     /// `audit.prune`: removes entries written before `before`, only past the policy's retention.

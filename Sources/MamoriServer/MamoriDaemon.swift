@@ -62,6 +62,15 @@ public final class MamoriDaemon: Service, Sendable {
         )
         let service = self.service
         let logger = self.logger
+        // Check the whole chain once at start, beside serving: a trail altered while the daemon
+        // was stopped is reported (critical log, `status`) without anyone asking.
+        let startupCheck = Task {
+            do {
+                try await service.checkChain()
+            } catch {
+                logger.critical("the audit chain could not be read to verify it")
+            }
+        }
         let reloader = Task {
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 do {
@@ -88,6 +97,8 @@ public final class MamoriDaemon: Service, Sendable {
         }
         reloader.cancel()
         checkpointer.cancel()
+        // The check reads through the store, which shutdown closes: let it finish first.
+        await startupCheck.value
         // Finish what is in flight (bounded), then stop.
         for _ in 0..<500 where inFlight.value > 0 { try? await Task.sleep(for: .milliseconds(10)) }
         try? await group.shutdownGracefully()

@@ -22,6 +22,16 @@ final class MamoriService: Sendable {
     private let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
     let cache: SubjectCache
+    /// The last verification of the audit chain (at start, then by each `audit.verify`),
+    /// which `status` reports so that monitoring sees a broken chain without asking for it.
+    let lastChainCheck = NIOLockedValueBox<ChainCheck?>(nil)
+
+    struct ChainCheck {
+        let time: Date
+        let holds: Bool
+        let entries: Int
+        let problems: Int
+    }
 
     /// A successful authentication waiting for `session.open`.
     struct Ticket {
@@ -324,6 +334,13 @@ final class MamoriService: Sendable {
             "policy_revision": .string(context.engine.revision),
             "uptime_seconds": .number(context.now.timeIntervalSince(startedAt).rounded(.down)),
             "counts": .object(counts.mapValues { .number(Double($0)) }),
+            "audit_chain": lastChainCheck.withLockedValue { check in
+                guard let check else { return .object(["checked": .bool(false)]) }
+                return .object([
+                    "checked": .bool(true), "holds": .bool(check.holds), "entries": .number(Double(check.entries)),
+                    "problems": .number(Double(check.problems)), "verified_at": .string(check.time.formatted(.iso8601)),
+                ])
+            },
         ]
     }
 

@@ -207,6 +207,21 @@ struct AuditTrailTests {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         #expect(report["holds"] as? Bool == false)
         #expect(daemon.log.contains("the audit chain does not verify"))
+        let chain = try #require(try client.call(["op": "status"])["audit_chain"] as? [String: Any])
+        #expect(chain["holds"] as? Bool == false && chain["problems"] as? Int == 1)
+        #expect(try mamori(daemon, ["status"]).stdout.contains("audit chain    BROKEN: 1 problem(s), verified "))
+
+        // A restart checks the chain by itself and says so.
+        daemon.stop()
+        #expect(try daemon.start() == nil)
+        var afterRestart: [String: Any] = [:]
+        for _ in 0..<50 {
+            afterRestart = try #require(try LineClient(path: daemon.socketPath).call(["op": "status"])["audit_chain"] as? [String: Any])
+            if afterRestart["checked"] as? Bool == true { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(afterRestart["holds"] as? Bool == false, "\(afterRestart)")
+        #expect(daemon.log.components(separatedBy: "the audit chain does not verify").count == 4)
     }
 
     @Test("when an entry cannot be written, the act it records is refused and nothing changes")
