@@ -137,7 +137,8 @@ extension MamoriService {
     func inspect(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.inspect", resource: Self.auditResource)
         let report = try await SelfInspection(
-            store: store, engine: context.engine, configuration: configuration, publicKey: auditSigner.publicKey, now: context.now
+            store: store, engine: context.engine, configuration: configuration, publicKey: auditSigner.publicKey, now: context.now,
+            inspector: context.caller.label
         ).run()
         try await store.appendAudit(audit(
             context, event: "inspect", target: Self.auditResource, outcome: "success",

@@ -11,6 +11,8 @@ struct SelfInspection {
     let configuration: DaemonConfiguration
     let publicKey: [UInt8]
     let now: Date
+    /// Who asked, named in the report.
+    let inspector: String
 
     /// The events whose newest success counts as the last access review.
     static let reviewEvent = "access.review"
@@ -32,7 +34,7 @@ struct SelfInspection {
         findings.append(pamServices())
         findings.append(policyWarnings())
         return InspectionReport(
-            time: now, timeZone: settings.timeZone, terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision, findings: findings
+            time: now, timeZone: settings.timeZone, inspector: inspector, terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision, findings: findings
         )
     }
 

@@ -65,7 +65,9 @@ enum InspectionRendering {
     static func text(_ report: InspectionReport) -> String {
         var lines = [
             "Self-inspection (自己点検) — \(report.time)",
-            Terminal.fields([("terminal", report.terminal), ("zone", report.zone), ("policy", report.policyRevision)]),
+            Terminal.fields([
+                ("run by", report.inspector), ("terminal", report.terminal), ("zone", report.zone), ("policy", report.policyRevision),
+            ]),
             "",
         ]
         for finding in report.findings {
@@ -84,7 +86,7 @@ enum InspectionRendering {
         var lines = [
             "# Self-inspection report (自己点検結果)", "",
             "| | |", "| --- | --- |",
-            "| Date | \(cell(report.time)) |", "| Terminal | \(cell(report.terminal)) |", "| Zone | \(cell(report.zone)) |",
+            "| Date | \(cell(report.time)) |", "| Run by | \(cell(report.inspector)) |", "| Terminal | \(cell(report.terminal)) |", "| Zone | \(cell(report.zone)) |",
             "| Policy revision | `\(cell(report.policyRevision))` |", "| Result | \(verdict(report)) |", "",
             "## Summary", "", "| Check | Result | Finding |", "| --- | --- | --- |",
         ]
@@ -126,6 +128,7 @@ enum InspectionRendering {
             <h1>Self-inspection report (自己点検結果)</h1>
             <table>
             <tr><th>Date</th><td>\(escape(report.time))</td></tr>
+            <tr><th>Run by</th><td>\(escape(report.inspector))</td></tr>
             <tr><th>Terminal</th><td>\(escape(report.terminal))</td></tr>
             <tr><th>Zone</th><td>\(escape(report.zone))</td></tr>
             <tr><th>Policy revision</th><td><code>\(escape(report.policyRevision))</code></td></tr>

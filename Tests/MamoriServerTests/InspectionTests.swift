@@ -129,6 +129,7 @@ struct InspectionTests {
         #expect(markdown.status == 1)
         #expect(markdown.stdout.contains("| Separation of duty | **FAIL** |"))
         #expect(markdown.stdout.contains("| Terminal | test-terminal |"))
+        #expect(markdown.stdout.contains("| Run by | root |"))
         #expect(markdown.stdout.range(of: #"\| Date \| 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+09:00 \|"#, options: .regularExpression) != nil)
         let html = try terminal.mamori(["inspect", "--format", "html"])
         #expect(html.stdout.contains("<h1>Self-inspection report (自己点検結果)</h1>"))

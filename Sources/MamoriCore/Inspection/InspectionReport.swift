@@ -5,13 +5,18 @@ public import Foundation
 public struct InspectionReport: Codable, Sendable, Hashable {
     /// When the inspection ran (ISO 8601, in the policy's time zone).
     public var time: String
+    /// Who ran it (the caller's login name), for the filed copy.
+    public var inspector: String
     public var terminal: String
     public var zone: String
     public var policyRevision: String
     public var findings: [Finding]
 
-    public init(time: Date, timeZone: TimeZone, terminal: String, zone: String, policyRevision: String, findings: [Finding]) {
+    public init(
+        time: Date, timeZone: TimeZone, inspector: String, terminal: String, zone: String, policyRevision: String, findings: [Finding]
+    ) {
         self.time = time.formatted(Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: timeZone))
+        self.inspector = inspector
         self.terminal = terminal
         self.zone = zone
         self.policyRevision = policyRevision
@@ -25,7 +30,7 @@ public struct InspectionReport: Codable, Sendable, Hashable {
     public func count(_ status: Status) -> Int { findings.filter { $0.status == status }.count }
 
     enum CodingKeys: String, CodingKey {
-        case time, terminal, zone, findings
+        case time, inspector, terminal, zone, findings
         case policyRevision = "policy_revision"
     }
 
