@@ -59,6 +59,7 @@ install:
 	$(RELEASE) --product mamori
 	install -D -s -m 0755 .build-static/release/mamorid $(DESTDIR)$(PREFIX)/sbin/mamorid
 	install -D -s -m 0755 .build-static/release/mamori $(DESTDIR)$(PREFIX)/bin/mamori
+	install -D -m 0755 contrib/mamori-audit-verify.py $(DESTDIR)$(PREFIX)/bin/mamori-audit-verify
 	install -D -m 0644 contrib/systemd/mamorid.service $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
 	sed -i 's|/usr/local/|$(PREFIX)/|g' $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mamori

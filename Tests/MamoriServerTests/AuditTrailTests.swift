@@ -114,6 +114,9 @@ struct AuditTrailTests {
         let offline = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy, "--public-key", keyFile])
         #expect(offline.status == 0, "\(offline.stdout)")
         #expect(offline.stdout.contains("Entries 1–4 were pruned; the trail starts at 5"))
+        let peer = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, copy, keyFile])
+        #expect(peer.status == 0, "\(peer.stdout)\(peer.stderr)")
+        #expect(peer.stdout.contains("(entries 1-4 pruned)"))
         let unanchor = try Subprocess.run("/usr/bin/python3", ["-c", """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1]); db.execute("DELETE FROM checkpoints WHERE audit_seq = 4"); db.commit()
@@ -122,6 +125,9 @@ struct AuditTrailTests {
         let broken = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy, "--public-key", keyFile])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("BROKEN: the trail starts at entry 5 and no checkpoint anchors entries 1–4"))
+        let peerBroken = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, copy, keyFile])
+        #expect(peerBroken.status == 1)
+        #expect(peerBroken.stdout.contains("BROKEN: the trail starts at entry 5 with no checkpoint anchoring entries 1-4"))
     }
 
     @Test("tail shows the newest entries; tail -f shows new ones as they come, recording the read once")

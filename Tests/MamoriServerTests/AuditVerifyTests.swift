@@ -48,7 +48,18 @@ struct AuditVerifyTests {
                 """, copy, sql])
             #expect(change.status == 0, "\(change.stderr)")
         }
-        return try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy] + (key.map { ["--public-key", $0] } ?? []))
+        let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy] + (key.map { ["--public-key", $0] } ?? []))
+        // The auditors' independent verifier (Python's standard library and python3-cryptography)
+        // must reach the same verdict on the same copy.
+        let peer = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, copy] + (key.map { [$0] } ?? []))
+        #expect(peer.status == result.status, "mamori: \(result.stdout)\npython: \(peer.stdout)\(peer.stderr)")
+        return result
+    }
+
+    /// contrib/mamori-audit-verify.py in this checkout.
+    static var pythonVerifier: String {
+        URL(fileURLWithPath: DaemonHarness.repositoryPolicies).deletingLastPathComponent()
+            .appendingPathComponent("contrib/mamori-audit-verify.py").path
     }
 
     @Test("an untouched chain verifies")

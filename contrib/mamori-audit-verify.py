@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Verify a copy of Mamori's audit trail without Mamori: Python's standard library, plus
+python3-cryptography (Debian) for the Ed25519 checkpoint signatures.
+
+    mamori-audit-verify.py COPY.sqlite [AUDIT.pub]
+
+An independent second implementation for auditors, written from docs/operations.md:
+each entry's hash is SHA-256 over the previous entry's hash followed by the entry as canonical
+JSON (json.dumps with sort_keys, no spaces, ensure_ascii=False; `detail` stored in that form);
+the first entry links to 32 zero bytes, or, in a pruned trail, to the head hash of the signed
+checkpoint just before it. A checkpoint signs
+"mamori-audit-checkpoint-v1\\n<seq>\\n<head hash hex>\\n<time in ms>" with Ed25519.
+
+Exit status: 0 when everything holds, 1 when anything is wrong (each problem printed), 2 on
+unusable input.
+"""
+
+import base64
+import hashlib
+import json
+import sqlite3
+import sys
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fail(message):
+    print("mamori-audit-verify: " + message, file=sys.stderr)
+    sys.exit(2)
+
+
+def load_key(path):
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        fail("checking signatures needs python3-cryptography (apt-get install python3-cryptography)")
+    try:
+        with open(path, encoding="ascii") as handle:
+            return Ed25519PublicKey.from_public_bytes(base64.b64decode(handle.read().strip(), validate=True))
+    except (OSError, ValueError) as error:
+        fail("%s does not hold a base64 Ed25519 public key: %s" % (path, error))
+
+
+def signature_holds(key, seq, head, millis, signature):
+    from cryptography.exceptions import InvalidSignature
+    message = "mamori-audit-checkpoint-v1\n%d\n%s\n%d" % (seq, head.hex(), millis)
+    try:
+        key.verify(signature, message.encode())
+        return True
+    except InvalidSignature:
+        return False
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        fail("usage: mamori-audit-verify.py COPY.sqlite [AUDIT.pub]")
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+        checkpoints = db.execute("SELECT audit_seq, head_hash, time, signature FROM checkpoints ORDER BY id").fetchall()
+    except sqlite3.Error as error:
+        fail("%s cannot be read: %s" % (sys.argv[1], error))
+    key = load_key(sys.argv[2]) if len(sys.argv) == 3 else None
+
+    problems = []
+    signed = {}
+    for seq, head, millis, signature in checkpoints:
+        if key is not None and not signature_holds(key, seq, head, millis, signature):
+            problems.append("the checkpoint at entry %d is not signed by this key" % seq)
+            continue
+        signed[seq] = head
+
+    previous = None
+    first = None
+    count = 0
+    rows = db.execute(
+        "SELECT seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash "
+        "FROM audit ORDER BY seq"
+    )
+    for seq, millis, uid, actor, event, target, outcome, detail, terminal, zone, revision, prev_hash, stored in rows:
+        count += 1
+        if previous is None:
+            first = seq
+            link = bytes(32)
+            if seq > 1:
+                if seq - 1 in signed:
+                    link = signed[seq - 1]
+                else:
+                    problems.append("the trail starts at entry %d with no checkpoint anchoring entries 1-%d" % (seq, seq - 1))
+                    link = prev_hash
+        else:
+            if seq > previous[0] + 1:
+                problems.append("entries %d-%d are missing" % (previous[0] + 1, seq - 1))
+            link = previous[1]
+        if prev_hash != link:
+            problems.append("entry %d does not link to the entry before it" % seq)
+        try:
+            detail_object = json.loads(detail)
+        except ValueError:
+            detail_object = None
+        entry = {
+            "time": millis, "actor_uid": uid, "actor": actor, "event": event, "target": target, "outcome": outcome,
+            "detail": detail_object, "terminal": terminal, "zone": zone, "policy_revision": revision,
+        }
+        text = canonical(entry)
+        if detail_object is None or canonical(detail_object) != detail or hashlib.sha256(prev_hash + text.encode()).digest() != stored:
+            problems.append("entry %d was altered" % seq)
+        if seq in signed and signed[seq] != stored:
+            problems.append("the checkpoint at entry %d does not match the trail" % seq)
+        previous = (seq, stored)
+
+    last = previous[0] if previous else 0
+    present = {row[0] for row in db.execute("SELECT seq FROM audit")}
+    for seq in sorted(signed):
+        if seq > last:
+            problems.append("the trail ends at entry %d, but a checkpoint signed entry %d" % (last, seq))
+        elif first is not None and seq >= first and seq not in present:
+            problems.append("the checkpoint at entry %d names an entry that is gone" % seq)
+
+    for problem in problems:
+        print("BROKEN: " + problem)
+    if problems:
+        print("%d problem(s) in %d entries." % (len(problems), count))
+        return 1
+    pruned = " (entries 1-%d pruned)" % (first - 1) if first and first > 1 else ""
+    checked = "signed and checked" if key is not None else "compared, signatures not checked"
+    print("holds: %d entries%s; %d checkpoint(s) %s." % (count, pruned, len(checkpoints), checked))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
