@@ -55,7 +55,8 @@ struct LineDecoder: ByteToMessageDecoder {
 }
 
 /// Answers each line of one connection with one reply line, in the order the requests came,
-/// even when later requests finish first. Closes the connection after the idle timeout.
+/// even when later requests finish first. Closes the connection after the idle timeout, unless a
+/// request is still being worked on.
 ///
 /// Replies answered at once (the in-memory `authorize` path) are written without a flush and
 /// flushed together when the read burst ends, so a pipelined batch costs one write system call.
@@ -136,7 +137,9 @@ final class RequestHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+            // Silent, not waiting: a caller whose request is still being worked on (verifying a
+            // long audit trail takes minutes) is not idle.
+            if pending == 0 { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

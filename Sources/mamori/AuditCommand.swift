@@ -100,7 +100,7 @@ struct AuditCommand: ParsableCommand {
             if let db {
                 summary = try await offline(db)
             } else {
-                let reply = try connection.call("audit.verify")
+                let reply = try connection.call("audit.verify", timeout: DaemonConnection.wholeTrailTimeout)
                 do {
                     summary = try JSONValue.object(reply).decode(AuditReport.Summary.self)
                 } catch {
@@ -239,7 +239,9 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             guard let cutoff = AuditCommand.date(before) else { return }
-            let reply = try connection.call("audit.prune", ["before": .string(cutoff.formatted(.iso8601))])
+            let reply = try connection.call(
+                "audit.prune", ["before": .string(cutoff.formatted(.iso8601))], timeout: DaemonConnection.wholeTrailTimeout
+            )
             if connection.json { return Terminal.printJSON(reply) }
             let removed = reply.text("removed")
             if removed == "0" {

@@ -21,15 +21,20 @@ struct ConnectionOptions: ParsableArguments {
     /// that fits it. The caller's login session ($MAMORI_SESSION) goes with every request, so that
     /// the policy sees the factors it was opened with.
     ///
-    /// - Parameter connection: an open connection to reuse (a follower's polls, an export's
-    ///   pages); by default each call opens its own.
-    func call(_ op: String, _ fields: [String: JSONValue] = [:], over connection: DaemonConnection? = nil) throws -> [String: JSONValue] {
+    /// - Parameters:
+    ///   - connection: an open connection to reuse (a follower's polls, an export's pages); by
+    ///     default each call opens its own.
+    ///   - timeout: seconds to wait for the reply on a connection this call opens.
+    func call(
+        _ op: String, _ fields: [String: JSONValue] = [:], over connection: DaemonConnection? = nil,
+        timeout: Int = DaemonConnection.defaultTimeout
+    ) throws -> [String: JSONValue] {
         var request = fields
         request["op"] = .string(op)
         if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"], !session.isEmpty {
             request["session"] = .string(session)
         }
-        let client = try connection ?? DaemonConnection(path: socketPath)
+        let client = try connection ?? DaemonConnection(path: socketPath, timeout: timeout)
         let reply = try client.exchange(WireReply.encodeRequest(request))
         guard let object = WireReply.parse(reply) else {
             throw CommandFailure("mamorid sent a reply that is not JSON.", exitCode: .commandFailed)
@@ -80,11 +85,15 @@ final class DaemonConnection {
     /// Bytes read past the last reply line (the daemon answers in order, one line each).
     private var pending: [UInt8] = []
 
-    init(path: String) throws(CommandFailure) {
+    /// Seconds to wait for a reply: a daemon that hangs must not hang the operator's shell forever.
+    static let defaultTimeout = 30
+    /// For requests that read the whole audit trail (verify, inspect, prune): minutes on a long one.
+    static let wholeTrailTimeout = 3_600
+
+    init(path: String, timeout: Int = DaemonConnection.defaultTimeout) throws(CommandFailure) {
         self.path = path
         do {
-            // A daemon that hangs must not hang the operator's shell forever.
-            descriptor = try UnixSocket.connect(path: path, receiveTimeout: 30)
+            descriptor = try UnixSocket.connect(path: path, receiveTimeout: timeout)
         } catch {
             throw CommandFailure("cannot reach mamorid at \(path) (\(error.reason)) — is it running? (`make run`)", exitCode: .unreachable)
         }

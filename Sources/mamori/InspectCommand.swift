@@ -28,7 +28,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let reply = try connection.call("inspect")
+        let reply = try connection.call("inspect", timeout: DaemonConnection.wholeTrailTimeout)
         let report: InspectionReport
         do {
             report = try (reply["report"] ?? .null).decode(InspectionReport.self)

@@ -36,6 +36,23 @@ struct LimitsTests {
         #expect(throws: SubprocessError.self) { _ = try client.request(#"{"op":"status"}"#) }
     }
 
+    @Test("a connection waiting for a slow answer is not idle: it gets its reply")
+    func slowAnswerIsNotIdle() throws {
+        // Argon2 made slow on purpose (more than the 1-second idle time-out per hash).
+        let daemon = try DaemonHarness()
+        let settings = daemon.policyDirectory + "/settings.yaml"
+        let text = try String(contentsOfFile: settings, encoding: .utf8).replacingOccurrences(of: "iterations: 3", with: "iterations: 40")
+        try text.write(toFile: settings, atomically: true, encoding: .utf8)
+        #expect(try daemon.start(extraConfiguration: "idle-timeout-seconds: 1") == nil, "\(daemon.log)")
+        let client = try LineClient(path: daemon.socketPath, timeoutSeconds: 60)
+        #expect(try client.call(["op": "user.add", "user": "slow"]).ok)
+        let started = Date()
+        let reply = try client.call(["op": "user.passwd", "user": "slow", "password": "a slow password"])
+        #expect(reply.ok, "\(reply)")
+        // Only meaningful if the hash did outlast the time-out; say so if this machine was too fast.
+        #expect(Date().timeIntervalSince(started) > 1, "the hash took under a second; raise its iterations")
+    }
+
     @Test("past the connection limit a new connection is told busy and closed")
     func connectionLimit() throws {
         let daemon = try startDaemon(configuration: "maximum-connections: 2")
