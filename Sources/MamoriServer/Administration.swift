@@ -8,7 +8,8 @@ import MamoriStore
 extension MamoriService {
     private func userResource(_ name: String) -> String { "mamori:users/\(name)" }
 
-    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totp: TOTPRecord?) -> [String: JSONValue] {
+    /// - Parameter totpConfirmed: nil without a TOTP enrolment, false while it awaits its first code.
+    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totpConfirmed: Bool?) -> [String: JSONValue] {
         let formatter = ISO8601DateFormatter()
         return [
             "user": .string(user.name), "display_name": .string(user.displayName), "kind": .string(user.kind.rawValue),
@@ -16,7 +17,7 @@ extension MamoriService {
             "created_at": .string(formatter.string(from: user.createdAt)),
             "last_login_at": user.lastLoginAt.map { .string(formatter.string(from: $0)) } ?? .null,
             "must_change_password": .bool(user.mustChangePassword), "has_password": .bool(user.passwordHash != nil),
-            "totp": .string(totp == nil ? "none" : (totp?.confirmed == true ? "confirmed" : "pending")),
+            "totp": .string(totpConfirmed.map { $0 ? "confirmed" : "pending" } ?? "none"),
             "locked": .bool(locked),
             "roles": .array(roles.map(assignmentJSON)),
         ]
@@ -54,7 +55,7 @@ extension MamoriService {
             context, event: "user.add", target: name, outcome: "success",
             detail: ["kind": kind.rawValue, "organisation": organisation ?? ""]
         ))
-        return describe(user, roles: [], locked: false, totp: nil)
+        return describe(user, roles: [], locked: false, totpConfirmed: nil)
     }
 
     func showUser(_ context: RequestContext) async throws -> [String: JSONValue] {
@@ -64,16 +65,21 @@ extension MamoriService {
         }
         guard let user = try await store.user(named: name) else { throw WireError(.notFound, "There is no user '\(name)'.") }
         let locked = try await store.failures(of: name)?.isLocked(at: context.now) ?? false
-        return describe(user, roles: try await store.assignments(of: name), locked: locked, totp: try await store.totp(of: name))
+        return describe(
+            user, roles: try await store.assignments(of: name), locked: locked, totpConfirmed: try await store.totp(of: name)?.confirmed
+        )
     }
 
     func listUsers(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
+        // Four reads for the whole list, not three per user.
         let assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
-        var users: [JSONValue] = []
-        for user in try await store.users() {
-            let locked = try await store.failures(of: user.name)?.isLocked(at: context.now) ?? false
-            users.append(.object(describe(user, roles: assignments[user.name] ?? [], locked: locked, totp: try await store.totp(of: user.name))))
+        let locked = Set(try await store.allFailures().filter { $0.isLocked(at: context.now) }.map(\.user))
+        let totp = try await store.totpConfirmation()
+        let users = try await store.users().map { user in
+            JSONValue.object(describe(
+                user, roles: assignments[user.name] ?? [], locked: locked.contains(user.name), totpConfirmed: totp[user.name]
+            ))
         }
         return ["users": .array(users)]
     }
@@ -216,7 +222,8 @@ extension MamoriService {
         try await requirePermission(context, action: "mamori.role.grant", resource: "mamori:roles/\(role)")
         var expires: Date?
         if let until = try request.optionalString("until", maximumLength: 64) {
-            guard let date = ISO8601DateFormatter().date(from: until) ?? Self.day(until) else {
+            let timeZone = context.engine.policy.settings.timeZone
+            guard let date = ISO8601DateFormatter().date(from: until) ?? Self.dayEnd(until, in: timeZone) else {
                 throw WireError(.badRequest, "\"until\" is a date (2027-03-31) or an ISO 8601 time with offset.")
             }
             guard date > context.now else { throw WireError(.invalid, "\"until\" is in the past.") }
@@ -241,15 +248,15 @@ extension MamoriService {
         return ["assignment": assignmentJSON(assignment)]
     }
 
-    /// The start of a calendar day in the policy's time zone, for "until: 2027-03-31" (the
+    /// The end of a calendar day in the policy's time zone, for "until: 2027-03-31" (the
     /// assignment ends when that day ends).
-    static func day(_ text: String) -> Date? {
+    static func dayEnd(_ text: String, in timeZone: TimeZone) -> Date? {
         let parts = text.split(separator: "-").compactMap { Int($0) }
         guard parts.count == 3 else { return nil }
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "Asia/Tokyo") ?? .current
+        calendar.timeZone = timeZone
         guard let start = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])) else { return nil }
-        return start.addingTimeInterval(86_400)
+        return calendar.date(byAdding: .day, value: 1, to: start)
     }
 
     func revoke(_ context: RequestContext) async throws -> [String: JSONValue] {

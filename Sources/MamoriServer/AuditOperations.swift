@@ -71,7 +71,7 @@ extension MamoriService {
     }
 
     /// Verifies the whole chain with the daemon's key, keeps the result for `status`, and logs a
-    /// broken chain as critical: at start, and for `audit.verify`.
+    /// broken chain as critical: at start, and for `audit.verify` and `inspect`.
     @discardableResult
     func checkChain(at time: Date = Date()) async throws -> AuditReport {
         let report = try await store.verifyAudit(publicKey: auditSigner.publicKey)
@@ -136,8 +136,10 @@ extension MamoriService {
     /// `inspect`: the self-inspection report.
     func inspect(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.inspect", resource: Self.auditResource)
+        // Verified through checkChain, so that `status` shows this verification too.
+        let chain = try await checkChain(at: context.now)
         let report = try await SelfInspection(
-            store: store, engine: context.engine, configuration: configuration, publicKey: auditSigner.publicKey, now: context.now,
+            store: store, engine: context.engine, configuration: configuration, chain: chain, now: context.now,
             inspector: context.caller.label
         ).run()
         try await store.appendAudit(audit(

@@ -133,9 +133,7 @@ extension MamoriService {
         }
         let assignments = try await store.assignments(of: name)
         let current = assignments.filter { $0.isCurrent(at: context.now) }
-        let usable = current.filter { assignment in
-            context.engine.policy.roles.first { $0.id == assignment.role }?.zones.map { $0.contains(configuration.zone) } ?? true
-        }
+        let usable = context.engine.roles(current.map(\.role), takingEffectIn: configuration.zone)
         var result = "allowed"
         var reasons: [String] = []
         if user.disabled {
@@ -152,7 +150,7 @@ extension MamoriService {
             reasons.append("The user holds no role that takes effect in the \(configuration.zone) zone.")
         } else {
             let decision = context.engine.evaluate(AuthorizationRequest(
-                user: name, roles: usable.map(\.role), kind: user.kind, organisation: user.organisation,
+                user: name, roles: usable, kind: user.kind, organisation: user.organisation,
                 zone: configuration.zone, factors: [], time: context.now, action: "login",
                 resource: "mamori:terminals/\(configuration.terminal)"
             ))

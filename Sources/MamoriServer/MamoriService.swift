@@ -22,7 +22,7 @@ final class MamoriService: Sendable {
     private let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
     let cache: SubjectCache
-    /// The last verification of the audit chain (at start, then by each `audit.verify`),
+    /// The last verification of the audit chain (at start, then by each `audit.verify` and `inspect`),
     /// which `status` reports so that monitoring sees a broken chain without asking for it.
     let lastChainCheck = NIOLockedValueBox<ChainCheck?>(nil)
 

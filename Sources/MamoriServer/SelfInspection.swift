@@ -4,12 +4,13 @@ import MamoriStore
 
 /// The self-inspection (自己点検): reads the store, the policy, the audit chain and this
 /// terminal's PAM services, and reports each of the guideline's checks as pass, warn or fail with
-/// the accounts or items involved. Read-only; the caller records that it ran.
+/// the accounts or items involved. Read-only; the caller verifies the chain and records the run.
 struct SelfInspection {
     let store: Store
     let engine: PolicyEngine
     let configuration: DaemonConfiguration
-    let publicKey: [UInt8]
+    /// The whole chain checked with the daemon's key (``MamoriService/checkChain(at:)``).
+    let chain: AuditReport
     let now: Date
     /// Who asked, named in the report.
     let inspector: String
@@ -29,7 +30,7 @@ struct SelfInspection {
         findings.append(privilegedHolders(assignments))
         findings.append(separationOfDuty(active, byUser))
         findings.append(try await lockedAndTemporary(active))
-        findings += try await auditChain()
+        findings += auditChain()
         findings.append(try await accessReview())
         findings.append(pamServices())
         findings.append(policyWarnings())
@@ -54,9 +55,7 @@ struct SelfInspection {
         for user in users {
             let roles = currentRoles(user, byUser)
             let usableIn = zones.filter { zone in
-                let usable = roles.filter { role in
-                    engine.policy.roles.first { $0.id == role }?.zones.map { $0.contains(zone.id) } ?? true
-                }
+                let usable = engine.roles(roles, takingEffectIn: zone.id)
                 guard !usable.isEmpty else { return false }
                 // The same question `account` asks at a terminal of that zone, with every factor presented.
                 let decision = engine.evaluate(AuthorizationRequest(
@@ -176,8 +175,8 @@ struct SelfInspection {
     }
 
     /// 6. The chain verifies end to end with the daemon's key, and reaches back the retention period.
-    private func auditChain() async throws -> [InspectionReport.Finding] {
-        let report = try await store.verifyAudit(publicKey: publicKey)
+    private func auditChain() -> [InspectionReport.Finding] {
+        let report = chain
         let integrity = InspectionReport.Finding(
             check: "audit-integrity", title: "Audit trail integrity", status: report.holds ? .pass : .fail,
             summary: report.holds

@@ -130,6 +130,9 @@ struct DaemonTests {
         }
         let show = try client.call(["op": "user.show", "user": "yamada"])
         #expect(show["locked"] as? Bool == true)
+        let listed = try client.call(["op": "user.list"])["users"] as? [[String: Any]]
+        #expect(listed?.first { $0["user"] as? String == "yamada" }?["locked"] as? Bool == true)
+        #expect(listed?.first { $0["user"] as? String == "yamada" }?["totp"] as? String == "confirmed")
         #expect(daemon.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
         try daemon.start()
@@ -223,6 +226,8 @@ struct DaemonTests {
         #expect(shown["kind"] as? String == "fiscal-year-staff")
         #expect(try client.call(["op": "totp.enroll.begin", "user": "mori"]).ok)
         #expect(try client.call(["op": "user.show", "user": "mori"])["totp"] as? String == "pending")
+        let listed = try #require((try client.call(["op": "user.list"])["users"] as? [[String: Any]])?.first)
+        #expect(listed["totp"] as? String == "pending" && listed["locked"] as? Bool == false)
         #expect(try client.call(["op": "totp.enroll.confirm", "user": "mori", "code": "000000"]).errorCode == "invalid")
         #expect(try client.call(["op": "totp.reset", "user": "mori"]).ok)
         #expect(try client.call(["op": "user.show", "user": "mori"])["totp"] as? String == "none")

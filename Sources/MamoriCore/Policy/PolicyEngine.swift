@@ -324,6 +324,13 @@ public struct PolicyEngine: Sendable {
         return violations
     }
 
+    /// Those of `roles` (directly held, by id) that take effect in `zone`: the roles the role
+    /// declares no zones for, or lists `zone` among them. Unknown roles and zones take no effect.
+    public func roles(_ roles: [String], takingEffectIn zone: String) -> [String] {
+        guard let zoneIndex = compiled.zoneIndex[zone] else { return [] }
+        return roles.filter { role in compiled.roleIndex[role].map(compiled.usableInZone[zoneIndex].contains) ?? false }
+    }
+
     /// Every role `role` includes (itself and all it inherits from), by id, sorted.
     public func closure(of role: String) -> [String] {
         guard let index = compiled.roleIndex[role] else { return [] }
