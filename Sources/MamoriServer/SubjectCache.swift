@@ -75,7 +75,7 @@ final class SubjectCache: Sendable {
 
     // MARK: Session activity (idle time-out)
 
-    /// Uses `session` at `time` if its last sign of life (``lastActivity(of:)``) is less than
+    /// Uses `session` at `time` if its last sign of life (``lastActivity(of:in:)``) is less than
     /// `idle` seconds before; returns false, changing nothing, when it has lapsed. One lock.
     func use(_ session: SessionRecord, at time: Date, idle: TimeInterval) -> Bool {
         state.withLockedValue { state in
@@ -98,10 +98,6 @@ final class SubjectCache: Sendable {
     /// The last sign of life of `session`: its opening, its last use (this run or saved at the
     /// last stop), or its user's last authentication. Forgotten activity makes a session look
     /// older, never younger: the time-out fails closed.
-    func lastActivity(of session: SessionRecord) -> Date {
-        state.withLockedValue { Self.lastActivity(of: session, in: $0) }
-    }
-
     private static func lastActivity(of session: SessionRecord, in state: State) -> Date {
         [session.openedAt, session.lastActiveAt, state.sessionActivity[session.id], state.userActivity[session.user]]
             .compactMap { $0 }.max() ?? session.openedAt

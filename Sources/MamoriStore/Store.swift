@@ -566,11 +566,6 @@ public final class Store: Sendable {
         }
     }
 
-    /// Every audit entry in stored order, with its sequence number and links.
-    public func auditTrail() async throws -> [AuditChain.StoredEntry] {
-        try await read { db in try Row.fetchAll(db, sql: "SELECT \(Self.auditColumns) FROM audit ORDER BY seq").map(Self.storedEntry) }
-    }
-
     /// Up to `limit` entries after sequence number `after`, oldest first, written at or after
     /// `since` and before `until` when given (for `audit tail` and `audit export`).
     public func auditEntries(after: Int64, limit: Int, since: Date? = nil, until: Date? = nil) async throws -> [AuditChain.StoredEntry] {

@@ -48,7 +48,7 @@ enum Terminal {
 
     /// Prints a reply (or any object) as one JSON line, keys sorted.
     static func printJSON(_ fields: [String: JSONValue]) {
-        print(String(decoding: WireReply.encodeRequest(fields).dropLast(), as: UTF8.self))
+        print(JSONValue.object(fields).text)
     }
 }
 
