@@ -114,27 +114,38 @@ extension MamoriService {
         return ["user": .string(name), "must_change_password": .bool(true)]
     }
 
-    /// Changes one's own password: the old one must verify; the new one must differ and be at
-    /// least 8 bytes.
+    /// Changes one's own password: the old one must verify, through the same counting as a login
+    /// (a wrong old password is a failure against the lockout; a locked or disabled account is
+    /// refused); the new one must differ and be at least 8 bytes.
     func changePassword(_ context: RequestContext) async throws -> [String: JSONValue] {
         let request = context.request
         let name = try Self.userName(request)
         try await requireSelfOrPermission(context, user: name)
-        let old = Array(try request.string("old_password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
-        let new = Array(try request.string("new_password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
+        let old = Array(try request.string("old_password", maximumLength: WireLimits.maximumLineLength).utf8)
+        let new = Array(try request.string("new_password", maximumLength: WireLimits.maximumLineLength).utf8)
         guard new.count >= 8 else { throw WireError(.invalid, "The new password must be at least 8 bytes long.") }
-        guard !constantTimeEquals(old, new) else { throw WireError(.invalid, "The new password must differ from the old one.") }
-        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
-        let stored = try await store.user(named: name)?.passwordHash
-        let matches = try await runArgon2 {
-            if let stored { return (try? hasher.verify(old, against: stored)) ?? false }
-            return try hasher.dummyVerify(old)
+        guard new.count <= PasswordHasher.maximumPasswordLength else {
+            throw WireError(.invalid, "The new password must be at most \(PasswordHasher.maximumPasswordLength) bytes long.")
         }
-        guard matches else {
-            try await store.appendAudit(audit(context, event: "password.change", target: name, outcome: "failure"))
+        guard !constantTimeEquals(old, new) else { throw WireError(.invalid, "The new password must differ from the old one.") }
+        let check = try await checkPassword(name, old, context)
+        guard check.matched, let attempt = check.attempt else {
+            let entry = audit(
+                context, event: "password.change", target: name, outcome: "failure",
+                detail: ["reason": (check.reason ?? .password).rawValue]
+            )
+            try await recordFailure(check, reason: check.reason ?? .password, entry: entry, context)
             throw WireError(.authenticationFailed, "Authentication failed.")
         }
-        let hash = try await runArgon2 { try hasher.hash(new) }
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
+        let hash: String
+        do {
+            hash = try await runArgon2 { try hasher.hash(new) }
+            try await store.recordSuccess(attempt, at: context.now)
+        } catch {
+            try? await store.release(attempt)
+            throw error
+        }
         try await store.setPassword(name, hash: hash, mustChange: false, audit: audit(
             context, event: "password.change", target: name, outcome: "success"
         ))
@@ -164,6 +175,11 @@ extension MamoriService {
     func beginEnrolment(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        if try await store.totp(of: name)?.confirmed == true {
+            throw WireError(
+                .conflict, "'\(name)' has a confirmed TOTP device already; remove it first with: mamori totp reset \(name)"
+            )
+        }
         let parameters = context.engine.policy.settings.totp
         let seed = TOTP.generateSecret(for: parameters.algorithm)
         let record = TOTPRecord(user: name, sealedSeed: try cipher.seal(seed, for: name), parameters: parameters, createdAt: context.now)
@@ -229,22 +245,25 @@ extension MamoriService {
             guard date > context.now else { throw WireError(.invalid, "\"until\" is in the past.") }
             expires = date
         }
-        guard try await store.user(named: name) != nil else { throw WireError(.notFound, "There is no user '\(name)'.") }
-        let held = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
-        let holders = try await store.holderCount(of: role, at: context.now)
-        let violations = context.engine.checkGrant(role: role, to: held, holders: holders)
-        guard violations.isEmpty else {
-            try await store.appendAudit(audit(
-                context, event: "role.grant", target: name, outcome: "denied",
-                detail: ["role": role, "violations": violations.map(\.description).joined(separator: " ")]
-            ))
-            throw WireError(.invalid, "The role '\(role)' cannot be granted to \(name): " + violations.map(\.description).joined(separator: " "))
-        }
         let assignment = AssignmentRecord(user: name, role: role, grantedBy: context.caller.label, grantedAt: context.now, expiresAt: expires)
-        try await store.grant(assignment, audit: audit(
-            context, event: "role.grant", target: name, outcome: "success",
-            detail: ["role": role, "until": expires.map { ISO8601DateFormatter().string(from: $0) } ?? ""]
-        ))
+        let engine = context.engine
+        let denied = audit(context, event: "role.grant", target: name, outcome: "denied", detail: ["role": role])
+        let violations = try await store.grant(
+            assignment,
+            audit: audit(
+                context, event: "role.grant", target: name, outcome: "success",
+                detail: ["role": role, "until": expires.map { ISO8601DateFormatter().string(from: $0) } ?? ""]
+            ),
+            denial: { reasons in
+                var entry = denied
+                entry.detail["violations"] = reasons.joined(separator: " ")
+                return entry
+            },
+            check: { held, holders in engine.checkGrant(role: role, to: held, holders: holders).map(\.description) }
+        )
+        guard violations.isEmpty else {
+            throw WireError(.invalid, "The role '\(role)' cannot be granted to \(name): " + violations.joined(separator: " "))
+        }
         return ["assignment": assignmentJSON(assignment)]
     }
 

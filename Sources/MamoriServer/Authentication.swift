@@ -8,16 +8,113 @@ import MamoriStore
 /// `authenticate`, `account`, `session.open`, `session.close` and `authorize`.
 extension MamoriService {
     /// Why an authentication failed: recorded in the audit trail, never put in the reply.
-    private enum FailureReason: String {
+    enum FailureReason: String {
         case unknownUser = "unknown-user", disabled, locked, noPassword = "no-password", password
+        /// Refused before evaluation: as many attempts as the lockout has left were already in flight.
+        case attemptsInFlight = "attempts-in-flight"
         case noSecondFactor = "no-second-factor", code, replay
+    }
+
+    /// The lockout that applies to `name`: the stricter one while they hold a privileged role.
+    func lockout(for name: String, _ context: RequestContext) async throws -> (LockoutSettings, privileged: Bool) {
+        let settings = context.engine.policy.settings
+        let roles = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
+        let privileged = roles.contains { role in context.engine.policy.roles.contains { $0.id == role && $0.privileged } }
+        return (privileged ? settings.privilegedLockout : settings.lockout, privileged)
+    }
+
+    /// The result of checking a password the way every operation that takes one must.
+    struct PasswordCheck {
+        let user: UserRecord?
+        /// Set when the password matched a usable account and its attempt is reserved.
+        let matched: Bool
+        /// The failure, when the password did not let the caller in.
+        let reason: FailureReason?
+        /// The reserved attempt, to settle with a success or a failure.
+        let attempt: PasswordAttempt?
+        let lockout: LockoutSettings
+        let privileged: Bool
+        let wasLocked: Bool
+    }
+
+    /// Checks a password for `name` with one Argon2 run, whatever the account's state, so that an
+    /// empty, over-long, wrong, unknown, disabled or locked attempt costs the same and looks the
+    /// same from outside. The attempt is reserved in the store before Argon2 runs, so parallel
+    /// guesses cannot pass the lockout; a locked or disabled account is never evaluated.
+    ///
+    /// The work is a verification against the stored hash when there is one (its own parameters:
+    /// an account with an older hash costs what it would cost when not locked), else a dummy at
+    /// the policy's parameters.
+    func checkPassword(_ name: String, _ password: [UInt8], _ context: RequestContext) async throws -> PasswordCheck {
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
+        let user = try await store.user(named: name)
+        let (lockout, privileged) = try await self.lockout(for: name, context)
+        var reservation = AttemptReservation.refused(locked: false)
+        var wasLocked = false
+        if let user, !user.disabled, user.passwordHash != nil {
+            reservation = try await store.reserveAttempt(
+                name, at: context.now, threshold: lockout.failures, window: TimeInterval(lockout.windowMinutes * 60)
+            )
+            if case .refused(locked: true) = reservation { wasLocked = true }
+        }
+        let attempt: PasswordAttempt?
+        if case .reserved(let reserved) = reservation { attempt = reserved } else { attempt = nil }
+        let usable = !password.isEmpty && password.count <= PasswordHasher.maximumPasswordLength
+        // A stand-in of ordinary length for an empty or over-long password: the same work, never a match.
+        let input = usable ? password : Self.standInPassword
+        let storedHash = user?.passwordHash
+        let verified: Bool
+        do {
+            verified = try await runArgon2 {
+                if let storedHash { return (try? hasher.verify(input, against: storedHash)) ?? false }
+                return (try? hasher.dummyVerify(input)) ?? false
+            }
+        } catch {
+            if let attempt { try? await store.release(attempt) }
+            throw error
+        }
+        let reason: FailureReason?
+        if user == nil { reason = .unknownUser }
+        else if user?.disabled == true { reason = .disabled }
+        else if wasLocked { reason = .locked }
+        else if storedHash == nil { reason = .noPassword }
+        else if attempt == nil { reason = .attemptsInFlight }
+        else if !usable || !verified { reason = .password }
+        else { reason = nil }
+        return PasswordCheck(
+            user: user, matched: reason == nil, reason: reason, attempt: attempt, lockout: lockout, privileged: privileged,
+            wasLocked: wasLocked
+        )
+    }
+
+    static let standInPassword = Array("mamori-stand-in-password".utf8)
+
+    /// Records a failed password operation: counts it against the lockout when its attempt was
+    /// reserved (and records the lock it causes), otherwise records it alone.
+    func recordFailure(_ check: PasswordCheck, reason: FailureReason, entry: AuditEntry, _ context: RequestContext) async throws {
+        guard let attempt = check.attempt, let user = check.user else {
+            try await store.appendAudit(entry)
+            return
+        }
+        let record = try await store.recordFailure(
+            user.name, attempt: attempt, at: context.now, threshold: check.lockout.failures,
+            window: TimeInterval(check.lockout.windowMinutes * 60), lockFor: TimeInterval(check.lockout.lockMinutes * 60),
+            audit: entry
+        )
+        if record.isLocked(at: context.now) && record.count == check.lockout.failures {
+            try await store.appendAudit(audit(
+                context, event: "auth.lockout", target: user.name, outcome: "failure",
+                detail: ["failures": "\(record.count)", "privileged": check.privileged ? "yes" : "no"]
+            ))
+        }
     }
 
     func authenticate(_ context: RequestContext) async throws -> [String: JSONValue] {
         let request = context.request
         let name = try Self.userName(request)
         try await requireSelfOrPermission(context, user: name)
-        let password = Array(try request.string("password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
+        // Any length the line allows: an over-long password is a wrong one, answered alike.
+        let password = Array(try request.string("password", maximumLength: WireLimits.maximumLineLength).utf8)
         let code = try request.optionalString("code", maximumLength: 64)
         let service = try request.optionalString("service", maximumLength: 64) ?? "unknown"
         let tty = try request.optionalString("tty", maximumLength: 64)
@@ -25,75 +122,76 @@ extension MamoriService {
         let settings = context.engine.policy.settings
         let required = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? [.password, .totp]
 
-        let user = try await store.user(named: name)
-        let failures = try await store.failures(of: name)
-        let hasher = try PasswordHasher(parameters: settings.argon2)
-        // Exactly one Argon2 run whatever happens, so timing tells nothing about the account.
-        let storedHash = user?.passwordHash
-        let passwordMatches = try await runArgon2 {
-            if let storedHash { return (try? hasher.verify(password, against: storedHash)) ?? false }
-            return try hasher.dummyVerify(password)
-        }
-
-        var reason: FailureReason?
-        if user == nil { reason = .unknownUser } else if user?.disabled == true { reason = .disabled }
-        else if failures?.isLocked(at: context.now) == true { reason = .locked }
-        else if storedHash == nil { reason = .noPassword } else if !passwordMatches { reason = .password }
-
-        var factors: Set<Factor> = [.password]
-        var acceptedStep: UInt64?
-        var recoveryCode: Int64?
-        if reason == nil, required.contains(.totp) {
-            let enrolment = try await store.totp(of: name)
-            if let enrolment, enrolment.confirmed, let typed = code, !typed.isEmpty {
-                let seed = try cipher.open(enrolment.sealedSeed, for: name)
-                let totp = try TOTP(secret: seed, parameters: enrolment.parameters)
-                switch totp.verify(typed, at: context.now, window: settings.totpWindow, lastAcceptedStep: enrolment.lastAcceptedStep) {
-                case .accepted(let step):
+        let check = try await checkPassword(name, password, context)
+        var reason = check.reason
+        do {
+            var factors: Set<Factor> = [.password]
+            var acceptedStep: UInt64?
+            var recoveryCode: Int64?
+            if reason == nil, required.contains(.totp) {
+                let typed = code ?? ""
+                let enrolment = try await store.totp(of: name)
+                var totpResult: TOTPVerification?
+                if let enrolment, enrolment.confirmed, !typed.isEmpty {
+                    let seed = try cipher.open(enrolment.sealedSeed, for: name)
+                    let totp = try TOTP(secret: seed, parameters: enrolment.parameters)
+                    totpResult = totp.verify(
+                        typed, at: context.now, window: settings.totpWindow, lastAcceptedStep: enrolment.lastAcceptedStep
+                    )
+                }
+                switch totpResult {
+                case .accepted(let step)?:
                     acceptedStep = step
                     factors.insert(.totp)
-                case .replayed: reason = .replay
-                case .rejected, .malformed:
-                    let stored = try await store.recoveryCodes(of: name)
+                case .replayed?: reason = .replay
+                case .rejected?, .malformed?, nil:
+                    // A recovery code stands in for the device, also when none is enrolled (after a reset).
+                    let stored = typed.isEmpty ? [] : try await store.recoveryCodes(of: name)
                     if let match = RecoveryCodes.consume(typed, from: stored.map(\.code), at: context.now) {
                         recoveryCode = stored[match.index].id
                         factors.insert(.recoveryCode)
                     } else {
-                        reason = .code
+                        reason = enrolment?.confirmed == true || !stored.isEmpty ? .code : .noSecondFactor
                     }
                 }
-            } else {
-                reason = enrolment?.confirmed == true ? .code : .noSecondFactor
             }
-        }
 
-        if reason == nil, let user {
-            var rehash: String?
-            if let storedHash, (try? hasher.needsRehash(storedHash)) == true {
-                rehash = try await runArgon2 { try hasher.hash(password) }
-            }
-            let recorded = try await store.recordLogin(
-                name, at: context.now, acceptedStep: acceptedStep, consumedRecoveryCode: recoveryCode, rehash: rehash,
-                audit: audit(
-                    context, event: "auth.success", target: name, outcome: "success",
-                    detail: ["factors": factors.map(\.rawValue).sorted().joined(separator: ","), "service": service,
-                             "tty": tty ?? "", "rhost": remoteHost ?? "", "rehashed": rehash == nil ? "no" : "yes"]
-                )
-            )
-            if recorded {
-                // Authenticating again (a screen unlock) keeps the user's sessions from lapsing.
-                cache.touch(user: name, at: context.now)
-                let ticket = SystemRandomBytes().bytes(24).map { String(format: "%02x", $0) }.joined()
-                tickets.withLockedValue { book in
-                    book = book.filter { $0.value.expires > context.now }
-                    book[ticket] = Ticket(user: name, factors: factors, expires: context.now.addingTimeInterval(Self.ticketLifetime))
+            if reason == nil, let user = check.user, let attempt = check.attempt {
+                let hasher = try PasswordHasher(parameters: settings.argon2)
+                var rehash: String?
+                if let storedHash = user.passwordHash, (try? hasher.needsRehash(storedHash)) == true {
+                    rehash = try await runArgon2 { try hasher.hash(password) }
                 }
-                return [
-                    "user": .string(name), "factors": .array(factors.map(\.rawValue).sorted().map { .string($0) }),
-                    "ticket": .string(ticket), "password_change_required": .bool(user.mustChangePassword),
-                ]
+                let recorded = try await store.recordLogin(
+                    name, at: context.now, attempt: attempt, acceptedStep: acceptedStep, consumedRecoveryCode: recoveryCode,
+                    rehash: rehash,
+                    audit: audit(
+                        context, event: "auth.success", target: name, outcome: "success",
+                        detail: ["factors": factors.map(\.rawValue).sorted().joined(separator: ","), "service": service,
+                                 "tty": tty ?? "", "rhost": remoteHost ?? "", "rehashed": rehash == nil ? "no" : "yes"]
+                    )
+                )
+                if recorded {
+                    // Authenticating again (a screen unlock) keeps the user's sessions from lapsing.
+                    cache.touch(user: name, at: context.now)
+                    let ticket = SystemRandomBytes().bytes(24).map { String(format: "%02x", $0) }.joined()
+                    tickets.withLockedValue { book in
+                        book = book.filter { $0.value.expires > context.now }
+                        book[ticket] = Ticket(
+                            user: name, factors: factors, expires: context.now.addingTimeInterval(Self.ticketLifetime)
+                        )
+                    }
+                    return [
+                        "user": .string(name), "factors": .array(factors.map(\.rawValue).sorted().map { .string($0) }),
+                        "ticket": .string(ticket), "password_change_required": .bool(user.mustChangePassword),
+                    ]
+                }
+                // The step or the recovery code was taken meanwhile, or the account was locked meanwhile.
+                reason = .replay
             }
-            reason = .replay
+        } catch {
+            if let attempt = check.attempt { try? await store.release(attempt) }
+            throw error
         }
 
         let why = reason ?? .password
@@ -101,23 +199,7 @@ extension MamoriService {
             context, event: "auth.failure", target: name, outcome: "failure",
             detail: ["reason": why.rawValue, "service": service, "tty": tty ?? "", "rhost": remoteHost ?? ""]
         )
-        if user != nil, why != .locked, why != .disabled {
-            let roles = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
-            let privileged = roles.contains { role in context.engine.policy.roles.contains { $0.id == role && $0.privileged } }
-            let lockout = privileged ? settings.privilegedLockout : settings.lockout
-            let record = try await store.recordFailure(
-                name, at: context.now, threshold: lockout.failures, window: TimeInterval(lockout.windowMinutes * 60),
-                lockFor: TimeInterval(lockout.lockMinutes * 60), audit: entry
-            )
-            if record.isLocked(at: context.now) && failures?.isLocked(at: context.now) != true {
-                try await store.appendAudit(audit(
-                    context, event: "auth.lockout", target: name, outcome: "failure",
-                    detail: ["failures": "\(record.count)", "privileged": privileged ? "yes" : "no"]
-                ))
-            }
-        } else {
-            try await store.appendAudit(entry)
-        }
+        try await recordFailure(check, reason: why, entry: entry, context)
         throw WireError(.authenticationFailed, "Authentication failed.")
     }
 

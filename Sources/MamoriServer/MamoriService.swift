@@ -61,7 +61,7 @@ final class MamoriService: Sendable {
         } catch {
             throw ConfigurationError("\(error)")
         }
-        try StateFolder.checkOwnership(configuration.stateDirectory + "/" + StateFolder.databaseName, what: "database")
+        try StateFolder.checkOwnership(configuration.stateDirectory + "/" + StateFolder.databaseName, what: "database", secret: true)
         do {
             cache = SubjectCache(generation: try store.currentAssignmentGeneration())
         } catch {
@@ -326,6 +326,7 @@ final class MamoriService: Sendable {
     private func status(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
         let counts = try await store.counts(at: context.now)
+        let durability = try await store.durability()
         let factors = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? []
         return [
             "login_factors": .array(factors.sorted().map { .string($0.rawValue) }),
@@ -334,6 +335,7 @@ final class MamoriService: Sendable {
             "policy_revision": .string(context.engine.revision),
             "uptime_seconds": .number(context.now.timeIntervalSince(startedAt).rounded(.down)),
             "counts": .object(counts.mapValues { .number(Double($0)) }),
+            "storage": .object(["synchronous": .string(durability.synchronous), "journal_mode": .string(durability.journalMode)]),
             "audit_chain": lastChainCheck.withLockedValue { check in
                 guard let check else { return .object(["checked": .bool(false)]) }
                 return .object([

@@ -29,7 +29,14 @@ enum StateFolder {
         let seed = try key(path + "/" + keyName)
         let audit = try key(path + "/" + auditKeyName)
         let databasePath = path + "/" + databaseName
-        if manager.fileExists(atPath: databasePath) { try checkOwnership(databasePath, what: "database") }
+        if !manager.fileExists(atPath: databasePath) {
+            // An empty file is a new SQLite database; made here so that it (and the -wal and -shm
+            // files SQLite gives the same mode) is 0600 whatever the umask.
+            let descriptor = open(databasePath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else { throw ConfigurationError("The database \(databasePath) cannot be created.") }
+            close(descriptor)
+        }
+        try checkOwnership(databasePath, what: "database", secret: true)
         return (seed, audit)
     }
 
@@ -43,15 +50,16 @@ enum StateFolder {
             close(descriptor)
             guard written == key.count else { throw ConfigurationError("The key file \(keyPath) cannot be written.") }
         }
-        try checkOwnership(keyPath, what: "key file")
+        try checkOwnership(keyPath, what: "key file", secret: true)
         guard let key = FileManager.default.contents(atPath: keyPath), key.count == 32 else {
             throw ConfigurationError("The key file \(keyPath) must hold exactly 32 bytes.")
         }
         return Array(key)
     }
 
-    /// Refuses a path owned by another user or writable by group or others.
-    static func checkOwnership(_ path: String, what: String) throws(ConfigurationError) {
+    /// Refuses a path owned by another user or writable by group or others; with `secret`, also
+    /// one readable by them (a key file, or the database with its password hashes and sealed seeds).
+    static func checkOwnership(_ path: String, what: String, secret: Bool = false) throws(ConfigurationError) {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw ConfigurationError("The \(what) \(path) cannot be examined.") }
         guard info.st_uid == geteuid() else {
@@ -61,6 +69,12 @@ enum StateFolder {
             throw ConfigurationError(
                 "The \(what) \(path) is writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
                     + "refusing to start. Fix it with: chmod go-w \(path)"
+            )
+        }
+        guard !secret || info.st_mode & 0o077 == 0 else {
+            throw ConfigurationError(
+                "The \(what) \(path) is readable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                    + "refusing to start. Fix it with: chmod 600 \(path)"
             )
         }
     }

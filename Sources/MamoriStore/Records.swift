@@ -86,6 +86,28 @@ public struct FailureRecord: Sendable, Hashable {
     public func isLocked(at time: Date) -> Bool { lockedUntil.map { time < $0 } ?? false }
 }
 
+/// A password attempt reserved in the store before its Argon2 run (see
+/// ``Store/reserveAttempt(_:at:threshold:window:)``); settle it exactly once.
+public struct PasswordAttempt: Sendable, Hashable {
+    public let user: String
+    /// The lockout threshold and window it was reserved against.
+    public let threshold: Int
+    public let window: TimeInterval
+    /// Failures within the window when it was reserved: a success forgives only these.
+    public let failuresBefore: Int
+    /// Where that window started.
+    public let windowStart: Date
+}
+
+/// Whether a password attempt may be evaluated.
+public enum AttemptReservation: Sendable, Hashable {
+    /// Evaluate it, then settle the attempt.
+    case reserved(PasswordAttempt)
+    /// Do not evaluate it: the account is locked (`locked`), or the attempts already in flight
+    /// would reach the threshold.
+    case refused(locked: Bool)
+}
+
 /// A login session opened after a successful authentication.
 public struct SessionRecord: Sendable, Hashable {
     public var id: String

@@ -24,9 +24,18 @@ public final class Store: Sendable {
         // Statement arguments may hold hashes; keep them out of GRDB's error descriptions.
         configuration.publicStatementArguments = false
         configuration.busyMode = .timeout(5)
+        // FULL: a commit is on disk when it returns, so an acknowledged consumed code, TOTP step,
+        // failure count or audit entry survives a power loss (WAL's usual NORMAL may lose the
+        // last commits).
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            // Attempts in flight belong to the process that reserved them: none survive a restart.
+            try pool.write { db in
+                try db.execute(sql: "UPDATE failures SET in_flight = 0 WHERE in_flight != 0")
+                try db.execute(sql: "DELETE FROM failures WHERE count = 0 AND locked_until IS NULL")
+            }
         } catch {
             throw StoreError(.storage, "The database at \(path) cannot be opened: \(Self.describe(error)).")
         }
@@ -144,6 +153,11 @@ public final class Store: Sendable {
         }
         migrator.registerMigration("v3-session-activity") { db in
             try db.execute(sql: "ALTER TABLE sessions ADD COLUMN last_active_at INTEGER")
+        }
+        migrator.registerMigration("v4-attempts-in-flight") { db in
+            // Password attempts reserved before Argon2 runs, so that parallel guesses are counted
+            // against the lockout before any of them is evaluated.
+            try db.execute(sql: "ALTER TABLE failures ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0")
         }
         return migrator
     }
@@ -312,10 +326,13 @@ public final class Store: Sendable {
     /// twice), a consumed recovery code, and a stronger password hash. Returns false, changing
     /// nothing, when the step was taken meanwhile or the recovery code was used meanwhile.
     public func recordLogin(
-        _ name: String, at time: Date, acceptedStep: UInt64?, consumedRecoveryCode: Int64?, rehash: String?,
-        audit: AuditEntry
+        _ name: String, at time: Date, attempt: PasswordAttempt, acceptedStep: UInt64?, consumedRecoveryCode: Int64?,
+        rehash: String?, audit: AuditEntry
     ) async throws -> Bool {
         try await write(audit: nil) { db in
+            // Locked meanwhile by attempts that failed while this one was evaluated: fail closed.
+            let locked = try Int64.fetchOne(db, sql: "SELECT locked_until FROM failures WHERE user = ?", arguments: [name])
+            if let locked, locked > millis(time) { return false }
             if let step = acceptedStep {
                 try db.execute(
                     sql: "UPDATE totp SET last_step = ? WHERE user = ? AND (last_step IS NULL OR last_step < ?)",
@@ -329,7 +346,7 @@ public final class Store: Sendable {
             }
             try db.execute(sql: "UPDATE users SET last_login_at = ? WHERE name = ?", arguments: [millis(time), name])
             if let rehash { try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [rehash, name]) }
-            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+            try Self.settle(attempt, db)
             try self.append(audit, db)
             return true
         }
@@ -343,31 +360,106 @@ public final class Store: Sendable {
         }
     }
 
-    /// Counts a failure; locks the account when `threshold` failures fall within `window`.
-    /// Failures outside the window start a new count. Persisted, so a restart forgets nothing.
+    /// Reserves one password attempt before its Argon2 run: refused, changing nothing, when the
+    /// account is locked or when the failures within the window plus the attempts already in
+    /// flight reach the threshold. Every reserved attempt must be settled, by
+    /// ``recordFailure(_:attempt:at:threshold:window:lockFor:audit:)``, ``recordLogin(_:at:attempt:acceptedStep:consumedRecoveryCode:rehash:audit:)``
+    /// or ``release(_:)``; a restart releases every reservation.
+    public func reserveAttempt(
+        _ name: String, at time: Date, threshold: Int, window: TimeInterval
+    ) async throws -> AttemptReservation {
+        try await write(audit: nil) { db in
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name])
+            let now = millis(time)
+            if let row, let until = row["locked_until"] as Int64?, until > now { return .refused(locked: true) }
+            var count = 0
+            var first = now
+            if let row, time.timeIntervalSince(date(row["first_failure_at"])) < window {
+                count = row["count"]
+                first = row["first_failure_at"]
+            }
+            let inFlight: Int = row?["in_flight"] ?? 0
+            guard count + inFlight < threshold else { return .refused(locked: false) }
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO failures (user, count, first_failure_at, locked_until, in_flight)
+                    VALUES (?, ?, ?, NULL, ?)
+                    """,
+                arguments: [name, count, first, inFlight + 1]
+            )
+            return .reserved(PasswordAttempt(
+                user: name, threshold: threshold, window: window, failuresBefore: count, windowStart: date(first)
+            ))
+        }
+    }
+
+    /// Gives back a reserved attempt that was not evaluated (the request failed for another
+    /// reason), counting nothing.
+    public func release(_ attempt: PasswordAttempt) async throws {
+        try await write(audit: nil) { db in
+            try db.execute(
+                sql: "UPDATE failures SET in_flight = MAX(0, in_flight - 1) WHERE user = ?", arguments: [attempt.user]
+            )
+            try db.execute(sql: "DELETE FROM failures WHERE user = ? AND count = 0 AND in_flight = 0 AND locked_until IS NULL", arguments: [attempt.user])
+        }
+    }
+
+    /// Counts a failed attempt (settling its reservation, when it had one); locks the account
+    /// when the attempt's threshold of failures falls within its window. Failures outside the
+    /// window start a new count. Persisted, so a restart forgets nothing.
     public func recordFailure(
-        _ name: String, at time: Date, threshold: Int, window: TimeInterval, lockFor: TimeInterval, audit: AuditEntry
+        _ name: String, attempt: PasswordAttempt?, at time: Date, threshold: Int, window: TimeInterval,
+        lockFor: TimeInterval, audit: AuditEntry
     ) async throws -> FailureRecord {
         try await write(audit: audit) { db in
             let existing = try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name])
             var count = 1
             var first = time
-            if let existing, time.timeIntervalSince(date(existing["first_failure_at"])) < window {
+            if let existing, (existing["count"] as Int) > 0, time.timeIntervalSince(date(existing["first_failure_at"])) < window {
                 count = (existing["count"] as Int) + 1
                 first = date(existing["first_failure_at"])
             }
-            let lockedUntil = count >= threshold ? time.addingTimeInterval(lockFor) : nil
+            let inFlight = max(0, (existing?["in_flight"] as Int? ?? 0) - (attempt == nil ? 0 : 1))
+            // A lock already in force stays; reaching the threshold sets one.
+            let standing = (existing?["locked_until"] as Int64?).map(date).flatMap { $0 > time ? $0 : nil }
+            let lockedUntil = count >= threshold ? time.addingTimeInterval(lockFor) : standing
             try db.execute(
-                sql: "INSERT OR REPLACE INTO failures (user, count, first_failure_at, locked_until) VALUES (?, ?, ?, ?)",
-                arguments: [name, count, millis(first), lockedUntil.map(millis)]
+                sql: """
+                    INSERT OR REPLACE INTO failures (user, count, first_failure_at, locked_until, in_flight)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [name, count, millis(first), lockedUntil.map(millis), inFlight]
             )
             return FailureRecord(user: name, count: count, firstFailureAt: first, lockedUntil: lockedUntil)
         }
     }
 
+    /// Settles a successful attempt: its reservation is released, and only the failures counted
+    /// before it was reserved are forgiven, so that guesses failing while it ran still count.
+    private static func settle(_ attempt: PasswordAttempt, _ db: Database) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [attempt.user]) else { return }
+        var count: Int = row["count"]
+        if millis(attempt.windowStart) == (row["first_failure_at"] as Int64) { count = max(0, count - attempt.failuresBefore) }
+        let inFlight = max(0, (row["in_flight"] as Int) - 1)
+        if count == 0 && inFlight == 0 {
+            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [attempt.user])
+        } else {
+            try db.execute(
+                sql: "UPDATE failures SET count = ?, in_flight = ? WHERE user = ?", arguments: [count, inFlight, attempt.user]
+            )
+        }
+    }
+
+    /// Settles a successful attempt that records nothing else (a password change).
+    public func recordSuccess(_ attempt: PasswordAttempt, at time: Date) async throws {
+        try await write(audit: nil) { db in try Self.settle(attempt, db) }
+    }
+
+    /// Forgives every failure and lifts the lock; attempts still in flight stay reserved.
     public func unlock(_ name: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
-            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+            try db.execute(sql: "UPDATE failures SET count = 0, locked_until = NULL WHERE user = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM failures WHERE user = ? AND in_flight = 0", arguments: [name])
         }
     }
 
@@ -454,26 +546,43 @@ public final class Store: Sendable {
         try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM assignments ORDER BY role, user").map(Self.assignment) }
     }
 
-    /// How many users hold `role` at `time` (expired assignments do not count).
-    public func holderCount(of role: String, at time: Date) async throws -> Int {
-        try await read { db in
-            try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?)",
-                arguments: [role, millis(time)]
-            ) ?? 0
-        }
-    }
-
-    public func grant(_ assignment: AssignmentRecord, audit: AuditEntry) async throws {
-        try await write(audit: audit) { db in
+    /// Grants a role, checking the grant rules inside the same write transaction, so that two
+    /// grants at once cannot both pass a holder limit or a separation of duty.
+    ///
+    /// - Parameters:
+    ///   - check: given the roles the user holds at the grant's time and the role's current
+    ///     holders, the reasons the grant breaks a rule (empty: it may be made).
+    ///   - denial: the audit entry recorded instead when `check` finds reasons.
+    /// - Returns: the reasons; when not empty, nothing was granted and `denial` was recorded.
+    public func grant(
+        _ assignment: AssignmentRecord, audit: AuditEntry, denial: @escaping @Sendable ([String]) -> AuditEntry,
+        check: @escaping @Sendable (_ held: [String], _ holders: Int) -> [String]
+    ) async throws -> [String] {
+        try await write(audit: nil) { db in
             guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [assignment.user]) != nil else {
                 throw StoreError(.notFound, "There is no user '\(assignment.user)'.")
             }
+            let now = millis(assignment.grantedAt)
+            let held = try String.fetchAll(
+                db, sql: "SELECT role FROM assignments WHERE user = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY role",
+                arguments: [assignment.user, now]
+            )
+            let holders = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?)",
+                arguments: [assignment.role, now]
+            ) ?? 0
+            let violations = check(held, holders)
+            guard violations.isEmpty else {
+                try self.append(denial(violations), db)
+                return violations
+            }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO assignments (user, role, granted_by, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [assignment.user, assignment.role, assignment.grantedBy, millis(assignment.grantedAt), assignment.expiresAt.map(millis)]
+                arguments: [assignment.user, assignment.role, assignment.grantedBy, now, assignment.expiresAt.map(millis)]
             )
             try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+            try self.append(audit, db)
+            return []
         }
     }
 
@@ -549,6 +658,16 @@ public final class Store: Sendable {
     }
 
     // MARK: Counts and the audit trail
+
+    /// How commits reach the disk, as SQLite reports them on a connection of the store: for
+    /// `status`, so that an operator sees `synchronous` is `full`.
+    public func durability() async throws -> (synchronous: String, journalMode: String) {
+        try await read { db in
+            let level = try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            let names = [0: "off", 1: "normal", 2: "full", 3: "extra"]
+            return (names[level] ?? "\(level)", try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "unknown")
+        }
+    }
 
     /// Row counts for `status`.
     public func counts(at time: Date) async throws -> [String: Int] {
@@ -681,7 +800,8 @@ public final class Store: Sendable {
     /// Every account with failures on record, locked or not.
     public func allFailures() async throws -> [FailureRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM failures ORDER BY user").map(Self.failure)
+            try Row.fetchAll(db, sql: "SELECT * FROM failures WHERE count > 0 OR locked_until IS NOT NULL ORDER BY user")
+                .map(Self.failure)
         }
     }
 
