@@ -22,8 +22,11 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case stepUpRequired = "step_up_required"
     /// Authentication failed. Deliberately says nothing about which factor or whether the user exists.
     case authenticationFailed = "auth_failed"
-    /// The Argon2 pool and its queue are full; try again shortly.
+    /// The daemon, or the caller's share of it (connections, requests, Argon2 runs), is full;
+    /// try again shortly.
     case busy
+    /// The caller was denied too often within the interval and is cut off until it ends.
+    case rateLimited = "rate_limited"
     /// The user, session or role does not exist.
     case notFound = "not_found"
     /// The thing already exists, or the request conflicts with the current state.

@@ -107,7 +107,7 @@ extension MamoriService {
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         let password = Array(try request.string("password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
         let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
-        let hash = try await runArgon2 { try hasher.hash(password) }
+        let hash = try await runArgon2(context) { try hasher.hash(password) }
         try await store.setPassword(name, hash: hash, mustChange: true, audit: audit(
             context, event: "user.passwd", target: name, outcome: "success", detail: ["temporary": "yes"]
         ))
@@ -140,7 +140,7 @@ extension MamoriService {
         let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
         let hash: String
         do {
-            hash = try await runArgon2 { try hasher.hash(new) }
+            hash = try await runArgon2(context) { try hasher.hash(new) }
             try await store.recordSuccess(attempt, at: context.now)
         } catch {
             try? await store.release(attempt)

@@ -65,7 +65,7 @@ extension MamoriService {
         let storedHash = user?.passwordHash
         let verified: Bool
         do {
-            verified = try await runArgon2 {
+            verified = try await runArgon2(context) {
                 if let storedHash { return (try? hasher.verify(input, against: storedHash)) ?? false }
                 return (try? hasher.dummyVerify(input)) ?? false
             }
@@ -160,7 +160,7 @@ extension MamoriService {
                 let hasher = try PasswordHasher(parameters: settings.argon2)
                 var rehash: String?
                 if let storedHash = user.passwordHash, (try? hasher.needsRehash(storedHash)) == true {
-                    rehash = try await runArgon2 { try hasher.hash(password) }
+                    rehash = try await runArgon2(context) { try hasher.hash(password) }
                 }
                 let recorded = try await store.recordLogin(
                     name, at: context.now, attempt: attempt, acceptedStep: acceptedStep, consumedRecoveryCode: recoveryCode,
@@ -203,8 +203,9 @@ extension MamoriService {
         throw WireError(.authenticationFailed, "Authentication failed.")
     }
 
-    func runArgon2<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await argonPool.run(body)
+    /// Runs Argon2 on the bounded pool, in the caller's share of it.
+    func runArgon2<T: Sendable>(_ context: RequestContext, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await argonPool.run(for: context.caller, body)
     }
 
     func account(_ context: RequestContext) async throws -> [String: JSONValue] {
@@ -245,7 +246,10 @@ extension MamoriService {
             }
         }
         if result != "allowed" {
-            try await store.appendAudit(audit(context, event: "account.refused", target: name, outcome: "denied", detail: ["result": result]))
+            try await recordDenial(
+                audit(context, event: "account.refused", target: name, outcome: "denied", detail: ["result": result]),
+                context, action: "login", resource: name
+            )
         }
         return ["result": .string(result), "reasons": .array(reasons.map { .string($0) })]
     }
@@ -329,10 +333,18 @@ extension MamoriService {
             subject = hypothetical
         }
         let decision = context.engine.evaluate(subject)
-        if !decision.isAllowed || context.engine.policy.settings.auditAllowedDecisions {
+        if !decision.isAllowed {
+            try await recordDenial(
+                audit(
+                    context, event: "decision.deny", target: resource, outcome: "denied",
+                    detail: ["user": subject.user, "action": action, "effect": decision.effect.rawValue,
+                             "rules": decision.decidingRules.joined(separator: ",")]
+                ),
+                context, action: action, resource: resource
+            )
+        } else if context.engine.policy.settings.auditAllowedDecisions {
             try await store.appendAudit(audit(
-                context, event: decision.isAllowed ? "decision.allow" : "decision.deny", target: resource,
-                outcome: decision.isAllowed ? "success" : "denied",
+                context, event: "decision.allow", target: resource, outcome: "success",
                 detail: ["user": subject.user, "action": action, "effect": decision.effect.rawValue,
                          "rules": decision.decidingRules.joined(separator: ",")]
             ))

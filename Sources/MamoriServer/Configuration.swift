@@ -20,8 +20,27 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var argon2Queue: Int = 64
     /// Connections open at once; past this, new ones are answered `busy` and closed.
     public var maximumConnections: Int = 256
+    /// Of those, how many only operators (root, the daemon's user) may use, so that no other
+    /// account can fill the socket and lock out root's break-glass login (at most half).
+    public var operatorReservedConnections: Int = 16
+    /// Connections one other uid may hold at once.
+    public var connectionsPerUID: Int = 32
+    /// Requests one connection may have in flight; past this the daemon stops reading from it
+    /// until replies are written (pipelining stays fast, memory stays bounded).
+    public var requestsPerConnection: Int = 16
+    /// Requests one other uid may have in flight over all its connections; past this, `busy`.
+    public var requestsPerUID: Int = 64
+    /// Argon2 runs (working or queued) one other uid may hold; past this, `busy`.
+    public var argon2PerUID: Int = 8
+    /// Seconds a started request line may take to arrive whole (slow senders are cut off).
+    public var lineTimeoutSeconds: Int = 10
     /// Seconds a connection may stay silent before it is closed.
     public var idleTimeoutSeconds: Int = 300
+    /// Repeated denials of one caller are folded into one counted audit entry per this many seconds…
+    public var denialIntervalSeconds: Int = 60
+    /// …and a caller (not an operator) denied more often than this within one interval is cut
+    /// off (`rate_limited`) until the interval ends, recorded once.
+    public var denialsPerInterval: Int = 600
     /// Event-loop threads (default: one per core; `authorize` is answered on them).
     public var eventLoopThreads: Int = ProcessInfo.processInfo.activeProcessorCount
     /// The TOTP issuer shown in authenticator apps.
@@ -49,7 +68,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
 
     static let keys = [
         "state-directory", "socket", "policies", "zone", "terminal", "argon2-workers", "argon2-queue",
-        "maximum-connections", "idle-timeout-seconds", "event-loop-threads", "issuer", "log-level",
+        "maximum-connections", "operator-reserved-connections", "connections-per-uid", "requests-per-connection",
+        "requests-per-uid", "argon2-per-uid", "line-timeout-seconds", "idle-timeout-seconds", "denial-interval-seconds",
+        "denials-per-interval", "event-loop-threads", "issuer", "log-level",
         "checkpoint-entries", "checkpoint-seconds", "pam-directory", "pam-services",
     ]
 
@@ -100,7 +121,15 @@ public struct DaemonConfiguration: Sendable, Hashable {
             case "argon2-workers": argon2Workers = try number(1...256)
             case "argon2-queue": argon2Queue = try number(0...100_000)
             case "maximum-connections": maximumConnections = try number(1...100_000)
+            case "operator-reserved-connections": operatorReservedConnections = try number(0...50_000)
+            case "connections-per-uid": connectionsPerUID = try number(1...100_000)
+            case "requests-per-connection": requestsPerConnection = try number(1...1_024)
+            case "requests-per-uid": requestsPerUID = try number(1...100_000)
+            case "argon2-per-uid": argon2PerUID = try number(1...100_000)
+            case "line-timeout-seconds": lineTimeoutSeconds = try number(1...3_600)
             case "idle-timeout-seconds": idleTimeoutSeconds = try number(1...86_400)
+            case "denial-interval-seconds": denialIntervalSeconds = try number(1...86_400)
+            case "denials-per-interval": denialsPerInterval = try number(1...10_000_000)
             case "event-loop-threads": eventLoopThreads = try number(1...64)
             case "issuer": issuer = try text()
             case "log-level": logLevel = try text()

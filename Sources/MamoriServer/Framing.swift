@@ -54,35 +54,105 @@ struct LineDecoder: ByteToMessageDecoder {
     }
 }
 
+/// Cuts off a connection whose request line has started but not arrived whole within `timeout`
+/// (a slow sender holding a connection open a byte at a time). Sits before the line decoder and
+/// only looks for newlines in what arrives.
+final class LineDeadlineHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        let view = bytes.readableBytesView
+        if let last = view.lastIndex(of: UInt8(ascii: "\n")) {
+            // A line ended: the clock restarts for whatever follows it.
+            deadline?.cancel()
+            deadline = nil
+            if last < view.endIndex - 1 { start(context) }
+        } else if deadline == nil, !view.isEmpty {
+            start(context)
+        }
+        context.fireChannelRead(data)
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: timeout) { bound.value.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+}
+
 /// Answers each line of one connection with one reply line, in the order the requests came,
 /// even when later requests finish first. Closes the connection after the idle timeout, unless a
 /// request is still being worked on.
 ///
+/// Back-pressure: at most `maximumInFlight` requests of the connection are being answered at
+/// once; lines beyond that wait here (at most one read's worth), and while they do, or while the
+/// channel is not writable because the peer is not reading its replies, no more is read from
+/// the socket. So a client that pipelines without reading costs a bounded amount of memory.
+///
 /// Replies answered at once (the in-memory `authorize` path) are written without a flush and
 /// flushed together when the read burst ends, so a pipelined batch costs one write system call.
-final class RequestHandler: ChannelInboundHandler {
+final class RequestHandler: ChannelDuplexHandler {
     typealias InboundIn = LineEvent
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let service: MamoriService
     private let caller: Caller
     private let inFlight: InFlightCounter
+    private let admission: Admission
+    private let maximumInFlight: Int
     /// Completes when every earlier reply of this connection has been written.
     private var tail: EventLoopFuture<Void>?
-    /// Replies still being worked on off the event loop; while any is, later ones queue behind.
+    /// Requests accepted whose replies are not written yet; while any is, later replies queue behind.
     private var pending = 0
+    /// Lines read but not yet taken up, because `pending` is at its bound or the channel is not writable.
+    private var waiting = CircularBuffer<LineEvent>()
+    /// A read the pipeline asked for that is held back until there is room again.
+    private var readHeld = false
     private var needsFlush = false
 
-    init(service: MamoriService, caller: Caller, inFlight: InFlightCounter) {
+    init(service: MamoriService, caller: Caller, inFlight: InFlightCounter, admission: Admission, maximumInFlight: Int) {
         self.service = service
         self.caller = caller
         self.inFlight = inFlight
+        self.admission = admission
+        self.maximumInFlight = maximumInFlight
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        waiting.append(unwrapInboundIn(data))
+        takeUp(context)
+    }
+
+    /// Answers waiting lines while there is room.
+    private func takeUp(_ context: ChannelHandlerContext) {
+        while pending < maximumInFlight, context.channel.isWritable, let event = waiting.popFirst() {
+            answer(event, context)
+        }
+    }
+
+    private func answer(_ event: LineEvent, _ context: ChannelHandlerContext) {
         let immediate: [UInt8]?
         var work: (@Sendable () async -> [UInt8])?
-        switch unwrapInboundIn(data) {
+        switch event {
         case .tooLong:
             immediate = WireReply.failure(WireError(
                 .lineTooLong, "The request line is longer than \(WireLimits.maximumLineLength) bytes; it was discarded."
@@ -91,11 +161,19 @@ final class RequestHandler: ChannelInboundHandler {
             // Parsed once, here: a malformed line is answered at once, without a task.
             do {
                 let request = try WireRequest(line: buffer.readableBytesView)
-                immediate = service.answerQuickly(request, caller: caller)
-                if immediate == nil {
+                if let quick = service.answerQuickly(request, caller: caller) ?? service.refuseIfCutOff(request, caller: caller) {
+                    immediate = quick
+                } else if let refusal = admission.begin(caller) {
+                    immediate = WireReply.failure(WireError(.busy, refusal.message, id: request.id))
+                } else {
                     let service = self.service
                     let caller = self.caller
-                    work = { await service.handle(request, caller: caller) }
+                    let admission = self.admission
+                    immediate = nil
+                    work = {
+                        defer { admission.finish(caller) }
+                        return await service.handle(request, caller: caller)
+                    }
                 }
             } catch {
                 immediate = WireReply.failure(error)
@@ -124,7 +202,39 @@ final class RequestHandler: ChannelInboundHandler {
             let (context, handler) = bound.value
             handler.pending -= 1
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            handler.takeUp(context)
+            handler.readIfRoom(context)
         }
+    }
+
+    /// Whether reading more now would only pile up lines or replies.
+    private var full: Bool { !waiting.isEmpty || pending >= maximumInFlight }
+
+    private func readIfRoom(_ context: ChannelHandlerContext) {
+        if readHeld, !full, context.channel.isWritable {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if full || !context.channel.isWritable {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            takeUp(context)
+            if needsFlush {
+                needsFlush = false
+                context.flush()
+            }
+            readIfRoom(context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -139,7 +249,7 @@ final class RequestHandler: ChannelInboundHandler {
         if event is IdleStateHandler.IdleStateEvent {
             // Silent, not waiting: a caller whose request is still being worked on (verifying a
             // long audit trail takes minutes) is not idle.
-            if pending == 0 { context.close(promise: nil) }
+            if pending == 0 && waiting.isEmpty { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

@@ -16,13 +16,19 @@ final class InFlightCounter: Sendable {
     var value: Int { count.withLockedValue { $0 } }
 }
 
-/// Answers a connection over the limit with one `busy` line, once it is active, and closes it.
+/// Answers a connection that is not admitted with one `busy` line, once it is active, and closes it.
 final class RefuseHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private let message: String
+
+    init(message: String) {
+        self.message = message
+    }
+
     func channelActive(context: ChannelHandlerContext) {
-        let reply = WireReply.failure(WireError(.busy, "Too many connections; try again shortly."))
+        let reply = WireReply.failure(WireError(.busy, message))
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply))).whenComplete { _ in
             bound.value.close(promise: nil)
@@ -40,7 +46,7 @@ public final class MamoriDaemon: Service, Sendable {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let inFlight = InFlightCounter()
-    private let connections = NIOLockedValueBox(0)
+    private let admission: Admission
 
     /// Prepares the state folder, opens the store and loads the policy; throws, with a sentence
     /// for the operator, when any of them is unusable.
@@ -48,6 +54,7 @@ public final class MamoriDaemon: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         service = try MamoriService(configuration: configuration, logger: logger)
+        admission = Admission(limits: Admission.Limits(configuration))
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
     }
 
@@ -90,6 +97,15 @@ public final class MamoriDaemon: Service, Sendable {
                 await service.signChainHead()
             }
         }
+        // Repeated denials are written as one counted entry when their interval ends.
+        let denialInterval = Duration.seconds(configuration.denialIntervalSeconds)
+        let denialCloser = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: denialInterval)
+                if Task.isCancelled { break }
+                await service.closeDenialInterval()
+            }
+        }
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -97,6 +113,7 @@ public final class MamoriDaemon: Service, Sendable {
         }
         reloader.cancel()
         checkpointer.cancel()
+        denialCloser.cancel()
         // The check reads through the store, which shutdown closes: let it finish first.
         await startupCheck.value
         // Finish what is in flight (bounded), then stop.
@@ -110,31 +127,36 @@ public final class MamoriDaemon: Service, Sendable {
     private func bind() async throws -> any Channel {
         let service = self.service
         let inFlight = self.inFlight
-        let connections = self.connections
-        let maximum = configuration.maximumConnections
+        let admission = self.admission
         let idle = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
+        let lineTimeout = TimeAmount.seconds(Int64(configuration.lineTimeoutSeconds))
+        let requestsPerConnection = configuration.requestsPerConnection
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            // Past 64 KiB of replies the peer has not read, the channel is not writable and the
+            // request handler stops taking up requests and reading.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
             .childChannelInitializer { channel in
-                let admitted = connections.withLockedValue { count in
-                    guard count < maximum else { return false }
-                    count += 1
-                    return true
-                }
-                guard admitted else {
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(RefuseHandler())
-                    }
-                }
-                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
-                return Self.peerCredentials(of: channel).flatMapThrowing { credentials in
+                Self.peerCredentials(of: channel).flatMapThrowing { credentials in
                     let caller = Caller(credentials: credentials)
+                    if let refusal = admission.enter(caller) {
+                        logger.info(
+                            "connection refused", metadata: ["uid": "\(caller.uid)", "reason": "\(refusal.message)"]
+                        )
+                        try channel.pipeline.syncOperations.addHandler(RefuseHandler(message: refusal.message))
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in admission.leave(caller) }
                     logger.debug("connection", metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)"])
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: idle),
+                        LineDeadlineHandler(timeout: lineTimeout),
                         ByteToMessageHandler(LineDecoder(maximumLength: WireLimits.maximumLineLength)),
-                        RequestHandler(service: service, caller: caller, inFlight: inFlight),
+                        RequestHandler(
+                            service: service, caller: caller, inFlight: inFlight, admission: admission,
+                            maximumInFlight: requestsPerConnection
+                        ),
                     ])
                 }
             }

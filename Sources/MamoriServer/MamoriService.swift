@@ -22,6 +22,8 @@ final class MamoriService: Sendable {
     private let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
     let cache: SubjectCache
+    /// Folds repeated denials into counted entries and cuts off callers past the rate.
+    let denials: DenialLedger
     /// The last verification of the audit chain (at start, then by each `audit.verify` and `inspect`),
     /// which `status` reports so that monitoring sees a broken chain without asking for it.
     let lastChainCheck = NIOLockedValueBox<ChainCheck?>(nil)
@@ -77,7 +79,12 @@ final class MamoriService: Sendable {
             throw ConfigurationError("The zone '\(configuration.zone)' is not in the policy (zones: \(policy.zones.map(\.id).joined(separator: ", "))).")
         }
         engineBox = NIOLockedValueBox(PolicyEngine(policy: policy))
-        argonPool = Argon2Pool(workers: configuration.argon2Workers, queue: configuration.argon2Queue)
+        denials = DenialLedger(
+            interval: TimeInterval(configuration.denialIntervalSeconds), perInterval: configuration.denialsPerInterval, now: Date()
+        )
+        argonPool = Argon2Pool(
+            workers: configuration.argon2Workers, queue: configuration.argon2Queue, perUID: configuration.argon2PerUID
+        )
     }
 
     var engine: PolicyEngine { engineBox.withLockedValue { $0 } }
@@ -85,6 +92,7 @@ final class MamoriService: Sendable {
     /// Signs the chain's head, so that nothing written before the stop can be cut off unseen.
     func shutdown() async {
         await argonPool.shutdown()
+        await closeDenialInterval(force: true)
         do {
             try await store.saveSessionActivity(cache.sessionActivity)
         } catch {
@@ -105,6 +113,46 @@ final class MamoriService: Sendable {
         } catch {
             logger.critical("an audit checkpoint could not be written", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Writes the summaries of the denials counted in the interval that ended (all, with `force`).
+    func closeDenialInterval(force: Bool = false) async {
+        for entry in denials.closeInterval(at: Date(), force: force) {
+            do {
+                try await store.appendAudit(entry)
+            } catch {
+                logger.critical("a summary of repeated denials could not be recorded", metadata: ["actor": "\(entry.actor)"])
+            }
+        }
+    }
+
+    /// Records a denial through the ledger: in full the first time in the interval, counted after,
+    /// and once more when it cuts the caller off.
+    func recordDenial(_ entry: AuditEntry, _ context: RequestContext, action: String, resource: String) async throws {
+        let uid = context.caller.isOperator ? nil : context.caller.uid
+        switch denials.note(entry, uid: uid, action: action, resource: resource) {
+        case .record: try await store.appendAudit(entry)
+        case .counted: break
+        case .cutOff:
+            logger.warning("caller cut off after repeated denials", metadata: ["uid": "\(context.caller.uid)"])
+            var notice = entry
+            notice.event = "caller.rate_limited"
+            notice.target = "uid:\(context.caller.uid)"
+            notice.detail = [
+                "denials": "\(denials.perInterval + 1)", "interval_seconds": "\(Int(denials.interval))",
+            ]
+            try await store.appendAudit(notice)
+        }
+    }
+
+    /// The reply for a caller that is cut off, without doing any work; nil for everyone else.
+    func refuseIfCutOff(_ request: WireRequest, caller: Caller) -> [UInt8]? {
+        guard !caller.isOperator, denials.isCutOff(caller.uid) else { return nil }
+        return WireReply.failure(WireError(
+            .rateLimited,
+            "Your user was denied too often; requests are refused for \(denials.secondsLeft(at: Date())) more second(s).",
+            id: request.id
+        ))
     }
 
     // MARK: Requests
@@ -287,10 +335,13 @@ final class MamoriService: Sendable {
         )
         let decision = context.engine.evaluate(request)
         if decision.isAllowed { return }
-        try await store.appendAudit(audit(
-            context, event: "decision.deny", target: resource, outcome: "denied",
-            detail: ["action": action, "effect": decision.effect.rawValue, "rules": decision.decidingRules.joined(separator: ",")]
-        ))
+        try await recordDenial(
+            audit(
+                context, event: "decision.deny", target: resource, outcome: "denied",
+                detail: ["action": action, "effect": decision.effect.rawValue, "rules": decision.decidingRules.joined(separator: ",")]
+            ),
+            context, action: action, resource: resource
+        )
         let rules = decision.decidingRules.isEmpty ? "no rule permits it" : "rule \(decision.decidingRules.joined(separator: ", "))"
         if decision.effect == .stepUp {
             throw WireError(

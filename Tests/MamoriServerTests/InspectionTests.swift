@@ -141,6 +141,8 @@ struct InspectionTests {
         // The fixes.
         let secret = try #require(try terminal.client.call(["op": "totp.enroll.begin", "user": "suzuki"])["secret"] as? String)
         try terminal.call(["op": "totp.enroll.confirm", "user": "suzuki", "code": try oathCode(secret)])
+        // A locked account cannot change its password (the same counting as a login): unlock first.
+        try terminal.call(["op": "user.unlock", "user": "sato"])
         for (user, old) in [("suzuki", "temporary one"), ("sato", "sato password"), ("kansa", "kansa password")] {
             try terminal.call(["op": "password.change", "user": user, "old_password": old, "new_password": "\(user)'s own"])
         }
@@ -148,7 +150,6 @@ struct InspectionTests {
         try terminal.call(["op": "role.revoke", "user": "sato", "role": "csirt"])
         try terminal.call(["op": "role.revoke", "user": "suzuki", "role": "ciso"])
         try terminal.call(["op": "role.revoke", "user": "kansa", "role": "security-manager"])
-        try terminal.call(["op": "user.unlock", "user": "sato"])
         try terminal.sql("UPDATE audit SET target = 'sato' WHERE seq = 1;")
         try terminal.pamService("sudo", goodSudo)
         try terminal.pamService("sshd", try String(contentsOf: repository.appendingPathComponent("pam/examples/sshd"), encoding: .utf8))

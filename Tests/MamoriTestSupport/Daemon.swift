@@ -75,6 +75,17 @@ public final class DaemonHarness: @unchecked Sendable {
         throw SubprocessError(description: "mamorid did not start within \(timeout) s; log:\n\(log)")
     }
 
+    /// The running daemon's process id.
+    public var processID: pid_t? { pid }
+
+    /// The running daemon's resident memory in KiB (VmRSS), from /proc.
+    public var residentKiB: Int? {
+        guard let pid, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+
     /// The daemon's log so far.
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
