@@ -2,19 +2,24 @@
 """Verify a copy of Mamori's audit trail without Mamori: Python's standard library, plus
 python3-cryptography (Debian) for the Ed25519 checkpoint signatures.
 
-    mamori-audit-verify.py COPY.sqlite [AUDIT.pub]
+    mamori-audit-verify.py COPY.sqlite [AUDIT.pub] [--witness WITNESS]
 
 An independent second implementation for auditors, written from docs/operations.md:
 each entry's hash is SHA-256 over the previous entry's hash followed by the entry as canonical
 JSON (json.dumps with sort_keys, no spaces, ensure_ascii=False; `detail` stored in that form);
 the first entry links to 32 zero bytes, or, in a pruned trail, to the head hash of the signed
 checkpoint just before it. A checkpoint signs
-"mamori-audit-checkpoint-v1\\n<seq>\\n<head hash hex>\\n<time in ms>" with Ed25519.
+"mamori-audit-checkpoint-v2\\n<seq>\\n<head hash hex>\\n<time in ms>\\n<previous hex>" with Ed25519, where
+<previous> is SHA-256 over the previous checkpoint's signed message and signature (32 zero bytes
+for the first); checkpoints of the first format ("-v1", no previous) name none. The witness is
+the newest checkpoint kept outside the database as one JSON object; a trail shorter than it was
+cut off at its end.
 
 Exit status: 0 when everything holds, 1 when anything is wrong (each problem printed), 2 on
 unusable input.
 """
 
+import argparse
 import base64
 import hashlib
 import json
@@ -43,33 +48,66 @@ def load_key(path):
         fail("%s does not hold a base64 Ed25519 public key: %s" % (path, error))
 
 
-def signature_holds(key, seq, head, millis, signature):
+def message(seq, head, millis, previous):
+    if previous is None:
+        return ("mamori-audit-checkpoint-v1\n%d\n%s\n%d" % (seq, head.hex(), millis)).encode()
+    return ("mamori-audit-checkpoint-v2\n%d\n%s\n%d\n%s" % (seq, head.hex(), millis, previous.hex())).encode()
+
+
+def signature_holds(key, seq, head, millis, previous, signature):
     from cryptography.exceptions import InvalidSignature
-    message = "mamori-audit-checkpoint-v1\n%d\n%s\n%d" % (seq, head.hex(), millis)
     try:
-        key.verify(signature, message.encode())
+        key.verify(signature, message(seq, head, millis, previous))
         return True
     except InvalidSignature:
         return False
 
 
-def main():
-    if len(sys.argv) not in (2, 3):
-        fail("usage: mamori-audit-verify.py COPY.sqlite [AUDIT.pub]")
+def load_witness(path):
     try:
-        db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
-        checkpoints = db.execute("SELECT audit_seq, head_hash, time, signature FROM checkpoints ORDER BY id").fetchall()
+        with open(path, encoding="utf-8") as handle:
+            item = json.load(handle)
+        if item.get("format") != "mamori-audit-witness-v1":
+            raise ValueError("not a Mamori audit witness")
+        previous = bytes.fromhex(item["previous"]) if "previous" in item else None
+        return (int(item["sequence"]), bytes.fromhex(item["head_hash"]), int(item["time_ms"]), previous,
+                base64.b64decode(item["signature"], validate=True))
+    except (OSError, ValueError, KeyError) as error:
+        fail("%s is not a readable witness: %s" % (path, error))
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Verify a copy of Mamori's audit trail.")
+    parser.add_argument("database")
+    parser.add_argument("public_key", nargs="?")
+    parser.add_argument("--witness")
+    arguments = parser.parse_args()
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % arguments.database, uri=True)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}
+        chained = "previous" in columns
+        checkpoints = db.execute(
+            "SELECT audit_seq, head_hash, time, %s, signature FROM checkpoints ORDER BY id" % ("previous" if chained else "NULL")
+        ).fetchall()
     except sqlite3.Error as error:
-        fail("%s cannot be read: %s" % (sys.argv[1], error))
-    key = load_key(sys.argv[2]) if len(sys.argv) == 3 else None
+        fail("%s cannot be read: %s" % (arguments.database, error))
+    key = load_key(arguments.public_key) if arguments.public_key else None
+    witness = load_witness(arguments.witness) if arguments.witness else None
 
     problems = []
     signed = {}
-    for seq, head, millis, signature in checkpoints:
-        if key is not None and not signature_holds(key, seq, head, millis, signature):
+    earlier = None
+    for seq, head, millis, previous, signature in checkpoints:
+        if earlier is not None and previous is not None and previous != hashlib.sha256(earlier).digest():
+            problems.append("the checkpoint at entry %d does not name the checkpoint stored before it" % seq)
+        earlier = message(seq, head, millis, previous) + signature
+        if key is not None and not signature_holds(key, seq, head, millis, previous, signature):
             problems.append("the checkpoint at entry %d is not signed by this key" % seq)
             continue
         signed[seq] = head
+    if witness is not None and key is not None and not signature_holds(key, *witness):
+        problems.append("the witness's checkpoint at entry %d is not signed by this key" % witness[0])
+        witness = None
 
     previous = None
     first = None
@@ -117,6 +155,15 @@ def main():
             problems.append("the trail ends at entry %d, but a checkpoint signed entry %d" % (last, seq))
         elif first is not None and seq >= first and seq not in present:
             problems.append("the checkpoint at entry %d names an entry that is gone" % seq)
+
+    if witness is not None:
+        seq, head = witness[0], witness[1]
+        if seq > last:
+            problems.append("the trail ends at entry %d, but the witness outside the database signed entry %d" % (last, seq))
+        elif first is not None and seq >= first:
+            row = db.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+            if row is None or row[0] != head:
+                problems.append("the witness's checkpoint at entry %d does not match the trail" % seq)
 
     for problem in problems:
         print("BROKEN: " + problem)

@@ -74,14 +74,20 @@ extension MamoriService {
     /// broken chain as critical: at start, and for `audit.verify` and `inspect`.
     @discardableResult
     func checkChain(at time: Date = Date()) async throws -> AuditReport {
-        let report = try await store.verifyAudit(publicKey: auditSigner.publicKey)
+        var report = try await store.verifyAudit(publicKey: auditSigner.publicKey, witness: witness.current().checkpoint)
+        if witness.current().checkpoint == nil, let signed = report.lastCheckpoint?.sequence {
+            report = report.adding(.witnessMissing(signed: signed))
+        }
         lastChainCheck.withLockedValue {
             $0 = ChainCheck(time: time, holds: report.holds, entries: report.entryCount, problems: report.problems.count)
         }
         if report.holds {
             logger.info("the audit chain holds", metadata: ["entries": "\(report.entryCount)"])
         } else {
-            logger.critical("the audit chain does not verify", metadata: ["problems": "\(report.problems.count)"])
+            logger.critical(
+                "the audit chain does not verify: BROKEN",
+                metadata: ["problems": "\(report.problems.count)", "first": "\(report.problems.first.map { "\($0)" } ?? "")"]
+            )
         }
         return report
     }

@@ -6,6 +6,14 @@ internal import Yams
 public struct DaemonConfiguration: Sendable, Hashable {
     /// Where the database and key file live; created 0700 if missing.
     public var stateDirectory: String = ".mamori"
+    /// The audit witness: the newest signed checkpoint, kept outside the state folder so that a
+    /// trail cut off at its end with its checkpoints is seen (default: beside the state folder,
+    /// `<state-directory>.witness`).
+    public var witnessFile: String?
+    /// The witness file in use.
+    public var witnessPath: String {
+        witnessFile ?? (stateDirectory.hasSuffix("/") ? String(stateDirectory.dropLast()) : stateDirectory) + ".witness"
+    }
     /// The Unix socket's path.
     public var socketPath: String = ".mamori/mamori.sock"
     /// The policy folder.
@@ -67,7 +75,7 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public init() {}
 
     static let keys = [
-        "state-directory", "socket", "policies", "zone", "terminal", "argon2-workers", "argon2-queue",
+        "state-directory", "witness-file", "socket", "policies", "zone", "terminal", "argon2-workers", "argon2-queue",
         "maximum-connections", "operator-reserved-connections", "connections-per-uid", "requests-per-connection",
         "requests-per-uid", "argon2-per-uid", "line-timeout-seconds", "idle-timeout-seconds", "denial-interval-seconds",
         "denials-per-interval", "event-loop-threads", "issuer", "log-level",
@@ -114,6 +122,7 @@ public struct DaemonConfiguration: Sendable, Hashable {
             }
             switch name {
             case "state-directory": stateDirectory = try text()
+            case "witness-file": witnessFile = try text()
             case "socket": socketPath = try text()
             case "policies": policyDirectory = try text()
             case "zone": zone = try text()

@@ -18,6 +18,8 @@ final class MamoriService: Sendable {
     let startedAt = Date()
     let cipher: SeedCipher
     let auditSigner: AuditSigner
+    /// The newest signed head, kept outside the database.
+    let witness: WitnessKeeper
     let argonPool: Argon2Pool
     private let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
@@ -56,9 +58,11 @@ final class MamoriService: Sendable {
             throw ConfigurationError(error.message)
         }
         do {
+            let keeper = WitnessKeeper(path: configuration.witnessPath, logger: logger)
+            witness = keeper
             store = try Store(
                 path: configuration.stateDirectory + "/" + StateFolder.databaseName, signer: auditSigner,
-                checkpointInterval: configuration.checkpointEntries
+                checkpointInterval: configuration.checkpointEntries, onCheckpoint: { keeper.witness($0) }
             )
         } catch {
             throw ConfigurationError("\(error)")

@@ -12,13 +12,21 @@ public final class Store: Sendable {
     /// Signs a checkpoint of the chain head every `checkpointInterval` entries (nil: never).
     private let signer: AuditSigner?
     private let checkpointInterval: Int64
+    /// Called after the commit of every transaction that made a checkpoint (the witness).
+    private let onCheckpoint: (@Sendable (AuditCheckpoint) -> Void)?
 
     /// Opens (creating if needed) the database at `path` and runs the migrations.
     ///
     /// - Parameter signer: the daemon's audit key; with it, every `checkpointInterval`-th entry
     ///   gets a signed checkpoint in the same transaction.
-    public init(path: String, signer: AuditSigner? = nil, checkpointInterval: Int = 100) throws {
+    ///   - onCheckpoint: called with each new checkpoint once its transaction has committed, on
+    ///     the store's writer (keep it short): where the daemon keeps its witness.
+    public init(
+        path: String, signer: AuditSigner? = nil, checkpointInterval: Int = 100,
+        onCheckpoint: (@Sendable (AuditCheckpoint) -> Void)? = nil
+    ) throws {
         self.signer = signer
+        self.onCheckpoint = onCheckpoint
         self.checkpointInterval = Int64(max(1, checkpointInterval))
         var configuration = Configuration()
         // Statement arguments may hold hashes; keep them out of GRDB's error descriptions.
@@ -44,6 +52,7 @@ public final class Store: Sendable {
     /// Opens a copy of a database read-only (an auditor's copy): no migration, no write.
     public init(readOnlyPath path: String) throws {
         signer = nil
+        onCheckpoint = nil
         checkpointInterval = 1
         var configuration = Configuration()
         configuration.readonly = true
@@ -159,6 +168,10 @@ public final class Store: Sendable {
             // against the lockout before any of them is evaluated.
             try db.execute(sql: "ALTER TABLE failures ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v5-checkpoint-chain") { db in
+            // Each checkpoint names the digest of the one made before it (NULL: the first format).
+            try db.execute(sql: "ALTER TABLE checkpoints ADD COLUMN previous BLOB")
+        }
         return migrator
     }
 
@@ -204,14 +217,29 @@ public final class Store: Sendable {
             ]
         )
         if let signer, db.lastInsertedRowID % checkpointInterval == 0 {
-            try Self.insert(signer.sign(sequence: db.lastInsertedRowID, headHash: hash, time: entry.time), db)
+            try sign(signer, sequence: db.lastInsertedRowID, headHash: hash, time: entry.time, db)
         }
     }
 
-    private static func insert(_ checkpoint: AuditCheckpoint, _ db: Database) throws {
+    /// Signs and stores a checkpoint naming the newest one stored, and hands it to the witness
+    /// once the transaction commits.
+    private func sign(_ signer: AuditSigner, sequence: Int64, headHash: [UInt8], time: Date, _ db: Database) throws {
+        let newest = try Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1").map(Self.checkpoint)
+        let checkpoint = signer.sign(sequence: sequence, headHash: headHash, time: time, previous: newest?.digest ?? AuditCheckpoint.genesis)
         try db.execute(
-            sql: "INSERT INTO checkpoints (audit_seq, head_hash, time, signature) VALUES (?, ?, ?, ?)",
-            arguments: [checkpoint.sequence, Data(checkpoint.headHash), millis(checkpoint.time), Data(checkpoint.signature)]
+            sql: "INSERT INTO checkpoints (audit_seq, head_hash, time, signature, previous) VALUES (?, ?, ?, ?, ?)",
+            arguments: [
+                checkpoint.sequence, Data(checkpoint.headHash), millis(checkpoint.time), Data(checkpoint.signature),
+                checkpoint.previous.map { Data($0) },
+            ]
+        )
+        if let onCheckpoint { db.afterNextTransaction { _ in onCheckpoint(checkpoint) } }
+    }
+
+    private static func checkpoint(_ row: Row) -> AuditCheckpoint {
+        AuditCheckpoint(
+            sequence: row["audit_seq"], headHash: [UInt8](row["head_hash"] as Data), time: date(row["time"]),
+            previous: (row["previous"] as Data?).map { [UInt8]($0) }, signature: [UInt8](row["signature"] as Data)
         )
     }
 
@@ -223,7 +251,7 @@ public final class Store: Sendable {
             let sequence: Int64 = row["seq"]
             let signed = try Int64.fetchOne(db, sql: "SELECT MAX(audit_seq) FROM checkpoints") ?? 0
             guard sequence > signed else { return }
-            try Self.insert(signer.sign(sequence: sequence, headHash: [UInt8](row["hash"] as Data), time: time), db)
+            try self.sign(signer, sequence: sequence, headHash: [UInt8](row["hash"] as Data), time: time, db)
         }
     }
 
@@ -243,12 +271,7 @@ public final class Store: Sendable {
     /// Every checkpoint, oldest first.
     public func checkpoints() async throws -> [AuditCheckpoint] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map { row in
-                AuditCheckpoint(
-                    sequence: row["audit_seq"], headHash: [UInt8](row["head_hash"] as Data), time: date(row["time"]),
-                    signature: [UInt8](row["signature"] as Data)
-                )
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map(Self.checkpoint)
         }
     }
 
@@ -711,8 +734,8 @@ public final class Store: Sendable {
     }
 
     /// Checks the whole trail page by page (see ``AuditVerifier``), never holding all of it.
-    public func verifyAudit(publicKey: [UInt8]?) async throws -> AuditReport {
-        var verifier = AuditVerifier(checkpoints: try await checkpoints(), publicKey: publicKey)
+    public func verifyAudit(publicKey: [UInt8]?, witness: AuditCheckpoint? = nil) async throws -> AuditReport {
+        var verifier = AuditVerifier(checkpoints: try await checkpoints(), publicKey: publicKey, witness: witness)
         var after: Int64 = 0
         while true {
             let page = try await auditEntries(after: after, limit: 5_000)
@@ -762,7 +785,7 @@ public final class Store: Sendable {
                 throw StoreError(.storage, "The audit trail has no entry \(through) to anchor the pruning at.")
             }
             try db.execute(sql: "DELETE FROM checkpoints WHERE audit_seq = ?", arguments: [through])
-            try Self.insert(signer.sign(sequence: through, headHash: [UInt8](row["hash"] as Data), time: date(row["time"])), db)
+            try self.sign(signer, sequence: through, headHash: [UInt8](row["hash"] as Data), time: date(row["time"]), db)
             try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [through])
             let removed = db.changesCount
             try db.execute(sql: "DELETE FROM checkpoints WHERE audit_seq < ?", arguments: [through])

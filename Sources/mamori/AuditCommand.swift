@@ -75,11 +75,14 @@ struct AuditCommand: ParsableCommand {
             abstract: "Check every link and checkpoint of the audit chain; exit 0 only when all holds.",
             discussion: """
                 Through mamorid (its own key checks the signatures): mamori audit verify
-                Offline, on an auditor's machine: mamori audit verify --db copy.sqlite --public-key audit.pub
+                Offline, on an auditor's machine: mamori audit verify --db copy.sqlite --public-key audit.pub \
+                --witness mamori.witness
 
                 Names every altered, deleted, inserted or moved entry, a start deleted rather than \
                 pruned, and entries cut off the end after a checkpoint. The key (from \
-                `mamori audit public-key`) makes the checkpoints proof against a rewritten chain.
+                `mamori audit public-key`) makes the checkpoints proof against a rewritten chain; the \
+                witness (a copy of the file beside mamorid's state folder) shows a trail cut off at its \
+                end together with its checkpoints. mamorid always checks against its witness.
                 """
         )
 
@@ -89,10 +92,14 @@ struct AuditCommand: ParsableCommand {
         @Option(help: "With --db: a file holding the verifying key (base64), from `mamori audit public-key`.")
         var publicKey: String?
 
+        @Option(help: "With --db: a copy of the audit witness (mamorid's witness-file); a shorter trail is BROKEN.")
+        var witness: String?
+
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
             if publicKey != nil && db == nil { throw ValidationError("--public-key goes with --db; mamorid checks with its own key.") }
+            if witness != nil && db == nil { throw ValidationError("--witness goes with --db; mamorid checks its own witness.") }
         }
 
         func run() async throws {
@@ -123,9 +130,18 @@ struct AuditCommand: ParsableCommand {
                 else { throw CommandFailure("\(publicKey) does not hold a base64 key.") }
                 key = Array(bytes)
             }
+            var witnessed: AuditCheckpoint?
+            if let witness {
+                do {
+                    guard let read = try AuditWitness.read(witness) else { throw CommandFailure("There is no witness file \(witness).") }
+                    witnessed = read
+                } catch let failure as AuditWitness.Failure {
+                    throw CommandFailure(failure.description)
+                }
+            }
             let store = try AuditCommand.open(db)
             do {
-                return try await store.verifyAudit(publicKey: key).summary
+                return try await store.verifyAudit(publicKey: key, witness: witnessed).summary
             } catch {
                 throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
             }

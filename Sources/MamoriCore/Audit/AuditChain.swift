@@ -83,6 +83,15 @@ public enum AuditChain {
         /// The trail starts after entry 1 with no checkpoint anchoring its start: its beginning was
         /// deleted, not pruned.
         case unanchoredStart(first: Int64)
+        /// A checkpoint does not name the one stored before it: a checkpoint was deleted or replaced.
+        case checkpointChainBroken(sequence: Int64)
+        /// The trail ends before the entry the witness outside the database signed: entries were
+        /// cut off the end together with their checkpoints.
+        case shorterThanWitness(last: Int64, witnessed: Int64)
+        /// The witness names an entry whose hash is now different, or its signature does not hold.
+        case witnessMismatch(sequence: Int64)
+        /// The trail has signed checkpoints but their witness outside the database is gone or unreadable.
+        case witnessMissing(signed: Int64)
 
         public var description: String {
             switch self {
@@ -104,6 +113,16 @@ public enum AuditChain {
             case .unanchoredStart(let first):
                 "the trail starts at entry \(first) and no checkpoint anchors entries 1–\(first - 1): "
                     + "they were deleted, not pruned"
+            case .checkpointChainBroken(let sequence):
+                "the checkpoint at entry \(sequence) does not name the checkpoint stored before it: one was deleted or replaced"
+            case .shorterThanWitness(let last, let witnessed):
+                "the trail ends at entry \(last), but the witness outside the database signed entry \(witnessed): "
+                    + "entries were cut off the end with their checkpoints"
+            case .witnessMismatch(let sequence):
+                "the witness's checkpoint at entry \(sequence) does not match the trail or its signature does not hold"
+            case .witnessMissing(let signed):
+                "checkpoints up to entry \(signed) are signed, but their witness outside the database is missing or "
+                    + "unreadable: it was removed, and the trail may have been cut with it"
             }
         }
     }
@@ -130,6 +149,15 @@ public struct AuditReport: Sendable {
 
     /// True when no problem was found.
     public var holds: Bool { problems.isEmpty }
+
+    /// The same report with one more problem (one found outside the entries, such as a missing witness).
+    public func adding(_ problem: AuditChain.Problem) -> AuditReport {
+        AuditReport(
+            entryCount: entryCount, firstSequence: firstSequence, lastSequence: lastSequence, prunedThrough: prunedThrough,
+            prunedThroughTime: prunedThroughTime, oldestEntryTime: oldestEntryTime, checkpointCount: checkpointCount,
+            lastCheckpoint: lastCheckpoint, signaturesChecked: signaturesChecked, problems: problems + [problem]
+        )
+    }
 }
 
 /// Checks a trail entry by entry, in stored order, so that a long trail is checked page by page
@@ -153,10 +181,32 @@ public struct AuditVerifier: Sendable {
     private var prunedThroughTime: Date?
     private var matched: Set<Int64> = []
 
-    /// - Parameter publicKey: the raw 32-byte Ed25519 verifying key, or nil to skip signatures.
-    public init(checkpoints: [AuditCheckpoint], publicKey: [UInt8]?) {
+    /// The newest checkpoint as kept outside the database, if any.
+    private let witness: AuditCheckpoint?
+    private var witnessMatched = false
+
+    /// - Parameters:
+    ///   - checkpoints: the stored checkpoints in the order they were made.
+    ///   - publicKey: the raw 32-byte Ed25519 verifying key, or nil to skip signatures.
+    ///   - witness: the newest checkpoint as kept outside the database (the witness file); a
+    ///     trail shorter than it, or not matching it, is broken.
+    public init(checkpoints: [AuditCheckpoint], publicKey: [UInt8]?, witness: AuditCheckpoint? = nil) {
         self.checkpoints = checkpoints
         signaturesChecked = publicKey != nil
+        var witness = witness
+        if let publicKey, let candidate = witness,
+            case .success(let checked) = AuditCheckpoint.validating([candidate], publicKey: publicKey), checked.valid.isEmpty
+        {
+            problems.append(.witnessMismatch(sequence: candidate.sequence))
+            witness = nil
+        }
+        self.witness = witness
+        // Each checkpoint names the one made before it; the first kept one may name a pruned one.
+        for (earlier, later) in zip(checkpoints, checkpoints.dropFirst()) {
+            if let named = later.previous, !constantTimeEquals(named, earlier.digest) {
+                problems.append(.checkpointChainBroken(sequence: later.sequence))
+            }
+        }
         var valid = checkpoints
         if let publicKey {
             switch AuditCheckpoint.validating(checkpoints, publicKey: publicKey) {
@@ -209,6 +259,10 @@ public struct AuditVerifier: Sendable {
             matched.insert(stored.sequence)
             if !constantTimeEquals(signed, stored.hash) { problems.append(.checkpointMismatch(sequence: stored.sequence)) }
         }
+        if let witness, witness.sequence == stored.sequence {
+            witnessMatched = true
+            if !constantTimeEquals(witness.headHash, stored.hash) { problems.append(.witnessMismatch(sequence: stored.sequence)) }
+        }
         previous = (stored.sequence, stored.hash)
     }
 
@@ -226,6 +280,13 @@ public struct AuditVerifier: Sendable {
             }
             // Older than the anchor: signed before pruning, nothing left to compare.
         }
+        if let witness, !witnessMatched {
+            if witness.sequence > last {
+                problems.append(.shorterThanWitness(last: last, witnessed: witness.sequence))
+            } else if witness.sequence >= start {
+                problems.append(.witnessMismatch(sequence: witness.sequence))
+            }
+        }
         return AuditReport(
             entryCount: count, firstSequence: first?.sequence, lastSequence: previous?.sequence, prunedThrough: prunedThrough,
             prunedThroughTime: prunedThroughTime, oldestEntryTime: first?.time, checkpointCount: checkpoints.count,
@@ -237,8 +298,10 @@ public struct AuditVerifier: Sendable {
 
 extension AuditChain {
     /// Checks a whole trail held in memory (see ``AuditVerifier``).
-    public static func check(entries: [StoredEntry], checkpoints: [AuditCheckpoint], publicKey: [UInt8]?) -> AuditReport {
-        var verifier = AuditVerifier(checkpoints: checkpoints, publicKey: publicKey)
+    public static func check(
+        entries: [StoredEntry], checkpoints: [AuditCheckpoint], publicKey: [UInt8]?, witness: AuditCheckpoint? = nil
+    ) -> AuditReport {
+        var verifier = AuditVerifier(checkpoints: checkpoints, publicKey: publicKey, witness: witness)
         for entry in entries { verifier.add(entry) }
         return verifier.finish()
     }

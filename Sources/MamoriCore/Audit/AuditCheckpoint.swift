@@ -5,29 +5,49 @@ internal import Crypto
 /// shutdown with an Ed25519 key kept in the state folder. Whoever rewrites the whole chain
 /// without the key cannot make checkpoints that match; whoever cuts entries off the end leaves a
 /// checkpoint that names an entry no longer there.
+///
+/// Each checkpoint also names the one before it (``previous``, the digest of that checkpoint), so
+/// the checkpoints form a chain of their own: one deleted from the middle is seen. The newest one
+/// is also kept outside the database (the witness), which is what shows a trail cut off at its
+/// end together with its last checkpoints.
 public struct AuditCheckpoint: Sendable, Hashable {
     /// The sequence number of the last entry covered.
     public let sequence: Int64
     /// That entry's hash.
     public let headHash: [UInt8]
     public let time: Date
+    /// The ``digest`` of the checkpoint made before this one (32 zero bytes for the first); nil
+    /// for checkpoints of the first format, which named none.
+    public let previous: [UInt8]?
     /// Ed25519 over ``message``.
     public let signature: [UInt8]
 
-    public init(sequence: Int64, headHash: [UInt8], time: Date, signature: [UInt8]) {
+    public init(sequence: Int64, headHash: [UInt8], time: Date, previous: [UInt8]? = nil, signature: [UInt8]) {
         self.sequence = sequence
         self.headHash = headHash
         self.time = time
+        self.previous = previous
         self.signature = signature
     }
 
-    /// The bytes signed: a fixed label, the sequence, the head hash in hex and the time in ms.
-    public var message: [UInt8] { Self.message(sequence: sequence, headHash: headHash, time: time) }
+    /// The bytes signed: a fixed label, the sequence, the head hash in hex, the time in ms and,
+    /// from the second format on, the previous checkpoint's digest in hex.
+    public var message: [UInt8] { Self.message(sequence: sequence, headHash: headHash, time: time, previous: previous) }
 
-    static func message(sequence: Int64, headHash: [UInt8], time: Date) -> [UInt8] {
+    /// SHA-256 of the signed message and the signature: what the next checkpoint names.
+    public var digest: [UInt8] { Array(SHA256.hash(data: message + signature)) }
+
+    /// What the first checkpoint of a trail names as its previous one.
+    public static let genesis = [UInt8](repeating: 0, count: 32)
+
+    static func message(sequence: Int64, headHash: [UInt8], time: Date, previous: [UInt8]?) -> [UInt8] {
         let milliseconds = Int64((time.timeIntervalSince1970 * 1000).rounded())
         let hex = headHash.map { String(format: "%02x", $0) }.joined()
-        return Array("mamori-audit-checkpoint-v1\n\(sequence)\n\(hex)\n\(milliseconds)".utf8)
+        guard let previous else {
+            return Array("mamori-audit-checkpoint-v1\n\(sequence)\n\(hex)\n\(milliseconds)".utf8)
+        }
+        let previousHex = previous.map { String(format: "%02x", $0) }.joined()
+        return Array("mamori-audit-checkpoint-v2\n\(sequence)\n\(hex)\n\(milliseconds)\n\(previousHex)".utf8)
     }
 }
 
@@ -47,10 +67,12 @@ public struct AuditSigner: Sendable {
     /// The verifying key (32 bytes) auditors use.
     public var publicKey: [UInt8] { Array(key.publicKey.rawRepresentation) }
 
-    public func sign(sequence: Int64, headHash: [UInt8], time: Date) -> AuditCheckpoint {
-        let message = AuditCheckpoint.message(sequence: sequence, headHash: headHash, time: time)
+    /// Signs "entry `sequence` has hash `headHash`", naming the checkpoint made before it
+    /// (``AuditCheckpoint/genesis`` for the first).
+    public func sign(sequence: Int64, headHash: [UInt8], time: Date, previous: [UInt8]) -> AuditCheckpoint {
+        let message = AuditCheckpoint.message(sequence: sequence, headHash: headHash, time: time, previous: previous)
         let signature = (try? key.signature(for: message)).map { Array($0) } ?? []
-        return AuditCheckpoint(sequence: sequence, headHash: headHash, time: time, signature: signature)
+        return AuditCheckpoint(sequence: sequence, headHash: headHash, time: time, previous: previous, signature: signature)
     }
 }
 
