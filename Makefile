@@ -30,7 +30,8 @@ build:
 run: build
 	@echo "mamorid: serving .mamori/mamori.sock with the policy in policies/ (Ctrl-C stops it)."
 	@echo "In another terminal, as root (the break-glass operator) or any user:"
-	@echo "  scripts/mamori-call '{\"op\":\"status\"}'"
+	@echo "  export MAMORI_SOCKET=$(CURDIR)/.mamori/mamori.sock"
+	@echo "  .build/debug/mamori status      # or: scripts/mamori-call '{\"op\":\"status\"}'"
 	@echo "See docs/protocol.md for every operation."
 	@.build/debug/mamorid
 

@@ -42,4 +42,16 @@ public enum UnixSocket {
         }
         return descriptor
     }
+
+    /// The uid of the process at the other end of a connected Unix socket (SO_PEERCRED): the
+    /// kernel's word, which the server cannot forge. Nil if it cannot be read.
+    public static func peerUID(of descriptor: Int32) -> UInt32? {
+        // `struct ucred` is hidden from Swift (it needs _GNU_SOURCE): pid, uid, gid, 32 bits each.
+        var credentials = (pid_t(0), uid_t(0), gid_t(0))
+        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+        guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
+            length == socklen_t(MemoryLayout.size(ofValue: credentials))
+        else { return nil }
+        return credentials.1
+    }
 }

@@ -192,7 +192,7 @@ struct AuditCommand: ParsableCommand {
                     after = last.sequence
                 }
             } else {
-                let daemon = try DaemonConnection(path: connection.socketPath)
+                let daemon = try connection.connect()
                 _ = try AuditCommand.readPages(connection, over: daemon, purpose: "export", since: from, until: to, body: write)
             }
         }
@@ -221,7 +221,7 @@ struct AuditCommand: ParsableCommand {
         }
 
         func run() throws {
-            let daemon = try DaemonConnection(path: connection.socketPath)
+            let daemon = try connection.connect()
             let reply = try connection.call("audit.read", ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
             let records = try AuditCommand.decodeEntries(reply)
             show(records)

@@ -4,17 +4,35 @@ import MamoriProtocol
 
 /// Options every command that talks to mamorid shares.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "mamorid's socket (default: $MAMORI_SOCKET, else .mamori/mamori.sock if it exists, else /run/mamori/mamori.sock).")
+    @Option(help: "mamorid's socket (default: $MAMORI_SOCKET, else /run/mamori/mamori.sock).")
     var socket: String?
+
+    @Option(help: "The user mamorid runs as (default: $MAMORI_DAEMON_USER, else mamori); only it, root or you are trusted.")
+    var daemonUser: String?
 
     @Flag(help: "Print the daemon's reply as JSON, for scripts.")
     var json = false
 
-    /// The socket path this command will use.
+    /// The socket path this command will use. Never one relative to the working folder by
+    /// default: whoever can write there could otherwise pose as mamorid and collect passwords.
     var socketPath: String {
         if let socket { return socket }
         if let environment = ProcessInfo.processInfo.environment["MAMORI_SOCKET"], !environment.isEmpty { return environment }
-        return FileManager.default.fileExists(atPath: ".mamori/mamori.sock") ? ".mamori/mamori.sock" : "/run/mamori/mamori.sock"
+        return "/run/mamori/mamori.sock"
+    }
+
+    /// The uids a server may run as for this command to send it anything: root, the daemon's
+    /// user, and the user running the command (a development daemon of one's own).
+    var trustedUIDs: Set<uid_t> {
+        let name = daemonUser ?? ProcessInfo.processInfo.environment["MAMORI_DAEMON_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "mamori"
+        var uids: Set<uid_t> = [0, getuid()]
+        if let entry = getpwnam(name) { uids.insert(entry.pointee.pw_uid) }
+        return uids
+    }
+
+    /// Opens a connection to mamorid, refusing a server whose uid is not trusted.
+    func connect(timeout: Int = DaemonConnection.defaultTimeout) throws(CommandFailure) -> DaemonConnection {
+        try DaemonConnection(path: socketPath, timeout: timeout, trusting: trustedUIDs)
     }
 
     /// Sends one request and returns the reply's fields, or throws a failure with the exit status
@@ -34,7 +52,7 @@ struct ConnectionOptions: ParsableArguments {
         if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"], !session.isEmpty {
             request["session"] = .string(session)
         }
-        let client = try connection ?? DaemonConnection(path: socketPath, timeout: timeout)
+        let client = try connection ?? connect(timeout: timeout)
         let reply = try client.exchange(WireReply.encodeRequest(request))
         guard let object = WireReply.parse(reply) else {
             throw CommandFailure("mamorid sent a reply that is not JSON.", exitCode: .commandFailed)
@@ -90,12 +108,23 @@ final class DaemonConnection {
     /// For requests that read the whole audit trail (verify, inspect, prune): minutes on a long one.
     static let wholeTrailTimeout = 3_600
 
-    init(path: String, timeout: Int = DaemonConnection.defaultTimeout) throws(CommandFailure) {
+    /// Connects, and before anything is sent checks the server's peer uid against `trusted`:
+    /// passwords, codes and sessions go only to a server run by root, the daemon's user or you.
+    init(path: String, timeout: Int = DaemonConnection.defaultTimeout, trusting trusted: Set<uid_t>) throws(CommandFailure) {
         self.path = path
         do {
             descriptor = try UnixSocket.connect(path: path, receiveTimeout: timeout)
         } catch {
             throw CommandFailure("cannot reach mamorid at \(path) (\(error.reason)) — is it running? (`make run`)", exitCode: .unreachable)
+        }
+        guard let uid = UnixSocket.peerUID(of: descriptor), trusted.contains(uid) else {
+            let who = UnixSocket.peerUID(of: descriptor).map { "uid \($0)" } ?? "an unknown user"
+            close(descriptor)
+            throw CommandFailure(
+                "refusing to talk to the server at \(path): it runs as \(who), not as root, the daemon's user or you; "
+                    + "if mamorid runs as another user, say so with --daemon-user or $MAMORI_DAEMON_USER.",
+                exitCode: .unreachable
+            )
         }
     }
 
