@@ -63,9 +63,17 @@ install:
 	install -D -m 0755 contrib/mamori-audit-verify.py $(DESTDIR)$(PREFIX)/bin/mamori-audit-verify
 	install -D -m 0644 contrib/systemd/mamorid.service $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
 	sed -i 's|/usr/local/|$(PREFIX)/|g' $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
+	@# mamorid's own system user; into a DESTDIR (a package being staged) none is made: the
+	@# package's maintainer scripts make it.
+	if [ -z "$(DESTDIR)" ] && ! getent passwd mamori >/dev/null; then \
+	  useradd --system --user-group --no-create-home --home-dir /var/lib/mamori --shell /usr/sbin/nologin \
+	    --comment "Mamori access-control daemon" mamori; fi
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mamori
 	test -e $(DESTDIR)$(SYSCONFDIR)/mamori/mamorid.yaml || install -m 0640 contrib/mamorid.yaml $(DESTDIR)$(SYSCONFDIR)/mamori/mamorid.yaml
 	test -e $(DESTDIR)$(SYSCONFDIR)/mamori/policies || { install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mamori/policies && install -m 0640 policies/*.yaml $(DESTDIR)$(SYSCONFDIR)/mamori/policies/; }
+	@# The daemon reads its configuration and policy through its group; only root changes them.
+	if getent group mamori >/dev/null; then \
+	  chgrp -R mamori $(DESTDIR)$(SYSCONFDIR)/mamori; fi
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/mamori/policies/tests $(DESTDIR)$(PREFIX)/share/doc/mamori
 	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/mamori/policies/
 	install -m 0644 policies/tests/*.yaml $(DESTDIR)$(PREFIX)/share/mamori/policies/tests/
