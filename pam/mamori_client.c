@@ -1,9 +1,11 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct ucred */
+#endif
 #include "mamori_client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,7 +15,7 @@
 /* ---- building requests ---- */
 
 static void append(struct mamori_request *request, const char *text, size_t length) {
-    if (request->overflow || request->length + length + 1 > sizeof request->text) {
+    if (request->overflow || length >= sizeof request->text - request->length) {
         request->overflow = true;
         return;
     }
@@ -22,16 +24,17 @@ static void append(struct mamori_request *request, const char *text, size_t leng
     request->text[request->length] = '\0';
 }
 
+/* A JSON string: '"' and '\' escaped, control bytes and DEL as \u00XX; other bytes as they are. */
 static void append_escaped(struct mamori_request *request, const char *value) {
     static const char hex[] = "0123456789abcdef";
     append(request, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0' && !request->overflow; p++) {
         char escaped[6];
         if (*p == '"' || *p == '\\') {
             escaped[0] = '\\';
             escaped[1] = (char)*p;
             append(request, escaped, 2);
-        } else if (*p < 0x20) {
+        } else if (*p < 0x20 || *p == 0x7F) {
             escaped[0] = '\\'; escaped[1] = 'u'; escaped[2] = '0'; escaped[3] = '0';
             escaped[4] = hex[*p >> 4]; escaped[5] = hex[*p & 0x0F];
             append(request, escaped, 6);
@@ -69,28 +72,55 @@ void mamori_request_wipe(struct mamori_request *request) {
 
 static long remaining_ms(const struct timespec *deadline) {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long ms = (deadline->tv_sec - now.tv_sec) * 1000L + (deadline->tv_nsec - now.tv_nsec) / 1000000L;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0) return 0;
+    long ms = (long)(deadline->tv_sec - now.tv_sec) * 1000L + (deadline->tv_nsec - now.tv_nsec) / 1000000L;
     return ms > 0 ? ms : 0;
 }
 
+/* Waits for events on fd until the deadline; false on time-out or error. */
 static bool wait_for(int fd, short events, const struct timespec *deadline) {
     for (;;) {
+        long ms = remaining_ms(deadline);
+        if (ms <= 0) return false;
         struct pollfd p = {.fd = fd, .events = events, .revents = 0};
-        int ready = poll(&p, 1, (int)remaining_ms(deadline));
-        if (ready > 0) return true;
+        int ready = poll(&p, 1, ms > INT32_MAX ? INT32_MAX : (int)ms);
+        if (ready > 0) return (p.revents & events) != 0 || (p.revents & (POLLHUP | POLLERR)) != 0;
         if (ready == 0) return false;
         if (errno != EINTR) return false;
     }
 }
 
-enum mamori_status mamori_call(const char *socket_path, int timeout_ms, const struct mamori_request *request,
-                               char *reply, size_t reply_size) {
-    if (request->overflow) return MAMORI_TOO_LONG;
-    if (reply_size == 0) return MAMORI_PROTOCOL;
+/* Connects the non-blocking socket within the deadline. */
+static enum mamori_status connect_within(int fd, const struct sockaddr_un *address, const struct timespec *deadline) {
+    for (;;) {
+        if (connect(fd, (const struct sockaddr *)address, sizeof *address) == 0) return MAMORI_OK;
+        if (errno == EAGAIN) {
+            /* A Unix socket's backlog is full: nothing is in progress; try again shortly. */
+            long ms = remaining_ms(deadline);
+            if (ms <= 0) return MAMORI_TIMEOUT;
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = (ms < 10 ? ms : 10) * 1000000L};
+            (void)nanosleep(&pause, NULL);
+            continue;
+        }
+        if (errno != EINPROGRESS && errno != EINTR) return MAMORI_UNREACHABLE;
+        if (!wait_for(fd, POLLOUT, deadline)) return MAMORI_TIMEOUT;
+        int error = 0;
+        socklen_t length = sizeof error;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0) return MAMORI_UNREACHABLE;
+        return MAMORI_OK;
+    }
+}
+
+enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const struct mamori_request *request, char *reply,
+                               size_t reply_size, uid_t *peer_uid) {
+    if (peer_uid != NULL) *peer_uid = (uid_t)-1;
+    if (reply == NULL || reply_size < 2) return MAMORI_PROTOCOL;
     reply[0] = '\0';
+    if (request->overflow) return MAMORI_TOO_LONG;
+    if (endpoint->socket_path == NULL || endpoint->socket_path[0] != '/') return MAMORI_UNREACHABLE;
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0) return MAMORI_UNREACHABLE;
+    int timeout_ms = endpoint->timeout_ms > 0 ? endpoint->timeout_ms : 1;
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec += 1; deadline.tv_nsec -= 1000000000L; }
@@ -98,19 +128,31 @@ enum mamori_status mamori_call(const char *socket_path, int timeout_ms, const st
     struct sockaddr_un address;
     memset(&address, 0, sizeof address);
     address.sun_family = AF_UNIX;
-    if (strlen(socket_path) >= sizeof address.sun_path) return MAMORI_UNREACHABLE;
-    memcpy(address.sun_path, socket_path, strlen(socket_path) + 1);
+    size_t path_length = strlen(endpoint->socket_path);
+    if (path_length >= sizeof address.sun_path) return MAMORI_UNREACHABLE;
+    memcpy(address.sun_path, endpoint->socket_path, path_length + 1);
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return MAMORI_UNREACHABLE;
-    enum mamori_status status = MAMORI_OK;
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-        if (errno != EINPROGRESS && errno != EAGAIN) { close(fd); return MAMORI_UNREACHABLE; }
-        if (!wait_for(fd, POLLOUT, &deadline)) { close(fd); return MAMORI_TIMEOUT; }
-        int error = 0;
-        socklen_t length = sizeof error;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0) { close(fd); return MAMORI_UNREACHABLE; }
+    size_t used = 0;
+    enum mamori_status status = connect_within(fd, &address, &deadline);
+    if (status != MAMORI_OK) goto done;
+
+    /* Whom are we talking to? The kernel's word, read before a byte of the request leaves. */
+    struct ucred credentials;
+    memset(&credentials, 0, sizeof credentials);
+    socklen_t credentials_length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &credentials_length) != 0 ||
+        credentials_length != sizeof credentials) {
+        status = MAMORI_UNTRUSTED;
+        goto done;
     }
+    if (peer_uid != NULL) *peer_uid = credentials.uid;
+    if (credentials.uid != 0 && !(endpoint->trust_uid && credentials.uid == endpoint->trusted_uid)) {
+        status = MAMORI_UNTRUSTED;
+        goto done;
+    }
+
     size_t written = 0;
     while (written < request->length) {
         if (!wait_for(fd, POLLOUT, &deadline)) { status = MAMORI_TIMEOUT; goto done; }
@@ -119,28 +161,36 @@ enum mamori_status mamori_call(const char *socket_path, int timeout_ms, const st
         if (n <= 0) { status = MAMORI_UNREACHABLE; goto done; }
         written += (size_t)n;
     }
-    size_t used = 0;
     for (;;) {
         if (used + 1 >= reply_size) { status = MAMORI_PROTOCOL; goto done; }
         if (!wait_for(fd, POLLIN, &deadline)) { status = MAMORI_TIMEOUT; goto done; }
         ssize_t n = recv(fd, reply + used, reply_size - used - 1, 0);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) { status = MAMORI_PROTOCOL; goto done; }
+        size_t start = used;
         used += (size_t)n;
         reply[used] = '\0';
-        char *newline = memchr(reply, '\n', used);
-        if (newline != NULL) { *newline = '\0'; break; }
+        char *newline = memchr(reply + start, '\n', used - start);
+        if (newline != NULL) {
+            /* A NUL inside the line would hide the rest of it from the scanner. */
+            if (memchr(reply, '\0', (size_t)(newline - reply)) != NULL) { status = MAMORI_PROTOCOL; goto done; }
+            if (newline > reply && newline[-1] == '\r') newline[-1] = '\0';
+            *newline = '\0';
+            break;
+        }
     }
 done:
-    close(fd);
+    (void)close(fd);
+    if (status != MAMORI_OK) explicit_bzero(reply, used < reply_size ? used + 1 : reply_size);
     return status;
 }
 
 /* ---- reading replies: a small scanner over one JSON object ---- */
 
-/* Skips white space. */
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
 static const char *skip_space(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    while (is_space(*p)) p++;
     return p;
 }
 
@@ -163,7 +213,7 @@ static const char *skip_value(const char *p) {
     p = skip_space(p);
     if (*p == '"') return skip_string(p);
     if (*p == '{' || *p == '[') {
-        int depth = 0;
+        size_t depth = 0;
         while (*p != '\0') {
             if (*p == '"') {
                 p = skip_string(p);
@@ -179,11 +229,13 @@ static const char *skip_value(const char *p) {
         }
         return NULL;
     }
-    while (*p != '\0' && *p != ',' && *p != '}' && *p != ']' && *p != ' ') p++;
-    return p;
+    /* A number, true, false or null: up to the next delimiter; never empty. */
+    const char *start = p;
+    while (*p != '\0' && *p != ',' && *p != '}' && *p != ']' && *p != '"' && *p != '{' && *p != '[' && !is_space(*p)) p++;
+    return p == start ? NULL : p;
 }
 
-/* Finds the value of a key in the object starting at object (its '{'); NULL if absent. */
+/* Finds the value of a key in the object starting at object (its '{'); NULL if absent or malformed. */
 static const char *find_key(const char *object, const char *key) {
     const char *p = skip_space(object);
     if (*p != '{') return NULL;
@@ -201,36 +253,99 @@ static const char *find_key(const char *object, const char *key) {
         if (p == NULL) return NULL;
         p = skip_space(p);
         if (*p == ',') p = skip_space(p + 1);
+        else if (*p != '}') return NULL;
     }
     return NULL;
 }
 
-/* Unescapes the string at p (its opening quote) into out; \uXXXX above ASCII becomes '?'. */
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads the four hex digits at p; -1 if they are not. */
+static long read_hex4(const char *p) {
+    long value = 0;
+    for (int i = 0; i < 4; i++) {
+        int digit = hex_value(p[i]); /* stops at a NUL: it is no digit */
+        if (digit < 0) return -1;
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+/* Puts code point cp as UTF-8 at out[*used]; false if it does not fit with a NUL after it. */
+static bool put_utf8(char *out, size_t out_size, size_t *used, unsigned long cp) {
+    unsigned char bytes[4];
+    size_t n;
+    if (cp < 0x80) { bytes[0] = (unsigned char)cp; n = 1; }
+    else if (cp < 0x800) { bytes[0] = (unsigned char)(0xC0 | (cp >> 6)); bytes[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
+    else if (cp < 0x10000) {
+        bytes[0] = (unsigned char)(0xE0 | (cp >> 12)); bytes[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        bytes[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
+    } else {
+        bytes[0] = (unsigned char)(0xF0 | (cp >> 18)); bytes[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        bytes[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); bytes[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
+    }
+    if (n >= out_size - *used) return false;
+    memcpy(out + *used, bytes, n);
+    *used += n;
+    return true;
+}
+
+/* Unescapes the string at p (its opening quote) into out. */
 static bool copy_string(const char *p, char *out, size_t out_size) {
-    if (p == NULL || *p != '"' || out_size == 0) return false;
+    if (out_size == 0) return false;
+    out[0] = '\0';
+    if (p == NULL || *p != '"') return false;
     size_t used = 0;
     for (p++; *p != '"'; p++) {
-        if (*p == '\0' || used + 1 >= out_size) return false;
-        char c = *p;
-        if (c == '\\') {
-            p++;
-            switch (*p) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'u':
-                for (int i = 1; i <= 4; i++) if (p[i] == '\0') return false;
-                c = '?';
-                p += 4;
-                break;
-            case '\0': return false;
-            default: c = *p;
-            }
+        unsigned char c = (unsigned char)*p;
+        unsigned long cp;
+        if (c == '\0' || c < 0x20) goto fail; /* unterminated, or a raw control byte */
+        if (c != '\\') {
+            if (used + 1 >= out_size) goto fail;
+            out[used++] = (char)c;
+            continue;
         }
-        out[used++] = c;
+        p++;
+        switch (*p) {
+        case '"': cp = '"'; break;
+        case '\\': cp = '\\'; break;
+        case '/': cp = '/'; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u': {
+            long high = read_hex4(p + 1);
+            if (high < 0) goto fail;
+            p += 4;
+            cp = (unsigned long)high;
+            if (high >= 0xD800 && high <= 0xDBFF && p[1] == '\\' && p[2] == 'u') {
+                long low = read_hex4(p + 3);
+                if (low >= 0xDC00 && low <= 0xDFFF) {
+                    cp = 0x10000UL + (((unsigned long)high - 0xD800UL) << 10) + ((unsigned long)low - 0xDC00UL);
+                    p += 6;
+                }
+            }
+            if (cp == 0) goto fail;                      /* a NUL would cut the value short */
+            if (cp >= 0xD800 && cp <= 0xDFFF) cp = '?'; /* a lone surrogate */
+            break;
+        }
+        default: goto fail; /* no such escape, or the end of the text */
+        }
+        if (!put_utf8(out, out_size, &used, cp)) goto fail;
     }
     out[used] = '\0';
     return true;
+fail:
+    explicit_bzero(out, used < out_size ? used + 1 : out_size);
+    out[0] = '\0';
+    return false;
 }
 
 bool mamori_reply_ok(const char *reply) { return mamori_reply_bool(reply, "ok"); }
@@ -241,10 +356,13 @@ bool mamori_reply_string(const char *reply, const char *key, char *out, size_t o
 
 bool mamori_reply_bool(const char *reply, const char *key) {
     const char *value = find_key(reply, key);
-    return value != NULL && strncmp(value, "true", 4) == 0;
+    if (value == NULL || strncmp(value, "true", 4) != 0) return false;
+    char after = value[4];
+    return after == '\0' || after == ',' || after == '}' || is_space(after);
 }
 
 bool mamori_reply_error_code(const char *reply, char *out, size_t out_size) {
+    if (out_size > 0) out[0] = '\0';
     const char *error = find_key(reply, "error");
     if (error == NULL || *error != '{') return false;
     return copy_string(find_key(error, "code"), out, out_size);
@@ -255,12 +373,15 @@ bool mamori_reply_array_contains(const char *reply, const char *key, const char 
     if (p == NULL || *p != '[') return false;
     p = skip_space(p + 1);
     char item[64];
+    bool found = false;
     while (*p == '"') {
-        if (copy_string(p, item, sizeof item) && strcmp(item, value) == 0) return true;
+        if (copy_string(p, item, sizeof item) && strcmp(item, value) == 0) { found = true; break; }
         p = skip_string(p);
-        if (p == NULL) return false;
+        if (p == NULL) break;
         p = skip_space(p);
         if (*p == ',') p = skip_space(p + 1);
+        else break;
     }
-    return false;
+    explicit_bzero(item, sizeof item);
+    return found;
 }

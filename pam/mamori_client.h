@@ -1,47 +1,70 @@
 /*
  * A small client of mamorid's socket for pam_mamori.so: one request line out, one reply line
- * back, within a timeout, into bounded buffers. No allocation beyond the caller's buffers.
+ * back, within a timeout, into bounded buffers, and only to a server run by a trusted uid.
+ * No allocation beyond the caller's buffers.
  */
 #ifndef MAMORI_CLIENT_H
 #define MAMORI_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
-/* The longest reply line read (the protocol's limit on a line). */
+/* The longest line of the protocol (docs/protocol.md). */
 #define MAMORI_MAX_LINE 65536
+/* A reply buffer that holds such a line, its newline and a NUL. */
+#define MAMORI_REPLY_SIZE (MAMORI_MAX_LINE + 2)
+/* The largest request built (every request of the PAM module is far smaller). */
+#define MAMORI_REQUEST_SIZE 8192
 
 enum mamori_status {
     MAMORI_OK = 0,          /* a reply line was read */
     MAMORI_UNREACHABLE = 1, /* no daemon at the socket */
     MAMORI_TIMEOUT = 2,     /* the daemon did not answer in time */
     MAMORI_PROTOCOL = 3,    /* the reply was not a line we can read */
-    MAMORI_TOO_LONG = 4     /* the request would not fit the buffer */
+    MAMORI_TOO_LONG = 4,    /* the request would not fit the buffer */
+    MAMORI_UNTRUSTED = 5    /* the server's uid is neither root nor the daemon's: nothing was sent */
+};
+
+/* Where mamorid listens and whom to believe there. */
+struct mamori_endpoint {
+    const char *socket_path; /* absolute */
+    int timeout_ms;          /* for the whole call: connect, send and reply */
+    bool trust_uid;          /* besides root, trust trusted_uid */
+    uid_t trusted_uid;
 };
 
 /* A request being built: a JSON object in a fixed buffer. */
 struct mamori_request {
-    char text[8192];
+    char text[MAMORI_REQUEST_SIZE];
     size_t length;
     bool overflow;
 };
 
 void mamori_request_begin(struct mamori_request *request, const char *op);
-/* Adds "key":"value" (value escaped); a NULL value is left out. */
+/* Adds "key":"value" (both escaped); a NULL value is left out. */
 void mamori_request_string(struct mamori_request *request, const char *key, const char *value);
 void mamori_request_end(struct mamori_request *request);
 /* Wipes the request's buffer (it may hold a password). */
 void mamori_request_wipe(struct mamori_request *request);
 
-/* Sends the request and reads one reply line into reply (NUL-terminated). */
-enum mamori_status mamori_call(const char *socket_path, int timeout_ms, const struct mamori_request *request,
-                               char *reply, size_t reply_size);
+/*
+ * Connects, checks the server's peer credentials (SO_PEERCRED) before anything is sent, sends
+ * the request and reads one reply line into reply (NUL-terminated, without its newline). On any
+ * status but MAMORI_OK the reply buffer is wiped. peer_uid (may be NULL) receives the server's
+ * uid when it could be read, else (uid_t)-1.
+ */
+enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const struct mamori_request *request, char *reply,
+                               size_t reply_size, uid_t *peer_uid);
 
 /* Reads a top-level field of a reply: true when "ok" is true. */
 bool mamori_reply_ok(const char *reply);
-/* Copies a top-level string field (unescaped) into out; false if absent, not a string or too long. */
+/*
+ * Copies a top-level string field (unescaped; \uXXXX as UTF-8) into out; false if absent, not a
+ * string, malformed, holding a NUL, or too long, and then out is the empty string.
+ */
 bool mamori_reply_string(const char *reply, const char *key, char *out, size_t out_size);
-/* A top-level boolean field; false when absent. */
+/* A top-level boolean field; false when absent or anything but the literal true. */
 bool mamori_reply_bool(const char *reply, const char *key);
 /* The error code of a failed reply ("error":{"code":…}); false if none. */
 bool mamori_reply_error_code(const char *reply, char *out, size_t out_size);
