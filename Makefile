@@ -16,7 +16,7 @@ PAMDIR ?= /lib/$(shell $(CC) -print-multiarch)/security
 # libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
 RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 
-.PHONY: all build run test bench clean install
+.PHONY: all build run test fuzz bench clean install
 
 all: build
 
@@ -35,13 +35,44 @@ run: build
 	@echo "See docs/protocol.md for every operation."
 	@.build/debug/mamorid
 
+# Everything here runs as root (CI does): the tests attack mamorid as other uids through setpriv,
+# and the PAM tests drive real PAM stacks and a private sshd.
 test:
 	@scripts/ensure-deps test
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam
 	$(SWIFT) build --build-tests
 	.build/debug/mamori policy check policies
 	.build/debug/mamori policy test policies
+	@# The fuzz targets' kept inputs (seeds and any crash once found) replayed in the ordinary build.
+	.build/debug/mamori-fuzz-line Fuzz/corpus/line
+	.build/debug/mamori-fuzz-policy Fuzz/corpus/policy
+	@# The PAM module's C tests under ASan and UBSan, its phases against a real mamorid, and a
+	@# login through a real OpenSSH sshd and ssh client.
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam check MAMORID=$(CURDIR)/.build/debug/mamorid
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam sshd-test MAMORID=$(CURDIR)/.build/debug/mamorid MAMORI_PYTHON=$(MAMORI_PYTHON)
 	$(SWIFT) test --disable-xctest
+
+# libFuzzer for FUZZ_SECONDS per target: the PAM module's reply scanner and request escaping (C,
+# ASan and UBSan), then the socket's line decoder with request parsing and the policy loader
+# (Swift, -sanitize=fuzzer with ASan, in a scratch path of their own). New inputs go to
+# .build-fuzz/corpus/; a crash is written to .build-fuzz/ and stops the run. Keep a crash that
+# was fixed in Fuzz/corpus/ (or pam/tests/corpus/) so that `make test` replays it.
+FUZZ_SECONDS ?= 60
+# The Swift toolchain's clang has libFuzzer's runtime (Debian's clang needs libclang-rt-dev).
+FUZZ_CC ?= $(dir $(realpath $(shell command -v $(SWIFT))))clang
+# lld: gold fails on these links (an internal error in its DWARF reader); the toolchain ships lld.
+FUZZ_SWIFT := $(SWIFT) build --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMAMORI_FUZZ \
+	-Xswiftc -use-ld=lld
+fuzz:
+	@scripts/ensure-deps build
+	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam fuzz FUZZ_CC=$(FUZZ_CC) FUZZ_SECONDS=$(FUZZ_SECONDS)
+	$(FUZZ_SWIFT) --product mamori-fuzz-line
+	$(FUZZ_SWIFT) --product mamori-fuzz-policy
+	@mkdir -p .build-fuzz/corpus/line .build-fuzz/corpus/policy
+	.build-fuzz/debug/mamori-fuzz-line -max_total_time=$(FUZZ_SECONDS) -max_len=512 -print_final_stats=1 \
+		-artifact_prefix=.build-fuzz/line- .build-fuzz/corpus/line Fuzz/corpus/line
+	.build-fuzz/debug/mamori-fuzz-policy -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 \
+		-artifact_prefix=.build-fuzz/policy- .build-fuzz/corpus/policy Fuzz/corpus/policy
 
 # Release build: the figures are about the code, not the debug runtime checks.
 bench:
@@ -84,4 +115,4 @@ install:
 	install -m 0644 pam/examples/* $(DESTDIR)$(PREFIX)/share/mamori/pam.d/
 
 clean:
-	rm -rf .build .build-static .build-venv
+	rm -rf .build .build-static .build-fuzz .build-venv

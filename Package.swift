@@ -88,6 +88,25 @@ let package = Package(
             path: "Benchmarks/MamoriBench",
             exclude: ["cedar_bench.py"]
         ),
+        // Fuzz targets (`make fuzz` builds them with -sanitize=fuzzer and -D MAMORI_FUZZ); the
+        // ordinary build replays their kept inputs (Fuzz/corpus), which `make test` runs.
+        .target(name: "MamoriFuzzSupport", path: "Fuzz/Support"),
+        // libFuzzer's driver, declared for the fuzz targets (its runtime comes with -sanitize=fuzzer).
+        .systemLibrary(name: "CFuzzer", path: "Fuzz/CFuzzer"),
+        .executableTarget(
+            name: "mamori-fuzz-line",
+            dependencies: [
+                "MamoriServer", "MamoriProtocol", "MamoriFuzzSupport", "CFuzzer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/Line"
+        ),
+        .executableTarget(
+            name: "mamori-fuzz-policy",
+            dependencies: ["MamoriCore", "MamoriFuzzSupport", "CFuzzer"],
+            path: "Fuzz/Policy"
+        ),
         .target(
             name: "MamoriTestSupport",
             dependencies: ["MamoriProtocol"],

@@ -1,9 +1,11 @@
 import MamoriProtocol
-import NIOCore
+public import NIOCore
 
 /// What the line decoder passes on: a complete line, or the news that one was too long.
-enum LineEvent {
+public enum LineEvent {
+    /// One line, without its `\n` (and without a `\r` just before it).
     case line(ByteBuffer)
+    /// A line was longer than the limit: reported once, its bytes dropped up to its newline.
     case tooLong
 }
 
@@ -11,17 +13,20 @@ enum LineEvent {
 /// before the `\n` is dropped). A longer line is reported once as ``LineEvent/tooLong`` and its
 /// bytes are discarded up to the next newline, so one bad line never costs more than the limit in
 /// memory and the connection goes on.
-struct LineDecoder: ByteToMessageDecoder {
-    typealias InboundOut = LineEvent
+///
+/// Public for the fuzz target (`Fuzz/Line`), which checks it against a plain split of the stream.
+public struct LineDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = LineEvent
 
-    let maximumLength: Int
+    /// The longest line passed on, in bytes, without its newline.
+    public let maximumLength: Int
     private var discarding = false
 
-    init(maximumLength: Int) {
+    public init(maximumLength: Int) {
         self.maximumLength = maximumLength
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
             let length = newline - buffer.readerIndex
             if discarding || length > maximumLength {
@@ -44,7 +49,7 @@ struct LineDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A last line without its newline is still a request.
         while try decode(context: context, buffer: &buffer) == .continue {}
         if buffer.readableBytes > 0 && !discarding, let line = buffer.readSlice(length: buffer.readableBytes) {
