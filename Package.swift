@@ -90,13 +90,13 @@ let package = Package(
         ),
         // Fuzz targets (`make fuzz` builds them with -sanitize=fuzzer and -D MAMORI_FUZZ); the
         // ordinary build replays their kept inputs (Fuzz/corpus), which `make test` runs.
-        .target(name: "MamoriFuzzSupport", path: "Fuzz/Support"),
         // libFuzzer's driver, declared for the fuzz targets (its runtime comes with -sanitize=fuzzer).
         .systemLibrary(name: "CFuzzer", path: "Fuzz/CFuzzer"),
+        .target(name: "MamoriFuzzSupport", dependencies: ["CFuzzer"], path: "Fuzz/Support"),
         .executableTarget(
             name: "mamori-fuzz-line",
             dependencies: [
-                "MamoriServer", "MamoriProtocol", "MamoriFuzzSupport", "CFuzzer",
+                "MamoriServer", "MamoriProtocol", "MamoriFuzzSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -104,7 +104,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mamori-fuzz-policy",
-            dependencies: ["MamoriCore", "MamoriFuzzSupport", "CFuzzer"],
+            dependencies: ["MamoriCore", "MamoriFuzzSupport"],
             path: "Fuzz/Policy"
         ),
         .target(

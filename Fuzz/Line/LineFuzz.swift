@@ -16,10 +16,6 @@ import MamoriServer
 import NIOCore
 import NIOEmbedded
 import MamoriFuzzSupport
-#if MAMORI_FUZZ
-import CFuzzer
-import Glibc
-#endif
 
 /// A decoder event as plain bytes, to compare with the model.
 enum Shape: Equatable {
@@ -98,28 +94,9 @@ func check(_ data: UnsafeRawBufferPointer) {
     }
 }
 
-#if MAMORI_FUZZ
-/// libFuzzer's entry point. libFuzzer's runtime is linked whole and names it, whichever `main`
-/// the linker keeps (SwiftPM points `main` at this module's own).
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    check(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-#endif
-
-/// The fuzz build (`make fuzz`) hands `check` to libFuzzer's driver with the command line's
-/// options; the ordinary build replays the files and folders named on the command line.
 @main
 enum Main {
     static func main() throws {
-        #if MAMORI_FUZZ
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput))
-        #else
-        let replayed = try replay(CommandLine.arguments.dropFirst()) { bytes in bytes.withUnsafeBytes(check) }
-        print("mamori-fuzz-line: \(replayed) inputs replayed, all held")
-        #endif
+        try runFuzzTarget("mamori-fuzz-line", check)
     }
 }

@@ -12,10 +12,6 @@
 import Foundation
 import MamoriCore
 import MamoriFuzzSupport
-#if MAMORI_FUZZ
-import CFuzzer
-import Glibc
-#endif
 
 /// The bundled policy's files, read once: the inputs vary one of them.
 let bundled: [(name: String, text: String)] = {
@@ -53,28 +49,9 @@ func check(_ data: UnsafeRawBufferPointer) {
     }
 }
 
-#if MAMORI_FUZZ
-/// libFuzzer's entry point. libFuzzer's runtime is linked whole and names it, whichever `main`
-/// the linker keeps (SwiftPM points `main` at this module's own).
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    check(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-#endif
-
-/// The fuzz build (`make fuzz`) hands `check` to libFuzzer's driver with the command line's
-/// options; the ordinary build replays the files and folders named on the command line.
 @main
 enum Main {
     static func main() throws {
-        #if MAMORI_FUZZ
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput))
-        #else
-        let replayed = try replay(CommandLine.arguments.dropFirst()) { bytes in bytes.withUnsafeBytes(check) }
-        print("mamori-fuzz-policy: \(replayed) inputs replayed, all held")
-        #endif
+        try runFuzzTarget("mamori-fuzz-policy", check)
     }
 }
