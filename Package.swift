@@ -48,9 +48,12 @@ let package = Package(
             ]
         ),
         .target(name: "MamoriProtocol"),
+        // The store's interfaces and records: no database in it.
+        .target(name: "MamoriStore", dependencies: ["MamoriCore"]),
+        // The embedded store: SQLite through GRDB.
         .target(
-            name: "MamoriStore",
-            dependencies: ["MamoriCore", .product(name: "GRDB", package: "GRDB.swift")]
+            name: "MamoriSQLite",
+            dependencies: ["MamoriCore", "MamoriStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "MamoriServer",
@@ -67,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "mamorid",
             dependencies: [
-                "MamoriServer",
+                "MamoriServer", "MamoriSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -77,14 +80,14 @@ let package = Package(
         .executableTarget(
             name: "mamori",
             dependencies: [
-                // MamoriStore only for reading an auditor's copy of the database offline.
-                "MamoriCore", "MamoriProtocol", "MamoriStore", "CQRencode",
+                // MamoriSQLite only for reading an auditor's copy of the database offline.
+                "MamoriCore", "MamoriProtocol", "MamoriSQLite", "CQRencode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "mamori-bench",
-            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriStore"],
+            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriSQLite"],
             path: "Benchmarks/MamoriBench",
             exclude: ["cedar_bench.py"]
         ),
@@ -119,6 +122,14 @@ let package = Package(
         .testTarget(
             name: "MamoriServerTests",
             dependencies: ["mamorid", "MamoriCore", "MamoriTestSupport"]
+        ),
+        // The service in-process on a real SQLite file with a moved clock.
+        .testTarget(
+            name: "MamoriServiceTests",
+            dependencies: [
+                "MamoriServer", "MamoriSQLite", "MamoriStore", "MamoriCore", "MamoriProtocol", "MamoriTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "MamoriCLITests",

@@ -1,6 +1,6 @@
 import Foundation
 import MamoriCore
-import MamoriStore
+import MamoriSQLite
 
 /// The audit trail: appending entries (one transaction each, as the daemon does) against Python's
 /// sqlite3 and hashlib doing the same, and verifying a long trail against the auditors' Python
@@ -49,12 +49,12 @@ enum AuditBench {
         let signer = try AuditSigner(rawKey: (0..<32).map { UInt8($0) })
 
         // Appending: one transaction per entry, each reading the head, hashing and inserting.
-        let store = try Store(path: folder.appendingPathComponent("append.sqlite").path, signer: signer)
+        let store = try SQLiteStore(path: folder.appendingPathComponent("append.sqlite").path, signer: signer)
         let clock = ContinuousClock()
         let started = clock.now
         for index in 0..<appended { try await store.appendAudit(entry(index)) }
         let mamoriAppend = (clock.now - started) / .seconds(1)
-        try store.close()
+        try await store.close()
         let peerAppend = try runProgram(python, ["-c", appendPeer, folder.appendingPathComponent("peer.sqlite").path, "\(appended)"], captureOutput: true)
         let peerAppendSeconds = Double(peerAppend.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
         print("audit append, \(appended) entries, one transaction each (WAL)")
@@ -65,15 +65,15 @@ enum AuditBench {
 
         // Verifying: a long trail written in big transactions, then checked whole by each.
         let longPath = folder.appendingPathComponent("long.sqlite").path
-        let long = try Store(path: longPath, signer: signer)
+        let long = try SQLiteStore(path: longPath, signer: signer)
         try await long.appendForBenchmark((0..<verified).map(entry))
-        try long.close()
-        let reader = try Store(readOnlyPath: longPath)
+        try await long.close()
+        let reader = try SQLiteStore(readOnlyPath: longPath)
         var ours: [Double] = []
         var report: AuditReport?
         for _ in 0..<3 {
             let begin = clock.now
-            report = try await reader.verifyAudit(publicKey: signer.publicKey)
+            report = try await AuditVerifier.verify(reader, publicKey: signer.publicKey)
             ours.append((clock.now - begin) / .seconds(1))
         }
         let keyFile = folder.appendingPathComponent("audit.pub").path

@@ -136,3 +136,10 @@ extension JSONValue {
         output.append(UInt8(ascii: "\""))
     }
 }
+
+/// Literals, so that a request reads as the JSON it is: `["op": "status", "limit": 10]`.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+}

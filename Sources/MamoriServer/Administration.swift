@@ -29,7 +29,7 @@ extension MamoriService {
             "user": .string(assignment.user), "role": .string(assignment.role), "granted_by": .string(assignment.grantedBy),
             "granted_at": .string(formatter.string(from: assignment.grantedAt)),
             "expires_at": assignment.expiresAt.map { .string(formatter.string(from: $0)) } ?? .null,
-            "current": .bool(assignment.isCurrent(at: Date())),
+            "current": .bool(assignment.isCurrent(at: clock.now())),
         ])
     }
 
@@ -106,7 +106,7 @@ extension MamoriService {
         let name = try Self.userName(request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         let password = Array(try request.string("password", maximumLength: PasswordHasher.maximumPasswordLength).utf8)
-        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2, random: random)
         let hash = try await runArgon2(context) { try hasher.hash(password) }
         try await store.setPassword(name, hash: hash, mustChange: true, audit: audit(
             context, event: "user.passwd", target: name, outcome: "success", detail: ["temporary": "yes"]
@@ -137,7 +137,7 @@ extension MamoriService {
             try await recordFailure(check, reason: check.reason ?? .password, entry: entry, context)
             throw WireError(.authenticationFailed, "Authentication failed.")
         }
-        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2, random: random)
         let hash: String
         do {
             hash = try await runArgon2(context) { try hasher.hash(new) }
@@ -181,7 +181,7 @@ extension MamoriService {
             )
         }
         let parameters = context.engine.policy.settings.totp
-        let seed = TOTP.generateSecret(for: parameters.algorithm)
+        let seed = TOTP.generateSecret(for: parameters.algorithm, using: random)
         let record = TOTPRecord(user: name, sealedSeed: try cipher.seal(seed, for: name), parameters: parameters, createdAt: context.now)
         try await store.beginTOTP(record, audit: audit(context, event: "totp.enroll.begin", target: name, outcome: "success"))
         let uri = try OTPAuthURI(issuer: configuration.issuer, account: name, secret: seed, parameters: parameters)
@@ -222,7 +222,7 @@ extension MamoriService {
         guard try await store.user(named: name) != nil else { throw WireError(.notFound, "There is no user '\(name)'.") }
         let count = try context.request.optionalInteger("count") ?? RecoveryCodes.defaultCount
         guard (1...20).contains(count) else { throw WireError(.badRequest, "The count must be from 1 to 20.") }
-        let issued = RecoveryCodes.generate(count: count)
+        let issued = RecoveryCodes.generate(count: count, using: random)
         try await store.replaceRecoveryCodes(name, with: issued.map(\.stored), audit: audit(
             context, event: "recovery.issue", target: name, outcome: "success", detail: ["count": "\(count)"]
         ))

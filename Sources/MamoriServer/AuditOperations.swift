@@ -73,8 +73,9 @@ extension MamoriService {
     /// Verifies the whole chain with the daemon's key, keeps the result for `status`, and logs a
     /// broken chain as critical: at start, and for `audit.verify` and `inspect`.
     @discardableResult
-    func checkChain(at time: Date = Date()) async throws -> AuditReport {
-        var report = try await store.verifyAudit(publicKey: auditSigner.publicKey, witness: witness.current().checkpoint)
+    func checkChain(at time: Date? = nil) async throws -> AuditReport {
+        let time = time ?? clock.now()
+        var report = try await AuditVerifier.verify(store, publicKey: auditSigner.publicKey, witness: witness.current().checkpoint)
         if witness.current().checkpoint == nil, let signed = report.lastCheckpoint?.sequence {
             report = report.adding(.witnessMissing(signed: signed))
         }

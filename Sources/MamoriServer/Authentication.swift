@@ -15,17 +15,20 @@ extension MamoriService {
         case noSecondFactor = "no-second-factor", code, replay
     }
 
-    /// The lockout that applies to `name`: the stricter one while they hold a privileged role.
-    func lockout(for name: String, _ context: RequestContext) async throws -> (LockoutSettings, privileged: Bool) {
+    /// The lockout that applies to a holder of `assignments`: the stricter one while they hold a
+    /// privileged role.
+    func lockout(for assignments: [AssignmentRecord], _ context: RequestContext) -> (LockoutSettings, privileged: Bool) {
         let settings = context.engine.policy.settings
-        let roles = try await store.assignments(of: name).filter { $0.isCurrent(at: context.now) }.map(\.role)
+        let roles = assignments.filter { $0.isCurrent(at: context.now) }.map(\.role)
         let privileged = roles.contains { role in context.engine.policy.roles.contains { $0.id == role && $0.privileged } }
         return (privileged ? settings.privilegedLockout : settings.lockout, privileged)
     }
 
     /// The result of checking a password the way every operation that takes one must.
     struct PasswordCheck {
-        let user: UserRecord?
+        /// The account as read before the check (one read: see ``MamoriStore/LoginState``).
+        let state: LoginState
+        var user: UserRecord? { state.user }
         /// Set when the password matched a usable account and its attempt is reserved.
         let matched: Bool
         /// The failure, when the password did not let the caller in.
@@ -46,9 +49,10 @@ extension MamoriService {
     /// an account with an older hash costs what it would cost when not locked), else a dummy at
     /// the policy's parameters.
     func checkPassword(_ name: String, _ password: [UInt8], _ context: RequestContext) async throws -> PasswordCheck {
-        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2)
-        let user = try await store.user(named: name)
-        let (lockout, privileged) = try await self.lockout(for: name, context)
+        let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2, random: random)
+        let state = try await store.loginState(of: name)
+        let user = state.user
+        let (lockout, privileged) = self.lockout(for: state.assignments, context)
         var reservation = AttemptReservation.refused(locked: false)
         var wasLocked = false
         if let user, !user.disabled, user.passwordHash != nil {
@@ -82,7 +86,7 @@ extension MamoriService {
         else if !usable || !verified { reason = .password }
         else { reason = nil }
         return PasswordCheck(
-            user: user, matched: reason == nil, reason: reason, attempt: attempt, lockout: lockout, privileged: privileged,
+            state: state, matched: reason == nil, reason: reason, attempt: attempt, lockout: lockout, privileged: privileged,
             wasLocked: wasLocked
         )
     }
@@ -130,7 +134,7 @@ extension MamoriService {
             var recoveryCode: Int64?
             if reason == nil, required.contains(.totp) {
                 let typed = code ?? ""
-                let enrolment = try await store.totp(of: name)
+                let enrolment = check.state.totp
                 var totpResult: TOTPVerification?
                 if let enrolment, enrolment.confirmed, !typed.isEmpty {
                     let seed = try cipher.open(enrolment.sealedSeed, for: name)
@@ -146,7 +150,7 @@ extension MamoriService {
                 case .replayed?: reason = .replay
                 case .rejected?, .malformed?, nil:
                     // A recovery code stands in for the device, also when none is enrolled (after a reset).
-                    let stored = typed.isEmpty ? [] : try await store.recoveryCodes(of: name)
+                    let stored = typed.isEmpty ? [] : check.state.recoveryCodes
                     if let match = RecoveryCodes.consume(typed, from: stored.map(\.code), at: context.now) {
                         recoveryCode = stored[match.index].id
                         factors.insert(.recoveryCode)
@@ -157,7 +161,7 @@ extension MamoriService {
             }
 
             if reason == nil, let user = check.user, let attempt = check.attempt {
-                let hasher = try PasswordHasher(parameters: settings.argon2)
+                let hasher = try PasswordHasher(parameters: settings.argon2, random: random)
                 var rehash: String?
                 if let storedHash = user.passwordHash, (try? hasher.needsRehash(storedHash)) == true {
                     rehash = try await runArgon2(context) { try hasher.hash(password) }
@@ -174,7 +178,7 @@ extension MamoriService {
                 if recorded {
                     // Authenticating again (a screen unlock) keeps the user's sessions from lapsing.
                     cache.touch(user: name, at: context.now)
-                    let ticket = SystemRandomBytes().bytes(24).map { String(format: "%02x", $0) }.joined()
+                    let ticket = random.bytes(24).map { String(format: "%02x", $0) }.joined()
                     tickets.withLockedValue { book in
                         book = book.filter { $0.value.expires > context.now }
                         book[ticket] = Ticket(
@@ -267,7 +271,7 @@ extension MamoriService {
         try await requireSelfOrPermission(context, user: ticket.user)
         let settings = context.engine.policy.settings
         let session = SessionRecord(
-            id: SystemRandomBytes().bytes(16).map { String(format: "%02x", $0) }.joined(), user: ticket.user,
+            id: random.bytes(16).map { String(format: "%02x", $0) }.joined(), user: ticket.user,
             zone: configuration.zone, terminal: configuration.terminal, factors: ticket.factors,
             service: try request.optionalString("service", maximumLength: 64) ?? "unknown",
             tty: try request.optionalString("tty", maximumLength: 64), remoteHost: try request.optionalString("rhost", maximumLength: 256),
@@ -373,7 +377,7 @@ extension MamoriService {
             case .string(let resource)? = request.fields["resource"], resource.utf8.count <= 512,
             let session = cache.session(sessionID)
         else { return nil }
-        let now = Date()
+        let now = clock.now()
         let engine = self.engine
         // An idle session goes the full path, which closes and records it.
         guard session.isOpen(at: now), caller.isOperator || caller.name == session.user,

@@ -32,6 +32,13 @@ struct Caller: Sendable {
         name = Self.loginName(of: credentials.uid)
     }
 
+    /// A caller whose name is already known (tests that run the service in-process).
+    init(uid: UInt32, pid: Int32, name: String?) {
+        self.uid = uid
+        self.pid = pid
+        self.name = name
+    }
+
 
     /// The login name of `uid` from the password database (getpwuid_r: thread-safe).
     static func loginName(of uid: uid_t) -> String? {

@@ -1,6 +1,7 @@
 public import Logging
 import Foundation
 import MamoriCore
+public import MamoriStore
 import MamoriProtocol
 import NIOConcurrencyHelpers
 import NIOCore
@@ -48,12 +49,12 @@ public final class MamoriDaemon: Service, Sendable {
     private let inFlight = InFlightCounter()
     private let admission: Admission
 
-    /// Prepares the state folder, opens the store and loads the policy; throws, with a sentence
-    /// for the operator, when any of them is unusable.
-    public init(configuration: DaemonConfiguration, logger: Logger) throws {
+    /// Prepares the state folder, opens the store with `openStore` and loads the policy; throws,
+    /// with a sentence for the operator, when any of them is unusable.
+    public init(configuration: DaemonConfiguration, logger: Logger, openStore: StoreOpener) async throws {
         self.configuration = configuration
         self.logger = logger
-        service = try MamoriService(configuration: configuration, logger: logger)
+        service = try await ServiceFactory.make(configuration: configuration, logger: logger, openStore: openStore)
         admission = Admission(limits: Admission.Limits(configuration))
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
     }

@@ -13,9 +13,13 @@ import NIOConcurrencyHelpers
 /// `recovery.issue`.
 final class MamoriService: Sendable {
     let configuration: DaemonConfiguration
-    let store: Store
+    let store: any MamoriStorage
     let logger: Logger
-    let startedAt = Date()
+    /// Every "now" of the service: decisions, windows, expiries, audit entries.
+    let clock: any WallClock
+    /// Tickets, session ids, TOTP seeds, recovery codes and password salts come from here.
+    let random: any RandomByteSource
+    let startedAt: Date
     let cipher: SeedCipher
     let auditSigner: AuditSigner
     /// The newest signed head, kept outside the database.
@@ -47,44 +51,29 @@ final class MamoriService: Sendable {
     /// How long a ticket from `authenticate` stays valid for `session.open`.
     static let ticketLifetime: TimeInterval = 300
 
-    init(configuration: DaemonConfiguration, logger: Logger) throws(ConfigurationError) {
+    /// A service from its parts; no I/O (``ServiceFactory`` does the daemon's set-up). The policy
+    /// must have the configuration's zone.
+    ///
+    /// - Parameter assignmentGeneration: the store's current generation, which decisions carry.
+    init(
+        configuration: DaemonConfiguration, store: any MamoriStorage, policy: Policy, cipher: SeedCipher,
+        auditSigner: AuditSigner, witness: WitnessKeeper, assignmentGeneration: Int64, clock: any WallClock,
+        random: any RandomByteSource, logger: Logger
+    ) {
         self.configuration = configuration
+        self.store = store
+        self.cipher = cipher
+        self.auditSigner = auditSigner
+        self.witness = witness
+        self.clock = clock
+        self.random = random
         self.logger = logger
-        let keys = try StateFolder.prepare(configuration.stateDirectory)
-        do {
-            cipher = try SeedCipher(key: keys.seed)
-            auditSigner = try AuditSigner(rawKey: keys.audit)
-        } catch {
-            throw ConfigurationError(error.message)
-        }
-        do {
-            let keeper = WitnessKeeper(path: configuration.witnessPath, logger: logger)
-            witness = keeper
-            store = try Store(
-                path: configuration.stateDirectory + "/" + StateFolder.databaseName, signer: auditSigner,
-                checkpointInterval: configuration.checkpointEntries, onCheckpoint: { keeper.witness($0) }
-            )
-        } catch {
-            throw ConfigurationError("\(error)")
-        }
-        try StateFolder.checkOwnership(configuration.stateDirectory + "/" + StateFolder.databaseName, what: "database", secret: true)
-        do {
-            cache = SubjectCache(generation: try store.currentAssignmentGeneration())
-        } catch {
-            throw ConfigurationError("\(error)")
-        }
-        let policy: Policy
-        do {
-            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
-        } catch {
-            throw ConfigurationError("The policy in \(configuration.policyDirectory) is invalid:\n\(error)")
-        }
-        guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
-            throw ConfigurationError("The zone '\(configuration.zone)' is not in the policy (zones: \(policy.zones.map(\.id).joined(separator: ", "))).")
-        }
+        startedAt = clock.now()
+        cache = SubjectCache(generation: assignmentGeneration, clock: clock)
         engineBox = NIOLockedValueBox(PolicyEngine(policy: policy))
         denials = DenialLedger(
-            interval: TimeInterval(configuration.denialIntervalSeconds), perInterval: configuration.denialsPerInterval, now: Date()
+            interval: TimeInterval(configuration.denialIntervalSeconds), perInterval: configuration.denialsPerInterval,
+            now: clock.now()
         )
         argonPool = Argon2Pool(
             workers: configuration.argon2Workers, queue: configuration.argon2Queue, perUID: configuration.argon2PerUID
@@ -104,7 +93,7 @@ final class MamoriService: Sendable {
         }
         await signChainHead()
         do {
-            try store.close()
+            try await store.close()
         } catch {
             logger.warning("\(error)")
         }
@@ -113,7 +102,7 @@ final class MamoriService: Sendable {
     /// Signs the head of the audit chain unless it is signed already.
     func signChainHead() async {
         do {
-            try await store.writeCheckpoint(at: Date())
+            try await store.writeCheckpoint(at: clock.now())
         } catch {
             logger.critical("an audit checkpoint could not be written", metadata: ["error": "\(error)"])
         }
@@ -121,7 +110,7 @@ final class MamoriService: Sendable {
 
     /// Writes the summaries of the denials counted in the interval that ended (all, with `force`).
     func closeDenialInterval(force: Bool = false) async {
-        for entry in denials.closeInterval(at: Date(), force: force) {
+        for entry in denials.closeInterval(at: clock.now(), force: force) {
             do {
                 try await store.appendAudit(entry)
             } catch {
@@ -154,7 +143,7 @@ final class MamoriService: Sendable {
         guard !caller.isOperator, denials.isCutOff(caller.uid) else { return nil }
         return WireReply.failure(WireError(
             .rateLimited,
-            "Your user was denied too often; requests are refused for \(denials.secondsLeft(at: Date())) more second(s).",
+            "Your user was denied too often; requests are refused for \(denials.secondsLeft(at: clock.now())) more second(s).",
             id: request.id
         ))
     }
@@ -186,7 +175,8 @@ final class MamoriService: Sendable {
             switch error.code {
             case .notFound: return WireError(.notFound, error.message, id: id)
             case .conflict: return WireError(.conflict, error.message, id: id)
-            case .storage: return WireError(.internal, "The daemon could not record the change; nothing was done.", id: id)
+            // Storage and any code a store adds: the caller learns only that nothing was done.
+            default: return WireError(.internal, "The daemon could not record the change; nothing was done.", id: id)
             }
         case let error as PasswordError: return WireError(.invalid, error.message, id: id)
         case let error as OTPError: return WireError(.invalid, error.message, id: id)
@@ -211,7 +201,7 @@ final class MamoriService: Sendable {
                 cache.invalidate(assignmentsChanged: Self.assignmentWrites.contains(request.op))
             }
         }
-        let context = RequestContext(request: request, caller: caller, now: Date(), engine: engine)
+        let context = RequestContext(request: request, caller: caller, now: clock.now(), engine: engine)
         switch request.op {
         case "status": return try await status(context)
         case "authenticate": return try await authenticate(context)
@@ -390,7 +380,7 @@ final class MamoriService: Sendable {
             "policy_revision": .string(context.engine.revision),
             "uptime_seconds": .number(context.now.timeIntervalSince(startedAt).rounded(.down)),
             "counts": .object(counts.mapValues { .number(Double($0)) }),
-            "storage": .object(["synchronous": .string(durability.synchronous), "journal_mode": .string(durability.journalMode)]),
+            "storage": .object(durability.mapValues { .string($0) }),
             "audit_chain": lastChainCheck.withLockedValue { check in
                 guard let check else { return .object(["checked": .bool(false)]) }
                 return .object([
@@ -425,7 +415,7 @@ final class MamoriService: Sendable {
     /// Used by `policy.reload` and SIGHUP (`context` nil: the daemon itself).
     func reload(actor context: RequestContext?) async throws -> (String, String) {
         let old = engine.revision
-        let now = Date()
+        let now = clock.now()
         func entry(_ outcome: String, _ detail: [String: String]) -> AuditEntry {
             AuditEntry(
                 time: now, actorUID: context.map { Int($0.caller.uid) }, actor: context?.caller.label ?? "mamorid",

@@ -6,7 +6,7 @@ import MamoriStore
 /// terminal's PAM services, and reports each of the guideline's checks as pass, warn or fail with
 /// the accounts or items involved. Read-only; the caller verifies the chain and records the run.
 struct SelfInspection {
-    let store: Store
+    let store: any MamoriStorage
     let engine: PolicyEngine
     let configuration: DaemonConfiguration
     /// The whole chain checked with the daemon's key (``MamoriService/checkChain(at:)``).

@@ -37,8 +37,10 @@ final class SubjectCache: Sendable {
     static let sessionLimit = 50_000
 
     private let state: NIOLockedValueBox<State>
+    private let clock: any WallClock
 
-    init(generation: Int64) {
+    init(generation: Int64, clock: any WallClock) {
+        self.clock = clock
         state = NIOLockedValueBox(State(generation: generation))
     }
 
@@ -58,7 +60,7 @@ final class SubjectCache: Sendable {
     func keep(_ session: SessionRecord) {
         state.withLockedValue { state in
             if state.sessions.count >= Self.sessionLimit {
-                let now = Date()
+                let now = clock.now()
                 state.sessions = state.sessions.filter { $0.value.isOpen(at: now) }
                 if state.sessions.count >= Self.sessionLimit { state.sessions = [:] }
             }

@@ -83,29 +83,14 @@ public struct FailureRecord: Sendable, Hashable {
     public var firstFailureAt: Date
     public var lockedUntil: Date?
 
+    public init(user: String, count: Int, firstFailureAt: Date, lockedUntil: Date?) {
+        self.user = user
+        self.count = count
+        self.firstFailureAt = firstFailureAt
+        self.lockedUntil = lockedUntil
+    }
+
     public func isLocked(at time: Date) -> Bool { lockedUntil.map { time < $0 } ?? false }
-}
-
-/// A password attempt reserved in the store before its Argon2 run (see
-/// ``Store/reserveAttempt(_:at:threshold:window:)``); settle it exactly once.
-public struct PasswordAttempt: Sendable, Hashable {
-    public let user: String
-    /// The lockout threshold and window it was reserved against.
-    public let threshold: Int
-    public let window: TimeInterval
-    /// Failures within the window when it was reserved: a success forgives only these.
-    public let failuresBefore: Int
-    /// Where that window started.
-    public let windowStart: Date
-}
-
-/// Whether a password attempt may be evaluated.
-public enum AttemptReservation: Sendable, Hashable {
-    /// Evaluate it, then settle the attempt.
-    case reserved(PasswordAttempt)
-    /// Do not evaluate it: the account is locked (`locked`), or the attempts already in flight
-    /// would reach the threshold.
-    case refused(locked: Bool)
 }
 
 /// A login session opened after a successful authentication.
@@ -149,16 +134,34 @@ public struct SessionRecord: Sendable, Hashable {
 
 /// A stored recovery code with its row id.
 public struct RecoveryCodeRecord: Sendable, Hashable {
+    /// The store's identifier of this code, which ``CredentialStore/recordLogin(_:at:attempt:acceptedStep:consumedRecoveryCode:rehash:audit:)``
+    /// takes to consume it.
     public var id: Int64
     public var code: StoredRecoveryCode
+
+    public init(id: Int64, code: StoredRecoveryCode) {
+        self.id = id
+        self.code = code
+    }
 }
 
-/// Why a store operation was refused.
+/// Why a store operation was refused. The message is safe to show the caller: it never holds a
+/// secret or a statement's arguments.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        case notFound = "not-found"
-        case conflict
-        case storage
+    /// What kind of refusal: a struct, not an enum, so that a store can add codes (a hub's
+    /// `unavailable`, say) without breaking the switches of those who map them.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The user, session, enrolment or assignment named does not exist.
+        public static let notFound = Code(rawValue: "not-found")
+        /// It exists already, or the change collides with another.
+        public static let conflict = Code(rawValue: "conflict")
+        /// The store could not read or write: nothing was changed.
+        public static let storage = Code(rawValue: "storage")
+
+        public var description: String { rawValue }
     }
 
     public let code: Code
@@ -170,4 +173,38 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// What ``AuditTrail/pruneAudit(before:audit:)`` removed.
+public struct AuditPruneResult: Sendable, Hashable {
+    /// The last removed entry; the signed checkpoint at it anchors what remains.
+    public let prunedThrough: Int64
+    public let removed: Int
+
+    public init(prunedThrough: Int64, removed: Int) {
+        self.prunedThrough = prunedThrough
+        self.removed = removed
+    }
+}
+
+/// Everything a login needs about one account, read at once (one round trip, one snapshot).
+public struct LoginState: Sendable, Hashable {
+    /// Nil when there is no such user; the other fields are then empty.
+    public var user: UserRecord?
+    public var failures: FailureState?
+    public var totp: TOTPRecord?
+    public var recoveryCodes: [RecoveryCodeRecord]
+    /// Every assignment, current or not: the caller judges them at its own time.
+    public var assignments: [AssignmentRecord]
+
+    public init(
+        user: UserRecord?, failures: FailureState?, totp: TOTPRecord?, recoveryCodes: [RecoveryCodeRecord],
+        assignments: [AssignmentRecord]
+    ) {
+        self.user = user
+        self.failures = failures
+        self.totp = totp
+        self.recoveryCodes = recoveryCodes
+        self.assignments = assignments
+    }
 }

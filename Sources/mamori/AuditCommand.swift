@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MamoriCore
 import MamoriProtocol
-import MamoriStore
+import MamoriSQLite
 
 /// `mamori audit`: the audit trail (監査証跡). `verify` and `export` work through mamorid or,
 /// with `--db`, offline on an auditor's copy of the database.
@@ -13,10 +13,10 @@ struct AuditCommand: ParsableCommand {
     )
 
     /// Opens an auditor's copy read-only, or says why not.
-    static func open(_ db: String) throws(CommandFailure) -> Store {
+    static func open(_ db: String) throws(CommandFailure) -> SQLiteStore {
         guard FileManager.default.isReadableFile(atPath: db) else { throw CommandFailure("There is no readable database at \(db).") }
         do {
-            return try Store(readOnlyPath: db)
+            return try SQLiteStore(readOnlyPath: db)
         } catch {
             throw CommandFailure("The database at \(db) cannot be opened: \(error)")
         }
@@ -141,7 +141,7 @@ struct AuditCommand: ParsableCommand {
             }
             let store = try AuditCommand.open(db)
             do {
-                return try await store.verifyAudit(publicKey: key, witness: witnessed).summary
+                return try await AuditVerifier.verify(store, publicKey: key, witness: witnessed).summary
             } catch {
                 throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
             }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MamoriServer
+import MamoriSQLite
 import ServiceLifecycle
 import UnixSignals
 
@@ -49,7 +50,13 @@ struct MamoriDaemonCommand: AsyncParsableCommand {
         let logger = Logger(label: "mamorid")
         let daemon: MamoriDaemon
         do {
-            daemon = try MamoriDaemon(configuration: settings, logger: logger)
+            // The embedded store: one SQLite file in the state folder.
+            daemon = try await MamoriDaemon(configuration: settings, logger: logger) { needs in
+                try SQLiteStore(
+                    path: needs.databasePath, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
+                    onCheckpoint: needs.onCheckpoint
+                )
+            }
         } catch {
             FileHandle.standardError.write(Data("mamorid: \(error)\n".utf8))
             throw ExitCode(2)

@@ -1,0 +1,181 @@
+public import Foundation
+internal import GRDB
+public import MamoriCore
+public import MamoriStore
+
+/// Users, role assignments and sessions.
+extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
+    // MARK: Users
+
+    public func user(named name: String) async throws -> UserRecord? {
+        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user) }
+    }
+
+    public func users() async throws -> [UserRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY name").map(Self.user) }
+    }
+
+    public func addUser(_ user: UserRecord, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user.name]) == nil else {
+                throw StoreError(.conflict, "The user '\(user.name)' already exists.")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO users (name, display_name, kind, organisation, disabled, created_at, must_change_password,
+                        password_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    user.name, user.displayName, user.kind.rawValue, user.organisation, user.disabled,
+                    millis(user.createdAt), user.mustChangePassword, user.passwordHash,
+                ]
+            )
+        }
+    }
+
+    /// Changes a user's row with `sql` (which must use `?` for the name last); not-found if none.
+    private func updateUser(_ name: String, sql: String, arguments: StatementArguments, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: sql, arguments: arguments + [name])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no user '\(name)'.") }
+        }
+    }
+
+    public func setDisabled(_ name: String, _ disabled: Bool, audit: AuditEntry) async throws {
+        try await updateUser(name, sql: "UPDATE users SET disabled = ? WHERE name = ?", arguments: [disabled], audit: audit)
+    }
+
+    public func removeUser(_ name: String, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no user '\(name)'.") }
+            try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+        }
+    }
+
+    public func setPassword(_ name: String, hash: String, mustChange: Bool, audit: AuditEntry) async throws {
+        try await updateUser(
+            name, sql: "UPDATE users SET password_hash = ?, must_change_password = ? WHERE name = ?",
+            arguments: [hash, mustChange], audit: audit
+        )
+    }
+
+    // MARK: Role assignments
+
+    public func assignments(of name: String) async throws -> [AssignmentRecord] {
+        try await read { db in try Self.assignments(of: name, db) }
+    }
+
+    static func assignments(of name: String, _ db: Database) throws -> [AssignmentRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM assignments WHERE user = ? ORDER BY role", arguments: [name]).map(Self.assignment)
+    }
+
+    public func allAssignments() async throws -> [AssignmentRecord] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM assignments ORDER BY role, user").map(Self.assignment) }
+    }
+
+    /// Grants a role, checking the grant rules inside the same write transaction, so that two
+    /// grants at once cannot both pass a holder limit or a separation of duty.
+    ///
+    /// - Parameters:
+    ///   - check: given the roles the user holds at the grant's time and the role's current
+    ///     holders, the reasons the grant breaks a rule (empty: it may be made).
+    ///   - denial: the audit entry recorded instead when `check` finds reasons.
+    /// - Returns: the reasons; when not empty, nothing was granted and `denial` was recorded.
+    public func grant(
+        _ assignment: AssignmentRecord, audit: AuditEntry, denial: @escaping @Sendable ([String]) -> AuditEntry,
+        check: @escaping @Sendable (_ held: [String], _ holders: Int) -> [String]
+    ) async throws -> [String] {
+        try await write(audit: nil) { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [assignment.user]) != nil else {
+                throw StoreError(.notFound, "There is no user '\(assignment.user)'.")
+            }
+            let now = millis(assignment.grantedAt)
+            let held = try String.fetchAll(
+                db, sql: "SELECT role FROM assignments WHERE user = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY role",
+                arguments: [assignment.user, now]
+            )
+            let holders = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?)",
+                arguments: [assignment.role, now]
+            ) ?? 0
+            let violations = check(held, holders)
+            guard violations.isEmpty else {
+                try self.append(denial(violations), db)
+                return violations
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO assignments (user, role, granted_by, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [assignment.user, assignment.role, assignment.grantedBy, now, assignment.expiresAt.map(millis)]
+            )
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+            try self.append(audit, db)
+            return []
+        }
+    }
+
+    public func revoke(_ name: String, role: String, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "DELETE FROM assignments WHERE user = ? AND role = ?", arguments: [name, role])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "'\(name)' does not hold the role '\(role)'.") }
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
+        }
+    }
+
+    public func assignmentGeneration() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }
+    }
+
+    // MARK: Sessions
+
+    public func openSession(_ session: SessionRecord, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (id, user, zone, terminal, factors, service, tty, remote_host, opened_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    session.id, session.user, session.zone, session.terminal,
+                    session.factors.map(\.rawValue).sorted().joined(separator: ","), session.service, session.tty,
+                    session.remoteHost, millis(session.openedAt), millis(session.expiresAt),
+                ]
+            )
+        }
+    }
+
+    public func session(_ id: String) async throws -> SessionRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { row in
+                SessionRecord(
+                    id: row["id"], user: row["user"], zone: row["zone"], terminal: row["terminal"],
+                    factors: Set((row["factors"] as String).split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
+                    service: row["service"], tty: row["tty"], remoteHost: row["remote_host"], openedAt: date(row["opened_at"]),
+                    expiresAt: date(row["expires_at"]), closedAt: (row["closed_at"] as Int64?).map(date),
+                    lastActiveAt: (row["last_active_at"] as Int64?).map(date)
+                )
+            }
+        }
+    }
+
+    /// Saves when open sessions were last used (at shutdown), so that a restart does not make
+    /// them look idle. Bookkeeping, not an act: no audit entry.
+    public func saveSessionActivity(_ activity: [String: Date]) async throws {
+        guard !activity.isEmpty else { return }
+        try await write(audit: nil) { db in
+            for (id, time) in activity {
+                try db.execute(
+                    sql: "UPDATE sessions SET last_active_at = ? WHERE id = ? AND closed_at IS NULL", arguments: [millis(time), id]
+                )
+            }
+        }
+    }
+
+    public func closeSession(_ id: String, at time: Date, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(sql: "UPDATE sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL", arguments: [millis(time), id])
+            guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no open session '\(id)'.") }
+        }
+    }
+}

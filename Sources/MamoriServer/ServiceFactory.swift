@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+public import MamoriCore
+public import MamoriStore
+
+/// What a daemon gives its store when it opens it: where the state folder keeps the database,
+/// the key that signs checkpoints, and where each new checkpoint goes once committed (the witness).
+public struct StoreRequirements: Sendable {
+    /// The database file in the state folder (an embedded store's; a server store ignores it).
+    public let databasePath: String
+    public let signer: AuditSigner
+    /// Every this many entries, a signed checkpoint in the same transaction.
+    public let checkpointInterval: Int
+    /// Call with each new checkpoint after its transaction commits; keep it short.
+    public let onCheckpoint: @Sendable (AuditCheckpoint) -> Void
+}
+
+/// Opens the store a daemon runs on (mamorid: the SQLite store). Throw with a sentence for the operator.
+public typealias StoreOpener = @Sendable (StoreRequirements) throws -> any MamoriStorage
+
+/// The daemon's set-up, all the I/O before serving: the state folder and its keys, the store,
+/// the policy folder; then the service from its parts.
+enum ServiceFactory {
+    static func make(
+        configuration: DaemonConfiguration, logger: Logger, openStore: StoreOpener,
+        clock: any WallClock = SystemClock(), random: any RandomByteSource = SystemRandomBytes()
+    ) async throws(ConfigurationError) -> MamoriService {
+        let keys = try StateFolder.prepare(configuration.stateDirectory)
+        let cipher: SeedCipher
+        let signer: AuditSigner
+        do {
+            cipher = try SeedCipher(key: keys.seed)
+            signer = try AuditSigner(rawKey: keys.audit)
+        } catch {
+            throw ConfigurationError(error.message)
+        }
+        let witness = WitnessKeeper(path: configuration.witnessPath, logger: logger)
+        let databasePath = configuration.stateDirectory + "/" + StateFolder.databaseName
+        let store: any MamoriStorage
+        let generation: Int64
+        do {
+            store = try openStore(StoreRequirements(
+                databasePath: databasePath, signer: signer, checkpointInterval: configuration.checkpointEntries,
+                onCheckpoint: { witness.witness($0) }
+            ))
+            generation = try await store.assignmentGeneration()
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
+        try StateFolder.checkOwnership(databasePath, what: "database", secret: true)
+        let policy = try loadPolicy(configuration)
+        return MamoriService(
+            configuration: configuration, store: store, policy: policy, cipher: cipher, auditSigner: signer,
+            witness: witness, assignmentGeneration: generation, clock: clock, random: random, logger: logger
+        )
+    }
+
+    /// The policy folder, loaded and checked to have the configured zone.
+    static func loadPolicy(_ configuration: DaemonConfiguration) throws(ConfigurationError) -> Policy {
+        let policy: Policy
+        do {
+            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
+        } catch {
+            throw ConfigurationError("The policy in \(configuration.policyDirectory) is invalid:\n\(error)")
+        }
+        guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
+            throw ConfigurationError(
+                "The zone '\(configuration.zone)' is not in the policy (zones: \(policy.zones.map(\.id).joined(separator: ", ")))."
+            )
+        }
+        return policy
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import MamoriProtocol
+import MamoriSQLite
+import MamoriServer
+import MamoriStore
+import Testing
+
+/// Time-dependent rules run against a moved clock instead of edited timestamps: the service
+/// in-process on a real SQLite file, with a ``ManualClock``.
+@Suite("rules over time, with a fixed clock")
+struct ClockTests {
+    func openSession(_ service: InProcessService, code: String) async throws -> String {
+        let authenticated = try await service.call([
+            "op": "authenticate", "user": "mori", "password": "mori password", "code": .string(code),
+        ])
+        let ticket = try #require(authenticated.string("ticket"), "\(authenticated)")
+        let opened = try await service.call(["op": "session.open", "ticket": .string(ticket), "service": "login"])
+        return try #require(opened.string("session"), "\(opened)")
+    }
+
+    func use(_ service: InProcessService, _ session: String) async throws -> Reply {
+        try await service.call([
+            "op": "authorize", "session": .string(session), "action": "mamori.status", "resource": "mamori:status",
+        ])
+    }
+
+    /// The policy's `session: idle-minutes` (15 in the town policy): a session not used for that
+    /// long lapses, is closed and recorded; use, saved across a restart, and authenticating again
+    /// (a screen unlock) keep it alive.
+    @Test("an unused session lapses; a used one survives a restart; authenticating again revives one")
+    func idleSessions() async throws {
+        let service = try await InProcessService()
+        let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        let codes = try await service.call(["op": "recovery.issue", "user": "mori", "count": 3]).strings("codes")
+        try #require(codes.count == 3)
+        let unused = try await openSession(service, code: try service.code(seed, offset: 30))
+        let used = try await openSession(service, code: codes[0])
+        let revived = try await openSession(service, code: codes[1])
+        #expect(try await use(service, used).ok)
+        #expect(try await use(service, revived).ok)
+
+        service.clock.advance(by: 10 * 60)
+        #expect(try await use(service, used).ok, "ten idle minutes are within the fifteen")
+        let lastUse = service.clock.now()
+        try await service.restart()
+        // The last use was saved at the stop.
+        let copy = try SQLiteStore(readOnlyPath: service.configuration.stateDirectory + "/mamori.sqlite")
+        let saved = try #require(try await copy.session(used)?.lastActiveAt)
+        #expect(abs(saved.timeIntervalSince(lastUse)) < 0.001)
+        try await copy.close()
+
+        service.clock.advance(by: 10 * 60)
+        // unused: 20 minutes since it was opened; used: 10 since its saved use; revived: 20.
+        let lapsed = try await use(service, unused)
+        #expect(lapsed.errorCode == "not_found")
+        #expect(lapsed.errorMessage?.contains("lapsed after 15 idle minutes") == true, "\(lapsed)")
+        #expect(try await use(service, unused).errorCode == "not_found")
+        #expect(try await use(service, used).ok)
+        let unlocked = try await service.call([
+            "op": "authenticate", "user": "mori", "password": "mori password", "code": .string(codes[2]),
+        ])
+        #expect(unlocked.ok, "\(unlocked)")
+        #expect(try await use(service, revived).ok)
+
+        let trail = try await service.call(["op": "audit.read", "after": 0, "limit": 1000, "purpose": "export"])
+        guard case .array(let entries)? = trail.fields["entries"] else {
+            Issue.record("no entries: \(trail)")
+            return
+        }
+        let closes = entries.map(\.text).filter { $0.contains(#""event":"session.close""#) }
+        #expect(closes.count == 1)
+        #expect(closes.first?.contains(#""reason":"idle""#) == true && closes.first?.contains(unused) == true)
+        #expect(closes.first?.contains(#""actor":"mamorid""#) == true)
+        await service.stop()
+    }
+
+    /// The town policy's lockout: 10 failures within 15 minutes lock the account for 30.
+    @Test("failures outside the window start a new count; a lock ends after its minutes, not before")
+    func lockoutOverTime() async throws {
+        let service = try await InProcessService()
+        let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        func attempt(_ password: String) async throws -> Reply {
+            try await service.call([
+                "op": "authenticate", "user": "mori", "password": .string(password), "code": .string(try service.code(seed)),
+            ])
+        }
+        func locked() async throws -> Bool {
+            try await service.call(["op": "user.show", "user": "mori"]).fields["locked"] == .bool(true)
+        }
+        service.clock.advance(by: 60)
+        for _ in 0..<9 { #expect(try await attempt("wrong").errorCode == "auth_failed") }
+        #expect(try await locked() == false)
+        // Sixteen minutes on, the nine are outside the window: nine more do not lock.
+        service.clock.advance(by: 16 * 60)
+        for _ in 0..<9 { #expect(try await attempt("wrong").errorCode == "auth_failed") }
+        #expect(try await locked() == false)
+        #expect(try await attempt("mori password").ok)
+
+        // A success forgave the count: ten more within the window lock the account.
+        service.clock.advance(by: 60)
+        for _ in 0..<10 { #expect(try await attempt("wrong").errorCode == "auth_failed") }
+        #expect(try await locked())
+        service.clock.advance(by: 60)
+        #expect(try await attempt("mori password").errorCode == "auth_failed", "locked: refused")
+        service.clock.advance(by: 28 * 60)
+        #expect(try await locked(), "29 minutes into a 30-minute lock")
+        #expect(try await attempt("mori password").errorCode == "auth_failed")
+        service.clock.advance(by: 2 * 60)
+        #expect(try await locked() == false)
+        let after = try await attempt("mori password")
+        #expect(after.ok, "\(after)")
+        await service.stop()
+    }
+}
