@@ -80,8 +80,9 @@ let package = Package(
         .executableTarget(
             name: "mamori",
             dependencies: [
-                // MamoriSQLite only for reading an auditor's copy of the database offline.
-                "MamoriCore", "MamoriProtocol", "MamoriSQLite", "CQRencode",
+                // No store: offline verification reads an export (mamorid export-audit writes one
+                // from a database copy), so the command links neither GRDB nor SQLite.
+                "MamoriCore", "MamoriProtocol", "CQRencode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

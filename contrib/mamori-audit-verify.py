@@ -2,7 +2,12 @@
 """Verify a copy of Mamori's audit trail without Mamori: Python's standard library, plus
 python3-cryptography (Debian) for the Ed25519 checkpoint signatures.
 
-    mamori-audit-verify.py COPY.sqlite [AUDIT.pub] [--witness WITNESS]
+    mamori-audit-verify.py COPY.sqlite|TRAIL.jsonl [AUDIT.pub] [--witness WITNESS]
+
+It reads a copy of the database, or a trail export (`mamori audit export --format trail`,
+`mamorid export-audit`): JSON lines, a header ("format": "mamori-audit-trail-v1", perhaps the
+"public_key"), then the checkpoints, then the entries as stored. Without AUDIT.pub, an export's
+own key is used, which shows only that the file agrees with itself.
 
 An independent second implementation for auditors, written from docs/operations.md:
 each entry's hash is SHA-256 over the previous entry's hash followed by the entry as canonical
@@ -38,14 +43,11 @@ def fail(message):
 
 def load_key(path):
     try:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    except ImportError:
-        fail("checking signatures needs python3-cryptography (apt-get install python3-cryptography)")
-    try:
         with open(path, encoding="ascii") as handle:
-            return Ed25519PublicKey.from_public_bytes(base64.b64decode(handle.read().strip(), validate=True))
+            text = handle.read()
     except (OSError, ValueError) as error:
         fail("%s does not hold a base64 Ed25519 public key: %s" % (path, error))
+    return key_from_text(text, path)
 
 
 def message(seq, head, millis, previous):
@@ -61,6 +63,76 @@ def signature_holds(key, seq, head, millis, previous, signature):
         return True
     except InvalidSignature:
         return False
+
+
+def key_from_text(text, source):
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        fail("checking signatures needs python3-cryptography (apt-get install python3-cryptography)")
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip(), validate=True))
+    except ValueError as error:
+        fail("%s does not hold a base64 Ed25519 public key: %s" % (source, error))
+
+
+def is_export(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1) == b"{"
+    except OSError as error:
+        fail("%s cannot be read: %s" % (path, error))
+
+
+def read_database(path):
+    """Checkpoints and entries, as tuples, from a copy of the database."""
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}
+        chained = "previous" in columns
+        checkpoints = db.execute(
+            "SELECT audit_seq, head_hash, time, %s, signature FROM checkpoints ORDER BY id" % ("previous" if chained else "NULL")
+        ).fetchall()
+        entries = db.execute(
+            "SELECT seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash "
+            "FROM audit ORDER BY seq"
+        ).fetchall()
+    except sqlite3.Error as error:
+        fail("%s cannot be read: %s" % (path, error))
+    return checkpoints, entries
+
+
+def read_export(path):
+    """Checkpoints and entries, in the same tuples as read_database, and the header's key."""
+    checkpoints, entries, key, header = [], [], None, False
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                kind = item.get("type")
+                if not header:
+                    if kind != "header" or item.get("format") != "mamori-audit-trail-v1":
+                        fail("%s:1: not an audit trail export" % path)
+                    key, header = item.get("public_key"), True
+                elif kind == "checkpoint":
+                    if entries:
+                        fail("%s:%d: a checkpoint after the entries" % (path, number))
+                    previous = bytes.fromhex(item["previous"]) if item.get("previous") is not None else None
+                    checkpoints.append((int(item["sequence"]), bytes.fromhex(item["head_hash"]), int(item["time_ms"]), previous,
+                                        base64.b64decode(item["signature"], validate=True)))
+                elif kind == "entry":
+                    entries.append((int(item["seq"]), int(item["time_ms"]), item["actor_uid"], item["actor"], item["event"],
+                                    item["target"], item["outcome"], item["detail"], item["terminal"], item["zone"],
+                                    item["policy_revision"], bytes.fromhex(item["prev_hash"]), bytes.fromhex(item["hash"])))
+                else:
+                    fail("%s:%d: a line of type %r" % (path, number, kind))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        fail("%s cannot be read as an export: %s" % (path, error))
+    if not header:
+        fail("%s:1: not an audit trail export" % path)
+    return checkpoints, entries, key
 
 
 def load_witness(path):
@@ -82,16 +154,14 @@ def main():
     parser.add_argument("public_key", nargs="?")
     parser.add_argument("--witness")
     arguments = parser.parse_args()
-    try:
-        db = sqlite3.connect("file:%s?mode=ro" % arguments.database, uri=True)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}
-        chained = "previous" in columns
-        checkpoints = db.execute(
-            "SELECT audit_seq, head_hash, time, %s, signature FROM checkpoints ORDER BY id" % ("previous" if chained else "NULL")
-        ).fetchall()
-    except sqlite3.Error as error:
-        fail("%s cannot be read: %s" % (arguments.database, error))
+    exported_key = None
+    if is_export(arguments.database):
+        checkpoints, entries, exported_key = read_export(arguments.database)
+    else:
+        checkpoints, entries = read_database(arguments.database)
     key = load_key(arguments.public_key) if arguments.public_key else None
+    if key is None and exported_key is not None:
+        key = key_from_text(exported_key, arguments.database)
     witness = load_witness(arguments.witness) if arguments.witness else None
 
     problems = []
@@ -112,11 +182,9 @@ def main():
     previous = None
     first = None
     count = 0
-    rows = db.execute(
-        "SELECT seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash "
-        "FROM audit ORDER BY seq"
-    )
-    for seq, millis, uid, actor, event, target, outcome, detail, terminal, zone, revision, prev_hash, stored in rows:
+    hashes = {}
+    for seq, millis, uid, actor, event, target, outcome, detail, terminal, zone, revision, prev_hash, stored in entries:
+        hashes.setdefault(seq, stored)
         count += 1
         if previous is None:
             first = seq
@@ -149,7 +217,7 @@ def main():
         previous = (seq, stored)
 
     last = previous[0] if previous else 0
-    present = {row[0] for row in db.execute("SELECT seq FROM audit")}
+    present = set(hashes)
     for seq in sorted(signed):
         if seq > last:
             problems.append("the trail ends at entry %d, but a checkpoint signed entry %d" % (last, seq))
@@ -161,8 +229,7 @@ def main():
         if seq > last:
             problems.append("the trail ends at entry %d, but the witness outside the database signed entry %d" % (last, seq))
         elif first is not None and seq >= first:
-            row = db.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
-            if row is None or row[0] != head:
+            if hashes.get(seq) != head:
                 problems.append("the witness's checkpoint at entry %d does not match the trail" % seq)
 
     for problem in problems:

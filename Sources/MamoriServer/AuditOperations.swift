@@ -58,6 +58,35 @@ extension MamoriService {
         ]
     }
 
+    /// `audit.trail`: the trail exactly as stored, for an export an auditor verifies offline
+    /// (``AuditTrailExport``): up to `limit` entries after `after`, each with its link and its
+    /// detail as the stored text; the first page (`after` 0) also carries every checkpoint and
+    /// the verifying key. Checkpoints are read before the entries, so every one they name is
+    /// among the entries that follow unless the trail was cut.
+    func readTrail(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.audit.export", resource: Self.auditResource)
+        let after = try context.request.optionalInteger("after") ?? 0
+        let limit = try context.request.optionalInteger("limit") ?? 500
+        guard after >= 0, (1...1_000).contains(limit) else {
+            throw WireError(.badRequest, "'after' is 0 or more and 'limit' from 1 to 1000.")
+        }
+        var reply: [String: JSONValue] = [:]
+        if after == 0 {
+            reply["checkpoints"] = try JSONValue(encoding: try await store.checkpoints().map(AuditTrailExport.Checkpoint.init))
+            reply["public_key"] = .string(Data(auditSigner.publicKey).base64EncodedString())
+        }
+        let entries = try await store.auditPage(after: Int64(after), limit: limit)
+        if context.caller.connection.firstRead("trail") {
+            try await store.appendAudit(audit(
+                context, event: "audit.read", target: Self.auditResource, outcome: "success",
+                detail: ["purpose": "trail", "entries": "\(entries.count)"]
+            ))
+        }
+        reply["entries"] = try JSONValue(encoding: entries.map(AuditTrailExport.Entry.init))
+        reply["more"] = .bool(entries.count == limit)
+        return reply
+    }
+
     /// `audit.verify`: the whole chain with the daemon's own key.
     func verifyAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.read", resource: Self.auditResource)

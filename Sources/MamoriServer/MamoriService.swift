@@ -228,6 +228,7 @@ final class MamoriService: Sendable {
         case "policy.reload": return try await reloadPolicy(context)
         case "policy.status": return try await policyStatus(context)
         case "audit.read": return try await readAudit(context)
+        case "audit.trail": return try await readTrail(context)
         case "audit.verify": return try await verifyAudit(context)
         case "audit.prune": return try await pruneAudit(context)
         case "review.record": return try await recordReview(context)

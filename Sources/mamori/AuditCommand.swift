@@ -2,25 +2,14 @@ import ArgumentParser
 import Foundation
 import MamoriCore
 import MamoriProtocol
-import MamoriSQLite
 
-/// `mamori audit`: the audit trail (監査証跡). `verify` and `export` work through mamorid or,
-/// with `--db`, offline on an auditor's copy of the database.
+/// `mamori audit`: the audit trail (監査証跡), through mamorid; `verify --export` checks an
+/// export offline, so this command never opens mamorid's database (it does not link it).
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "Verify, read, export and prune the audit trail; export its verifying key.",
         subcommands: [Verify.self, Tail.self, Export.self, Prune.self, PublicKey.self]
     )
-
-    /// Opens an auditor's copy read-only, or says why not.
-    static func open(_ db: String) throws(CommandFailure) -> SQLiteStore {
-        guard FileManager.default.isReadableFile(atPath: db) else { throw CommandFailure("There is no readable database at \(db).") }
-        do {
-            return try SQLiteStore(readOnlyPath: db)
-        } catch {
-            throw CommandFailure("The database at \(db) cannot be opened: \(error)")
-        }
-    }
 
     /// A day (YYYY-MM-DD, at midnight in Tokyo, the town's time) or an ISO 8601 time with offset.
     static func date(_ text: String) -> Date? {
@@ -75,7 +64,8 @@ struct AuditCommand: ParsableCommand {
             abstract: "Check every link and checkpoint of the audit chain; exit 0 only when all holds.",
             discussion: """
                 Through mamorid (its own key checks the signatures): mamori audit verify
-                Offline, on an auditor's machine: mamori audit verify --db copy.sqlite --public-key audit.pub \
+                Offline, on an auditor's machine, an export from `mamori audit export --format trail` or \
+                `mamorid export-audit`: mamori audit verify --export trail.jsonl --public-key audit.pub \
                 --witness mamori.witness
 
                 Names every altered, deleted, inserted or moved entry, a start deleted rather than \
@@ -86,26 +76,29 @@ struct AuditCommand: ParsableCommand {
                 """
         )
 
-        @Option(help: "Check a copy of mamorid's database offline (opened read-only) instead of asking mamorid.")
-        var db: String?
+        @Option(help: "Check a trail export (JSON lines) offline instead of asking mamorid.")
+        var export: String?
 
-        @Option(help: "With --db: a file holding the verifying key (base64), from `mamori audit public-key`.")
+        @Option(help: "With --export: a file holding the verifying key (base64), from `mamori audit public-key`.")
         var publicKey: String?
 
-        @Option(help: "With --db: a copy of the audit witness (mamorid's witness-file); a shorter trail is BROKEN.")
+        @Option(help: "With --export: a copy of the audit witness (mamorid's witness-file); a shorter trail is BROKEN.")
         var witness: String?
 
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
-            if publicKey != nil && db == nil { throw ValidationError("--public-key goes with --db; mamorid checks with its own key.") }
-            if witness != nil && db == nil { throw ValidationError("--witness goes with --db; mamorid checks its own witness.") }
+            if publicKey != nil && export == nil {
+                throw ValidationError("--public-key goes with --export; mamorid checks with its own key.")
+            }
+            if witness != nil && export == nil { throw ValidationError("--witness goes with --export; mamorid checks its own witness.") }
         }
 
         func run() async throws {
             let summary: AuditReport.Summary
-            if let db {
-                summary = try await offline(db)
+            var notes: [String] = []
+            if let export {
+                (summary, notes) = try await offline(export)
             } else {
                 let reply = try connection.call("audit.verify", timeout: DaemonConnection.wholeTrailTimeout)
                 do {
@@ -117,12 +110,13 @@ struct AuditCommand: ParsableCommand {
             if connection.json {
                 print((try? JSONValue(encoding: summary).text) ?? "{}")
             } else {
-                for line in summary.lines { print(line) }
+                for line in summary.lines + notes { print(line) }
             }
             if !summary.holds { throw ExitCode.answeredNo }
         }
 
-        private func offline(_ db: String) async throws -> AuditReport.Summary {
+        /// Verifies the export at `path`; with the notes a reader needs about where the key came from.
+        private func offline(_ path: String) async throws -> (AuditReport.Summary, [String]) {
             var key: [UInt8]?
             if let publicKey {
                 guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8),
@@ -139,61 +133,95 @@ struct AuditCommand: ParsableCommand {
                     throw CommandFailure(failure.description)
                 }
             }
-            let store = try AuditCommand.open(db)
+            let file: AuditTrailFile
             do {
-                return try await AuditVerifier.verify(store, publicKey: key, witness: witnessed).summary
+                file = try AuditTrailFile(path: path)
             } catch {
-                throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
+                throw CommandFailure(error.description)
+            }
+            var notes: [String] = []
+            if key == nil, let exported = file.publicKey {
+                // The export's own key shows the file agrees with itself, not who made it: whoever
+                // edits the file can re-sign it and put their key in the header.
+                key = exported
+                notes.append(
+                    "The signatures were checked with the key inside the export; to rule out a re-signed export, "
+                        + "give the key you hold: --public-key."
+                )
+            } else if let key, let exported = file.publicKey, exported != key {
+                notes.append("The export names a different verifying key from the one given; the one given was used.")
+            }
+            do {
+                return (try await AuditVerifier.verify(file, publicKey: key, witness: witnessed).summary, notes)
+            } catch let failure as AuditTrailExport.Failure {
+                throw CommandFailure(failure.description)
+            } catch {
+                throw CommandFailure("The export \(path) cannot be read: \(error)")
             }
         }
     }
 
-    struct Export: AsyncParsableCommand {
+    struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the audit trail as JSON lines or CSV, filtered by time.",
+            abstract: "Write the audit trail as JSON lines or CSV, filtered by time, or whole for offline verification.",
             discussion: """
-                Through mamorid (needs mamori.audit.export): mamori audit export --since 2026-04-01 --format csv > audit.csv
-                Offline, from a copy: mamori audit export --db copy.sqlite --until 2026-04-01
-                Days are midnight in Tokyo; --since is inclusive, --until exclusive.
+                Needs mamori.audit.export. Days are midnight in Tokyo; --since is inclusive, --until exclusive.
+                  mamori audit export --since 2026-04-01 --format csv > audit.csv
+                  mamori audit export --format trail > trail.jsonl      (then: mamori audit verify --export trail.jsonl)
+
+                jsonl and csv give one record per entry, for reading and for other tools. trail is the whole \
+                trail as stored, with its checkpoints and the verifying key (docs/operations.md, "Verifying \
+                offline"); it takes no --since or --until, since a part of the chain does not verify.
                 """
         )
 
-        @Option(help: "Read a copy of mamorid's database (opened read-only) instead of asking mamorid.") var db: String?
         @Option(help: "Only entries at or after this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var since: String?
         @Option(help: "Only entries before this day (YYYY-MM-DD, Tokyo) or ISO 8601 time.") var until: String?
-        @Option(help: "jsonl or csv.") var format = "jsonl"
+        @Option(help: "jsonl, csv or trail.") var format = "jsonl"
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
-            guard ["jsonl", "csv"].contains(format) else { throw ValidationError("The format must be jsonl or csv.") }
+            guard ["jsonl", "csv", "trail"].contains(format) else { throw ValidationError("The format must be jsonl, csv or trail.") }
+            if format == "trail" && (since != nil || until != nil) {
+                throw ValidationError("A trail export is the whole trail: --since and --until go with jsonl and csv.")
+            }
             try AuditCommand.validateDate(since)
             try AuditCommand.validateDate(until)
         }
 
-        func run() async throws {
-            let from = since.flatMap(AuditCommand.date)
-            let to = until.flatMap(AuditCommand.date)
+        func run() throws {
+            let daemon = try connection.connect()
+            if format == "trail" { return try trail(over: daemon) }
             if format == "csv" { print(AuditRecord.columns.joined(separator: ",")) }
-            let write = { (records: [AuditRecord]) in
+            _ = try AuditCommand.readPages(
+                connection, over: daemon, purpose: "export", since: since.flatMap(AuditCommand.date),
+                until: until.flatMap(AuditCommand.date)
+            ) { records in
                 for record in records { print(format == "csv" ? record.csvRow : record.jsonLine) }
             }
-            if let db {
-                let store = try AuditCommand.open(db)
-                var after: Int64 = 0
-                while true {
-                    let page: [AuditChain.StoredEntry]
-                    do {
-                        page = try await store.auditEntries(after: after, limit: 5_000, since: from, until: to)
-                    } catch {
-                        throw CommandFailure("The audit trail in \(db) cannot be read: \(error)")
+        }
+
+        /// The header and checkpoints from the first page, then every page of entries, each line
+        /// as mamorid sent it (re-encoded by the same type that reads it back).
+        private func trail(over daemon: DaemonConnection) throws {
+            var after: Int64 = 0
+            while true {
+                let reply = try connection.call("audit.trail", ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
+                let entries: [AuditTrailExport.Entry]
+                do {
+                    entries = try (reply["entries"] ?? .array([])).decode([AuditTrailExport.Entry].self)
+                    if after == 0 {
+                        let key = Data(base64Encoded: reply.text("public_key")).map(Array.init)
+                        print(AuditTrailExport.line(AuditTrailExport.Header(publicKey: key, exported: Date())))
+                        let checkpoints = try (reply["checkpoints"] ?? .array([])).decode([AuditTrailExport.Checkpoint].self)
+                        for checkpoint in checkpoints { print(AuditTrailExport.line(checkpoint)) }
                     }
-                    guard let last = page.last else { break }
-                    write(page.map(AuditRecord.init))
-                    after = last.sequence
+                } catch {
+                    throw CommandFailure("mamorid sent an audit trail this command cannot read.")
                 }
-            } else {
-                let daemon = try connection.connect()
-                _ = try AuditCommand.readPages(connection, over: daemon, purpose: "export", since: from, until: to, body: write)
+                for entry in entries { print(AuditTrailExport.line(entry)) }
+                guard let last = entries.last, case .bool(true)? = reply["more"] else { return }
+                after = last.seq
             }
         }
     }

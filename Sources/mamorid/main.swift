@@ -1,19 +1,80 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MamoriCore
 import MamoriServer
 import MamoriSQLite
 import ServiceLifecycle
 import UnixSignals
 
-/// `mamorid`: the access-control and authentication daemon on a Unix socket.
+/// `mamorid`: the access-control and authentication daemon on a Unix socket. Serving is the
+/// default subcommand, so `mamorid --config FILE` serves; `mamorid export-audit` reads a copy of
+/// the database, the one thing that needs the store when no daemon runs.
 @main
 struct MamoriDaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mamorid",
         abstract: "Mamori's daemon: answers authentication and authorization requests on a Unix socket.",
-        discussion: "Without --config it serves development defaults: state in .mamori/, socket .mamori/mamori.sock, policies/.",
-        version: MamoriVersion.current
+        version: MamoriVersion.current,
+        subcommands: [Serve.self, ExportAudit.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// `mamorid export-audit`: a database copy's audit trail as an export (``AuditTrailExport``), for
+/// `mamori audit verify --export` and contrib/mamori-audit-verify.py on an auditor's machine.
+struct ExportAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-audit",
+        abstract: "Write the audit trail of a database copy as a trail export (JSON lines) on standard output.",
+        discussion: """
+            For when mamorid does not run, or for a copy taken off the machine (sqlite3 .backup). The database \
+            is opened read-only. The export carries no verifying key (the copy has none): verify it with the key \
+            you hold.
+              mamorid export-audit --database copy.sqlite > trail.jsonl
+              mamori audit verify --export trail.jsonl --public-key audit.pub
+            """
+    )
+
+    @Option(help: "The database file (a copy of the state folder's mamori.sqlite).")
+    var database: String
+
+    func run() async throws {
+        guard FileManager.default.isReadableFile(atPath: database) else {
+            FileHandle.standardError.write(Data("mamorid: There is no readable database at \(database).\n".utf8))
+            throw ExitCode(2)
+        }
+        do {
+            let store = try SQLiteStore(readOnlyPath: database)
+            // Written in blocks: one write(2) per line would dominate a long trail's export.
+            var buffer: [UInt8] = []
+            func flush() {
+                FileHandle.standardOutput.write(Data(buffer))
+                buffer.removeAll(keepingCapacity: true)
+            }
+            do {
+                try await AuditTrailExport.write(store, publicKey: nil, exported: Date()) { line in
+                    buffer.append(contentsOf: line.utf8)
+                    if buffer.count >= 1 << 16 { flush() }
+                }
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            flush()
+            try await store.close()
+        } catch {
+            FileHandle.standardError.write(Data("mamorid: The audit trail in \(database) cannot be read: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Serving: the daemon until SIGTERM or SIGINT.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the socket (the default).",
+        discussion: "Without --config it serves development defaults: state in .mamori/, socket .mamori/mamori.sock, policies/."
     )
 
     @Option(help: "A YAML configuration file (see docs/operations.md).")

@@ -111,7 +111,7 @@ struct AuditTrailTests {
 
         let copy = database + ".copy"
         try FileManager.default.copyItem(atPath: database, toPath: copy)
-        let offline = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy, "--public-key", keyFile])
+        let offline = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", try AuditVerifyTests.export(copy), "--public-key", keyFile])
         #expect(offline.status == 0, "\(offline.stdout)")
         #expect(offline.stdout.contains("Entries 1–4 were pruned; the trail starts at 5"))
         let peer = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, copy, keyFile])
@@ -122,7 +122,7 @@ struct AuditTrailTests {
             db = sqlite3.connect(sys.argv[1]); db.execute("DELETE FROM checkpoints WHERE audit_seq = 4"); db.commit()
             """, copy])
         #expect(unanchor.status == 0)
-        let broken = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy, "--public-key", keyFile])
+        let broken = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", try AuditVerifyTests.export(copy), "--public-key", keyFile])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("BROKEN: the trail starts at entry 5 and no checkpoint anchors entries 1–4"))
         let peerBroken = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, copy, keyFile])

@@ -2,10 +2,21 @@ import Foundation
 import MamoriTestSupport
 import Testing
 
-/// `mamori audit verify --db` on copies of a real daemon's database, altered directly in SQLite.
+/// `mamori audit verify --export` on exports of copies of a real daemon's database, altered
+/// directly in SQLite (exported with `mamorid export-audit`) or in the export file itself.
 @Suite("mamori audit verify, offline")
 struct AuditVerifyTests {
     static let mamori = Subprocess.product("mamori")
+    static let mamorid = Subprocess.product("mamorid")
+
+    /// `mamorid export-audit` of `database` into a file beside it; fails the test if it fails.
+    static func export(_ database: String) throws -> String {
+        let result = try Subprocess.run(mamorid, ["export-audit", "--database", database])
+        #expect(result.status == 0, "\(result.stderr)")
+        let path = database + ".\(UUID().uuidString.prefix(6)).trail.jsonl"
+        try result.stdout.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
 
     /// A database with a few entries (user.add, user.passwd, role.grant ×2, user.disable), copied
     /// out of a stopped daemon's state folder.
@@ -48,11 +59,15 @@ struct AuditVerifyTests {
                 """, copy, sql])
             #expect(change.status == 0, "\(change.stderr)")
         }
-        let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", copy] + (key.map { ["--public-key", $0] } ?? []))
+        let export = try Self.export(copy)
+        let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", export] + (key.map { ["--public-key", $0] } ?? []))
         // The auditors' independent verifier (Python's standard library and python3-cryptography)
-        // must reach the same verdict on the same copy.
+        // must reach the same verdict on the same copy, and on its export.
         let peer = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, copy] + (key.map { [$0] } ?? []))
         #expect(peer.status == result.status, "mamori: \(result.stdout)\npython: \(peer.stdout)\(peer.stderr)")
+        let peerOnExport = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, export] + (key.map { [$0] } ?? []))
+        #expect(peerOnExport.status == result.status, "mamori: \(result.stdout)\npython: \(peerOnExport.stdout)\(peerOnExport.stderr)")
+        #expect(peerOnExport.stdout == peer.stdout)
         return result
     }
 
@@ -133,30 +148,109 @@ struct AuditVerifyTests {
 
     @Test("export writes JSON lines and CSV, filtered by time, with nothing secret")
     func export() throws {
-        let ((daemon, database), _) = try databaseAndKey()
-        let lines = try Subprocess.run(Self.mamori, ["audit", "export", "--db", database])
+        let ((daemon, _), _) = try databaseAndKey()
+        #expect(try daemon.start() == nil)
+        let socket = ["--socket", daemon.socketPath]
+        let lines = try Subprocess.run(Self.mamori, ["audit", "export"] + socket)
         #expect(lines.status == 0, "\(lines.stderr)")
         let objects = try lines.stdout.split(separator: "\n").map { line in
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         }
+        // The export's own read is recorded after its page is read.
         #expect(objects.map { $0["event"] as? String } == ["user.add", "user.passwd", "role.grant", "role.grant", "user.disable"])
         #expect(objects.map { $0["seq"] as? Int } == [1, 2, 3, 4, 5])
         #expect(!lines.stdout.contains("audit me"))
-        let csv = try Subprocess.run(Self.mamori, ["audit", "export", "--db", database, "--format", "csv"])
+        let csv = try Subprocess.run(Self.mamori, ["audit", "export", "--format", "csv"] + socket)
         let rows = csv.stdout.split(separator: "\n")
         #expect(rows.first == "seq,time,actor_uid,actor,event,target,outcome,detail,terminal,zone,policy_revision,hash")
-        #expect(rows.count == 6)
+        #expect(rows.count == 7)  // the header, the five entries and the first export's read
         #expect(rows[3].contains(#""{""role"":""staff"",""until"":""""}""#))
-        let none = try Subprocess.run(Self.mamori, ["audit", "export", "--db", database, "--since", "2999-01-01"])
+        let none = try Subprocess.run(Self.mamori, ["audit", "export", "--since", "2999-01-01"] + socket)
         #expect(none.status == 0 && none.stdout.isEmpty)
-        #expect(try Subprocess.run(Self.mamori, ["audit", "export", "--db", database, "--format", "xml"]).status == 64)
-        _ = daemon
+        #expect(try Subprocess.run(Self.mamori, ["audit", "export", "--format", "xml"] + socket).status == 64)
+        #expect(try Subprocess.run(Self.mamori, ["audit", "export", "--format", "trail", "--since", "2026-01-01"] + socket).status == 64)
     }
 
-    @Test("a missing database is an error, not a pass")
+    @Test("a trail export through mamorid verifies offline with its key; an edited export is caught by both verifiers")
+    func trailThroughDaemon() throws {
+        let ((daemon, _), key) = try databaseAndKey()
+        #expect(try daemon.start() == nil)
+        let exported = try Subprocess.run(Self.mamori, ["audit", "export", "--format", "trail", "--socket", daemon.socketPath])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let lines = exported.stdout.split(separator: "\n").map(String.init)
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(header["format"] as? String == "mamori-audit-trail-v1")
+        #expect(header["public_key"] as? String == (try String(contentsOfFile: key, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines))
+        // The shutdown checkpoint at entry 5, then the five entries and the earlier exports' reads.
+        #expect(lines.filter { $0.contains(#""type":"checkpoint""#) }.count == 1)
+        #expect(lines.filter { $0.contains(#""type":"entry""#) }.count >= 5)
+        #expect(!exported.stdout.contains("audit me"))
+        daemon.stop()
+        let file = daemon.folder.appendingPathComponent("trail.jsonl").path
+        try exported.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+
+        let pinned = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", file, "--public-key", key])
+        #expect(pinned.status == 0, "\(pinned.stdout)\(pinned.stderr)")
+        #expect(pinned.stdout.contains("Checkpoints: 1 signed, the last at entry 5."))
+        #expect(!pinned.stdout.contains("key inside the export"))
+        let ownKey = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", file])
+        #expect(ownKey.status == 0, "\(ownKey.stdout)")
+        #expect(ownKey.stdout.contains("The signatures were checked with the key inside the export"))
+        let python = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, file, key])
+        #expect(python.status == 0, "\(python.stdout)\(python.stderr)")
+
+        // The auditor's copy edited: entry 3's target changed in the file.
+        let edited = daemon.folder.appendingPathComponent("edited.jsonl").path
+        var changed = lines
+        let third = try #require(changed.firstIndex { $0.contains(#""seq":3,"#) })
+        changed[third] = changed[third].replacingOccurrences(of: #""target":"ito""#, with: #""target":"someone-else""#)
+        #expect(changed[third] != lines[third])
+        try (changed.joined(separator: "\n") + "\n").write(toFile: edited, atomically: true, encoding: .utf8)
+        let caught = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", edited, "--public-key", key])
+        #expect(caught.status == 1)
+        #expect(caught.stdout.contains("BROKEN: entry 3 was altered"), "\(caught.stdout)")
+        let peerCaught = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, edited, key])
+        #expect(peerCaught.status == 1)
+        #expect(peerCaught.stdout.contains("BROKEN: entry 3 was altered"), "\(peerCaught.stdout)")
+
+        // A line removed from the middle of the export.
+        let shortened = daemon.folder.appendingPathComponent("shortened.jsonl").path
+        try (lines.enumerated().filter { $0.offset != third }.map(\.element).joined(separator: "\n") + "\n")
+            .write(toFile: shortened, atomically: true, encoding: .utf8)
+        let gap = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", shortened, "--public-key", key])
+        #expect(gap.status == 1)
+        #expect(gap.stdout.contains("BROKEN: entry 3 is missing (deleted)"), "\(gap.stdout)")
+    }
+
+    @Test("a file that is not an export, or a malformed line, is an error naming file and line")
+    func malformedExport() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamori-export-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let notExport = folder.appendingPathComponent("notes.jsonl").path
+        try "{\"seq\":1}\n".write(toFile: notExport, atomically: true, encoding: .utf8)
+        let first = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", notExport])
+        #expect(first.status == 2)
+        #expect(first.stderr.contains("\(notExport):1: not an audit trail export"), "\(first.stderr)")
+        let badLine = folder.appendingPathComponent("bad.jsonl").path
+        try """
+            {"exported":"2026-12-03T00:00:00Z","format":"mamori-audit-trail-v1","type":"header"}
+            {"type":"entry","seq":1}
+
+            """.write(toFile: badLine, atomically: true, encoding: .utf8)
+        let second = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", badLine])
+        #expect(second.status == 2)
+        #expect(second.stderr.contains("\(badLine):2: an entry without every field"), "\(second.stderr)")
+    }
+
+    @Test("a missing export or database is an error, not a pass")
     func missing() throws {
-        let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", "/nonexistent/mamori.sqlite"])
+        let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", "/nonexistent/trail.jsonl"])
         #expect(result.status == 2)
-        #expect(result.stderr == "mamori: There is no readable database at /nonexistent/mamori.sqlite.\n")
+        #expect(result.stderr == "mamori: There is no readable export at /nonexistent/trail.jsonl.\n")
+        let database = try Subprocess.run(Self.mamorid, ["export-audit", "--database", "/nonexistent/mamori.sqlite"])
+        #expect(database.status == 2)
+        #expect(database.stderr == "mamorid: There is no readable database at /nonexistent/mamori.sqlite.\n")
+        #expect(database.stdout.isEmpty)
     }
 }

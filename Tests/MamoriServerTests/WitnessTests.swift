@@ -51,10 +51,11 @@ struct WitnessTests {
         let daemon = try Self.stoppedDaemon()
         try Self.sql(daemon, "DELETE FROM audit WHERE seq > 10; DELETE FROM checkpoints WHERE audit_seq > 10;")
         // Without the witness the shortened trail still holds on its own: that is the attack.
-        let alone = try Subprocess.run(Self.mamori, ["audit", "verify", "--db", daemon.stateDirectory + "/mamori.sqlite"])
+        let export = try AuditVerifyTests.export(daemon.stateDirectory + "/mamori.sqlite")
+        let alone = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", export])
         #expect(alone.status == 0, "\(alone.stdout)")
         let offline = try Subprocess.run(Self.mamori, [
-            "audit", "verify", "--db", daemon.stateDirectory + "/mamori.sqlite", "--witness", Self.witnessPath(daemon),
+            "audit", "verify", "--export", export, "--witness", Self.witnessPath(daemon),
         ])
         #expect(offline.status == 1)
         #expect(offline.stdout.contains("but the witness outside the database signed entry"), "\(offline.stdout)")
@@ -96,7 +97,7 @@ struct WitnessTests {
         let daemon = try Self.stoppedDaemon()
         try Self.sql(daemon, "DELETE FROM checkpoints WHERE audit_seq = 10;")
         let database = daemon.stateDirectory + "/mamori.sqlite"
-        var arguments = ["audit", "verify", "--db", database]
+        var arguments = ["audit", "verify", "--export", try AuditVerifyTests.export(database)]
         var peer = [AuditVerifyTests.pythonVerifier, database]
         if withKey {
             #expect(try daemon.start() == nil)
