@@ -50,7 +50,10 @@ test:
 	@# login through a real OpenSSH sshd and ssh client.
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam check MAMORID=$(CURDIR)/.build/debug/mamorid
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam sshd-test MAMORID=$(CURDIR)/.build/debug/mamorid MAMORI_PYTHON=$(MAMORI_PYTHON)
-	$(SWIFT) test --disable-xctest
+	@# Every reply the tests receive is logged and checked against the published schema.
+	rm -f .build/replies.jsonl
+	MAMORI_REPLY_LOG=$(CURDIR)/.build/replies.jsonl $(SWIFT) test --disable-xctest
+	$(MAMORI_PYTHON) scripts/check-replies docs/protocol-v1.schema.json .build/replies.jsonl
 
 # libFuzzer for FUZZ_SECONDS per target: the PAM module's reply scanner and request escaping (C,
 # ASan and UBSan), then the socket's line decoder with request parsing and the policy loader

@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "mamorid",
             dependencies: [
-                "MamoriServer", "MamoriSQLite",
+                "MamoriServer", "MamoriSQLite", "MamoriCore", "MamoriProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The socket protocol's fixed numbers. See docs/protocol.md.
 public enum WireLimits {
@@ -46,8 +46,11 @@ public struct WireRequest: Sendable {
     /// Every field of the object, `op` and `id` included.
     public let fields: [String: JSONValue]
 
-    /// Fields whose values are secrets: never logged, never echoed.
-    public static let secretFields: Set<String> = ["password", "code", "old_password", "new_password", "ticket"]
+    /// Fields whose values are secrets: never logged, never echoed. Read off the catalogue, so a
+    /// new secret field is redacted by being declared one.
+    public static let secretFields: Set<String> = Set(
+        WireOperation.allCases.flatMap(\.requestFields).filter(\.secret).map(\.name)
+    )
 
     /// Parses one line (without its newline).
     public init(line: some Collection<UInt8>) throws(WireError) {
@@ -79,62 +82,122 @@ public struct WireRequest: Sendable {
         self.fields = all
     }
 
-    /// A required string field, at most `maximumLength` bytes.
-    public func string(_ name: String, maximumLength: Int = 256) throws(WireError) -> String {
-        guard let value = try optionalString(name, maximumLength: maximumLength) else {
-            throw WireError(.badRequest, "The field \"\(name)\" is required.", id: id)
+    /// A required field of string shape (``WireType/string(maxBytes:pattern:)`` or ``WireType/oneOf(_:)``),
+    /// checked against its declaration.
+    public func string(_ field: WireField) throws(WireError) -> String {
+        guard let value = try optionalString(field) else {
+            throw WireError(.badRequest, "The field \"\(field.name)\" is required.", id: id)
         }
         return value
     }
 
-    /// An optional string field, at most `maximumLength` bytes.
-    public func optionalString(_ name: String, maximumLength: Int = 256) throws(WireError) -> String? {
-        switch fields[name] {
+    /// An optional field of string shape, checked against its declaration: the byte limit, or
+    /// membership of the listed values. (A `pattern` is for the schema's readers; the daemon
+    /// checks such rules where it can name what is wrong, e.g. a user name.)
+    public func optionalString(_ field: WireField) throws(WireError) -> String? {
+        switch fields[field.name] {
         case nil, .null?: return nil
         case .string(let value)?:
-            guard value.utf8.count <= maximumLength else {
-                throw WireError(.badRequest, "The field \"\(name)\" is longer than \(maximumLength) bytes.", id: id)
-            }
+            try check(value, against: field.type, field: field.name)
             return value
-        default: throw WireError(.badRequest, "The field \"\(name)\" must be a string.", id: id)
+        default: throw WireError(.badRequest, "The field \"\(field.name)\" must be a string.", id: id)
         }
+    }
+
+    /// An optional time field (``WireType/time``): ISO 8601 with an offset.
+    public func optionalTime(_ field: WireField) throws(WireError) -> Date? {
+        guard let text = try optionalString(field) else { return nil }
+        return try parseTime(text, field: field.name)
+    }
+
+    /// A required time field (``WireType/time``), with the text as sent (for the audit trail).
+    public func time(_ field: WireField) throws(WireError) -> (text: String, time: Date) {
+        let text = try string(field)
+        return (text, try parseTime(text, field: field.name))
+    }
+
+    private func parseTime(_ text: String, field name: String) throws(WireError) -> Date {
+        guard let time = try? Date(text, strategy: .iso8601) else {
+            throw WireError(
+                .badRequest,
+                "The field \"\(name)\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00.",
+                id: id
+            )
+        }
+        return time
     }
 
     /// An optional boolean field.
-    public func optionalBool(_ name: String) throws(WireError) -> Bool? {
-        switch fields[name] {
+    public func optionalBool(_ field: WireField) throws(WireError) -> Bool? {
+        switch fields[field.name] {
         case nil, .null?: return nil
         case .bool(let value)?: return value
-        default: throw WireError(.badRequest, "The field \"\(name)\" must be true or false.", id: id)
+        default: throw WireError(.badRequest, "The field \"\(field.name)\" must be true or false.", id: id)
         }
     }
 
-    /// An optional whole-number field.
-    public func optionalInteger(_ name: String) throws(WireError) -> Int? {
-        switch fields[name] {
+    /// An optional whole-number field (``WireType/integer(_:)``), within its declared range.
+    public func optionalInteger(_ field: WireField) throws(WireError) -> Int? {
+        let range: ClosedRange<Int>?
+        if case .integer(let declared) = field.type { range = declared } else { range = nil }
+        switch fields[field.name] {
         case nil, .null?: return nil
-        case .number(let value)? where value.rounded() == value && abs(value) < 1e15: return Int(value)
-        default: throw WireError(.badRequest, "The field \"\(name)\" must be a whole number.", id: id)
+        case .number(let value)? where value.rounded() == value && abs(value) < 1e15:
+            let integer = Int(value)
+            if let range, !range.contains(integer) {
+                throw WireError(
+                    .badRequest,
+                    "The field \"\(field.name)\" must be a whole number from \(range.lowerBound) to \(range.upperBound).",
+                    id: id
+                )
+            }
+            return integer
+        default: throw WireError(.badRequest, "The field \"\(field.name)\" must be a whole number.", id: id)
         }
     }
 
-    /// An optional list of strings.
-    public func optionalStrings(_ name: String, maximumCount: Int = 64) throws(WireError) -> [String]? {
-        switch fields[name] {
+    /// An optional list of strings (``WireType/list(_:maxItems:)``), each checked against the
+    /// element's declaration.
+    public func optionalStrings(_ field: WireField) throws(WireError) -> [String]? {
+        guard case .list(let element, let maxItems) = field.type else {
+            throw WireError(.internal, "The field \"\(field.name)\" is not declared as a list.", id: id)
+        }
+        switch fields[field.name] {
         case nil, .null?: return nil
         case .array(let values)?:
-            guard values.count <= maximumCount else {
-                throw WireError(.badRequest, "The field \"\(name)\" has more than \(maximumCount) items.", id: id)
+            if let maxItems, values.count > maxItems {
+                throw WireError(.badRequest, "The field \"\(field.name)\" has more than \(maxItems) items.", id: id)
             }
             var strings: [String] = []
             for value in values {
-                guard case .string(let text) = value, text.utf8.count <= 256 else {
-                    throw WireError(.badRequest, "The field \"\(name)\" must be a list of strings.", id: id)
+                guard case .string(let text) = value else {
+                    throw WireError(.badRequest, "The field \"\(field.name)\" must be a list of strings.", id: id)
                 }
+                try check(text, against: element, field: field.name)
                 strings.append(text)
             }
             return strings
-        default: throw WireError(.badRequest, "The field \"\(name)\" must be a list of strings.", id: id)
+        default: throw WireError(.badRequest, "The field \"\(field.name)\" must be a list of strings.", id: id)
+        }
+    }
+
+    private func check(_ value: String, against type: WireType, field name: String) throws(WireError) {
+        switch type {
+        case .string(let maxBytes, _):
+            if let maxBytes, value.utf8.count > maxBytes {
+                throw WireError(.badRequest, "The field \"\(name)\" is longer than \(maxBytes) bytes.", id: id)
+            }
+        case .time:
+            // Long enough for any ISO 8601 time; the parse says whether it is one.
+            if value.utf8.count > 64 {
+                throw WireError(.badRequest, "The field \"\(name)\" is longer than 64 bytes.", id: id)
+            }
+        case .oneOf(let allowed):
+            guard allowed.contains(value) else {
+                throw WireError(.badRequest, "The field \"\(name)\" must be one of \(allowed.joined(separator: ", ")).", id: id)
+            }
+        default:
+            throw WireError(.internal, "The field \"\(name)\" is not declared as a string.", id: id)
         }
     }
 

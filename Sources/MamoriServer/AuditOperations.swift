@@ -15,32 +15,21 @@ extension MamoriService {
     /// `audit.read`: the newest `last` entries, or up to `limit` entries after `after`.
     func readAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
         let request = context.request
-        let purpose = try request.optionalString("purpose", maximumLength: 16) ?? "read"
-        guard ["read", "tail", "export"].contains(purpose) else {
-            throw WireError(.badRequest, "'purpose' is read, tail or export.")
-        }
+        let purpose = try request.optionalString(.purpose) ?? "read"
         try await requirePermission(
             context, action: purpose == "export" ? "mamori.audit.export" : "mamori.audit.read", resource: Self.auditResource
         )
         let entries: [AuditChain.StoredEntry]
         var more = false
-        if let last = try request.optionalInteger("last") {
-            guard (0...10_000).contains(last) else { throw WireError(.badRequest, "'last' is from 0 to 10000.") }
+        if let last = try request.optionalInteger(.last) {
             entries = try await store.lastAuditEntries(last)
         } else {
-            let after = try request.optionalInteger("after") ?? 0
-            let limit = try request.optionalInteger("limit") ?? 500
-            guard after >= 0, (1...1_000).contains(limit) else {
-                throw WireError(.badRequest, "'after' is 0 or more and 'limit' from 1 to 1000.")
-            }
-            func time(_ field: String) throws -> Date? {
-                guard let text = try request.optionalString(field, maximumLength: 64) else { return nil }
-                guard let time = try? Date(text, strategy: .iso8601) else {
-                    throw WireError(.badRequest, "'\(field)' is an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00.")
-                }
-                return time
-            }
-            entries = try await store.auditEntries(after: Int64(after), limit: limit, since: try time("since"), until: try time("until"))
+            let after = try request.optionalInteger(.after) ?? 0
+            let limit = try request.optionalInteger(.limit) ?? 500
+            entries = try await store.auditEntries(
+                after: Int64(after), limit: limit, since: try request.optionalTime(.since),
+                until: try request.optionalTime(.untilTime)
+            )
             more = entries.count == limit
         }
         let head = try await store.auditHead()
@@ -65,11 +54,8 @@ extension MamoriService {
     /// among the entries that follow unless the trail was cut.
     func readTrail(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.export", resource: Self.auditResource)
-        let after = try context.request.optionalInteger("after") ?? 0
-        let limit = try context.request.optionalInteger("limit") ?? 500
-        guard after >= 0, (1...1_000).contains(limit) else {
-            throw WireError(.badRequest, "'after' is 0 or more and 'limit' from 1 to 1000.")
-        }
+        let after = try context.request.optionalInteger(.after) ?? 0
+        let limit = try context.request.optionalInteger(.limit) ?? 500
         var reply: [String: JSONValue] = [:]
         if after == 0 {
             reply["checkpoints"] = try JSONValue(encoding: try await store.checkpoints().map(AuditTrailExport.Checkpoint.init))
@@ -125,10 +111,7 @@ extension MamoriService {
     /// `audit.prune`: removes entries written before `before`, only past the policy's retention.
     func pruneAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.prune", resource: Self.auditResource)
-        let text = try context.request.string("before", maximumLength: 64)
-        guard let cutoff = try? Date(text, strategy: .iso8601) else {
-            throw WireError(.badRequest, "'before' is an ISO 8601 time with an offset, such as 2019-04-01T00:00:00+09:00.")
-        }
+        let (text, cutoff) = try context.request.time(.before)
         let settings = context.engine.policy.settings
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = settings.timeZone
@@ -159,7 +142,7 @@ extension MamoriService {
     /// was done; `inspect` checks its date against the policy's interval.
     func recordReview(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.review.record", resource: "mamori:reviews")
-        let note = try context.request.optionalString("note", maximumLength: 500) ?? ""
+        let note = try context.request.optionalString(.note) ?? ""
         let assignments = try await store.allAssignments().filter { $0.isCurrent(at: context.now) }
         var detail = ["assignments": "\(assignments.count)"]
         if !note.isEmpty { detail["note"] = note }

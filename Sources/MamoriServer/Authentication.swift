@@ -118,11 +118,11 @@ extension MamoriService {
         let name = try Self.userName(request)
         try await requireSelfOrPermission(context, user: name)
         // Any length the line allows: an over-long password is a wrong one, answered alike.
-        let password = Array(try request.string("password", maximumLength: WireLimits.maximumLineLength).utf8)
-        let code = try request.optionalString("code", maximumLength: 64)
-        let service = try request.optionalString("service", maximumLength: 64) ?? "unknown"
-        let tty = try request.optionalString("tty", maximumLength: 64)
-        let remoteHost = try request.optionalString("rhost", maximumLength: 256)
+        let password = Array(try request.string(.password).utf8)
+        let code = try request.optionalString(.code)
+        let service = try request.optionalString(.service) ?? "unknown"
+        let tty = try request.optionalString(.tty)
+        let remoteHost = try request.optionalString(.remoteHost)
         let settings = context.engine.policy.settings
         let required = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? [.password, .totp]
 
@@ -260,7 +260,7 @@ extension MamoriService {
 
     func openSession(_ context: RequestContext) async throws -> [String: JSONValue] {
         let request = context.request
-        let ticketText = try request.string("ticket", maximumLength: 128)
+        let ticketText = try request.string(.ticket)
         let ticket = tickets.withLockedValue { book -> Ticket? in
             defer { book[ticketText] = nil }
             return book[ticketText]
@@ -273,8 +273,8 @@ extension MamoriService {
         let session = SessionRecord(
             id: random.bytes(16).map { String(format: "%02x", $0) }.joined(), user: ticket.user,
             zone: configuration.zone, terminal: configuration.terminal, factors: ticket.factors,
-            service: try request.optionalString("service", maximumLength: 64) ?? "unknown",
-            tty: try request.optionalString("tty", maximumLength: 64), remoteHost: try request.optionalString("rhost", maximumLength: 256),
+            service: try request.optionalString(.service) ?? "unknown",
+            tty: try request.optionalString(.tty), remoteHost: try request.optionalString(.remoteHost),
             openedAt: context.now, expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600))
         )
         try await store.openSession(session, audit: audit(
@@ -290,7 +290,7 @@ extension MamoriService {
     }
 
     func closeSession(_ context: RequestContext) async throws -> [String: JSONValue] {
-        let id = try context.request.string("session", maximumLength: 128)
+        let id = try context.request.string(.session)
         guard let session = try await store.session(id) else { throw WireError(.notFound, "There is no session '\(id)'.") }
         try await requireSelfOrPermission(context, user: session.user)
         cache.forgetSession(id)
@@ -302,10 +302,10 @@ extension MamoriService {
     /// action on a resource; the decision, with its reasons, is the reply.
     func authorize(_ context: RequestContext) async throws -> [String: JSONValue] {
         let request = context.request
-        let action = try request.string("action", maximumLength: 128)
-        let resource = try request.string("resource", maximumLength: 512)
+        let action = try request.string(.action)
+        let resource = try request.string(.resource)
         let subject: AuthorizationRequest
-        if let sessionID = try request.optionalString("session", maximumLength: 128) {
+        if let sessionID = try request.optionalString(.session) {
             guard let session = try await liveSession(sessionID, at: context.now) else {
                 throw WireError(
                     .notFound,
@@ -323,16 +323,10 @@ extension MamoriService {
             var hypothetical = try await self.subject(name, action: action, resource: resource, sessionID: nil, context: context)
             // Asking by user may describe a session that does not exist: "what if she logged in
             // at a terminal of this zone with these factors?"
-            if let zone = try request.optionalString("zone", maximumLength: 64) { hypothetical.zone = zone }
-            if let names = try request.optionalStrings("factors", maximumCount: 8) {
-                var factors: Set<Factor> = []
-                for name in names {
-                    guard let factor = Factor(rawValue: name) else {
-                        throw WireError(.badRequest, "Factors are password, totp and recovery-code, not '\(name.prefix(32))'.")
-                    }
-                    factors.insert(factor)
-                }
-                hypothetical.factors = factors
+            if let zone = try request.optionalString(.zone) { hypothetical.zone = zone }
+            if let names = try request.optionalStrings(.factors) {
+                // The declaration lists the core's factors (a test keeps the two equal).
+                hypothetical.factors = Set(names.compactMap(Factor.init(rawValue:)))
             }
             subject = hypothetical
         }
@@ -356,15 +350,13 @@ extension MamoriService {
         return decisionFields(decision)
     }
 
+    /// The decision in the protocol's one shape (``DecisionReply``), with the generation it was made at.
     func decisionFields(_ decision: Decision) -> [String: JSONValue] {
-        [
-            "effect": .string(decision.effect.rawValue), "allowed": .bool(decision.isAllowed),
-            "rules": .array(decision.decidingRules.map { .string($0) }),
-            "reasons": .array(decision.reasons.map { .string($0) }),
-            "missing_factors": .array(decision.missingFactors.map { .string($0.rawValue) }),
-            "policy_revision": .string(decision.policyRevision),
-            "assignment_generation": .number(Double(cache.generation)),
-        ]
+        DecisionReply(
+            effect: decision.effect.rawValue, rules: decision.decidingRules, reasons: decision.reasons,
+            missingFactors: decision.missingFactors.map(\.rawValue), policyRevision: decision.policyRevision,
+            assignmentGeneration: cache.generation
+        ).fields
     }
 
     /// Answers `authorize` for an open session on the calling thread (the event loop) when all it

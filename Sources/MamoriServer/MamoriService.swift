@@ -185,59 +185,52 @@ final class MamoriService: Sendable {
         }
     }
 
-    /// Operations that change users or their assignments: the subject cache forgets after each.
-    private static let userWrites: Set<String> = [
-        "user.add", "user.disable", "user.enable", "user.remove", "role.grant", "role.revoke",
-    ]
-    private static let assignmentWrites: Set<String> = ["user.remove", "role.grant", "role.revoke"]
-
     private func dispatch(_ request: WireRequest, caller: Caller) async throws -> [String: JSONValue] {
-        if Self.userWrites.contains(request.op) {
+        guard let operation = WireOperation(rawValue: request.op) else {
+            throw WireError(.unknownOperation, "There is no operation '\(request.op.prefix(64))'; see docs/protocol.md.")
+        }
+        let changes = operation.changes
+        if changes != .nothing {
             // Before and after: a snapshot read during the write cannot be kept.
             cache.invalidate(assignmentsChanged: false)
         }
         defer {
-            if Self.userWrites.contains(request.op) {
-                cache.invalidate(assignmentsChanged: Self.assignmentWrites.contains(request.op))
-            }
+            if changes != .nothing { cache.invalidate(assignmentsChanged: changes == .assignments) }
         }
         let context = RequestContext(request: request, caller: caller, now: clock.now(), engine: engine)
-        switch request.op {
-        case "status": return try await status(context)
-        case "authenticate": return try await authenticate(context)
-        case "account": return try await account(context)
-        case "session.open": return try await openSession(context)
-        case "session.close": return try await closeSession(context)
-        case "authorize": return try await authorize(context)
-        case "user.add": return try await addUser(context)
-        case "user.show": return try await showUser(context)
-        case "user.list": return try await listUsers(context)
-        case "user.disable", "user.enable": return try await setDisabled(context, request.op == "user.disable")
-        case "user.remove": return try await removeUser(context)
-        case "user.passwd": return try await setTemporaryPassword(context)
-        case "user.unlock": return try await unlock(context)
-        case "user.roles": return try await userRoles(context)
-        case "password.change": return try await changePassword(context)
-        case "totp.enroll.begin": return try await beginEnrolment(context)
-        case "totp.enroll.confirm": return try await confirmEnrolment(context)
-        case "totp.reset": return try await resetTOTP(context)
-        case "recovery.issue": return try await issueRecoveryCodes(context)
-        case "role.grant": return try await grant(context)
-        case "role.revoke": return try await revoke(context)
-        case "role.list": return try await listRoles(context)
-        case "policy.reload": return try await reloadPolicy(context)
-        case "policy.status": return try await policyStatus(context)
-        case "audit.read": return try await readAudit(context)
-        case "audit.trail": return try await readTrail(context)
-        case "audit.verify": return try await verifyAudit(context)
-        case "audit.prune": return try await pruneAudit(context)
-        case "review.record": return try await recordReview(context)
-        case "inspect": return try await inspect(context)
-        case "audit.public_key":
-            try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
-            return ["public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519")]
-        default:
-            throw WireError(.unknownOperation, "There is no operation '\(request.op.prefix(64))'; see docs/protocol.md.")
+        switch operation {
+        case .status: return try await status(context)
+        case .authenticate: return try await authenticate(context)
+        case .account: return try await account(context)
+        case .sessionOpen: return try await openSession(context)
+        case .sessionClose: return try await closeSession(context)
+        case .authorize: return try await authorize(context)
+        case .userAdd: return try await addUser(context)
+        case .userShow: return try await showUser(context)
+        case .userList: return try await listUsers(context)
+        case .userDisable: return try await setDisabled(context, true)
+        case .userEnable: return try await setDisabled(context, false)
+        case .userRemove: return try await removeUser(context)
+        case .userPasswd: return try await setTemporaryPassword(context)
+        case .userUnlock: return try await unlock(context)
+        case .userRoles: return try await userRoles(context)
+        case .passwordChange: return try await changePassword(context)
+        case .totpEnrollBegin: return try await beginEnrolment(context)
+        case .totpEnrollConfirm: return try await confirmEnrolment(context)
+        case .totpReset: return try await resetTOTP(context)
+        case .recoveryIssue: return try await issueRecoveryCodes(context)
+        case .roleGrant: return try await grant(context)
+        case .roleRevoke: return try await revoke(context)
+        case .roleList: return try await listRoles(context)
+        case .policyReload: return try await reloadPolicy(context)
+        case .policyStatus: return try await policyStatus(context)
+        case .auditPublicKey: return try await publicKey(context)
+        case .auditRead: return try await readAudit(context)
+        case .auditTrail: return try await readTrail(context)
+        case .auditVerify: return try await verifyAudit(context)
+        case .auditPrune: return try await pruneAudit(context)
+        case .reviewRecord: return try await recordReview(context)
+        case .inspect: return try await inspect(context)
         }
     }
 
@@ -246,6 +239,12 @@ final class MamoriService: Sendable {
         let caller: Caller
         let now: Date
         let engine: PolicyEngine
+    }
+
+    /// `audit.public_key`: the key that verifies the chain's checkpoints (public, so not recorded).
+    private func publicKey(_ context: RequestContext) async throws -> [String: JSONValue] {
+        try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
+        return ["public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519")]
     }
 
     // MARK: Audit and authorisation
@@ -326,7 +325,7 @@ final class MamoriService: Sendable {
         }
         let request = try await subject(
             context.caller.label, action: action, resource: resource,
-            sessionID: try context.request.optionalString("session", maximumLength: 128), context: context
+            sessionID: try context.request.optionalString(.session), context: context
         )
         let decision = context.engine.evaluate(request)
         if decision.isAllowed { return }
@@ -355,10 +354,10 @@ final class MamoriService: Sendable {
         try await requirePermission(context, action: "mamori.authenticate", resource: "mamori:users/\(user)")
     }
 
-    static func userName(_ request: WireRequest, field: String = "user") throws -> String {
-        let name = try request.string(field, maximumLength: 64)
+    static func userName(_ request: WireRequest) throws -> String {
+        let name = try request.string(.user)
         // Unix login names: letters, digits, '.', '_', '-'; not starting with '-'.
-        let valid = !name.hasPrefix("-") && name.unicodeScalars.allSatisfy {
+        let valid = !name.isEmpty && !name.hasPrefix("-") && name.unicodeScalars.allSatisfy {
             $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))
         }
         guard valid else {
@@ -443,7 +442,21 @@ final class MamoriService: Sendable {
     }
 }
 
-/// The build's version, reported by `status`.
-public enum MamoriVersion {
-    public static let current = "0.1.0"
+extension WireOperation {
+    /// What an operation changes that decisions read: the subject cache forgets it around each write.
+    enum Changes {
+        case nothing
+        /// A user's record (added, disabled, enabled).
+        case users
+        /// Who holds which role (and so the assignment generation).
+        case assignments
+    }
+
+    var changes: Changes {
+        switch self {
+        case .userAdd, .userDisable, .userEnable: .users
+        case .userRemove, .roleGrant, .roleRevoke: .assignments
+        default: .nothing
+        }
+    }
 }

@@ -40,17 +40,14 @@ struct CheckCommand: ParsableCommand {
             if let factors { fields["factors"] = .array(factors.split(separator: ",").map { .string(String($0)) }) }
         }
         let reply = try connection.call("authorize", fields)
-        if connection.json {
-            Terminal.printJSON(reply)
-        } else {
-            print(reply.text("effect"))
-            let missing = reply.list("missing_factors").map(\.string)
-            if !missing.isEmpty { print("  missing factors: \(missing.joined(separator: ", "))") }
-            let rules = reply.list("rules").map(\.string)
-            if !rules.isEmpty { print("  deciding rules: \(rules.joined(separator: ", "))") }
-            for reason in reply.list("reasons") { print("  \(reason.string)") }
-            print("  policy revision: \(reply.text("policy_revision"))")
+        guard let decision = DecisionReply(fields: reply) else {
+            throw CommandFailure("mamorid sent a decision this command cannot read.", exitCode: .commandFailed)
         }
-        if reply.text("effect") != "allow" { throw ExitCode.answeredNo }
+        if connection.json {
+            Terminal.printJSON(decision.fields)
+        } else {
+            decision.lines.forEach { print($0) }
+        }
+        if !decision.allowed { throw ExitCode.answeredNo }
     }
 }

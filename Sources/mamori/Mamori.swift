@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MamoriCore
+import MamoriProtocol
 
 /// The `mamori` command: the security administrator's tool. Administrative commands are clients
 /// of mamorid's socket; `password`, `totp code` and the `policy` file commands work offline.
@@ -10,7 +11,7 @@ struct Mamori: AsyncParsableCommand {
         commandName: "mamori",
         abstract: "Mamori (守り): access control and multi-factor authentication for the town's terminals.",
         discussion: """
-            Commands other than `password`, `totp code` and `policy check|test|explain|graph` talk to \
+            Commands other than `password`, `totp code`, `schema` and `policy check|test|explain|graph` talk to \
             mamorid's socket (--socket, $MAMORI_SOCKET); your login session ($MAMORI_SESSION) goes \
             with each request, so the policy sees the factors you logged in with.
             Exit status: 0 on success; 1 when a check answers no (a password that does not match, a \
@@ -23,7 +24,7 @@ struct Mamori: AsyncParsableCommand {
             StatusCommand.self, UserCommand.self, PasswdCommand.self, TOTPCommand.self, RecoveryCommand.self,
             RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self, InspectCommand.self,
             ReviewCommand.self,
-            PasswordCommand.self,
+            PasswordCommand.self, SchemaCommand.self,
         ]
     )
 
@@ -49,10 +50,6 @@ struct Mamori: AsyncParsableCommand {
             exit(withError: error)
         }
     }
-}
-
-enum MamoriVersion {
-    static let current = "0.1.0"
 }
 
 extension ExitCode {

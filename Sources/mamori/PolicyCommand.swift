@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MamoriCore
+import MamoriProtocol
 
 /// `mamori policy`: the policy, offline on files.
 struct PolicyCommand: ParsableCommand {
@@ -212,18 +213,16 @@ struct PolicyCommand: ParsableCommand {
                 time: time.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date(), action: action, resource: resource
             )
             let decision = engine.evaluate(request)
+            // The socket's shape, so that scripts read `policy explain` and `check` alike.
+            let reply = DecisionReply(
+                effect: decision.effect.rawValue, rules: decision.decidingRules, reasons: decision.reasons,
+                missingFactors: decision.missingFactors.map(\.rawValue), policyRevision: decision.policyRevision,
+                assignmentGeneration: nil
+            )
             if folder.json {
-                printJSON(decisionJSON(decision))
+                Terminal.printJSON(reply.fields)
             } else {
-                print(decision.effect.rawValue)
-                if !decision.missingFactors.isEmpty {
-                    print("  missing factors: \(decision.missingFactors.map(\.rawValue).joined(separator: ", "))")
-                }
-                if !decision.decidingRules.isEmpty {
-                    print("  deciding rules: \(decision.decidingRules.joined(separator: ", "))")
-                }
-                decision.reasons.forEach { print("  \($0)") }
-                print("  policy revision: \(decision.policyRevision)")
+                reply.lines.forEach { print($0) }
             }
             if !decision.isAllowed { throw ExitCode.answeredNo }
         }
@@ -259,13 +258,6 @@ struct PolicyCommand: ParsableCommand {
             }
         }
     }
-}
-
-func decisionJSON(_ decision: Decision) -> [String: Any] {
-    [
-        "effect": decision.effect.rawValue, "deciding-rules": decision.decidingRules, "reasons": decision.reasons,
-        "missing-factors": decision.missingFactors.map(\.rawValue), "policy-revision": decision.policyRevision,
-    ]
 }
 
 func diagnosticJSON(_ diagnostic: PolicyDiagnostic) -> [String: Any] {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MamoriCore
+import MamoriProtocol
 import MamoriServer
 import MamoriSQLite
 import ServiceLifecycle

@@ -141,6 +141,11 @@ struct AdminCommandTests {
         let stepUp = try run(["check", "tanaka", "asset.read", "point.participants", "--factors", "password", "--json"])
         #expect(stepUp.status == 1)
         #expect(try json(stepUp)["effect"] as? String == "step-up")
+        // One decision shape: the socket's, which `policy explain --json` prints too (offline, so
+        // without the assignment generation).
+        #expect(Set(try json(stepUp).keys) == [
+            "effect", "allowed", "rules", "reasons", "missing_factors", "policy_revision", "assignment_generation",
+        ])
         #expect(try run(["check", "tanaka", "asset.read"]).status == 64)
         #expect(try run(["unlock", "tanaka"]).stdout == "Unlocked tanaka.\n")
         let codes = try run(["recovery", "issue", "tanaka", "--count", "3"])

@@ -55,7 +55,10 @@ struct PolicyCommandTests {
         #expect(stepUp.status == 1)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(stepUp.stdout.utf8)) as? [String: Any])
         #expect(object["effect"] as? String == "step-up")
-        #expect(object["missing-factors"] as? [String] == ["totp"])
+        // The socket's decision shape: snake_case, as `authorize` replies and `mamori check --json` prints.
+        #expect(object["missing_factors"] as? [String] == ["totp"])
+        #expect(object["allowed"] as? Bool == false)
+        #expect(Set(object.keys) == ["effect", "allowed", "rules", "reasons", "missing_factors", "policy_revision"])
         let badFactor = try Subprocess.run(mamori, base + ["--factors", "sms"])
         #expect(badFactor.status == 64)
     }

@@ -262,11 +262,15 @@ struct AuditTrailTests {
         let daemon = try startDaemon()
         let client = try LineClient(path: daemon.socketPath)
         let cases: [([String: Any], String)] = [
-            (["op": "audit.read", "last": -1], "'last' is from 0 to 10000."),
-            (["op": "audit.read", "limit": 5000], "'after' is 0 or more and 'limit' from 1 to 1000."),
-            (["op": "audit.read", "purpose": "gossip"], "'purpose' is read, tail or export."),
-            (["op": "audit.read", "since": "last week"], "'since' is an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."),
-            (["op": "audit.prune", "before": "yesterday"], "'before' is an ISO 8601 time with an offset, such as 2019-04-01T00:00:00+09:00."),
+            (["op": "audit.read", "last": -1], "The field \"last\" must be a whole number from 0 to 10000."),
+            (["op": "audit.read", "limit": 5000], "The field \"limit\" must be a whole number from 1 to 1000."),
+            (["op": "audit.read", "after": -1], "The field \"after\" must be a whole number from 0 to 999999999999999."),
+            (["op": "audit.trail", "limit": 0], "The field \"limit\" must be a whole number from 1 to 1000."),
+            (["op": "audit.read", "purpose": "gossip"], "The field \"purpose\" must be one of export, read, tail."),
+            (["op": "audit.read", "since": "last week"],
+             "The field \"since\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."),
+            (["op": "audit.prune", "before": "yesterday"],
+             "The field \"before\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."),
         ]
         for (request, message) in cases {
             let reply = try client.call(request)

@@ -84,8 +84,10 @@ final class InProcessService: @unchecked Sendable {
 
     /// One request as a socket line would carry it, answered by the service.
     func call(_ fields: [String: JSONValue], as caller: Caller = InProcessService.root) async throws -> Reply {
-        let request = try WireRequest(line: WireReply.encodeRequest(fields))
+        let line = WireReply.encodeRequest(fields)
+        let request = try WireRequest(line: line.dropLast())
         let bytes = await service.handle(request, caller: caller)
+        ReplyLog.record(request: line.dropLast(), reply: bytes.dropLast())
         guard let reply = WireReply.parse(bytes) else { throw SubprocessError(description: "unparsable reply") }
         return Reply(fields: reply)
     }

@@ -155,7 +155,9 @@ public final class LineClient: @unchecked Sendable {
     /// Sends one line and returns the reply line.
     public func request(_ line: String) throws -> String {
         try send(Array((line + "\n").utf8))
-        return try readLine()
+        let reply = try readLine()
+        ReplyLog.record(request: Array(line.utf8), reply: Array(reply.utf8))
+        return reply
     }
 
     /// Sends a JSON object and returns the reply as an object.

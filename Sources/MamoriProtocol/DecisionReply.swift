@@ -1,0 +1,84 @@
+/// A policy decision as every client sees it, in one shape (``ReplyFields/decision``): the
+/// `authorize` reply, `mamori check --json`, and `mamori policy explain --json`, which decides
+/// offline and so has no assignment generation.
+public struct DecisionReply: Sendable, Hashable {
+    /// `allow`, `deny` or `step-up`.
+    public var effect: String
+    /// The ids of the rules that decided.
+    public var rules: [String]
+    /// Why, one sentence each.
+    public var reasons: [String]
+    /// With `step-up`: the factors a new login needs.
+    public var missingFactors: [String]
+    /// The policy the decision was made on.
+    public var policyRevision: String
+    /// The assignments it was made on; nil for a decision made offline on policy files.
+    public var assignmentGeneration: Int64?
+
+    /// Whether the effect is `allow`.
+    public var allowed: Bool { effect == "allow" }
+
+    public init(
+        effect: String, rules: [String], reasons: [String], missingFactors: [String], policyRevision: String,
+        assignmentGeneration: Int64?
+    ) {
+        self.effect = effect
+        self.rules = rules
+        self.reasons = reasons
+        self.missingFactors = missingFactors
+        self.policyRevision = policyRevision
+        self.assignmentGeneration = assignmentGeneration
+    }
+
+    /// The reply's fields. Built by hand: this sits on `authorize`'s fast path, where an
+    /// encoder would cost more than the decision itself.
+    public var fields: [String: JSONValue] {
+        var fields: [String: JSONValue] = [
+            "effect": .string(effect), "allowed": .bool(allowed),
+            "rules": .array(rules.map { .string($0) }),
+            "reasons": .array(reasons.map { .string($0) }),
+            "missing_factors": .array(missingFactors.map { .string($0) }),
+            "policy_revision": .string(policyRevision),
+        ]
+        if let assignmentGeneration { fields["assignment_generation"] = .number(Double(assignmentGeneration)) }
+        return fields
+    }
+
+    /// Reads a decision from a reply's fields; nil when one is missing or of another type.
+    public init?(fields: [String: JSONValue]) {
+        func strings(_ key: String) -> [String]? {
+            guard case .array(let values)? = fields[key] else { return nil }
+            var result: [String] = []
+            for value in values {
+                guard case .string(let text) = value else { return nil }
+                result.append(text)
+            }
+            return result
+        }
+        guard case .string(let effect)? = fields["effect"], case .string(let revision)? = fields["policy_revision"],
+            let rules = strings("rules"), let reasons = strings("reasons"), let missing = strings("missing_factors")
+        else { return nil }
+        var generation: Int64?
+        if case .number(let value)? = fields["assignment_generation"] { generation = Int64(value) }
+        self.init(
+            effect: effect, rules: rules, reasons: reasons, missingFactors: missing, policyRevision: revision,
+            assignmentGeneration: generation
+        )
+    }
+
+    /// What a person reads: the effect, then what is missing, the rules, the reasons and the revision.
+    public var lines: [String] {
+        var lines = [effect]
+        if !missingFactors.isEmpty { lines.append("  missing factors: \(missingFactors.joined(separator: ", "))") }
+        if !rules.isEmpty { lines.append("  deciding rules: \(rules.joined(separator: ", "))") }
+        lines += reasons.map { "  \($0)" }
+        lines.append("  policy revision: \(policyRevision)")
+        return lines
+    }
+}
+
+/// The build's version: `status` reports it, and `mamori` and `mamorid` print it for `--version`.
+public enum MamoriVersion {
+    /// Semantic version of this build.
+    public static let current = "0.1.0"
+}
