@@ -124,12 +124,15 @@ let package = Package(
             name: "MamoriServerTests",
             dependencies: ["mamorid", "MamoriCore", "MamoriTestSupport"]
         ),
-        // The service in-process on a real SQLite file with a moved clock.
+        // The service in-process on a real SQLite file with a moved clock, and the server's pure
+        // parts (the line decoder, the reply order) without a socket.
         .testTarget(
             name: "MamoriServiceTests",
             dependencies: [
                 "MamoriServer", "MamoriSQLite", "MamoriStore", "MamoriCore", "MamoriProtocol", "MamoriTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
         .testTarget(

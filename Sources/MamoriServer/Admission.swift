@@ -48,7 +48,8 @@ final class Admission: Sendable {
     }
 
     /// Admits a new connection of `caller`, or says why not. Call ``leave(_:)`` when it closes.
-    func enter(_ caller: Caller) -> Refusal? {
+    /// Decided on the kernel's credentials alone, before anything else is spent on the connection.
+    func enter(_ caller: PeerCredentials) -> Refusal? {
         state.withLockedValue { state in
             if caller.isOperator {
                 guard state.connections < limits.maximumConnections else { return .daemonFull }
@@ -65,7 +66,7 @@ final class Admission: Sendable {
         }
     }
 
-    func leave(_ caller: Caller) {
+    func leave(_ caller: PeerCredentials) {
         state.withLockedValue { state in
             state.connections -= 1
             if !caller.isOperator { Self.decrement(&state.connectionsByUID, caller.uid) }

@@ -379,10 +379,8 @@ extension MamoriService {
         if caller.isOperator {
             logger.notice("operator acts", metadata: ["uid": "\(caller.uid)", "op": "authorize", "resource": "mamori:sessions/\(sessionID)"])
         }
-        let decision = engine.evaluate(AuthorizationRequest(
-            user: session.user, roles: snapshot.currentRoles(at: now), kind: snapshot.user?.kind,
-            organisation: snapshot.user?.organisation, zone: configuration.zone, factors: session.factors, time: now,
-            action: action, resource: resource
+        let decision = engine.evaluate(authorizationRequest(
+            session.user, snapshot, factors: session.factors, at: now, action: action, resource: resource
         ))
         guard decision.isAllowed, !engine.policy.settings.auditAllowedDecisions else { return nil }
         return WireReply.success(decisionFields(decision), id: request.id)

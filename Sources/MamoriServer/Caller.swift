@@ -7,6 +7,9 @@ struct PeerCredentials: Sendable {
     var pid: pid_t = 0
     var uid: uid_t = 0
     var gid: gid_t = 0
+
+    /// Root, or the daemon's own user: the break-glass operators (see ``Caller/isOperator``).
+    var isOperator: Bool { Caller.isOperator(uid: uid) }
 }
 
 /// Who is on the other end of a connection, from the kernel's peer credentials.
@@ -21,15 +24,18 @@ struct Caller: Sendable {
     /// Root, or the daemon's own user: the break-glass operators, always allowed and always logged.
     /// The daemon's user owns the state folder and its key, so it could change anything directly;
     /// letting it act through the socket adds no power, and makes `make run` usable by a developer.
-    var isOperator: Bool { uid == 0 || uid == geteuid() }
+    var isOperator: Bool { Self.isOperator(uid: uid) }
+
+    static func isOperator(uid: UInt32) -> Bool { uid == 0 || uid == geteuid() }
 
     /// Names the caller for logs and audit entries.
     var label: String { name ?? "uid:\(uid)" }
 
-    init(credentials: PeerCredentials) {
+    /// The caller of a connection, with the name ``loginName(of:)`` found for its uid.
+    init(credentials: PeerCredentials, name: String?) {
         uid = credentials.uid
         pid = credentials.pid
-        name = Self.loginName(of: credentials.uid)
+        self.name = name
     }
 
     /// A caller whose name is already known (tests that run the service in-process).
@@ -39,8 +45,8 @@ struct Caller: Sendable {
         self.name = name
     }
 
-
-    /// The login name of `uid` from the password database (getpwuid_r: thread-safe).
+    /// The login name of `uid` from the password database (getpwuid_r: thread-safe). It may ask a
+    /// directory service (sssd, LDAP) and wait on it: call it off the event loop.
     static func loginName(of uid: uid_t) -> String? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?

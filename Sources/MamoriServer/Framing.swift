@@ -2,7 +2,7 @@ import MamoriProtocol
 public import NIOCore
 
 /// What the line decoder passes on: a complete line, or the news that one was too long.
-public enum LineEvent {
+public enum LineEvent: Equatable {
     /// One line, without its `\n` (and without a `\r` just before it).
     case line(ByteBuffer)
     /// A line was longer than the limit: reported once, its bytes dropped up to its newline.
@@ -105,10 +105,11 @@ final class LineDeadlineHandler: ChannelInboundHandler {
 
 /// Answers each line of one connection with one reply line, in the order the requests came,
 /// even when later requests finish first. Closes the connection after the idle timeout, unless a
-/// request is still being worked on.
+/// request is still being worked on. The rules (order, the bound on requests in flight,
+/// back-pressure, flushing) are ``ReplyFlow``'s; this handler carries out what it says.
 ///
 /// Back-pressure: at most `maximumInFlight` requests of the connection are being answered at
-/// once; lines beyond that wait here (at most one read's worth), and while they do, or while the
+/// once; lines beyond that wait (at most one read's worth), and while they do, or while the
 /// channel is not writable because the peer is not reading its replies, no more is read from
 /// the socket. So a client that pipelines without reading costs a bounded amount of memory.
 ///
@@ -123,138 +124,126 @@ final class RequestHandler: ChannelDuplexHandler {
     private let caller: Caller
     private let inFlight: InFlightCounter
     private let admission: Admission
-    private let maximumInFlight: Int
+    private var flow: ReplyFlow<LineEvent>
     /// Completes when every earlier reply of this connection has been written.
     private var tail: EventLoopFuture<Void>?
-    /// Requests accepted whose replies are not written yet; while any is, later replies queue behind.
-    private var pending = 0
-    /// Lines read but not yet taken up, because `pending` is at its bound or the channel is not writable.
-    private var waiting = CircularBuffer<LineEvent>()
-    /// A read the pipeline asked for that is held back until there is room again.
-    private var readHeld = false
-    private var needsFlush = false
 
     init(service: MamoriService, caller: Caller, inFlight: InFlightCounter, admission: Admission, maximumInFlight: Int) {
         self.service = service
         self.caller = caller
         self.inFlight = inFlight
         self.admission = admission
-        self.maximumInFlight = maximumInFlight
+        flow = ReplyFlow(maximumInFlight: maximumInFlight)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        waiting.append(unwrapInboundIn(data))
+        flow.lineArrived(unwrapInboundIn(data))
         takeUp(context)
     }
 
     /// Answers waiting lines while there is room.
     private func takeUp(_ context: ChannelHandlerContext) {
-        while pending < maximumInFlight, context.channel.isWritable, let event = waiting.popFirst() {
+        while let event = flow.nextLine(writable: context.channel.isWritable) {
             answer(event, context)
         }
     }
 
-    private func answer(_ event: LineEvent, _ context: ChannelHandlerContext) {
-        let immediate: [UInt8]?
-        var work: (@Sendable () async -> [UInt8])?
+    /// The reply to a line when it is known at once (malformed, too long, the in-memory
+    /// `authorize`, a caller cut off or over its share), or the work that makes it.
+    private enum Answer {
+        case ready([UInt8])
+        case work(@Sendable () async -> [UInt8])
+    }
+
+    private func prepare(_ event: LineEvent) -> Answer {
+        let buffer: ByteBuffer
         switch event {
         case .tooLong:
-            immediate = WireReply.failure(WireError(
+            return .ready(WireReply.failure(WireError(
                 .lineTooLong, "The request line is longer than \(WireLimits.maximumLineLength) bytes; it was discarded."
-            ))
-        case .line(let buffer):
-            // Parsed once, here: a malformed line is answered at once, without a task.
-            do {
-                let request = try WireRequest(line: buffer.readableBytesView)
-                if let quick = service.answerQuickly(request, caller: caller) ?? service.refuseIfCutOff(request, caller: caller) {
-                    immediate = quick
-                } else if let refusal = admission.begin(caller) {
-                    immediate = WireReply.failure(WireError(.busy, refusal.message, id: request.id))
-                } else {
-                    let service = self.service
-                    let caller = self.caller
-                    let admission = self.admission
-                    immediate = nil
-                    work = {
-                        defer { admission.finish(caller) }
-                        return await service.handle(request, caller: caller)
-                    }
-                }
-            } catch {
-                immediate = WireReply.failure(error)
+            )))
+        case .line(let line): buffer = line
+        }
+        // Parsed once, here: a malformed line is answered at once, without a task.
+        let request: WireRequest
+        do {
+            request = try WireRequest(line: buffer.readableBytesView)
+        } catch {
+            return .ready(WireReply.failure(error))
+        }
+        if let quick = service.answerQuickly(request, caller: caller) ?? service.refuseIfCutOff(request, caller: caller) {
+            return .ready(quick)
+        }
+        if let refusal = admission.begin(caller) {
+            return .ready(WireReply.failure(WireError(.busy, refusal.message, id: request.id)))
+        }
+        let service = self.service
+        let caller = self.caller
+        let admission = self.admission
+        return .work {
+            defer { admission.finish(caller) }
+            return await service.handle(request, caller: caller)
+        }
+    }
+
+    private func answer(_ event: LineEvent, _ context: ChannelHandlerContext) {
+        switch prepare(event) {
+        case .ready(let bytes):
+            if flow.writeAtOnce() {
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            } else {
+                flow.queued()
+                enqueue(context.eventLoop.makeSucceededFuture(bytes), context)
             }
-        }
-        if let immediate, pending == 0 {
-            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: immediate)), promise: nil)
-            needsFlush = true
-            return
-        }
-        let reply: EventLoopFuture<[UInt8]>
-        if let work {
+        case .work(let work):
+            flow.queued()
             inFlight.enter()
             let counter = inFlight
-            reply = context.eventLoop.makeFutureWithTask {
+            enqueue(context.eventLoop.makeFutureWithTask {
                 defer { counter.leave() }
                 return await work()
-            }
-        } else {
-            reply = context.eventLoop.makeSucceededFuture(immediate ?? [])
+            }, context)
         }
-        pending += 1
+    }
+
+    /// Writes `reply` after every earlier reply of the connection.
+    private func enqueue(_ reply: EventLoopFuture<[UInt8]>, _ context: ChannelHandlerContext) {
         let bound = NIOLoopBound((context, self), eventLoop: context.eventLoop)
         let previous = tail ?? context.eventLoop.makeSucceededVoidFuture()
         tail = previous.flatMap { reply }.map { bytes in
             let (context, handler) = bound.value
-            handler.pending -= 1
+            handler.flow.replyWritten()
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             handler.takeUp(context)
             handler.readIfRoom(context)
         }
     }
 
-    /// Whether reading more now would only pile up lines or replies.
-    private var full: Bool { !waiting.isEmpty || pending >= maximumInFlight }
-
     private func readIfRoom(_ context: ChannelHandlerContext) {
-        if readHeld, !full, context.channel.isWritable {
-            readHeld = false
-            context.read()
-        }
+        if flow.resumeRead(writable: context.channel.isWritable) { context.read() }
     }
 
     func read(context: ChannelHandlerContext) {
-        if full || !context.channel.isWritable {
-            readHeld = true
-        } else {
-            context.read()
-        }
+        if flow.readRequested(writable: context.channel.isWritable) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             takeUp(context)
-            if needsFlush {
-                needsFlush = false
-                context.flush()
-            }
+            if flow.takeFlush() { context.flush() }
             readIfRoom(context)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        if flow.takeFlush() { context.flush() }
         context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            // Silent, not waiting: a caller whose request is still being worked on (verifying a
-            // long audit trail takes minutes) is not idle.
-            if pending == 0 && waiting.isEmpty { context.close(promise: nil) }
+            if flow.mayCloseWhenIdle { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

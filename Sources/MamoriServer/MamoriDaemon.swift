@@ -139,26 +139,35 @@ public final class MamoriDaemon: Service, Sendable {
             // request handler stops taking up requests and reading.
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
             .childChannelInitializer { channel in
-                Self.peerCredentials(of: channel).flatMapThrowing { credentials in
-                    let caller = Caller(credentials: credentials)
-                    if let refusal = admission.enter(caller) {
+                Self.peerCredentials(of: channel).flatMap { credentials in
+                    if let refusal = admission.enter(credentials) {
                         logger.info(
-                            "connection refused", metadata: ["uid": "\(caller.uid)", "reason": "\(refusal.message)"]
+                            "connection refused", metadata: ["uid": "\(credentials.uid)", "reason": "\(refusal.message)"]
                         )
-                        try channel.pipeline.syncOperations.addHandler(RefuseHandler(message: refusal.message))
-                        return
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(RefuseHandler(message: refusal.message))
+                        }
                     }
-                    channel.closeFuture.whenComplete { _ in admission.leave(caller) }
-                    logger.debug("connection", metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)"])
-                    try channel.pipeline.syncOperations.addHandlers([
-                        IdleStateHandler(readTimeout: idle),
-                        LineDeadlineHandler(timeout: lineTimeout),
-                        ByteToMessageHandler(LineDecoder(maximumLength: WireLimits.maximumLineLength)),
-                        RequestHandler(
-                            service: service, caller: caller, inFlight: inFlight, admission: admission,
-                            maximumInFlight: requestsPerConnection
-                        ),
-                    ])
+                    channel.closeFuture.whenComplete { _ in admission.leave(credentials) }
+                    // The password database may be a directory service (sssd, LDAP) that answers
+                    // slowly or not at all: asked on a thread pool, so a slow answer holds up this
+                    // connection only, never the event loop that serves everyone else. Nothing is
+                    // read from the connection until its handlers are in place.
+                    return NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) {
+                        Caller.loginName(of: credentials.uid)
+                    }.flatMapThrowing { name in
+                        let caller = Caller(credentials: credentials, name: name)
+                        logger.debug("connection", metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)"])
+                        try channel.pipeline.syncOperations.addHandlers([
+                            IdleStateHandler(readTimeout: idle),
+                            LineDeadlineHandler(timeout: lineTimeout),
+                            ByteToMessageHandler(LineDecoder(maximumLength: WireLimits.maximumLineLength)),
+                            RequestHandler(
+                                service: service, caller: caller, inFlight: inFlight, admission: admission,
+                                maximumInFlight: requestsPerConnection
+                            ),
+                        ])
+                    }
                 }
             }
         let socketPath = configuration.socketPath

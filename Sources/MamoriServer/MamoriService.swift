@@ -269,9 +269,20 @@ final class MamoriService: Sendable {
         if let sessionID, let session = try await liveSession(sessionID, at: context.now), session.user == name {
             factors = session.factors
         }
-        return AuthorizationRequest(
-            user: name, roles: snapshot.currentRoles(at: context.now), kind: snapshot.user?.kind,
-            organisation: snapshot.user?.organisation, zone: configuration.zone, factors: factors, time: context.now,
+        return authorizationRequest(
+            name, snapshot, factors: factors, at: context.now, action: action, resource: resource
+        )
+    }
+
+    /// What the engine decides on, for `name` as `snapshot` has them, on this terminal's zone with
+    /// `factors`: the one way both the in-memory `authorize` and every other decision build it.
+    func authorizationRequest(
+        _ name: String, _ snapshot: SubjectCache.Snapshot, factors: Set<Factor>, at now: Date, action: String,
+        resource: String
+    ) -> AuthorizationRequest {
+        AuthorizationRequest(
+            user: name, roles: snapshot.currentRoles(at: now), kind: snapshot.user?.kind,
+            organisation: snapshot.user?.organisation, zone: configuration.zone, factors: factors, time: now,
             action: action, resource: resource
         )
     }
