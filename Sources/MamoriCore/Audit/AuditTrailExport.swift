@@ -237,6 +237,12 @@ public actor AuditTrailFile: AuditPageReader {
     /// Following the file rather than the numbers keeps an out-of-order file in that order, so
     /// that the verifier sees, and names, what was moved.
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditChain.StoredEntry] {
+        // The work is synchronous and kept out of the async body: Swift 6.3's optimiser crashes
+        // (signal 11 while splitting the coroutine) on this loop inside an async actor method.
+        try readPage(after: after, limit: limit)
+    }
+
+    private func readPage(after: Int64, limit: Int) throws -> [AuditChain.StoredEntry] {
         if after == 0 && served { try rewind() }
         served = true
         var page: [AuditChain.StoredEntry] = []
