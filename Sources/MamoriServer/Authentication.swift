@@ -7,14 +7,6 @@ import MamoriStore
 
 /// `authenticate`, `account`, `session.open`, `session.close` and `authorize`.
 extension MamoriService {
-    /// Why an authentication failed: recorded in the audit trail, never put in the reply.
-    enum FailureReason: String {
-        case unknownUser = "unknown-user", disabled, locked, noPassword = "no-password", password
-        /// Refused before evaluation: as many attempts as the lockout has left were already in flight.
-        case attemptsInFlight = "attempts-in-flight"
-        case noSecondFactor = "no-second-factor", code, replay
-    }
-
     /// The lockout that applies to a holder of `assignments`: the stricter one while they hold a
     /// privileged role.
     func lockout(for assignments: [AssignmentRecord], _ context: RequestContext) -> (LockoutSettings, privileged: Bool) {
@@ -32,7 +24,7 @@ extension MamoriService {
         /// Set when the password matched a usable account and its attempt is reserved.
         let matched: Bool
         /// The failure, when the password did not let the caller in.
-        let reason: FailureReason?
+        let reason: LoginFailure?
         /// The reserved attempt, to settle with a success or a failure.
         let attempt: PasswordAttempt?
         let lockout: LockoutSettings
@@ -77,14 +69,10 @@ extension MamoriService {
             if let attempt { try? await store.release(attempt) }
             throw error
         }
-        let reason: FailureReason?
-        if user == nil { reason = .unknownUser }
-        else if user?.disabled == true { reason = .disabled }
-        else if wasLocked { reason = .locked }
-        else if storedHash == nil { reason = .noPassword }
-        else if attempt == nil { reason = .attemptsInFlight }
-        else if !usable || !verified { reason = .password }
-        else { reason = nil }
+        let reason = PasswordFacts(
+            userExists: user != nil, disabled: user?.disabled == true, locked: wasLocked, hasPassword: storedHash != nil,
+            attemptReserved: attempt != nil, usable: usable, verified: verified
+        ).failure
         return PasswordCheck(
             state: state, matched: reason == nil, reason: reason, attempt: attempt, lockout: lockout, privileged: privileged,
             wasLocked: wasLocked
@@ -95,7 +83,7 @@ extension MamoriService {
 
     /// Records a failed password operation: counts it against the lockout when its attempt was
     /// reserved (and records the lock it causes), otherwise records it alone.
-    func recordFailure(_ check: PasswordCheck, reason: FailureReason, entry: AuditEntry, _ context: RequestContext) async throws {
+    func recordFailure(_ check: PasswordCheck, reason: LoginFailure, entry: AuditEntry, _ context: RequestContext) async throws {
         guard let attempt = check.attempt, let user = check.user else {
             try await store.appendAudit(entry)
             return
@@ -135,28 +123,25 @@ extension MamoriService {
             if reason == nil, required.contains(.totp) {
                 let typed = code ?? ""
                 let enrolment = check.state.totp
-                var totpResult: TOTPVerification?
-                if let enrolment, enrolment.confirmed, !typed.isEmpty {
-                    let seed = try cipher.open(enrolment.sealedSeed, for: name)
-                    let totp = try TOTP(secret: seed, parameters: enrolment.parameters)
-                    totpResult = totp.verify(
-                        typed, at: context.now, window: settings.totpWindow, lastAcceptedStep: enrolment.lastAcceptedStep
-                    )
+                let confirmed = enrolment?.confirmed == true
+                // The seed is opened only when there is a code to check against it.
+                var device: TOTP?
+                if let enrolment, confirmed, !typed.isEmpty {
+                    device = try TOTP(secret: try cipher.open(enrolment.sealedSeed, for: name), parameters: enrolment.parameters)
                 }
-                switch totpResult {
-                case .accepted(let step)?:
+                let stored = check.state.recoveryCodes
+                switch SecondFactor.evaluate(
+                    typed, device: device, deviceConfirmed: confirmed, lastAcceptedStep: enrolment?.lastAcceptedStep,
+                    window: settings.totpWindow, recoveryCodes: stored.map(\.code), at: context.now
+                ) {
+                case .totp(let step):
                     acceptedStep = step
                     factors.insert(.totp)
-                case .replayed?: reason = .replay
-                case .rejected?, .malformed?, nil:
-                    // A recovery code stands in for the device, also when none is enrolled (after a reset).
-                    let stored = typed.isEmpty ? [] : check.state.recoveryCodes
-                    if let match = RecoveryCodes.consume(typed, from: stored.map(\.code), at: context.now) {
-                        recoveryCode = stored[match.index].id
-                        factors.insert(.recoveryCode)
-                    } else {
-                        reason = enrolment?.confirmed == true || !stored.isEmpty ? .code : .noSecondFactor
-                    }
+                case .recoveryCode(let index):
+                    recoveryCode = stored[index].id
+                    factors.insert(.recoveryCode)
+                case .failed(let failure):
+                    reason = failure
                 }
             }
 
