@@ -55,3 +55,57 @@ public enum UnixSocket {
         return credentials.1
     }
 }
+
+/// A blocking connection to mamorid's socket: request lines out, reply lines back, in order. The
+/// one line client of the CLI, the tests and the benchmarks; each wraps it with its own errors.
+/// Use one per thread. The descriptor is closed when the connection is released.
+public final class LineConnection {
+    /// The connected socket.
+    public let descriptor: Int32
+    /// Bytes read past the last line returned (a reply line can arrive in pieces, or several at once).
+    private var pending: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
+
+    /// Connects to `path`; `receiveTimeout` seconds bound each read (nil waits for ever).
+    public init(path: String, receiveTimeout: Int? = nil) throws(UnixSocket.ConnectError) {
+        descriptor = try UnixSocket.connect(path: path, receiveTimeout: receiveTimeout)
+    }
+
+    deinit { close(descriptor) }
+
+    /// The server's uid (SO_PEERCRED), to check before anything secret is sent.
+    public var peerUID: UInt32? { UnixSocket.peerUID(of: descriptor) }
+
+    /// Writes all of `bytes`; false when the connection is closed.
+    public func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes {
+                Foundation.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
+    }
+
+    /// The next line, without its newline; nil when the connection closed or the read timed out.
+    public func readLine() -> [UInt8]? {
+        while true {
+            if let newline = pending.firstIndex(of: 10) {
+                let line = Array(pending[..<newline])
+                pending.removeSubrange(...newline)
+                return line
+            }
+            let count = chunk.withUnsafeMutableBytes { Foundation.read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { return nil }
+            pending += chunk[..<count]
+        }
+    }
+
+    /// Sends `line` (which ends with its newline) and reads the reply line; nil when either fails.
+    public func exchange(_ line: [UInt8]) -> [UInt8]? {
+        guard send(line) else { return nil }
+        return readLine()
+    }
+}

@@ -52,7 +52,7 @@ extension MamoriService {
             organisation: organisation, createdAt: context.now
         )
         try await store.addUser(user, audit: audit(
-            context, event: "user.add", target: name, outcome: "success",
+            context, event: .userAdd, target: name, outcome: .success,
             detail: ["kind": kind.rawValue, "organisation": organisation ?? ""]
         ))
         return describe(user, roles: [], locked: false, totpConfirmed: nil)
@@ -88,7 +88,7 @@ extension MamoriService {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         try await store.setDisabled(name, disabled, audit: audit(
-            context, event: disabled ? "user.disable" : "user.enable", target: name, outcome: "success"
+            context, event: disabled ? .userDisable : .userEnable, target: name, outcome: .success
         ))
         return ["user": .string(name), "disabled": .bool(disabled)]
     }
@@ -96,7 +96,7 @@ extension MamoriService {
     func removeUser(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
-        try await store.removeUser(name, audit: audit(context, event: "user.remove", target: name, outcome: "success"))
+        try await store.removeUser(name, audit: audit(context, event: .userRemove, target: name, outcome: .success))
         return ["user": .string(name), "removed": .bool(true)]
     }
 
@@ -109,7 +109,7 @@ extension MamoriService {
         let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2, random: random)
         let hash = try await runArgon2(context) { try hasher.hash(password) }
         try await store.setPassword(name, hash: hash, mustChange: true, audit: audit(
-            context, event: "user.passwd", target: name, outcome: "success", detail: ["temporary": "yes"]
+            context, event: .userPasswd, target: name, outcome: .success, detail: ["temporary": "yes"]
         ))
         return ["user": .string(name), "must_change_password": .bool(true)]
     }
@@ -131,7 +131,7 @@ extension MamoriService {
         let check = try await checkPassword(name, old, context)
         guard check.matched, let attempt = check.attempt else {
             let entry = audit(
-                context, event: "password.change", target: name, outcome: "failure",
+                context, event: .passwordChange, target: name, outcome: .failure,
                 detail: ["reason": (check.reason ?? .password).rawValue]
             )
             try await recordFailure(check, reason: check.reason ?? .password, entry: entry, context)
@@ -147,7 +147,7 @@ extension MamoriService {
             throw error
         }
         try await store.setPassword(name, hash: hash, mustChange: false, audit: audit(
-            context, event: "password.change", target: name, outcome: "success"
+            context, event: .passwordChange, target: name, outcome: .success
         ))
         return ["user": .string(name), "must_change_password": .bool(false)]
     }
@@ -155,7 +155,7 @@ extension MamoriService {
     func unlock(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.account.unlock", resource: userResource(name))
-        try await store.unlock(name, audit: audit(context, event: "user.unlock", target: name, outcome: "success"))
+        try await store.unlock(name, audit: audit(context, event: .userUnlock, target: name, outcome: .success))
         return ["user": .string(name), "locked": .bool(false)]
     }
 
@@ -183,7 +183,7 @@ extension MamoriService {
         let parameters = context.engine.policy.settings.totp
         let seed = TOTP.generateSecret(for: parameters.algorithm, using: random)
         let record = TOTPRecord(user: name, sealedSeed: try cipher.seal(seed, for: name), parameters: parameters, createdAt: context.now)
-        try await store.beginTOTP(record, audit: audit(context, event: "totp.enroll.begin", target: name, outcome: "success"))
+        try await store.beginTOTP(record, audit: audit(context, event: .totpEnrollBegin, target: name, outcome: .success))
         let uri = try OTPAuthURI(issuer: configuration.issuer, account: name, secret: seed, parameters: parameters)
         return [
             "user": .string(name), "secret": .string(Base32.encode(seed)), "uri": .string(uri.uri),
@@ -201,17 +201,17 @@ extension MamoriService {
         guard !record.confirmed else { throw WireError(.conflict, "'\(name)' has a confirmed TOTP device already; reset it first.") }
         let totp = try TOTP(secret: try cipher.open(record.sealedSeed, for: name), parameters: record.parameters)
         guard case .accepted(let step) = totp.verify(code, at: context.now, window: context.engine.policy.settings.totpWindow) else {
-            try await store.appendAudit(audit(context, event: "totp.enroll.confirm", target: name, outcome: "failure"))
+            try await store.appendAudit(audit(context, event: .totpEnrollConfirm, target: name, outcome: .failure))
             throw WireError(.invalid, "The code does not match; check the device's clock and try the next code.")
         }
-        try await store.confirmTOTP(name, step: step, audit: audit(context, event: "totp.enroll.confirm", target: name, outcome: "success"))
+        try await store.confirmTOTP(name, step: step, audit: audit(context, event: .totpEnrollConfirm, target: name, outcome: .success))
         return ["user": .string(name), "confirmed": .bool(true)]
     }
 
     func resetTOTP(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
-        try await store.resetTOTP(name, audit: audit(context, event: "totp.reset", target: name, outcome: "success"))
+        try await store.resetTOTP(name, audit: audit(context, event: .totpReset, target: name, outcome: .success))
         return ["user": .string(name), "totp": .string("none")]
     }
 
@@ -223,7 +223,7 @@ extension MamoriService {
         let count = try context.request.optionalInteger(.count) ?? RecoveryCodes.defaultCount
         let issued = RecoveryCodes.generate(count: count, using: random)
         try await store.replaceRecoveryCodes(name, with: issued.map(\.stored), audit: audit(
-            context, event: "recovery.issue", target: name, outcome: "success", detail: ["count": "\(count)"]
+            context, event: .recoveryIssue, target: name, outcome: .success, detail: ["count": "\(count)"]
         ))
         return ["user": .string(name), "codes": .array(issued.map { .string($0.formatted) })]
     }
@@ -246,11 +246,11 @@ extension MamoriService {
         }
         let assignment = AssignmentRecord(user: name, role: role, grantedBy: context.caller.label, grantedAt: context.now, expiresAt: expires)
         let engine = context.engine
-        let denied = audit(context, event: "role.grant", target: name, outcome: "denied", detail: ["role": role])
+        let denied = audit(context, event: .roleGrant, target: name, outcome: .denied, detail: ["role": role])
         let violations = try await store.grant(
             assignment,
             audit: audit(
-                context, event: "role.grant", target: name, outcome: "success",
+                context, event: .roleGrant, target: name, outcome: .success,
                 detail: ["role": role, "until": expires.map { ISO8601DateFormatter().string(from: $0) } ?? ""]
             ),
             denial: { reasons in
@@ -281,7 +281,7 @@ extension MamoriService {
         let name = try Self.userName(context.request)
         let role = try context.request.string(.role)
         try await requirePermission(context, action: "mamori.role.revoke", resource: "mamori:roles/\(role)")
-        try await store.revoke(name, role: role, audit: audit(context, event: "role.revoke", target: name, outcome: "success", detail: ["role": role]))
+        try await store.revoke(name, role: role, audit: audit(context, event: .roleRevoke, target: name, outcome: .success, detail: ["role": role]))
         return ["user": .string(name), "role": .string(role), "revoked": .bool(true)]
     }
 

@@ -37,7 +37,7 @@ extension MamoriService {
         // again, or following the trail would fill it.
         if context.caller.connection.firstRead(purpose) {
             try await store.appendAudit(audit(
-                context, event: "audit.read", target: Self.auditResource, outcome: "success",
+                context, event: .auditRead, target: Self.auditResource, outcome: .success,
                 detail: ["purpose": purpose, "entries": "\(entries.count)"]
             ))
         }
@@ -64,7 +64,7 @@ extension MamoriService {
         let entries = try await store.auditPage(after: Int64(after), limit: limit)
         if context.caller.connection.firstRead("trail") {
             try await store.appendAudit(audit(
-                context, event: "audit.read", target: Self.auditResource, outcome: "success",
+                context, event: .auditRead, target: Self.auditResource, outcome: .success,
                 detail: ["purpose": "trail", "entries": "\(entries.count)"]
             ))
         }
@@ -78,7 +78,7 @@ extension MamoriService {
         try await requirePermission(context, action: "mamori.audit.read", resource: Self.auditResource)
         let report = try await checkChain(at: context.now)
         try await store.appendAudit(audit(
-            context, event: "audit.verify", target: Self.auditResource, outcome: report.holds ? "success" : "failure",
+            context, event: .auditVerify, target: Self.auditResource, outcome: report.holds ? .success : .failure,
             detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
         ))
         guard case .object(let fields) = try JSONValue(encoding: report.summary) else { return [:] }
@@ -118,7 +118,7 @@ extension MamoriService {
         let horizon = calendar.date(byAdding: .year, value: -settings.auditRetentionYears, to: context.now) ?? context.now
         guard cutoff <= horizon else {
             try await store.appendAudit(audit(
-                context, event: "audit.prune", target: Self.auditResource, outcome: "denied",
+                context, event: .auditPrune, target: Self.auditResource, outcome: .denied,
                 detail: ["before": text, "reason": "within retention"]
             ))
             let day = Date.ISO8601FormatStyle(timeZone: settings.timeZone).year().month().day()
@@ -130,7 +130,7 @@ extension MamoriService {
         }
         let result = try await store.pruneAudit(before: cutoff) { result in
             self.audit(
-                context, event: "audit.prune", target: Self.auditResource, outcome: "success",
+                context, event: .auditPrune, target: Self.auditResource, outcome: .success,
                 detail: ["before": text, "pruned_through": "\(result.prunedThrough)", "removed": "\(result.removed)"]
             )
         }
@@ -147,7 +147,7 @@ extension MamoriService {
         var detail = ["assignments": "\(assignments.count)"]
         if !note.isEmpty { detail["note"] = note }
         try await store.appendAudit(audit(
-            context, event: SelfInspection.reviewEvent, target: "mamori:assignments", outcome: "success", detail: detail
+            context, event: .accessReview, target: "mamori:assignments", outcome: .success, detail: detail
         ))
         return ["recorded": .string(context.now.formatted(.iso8601)), "assignments": .number(Double(assignments.count))]
     }
@@ -162,7 +162,7 @@ extension MamoriService {
             inspector: context.caller.label
         ).run()
         try await store.appendAudit(audit(
-            context, event: "inspect", target: Self.auditResource, outcome: "success",
+            context, event: .inspect, target: Self.auditResource, outcome: .success,
             detail: Dictionary(uniqueKeysWithValues: InspectionReport.Status.allCases.map { ($0.rawValue, "\(report.count($0))") })
                 .merging(["result": report.overall.rawValue]) { first, _ in first }
         ))

@@ -95,7 +95,7 @@ extension MamoriService {
         )
         if record.isLocked(at: context.now) && record.count == check.lockout.failures {
             try await store.appendAudit(audit(
-                context, event: "auth.lockout", target: user.name, outcome: "failure",
+                context, event: .authLockout, target: user.name, outcome: .failure,
                 detail: ["failures": "\(record.count)", "privileged": check.privileged ? "yes" : "no"]
             ))
         }
@@ -155,7 +155,7 @@ extension MamoriService {
                     name, at: context.now, attempt: attempt, acceptedStep: acceptedStep, consumedRecoveryCode: recoveryCode,
                     rehash: rehash,
                     audit: audit(
-                        context, event: "auth.success", target: name, outcome: "success",
+                        context, event: .authSuccess, target: name, outcome: .success,
                         detail: ["factors": factors.map(\.rawValue).sorted().joined(separator: ","), "service": service,
                                  "tty": tty ?? "", "rhost": remoteHost ?? "", "rehashed": rehash == nil ? "no" : "yes"]
                     )
@@ -185,7 +185,7 @@ extension MamoriService {
 
         let why = reason ?? .password
         let entry = audit(
-            context, event: "auth.failure", target: name, outcome: "failure",
+            context, event: .authFailure, target: name, outcome: .failure,
             detail: ["reason": why.rawValue, "service": service, "tty": tty ?? "", "rhost": remoteHost ?? ""]
         )
         try await recordFailure(check, reason: why, entry: entry, context)
@@ -236,7 +236,7 @@ extension MamoriService {
         }
         if result != "allowed" {
             try await recordDenial(
-                audit(context, event: "account.refused", target: name, outcome: "denied", detail: ["result": result]),
+                audit(context, event: .accountRefused, target: name, outcome: .denied, detail: ["result": result]),
                 context, action: "login", resource: name
             )
         }
@@ -263,7 +263,7 @@ extension MamoriService {
             openedAt: context.now, expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600))
         )
         try await store.openSession(session, audit: audit(
-            context, event: "session.open", target: session.id, outcome: "success",
+            context, event: .sessionOpen, target: session.id, outcome: .success,
             detail: ["user": session.user, "factors": session.factors.map(\.rawValue).sorted().joined(separator: ","),
                      "service": session.service]
         ))
@@ -279,7 +279,7 @@ extension MamoriService {
         guard let session = try await store.session(id) else { throw WireError(.notFound, "There is no session '\(id)'.") }
         try await requireSelfOrPermission(context, user: session.user)
         cache.forgetSession(id)
-        try await store.closeSession(id, at: context.now, audit: audit(context, event: "session.close", target: id, outcome: "success"))
+        try await store.closeSession(id, at: context.now, audit: audit(context, event: .sessionClose, target: id, outcome: .success))
         return ["session": .string(id)]
     }
 
@@ -319,7 +319,7 @@ extension MamoriService {
         if !decision.isAllowed {
             try await recordDenial(
                 audit(
-                    context, event: "decision.deny", target: resource, outcome: "denied",
+                    context, event: .decisionDeny, target: resource, outcome: .denied,
                     detail: ["user": subject.user, "action": action, "effect": decision.effect.rawValue,
                              "rules": decision.decidingRules.joined(separator: ",")]
                 ),
@@ -327,7 +327,7 @@ extension MamoriService {
             )
         } else if context.engine.policy.settings.auditAllowedDecisions {
             try await store.appendAudit(audit(
-                context, event: "decision.allow", target: resource, outcome: "success",
+                context, event: .decisionAllow, target: resource, outcome: .success,
                 detail: ["user": subject.user, "action": action, "effect": decision.effect.rawValue,
                          "rules": decision.decidingRules.joined(separator: ",")]
             ))

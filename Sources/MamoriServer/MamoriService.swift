@@ -25,7 +25,8 @@ final class MamoriService: Sendable {
     /// The newest signed head, kept outside the database.
     let witness: WitnessKeeper
     let argonPool: Argon2Pool
-    private let engineBox: NIOLockedValueBox<PolicyEngine>
+    /// The policy in force; ``reload(actor:)`` swaps it whole.
+    let engineBox: NIOLockedValueBox<PolicyEngine>
     let tickets = NIOLockedValueBox<[String: Ticket]>([:])
     let cache: SubjectCache
     /// Folds repeated denials into counted entries and cuts off callers past the rate.
@@ -129,7 +130,7 @@ final class MamoriService: Sendable {
         case .cutOff:
             logger.warning("caller cut off after repeated denials", metadata: ["uid": "\(context.caller.uid)"])
             var notice = entry
-            notice.event = "caller.rate_limited"
+            notice.event = AuditEvent.callerRateLimited.rawValue
             notice.target = "uid:\(context.caller.uid)"
             notice.detail = [
                 "denials": "\(denials.perInterval + 1)", "interval_seconds": "\(Int(denials.interval))",
@@ -242,214 +243,9 @@ final class MamoriService: Sendable {
     }
 
     /// `audit.public_key`: the key that verifies the chain's checkpoints (public, so not recorded).
-    private func publicKey(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func publicKey(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
         return ["public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519")]
-    }
-
-    // MARK: Audit and authorisation
-
-    func audit(
-        _ context: RequestContext, event: String, target: String, outcome: String, detail: [String: String] = [:]
-    ) -> AuditEntry {
-        AuditEntry(
-            time: context.now, actorUID: Int(context.caller.uid), actor: context.caller.label, event: event, target: target,
-            outcome: outcome, detail: detail, terminal: configuration.terminal, zone: configuration.zone,
-            policyRevision: context.engine.revision
-        )
-    }
-
-    /// The engine's request for `name` as subject: current roles, kind, organisation, and the
-    /// factors of `sessionID` when it is that user's open session.
-    func subject(
-        _ name: String, action: String, resource: String, sessionID: String?, context: RequestContext
-    ) async throws -> AuthorizationRequest {
-        let snapshot = try await userSnapshot(name)
-        var factors: Set<Factor> = []
-        if let sessionID, let session = try await liveSession(sessionID, at: context.now), session.user == name {
-            factors = session.factors
-        }
-        return authorizationRequest(
-            name, snapshot, factors: factors, at: context.now, action: action, resource: resource
-        )
-    }
-
-    /// What the engine decides on, for `name` as `snapshot` has them, on this terminal's zone with
-    /// `factors`: the one way both the in-memory `authorize` and every other decision build it.
-    func authorizationRequest(
-        _ name: String, _ snapshot: SubjectCache.Snapshot, factors: Set<Factor>, at now: Date, action: String,
-        resource: String
-    ) -> AuthorizationRequest {
-        AuthorizationRequest(
-            user: name, roles: snapshot.currentRoles(at: now), kind: snapshot.user?.kind,
-            organisation: snapshot.user?.organisation, zone: configuration.zone, factors: factors, time: now,
-            action: action, resource: resource
-        )
-    }
-
-    /// The user as decisions see them, from the cache or, once, from the store.
-    func userSnapshot(_ name: String) async throws -> SubjectCache.Snapshot {
-        if let cached = cache.user(name) { return cached }
-        let epoch = cache.epoch
-        let user = try await store.user(named: name)
-        let snapshot = SubjectCache.Snapshot(user: user, assignments: user == nil ? [] : try await store.assignments(of: name))
-        cache.keep(snapshot, for: name, readAt: epoch)
-        return snapshot
-    }
-
-    /// The session if it is open and was used within the policy's `session: idle-minutes`, now
-    /// counted as used again; nil otherwise. A session found idle is closed, and the close is
-    /// recorded, so that the lapse is in the trail and nothing revives it.
-    func liveSession(_ id: String, at now: Date) async throws -> SessionRecord? {
-        guard let session = try await session(id), session.isOpen(at: now) else { return nil }
-        let idleMinutes = engine.policy.settings.sessionIdleMinutes
-        guard cache.use(session, at: now, idle: TimeInterval(idleMinutes * 60)) else {
-            cache.forgetSession(id)
-            do {
-                try await store.closeSession(id, at: now, audit: AuditEntry(
-                    time: now, actorUID: nil, actor: "mamorid", event: "session.close", target: id, outcome: "success",
-                    detail: ["user": session.user, "reason": "idle", "idle_minutes": "\(idleMinutes)"],
-                    terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision
-                ))
-            } catch let error as StoreError where error.code == .notFound {
-                // Closed meanwhile by another request: nothing more to do.
-            }
-            return nil
-        }
-        return session
-    }
-
-    /// A session from the cache or, once, from the store.
-    func session(_ id: String) async throws -> SessionRecord? {
-        if let cached = cache.session(id) { return cached }
-        guard let stored = try await store.session(id) else { return nil }
-        cache.keep(stored)
-        return stored
-    }
-
-    /// Lets the request through if the policy permits the caller `action` on `resource` (an
-    /// operator — root or the daemon's own user — always, and logged); otherwise records the denial and throws `denied` or `step_up_required`.
-    func requirePermission(_ context: RequestContext, action: String, resource: String) async throws {
-        if context.caller.isOperator {
-            logger.notice("operator acts", metadata: ["uid": "\(context.caller.uid)", "op": "\(context.request.op)", "resource": "\(resource)"])
-            return
-        }
-        let request = try await subject(
-            context.caller.label, action: action, resource: resource,
-            sessionID: try context.request.optionalString(.session), context: context
-        )
-        let decision = context.engine.evaluate(request)
-        if decision.isAllowed { return }
-        try await recordDenial(
-            audit(
-                context, event: "decision.deny", target: resource, outcome: "denied",
-                detail: ["action": action, "effect": decision.effect.rawValue, "rules": decision.decidingRules.joined(separator: ",")]
-            ),
-            context, action: action, resource: resource
-        )
-        let rules = decision.decidingRules.isEmpty ? "no rule permits it" : "rule \(decision.decidingRules.joined(separator: ", "))"
-        if decision.effect == .stepUp {
-            throw WireError(
-                .stepUpRequired,
-                "Step up: your user \(context.caller.label) may \(action) on \(resource) only in a session with "
-                    + "\(decision.missingFactors.map(\.rawValue).joined(separator: " and ")) (\(rules)); pass your MAMORI_SESSION."
-            )
-        }
-        throw WireError(.denied, "Permission denied: your user \(context.caller.label) may not \(action) on \(resource) (\(rules)).")
-    }
-
-    /// For operations about a user (authenticate, account, sessions): root, the user themself,
-    /// or a caller the policy lets `mamori.authenticate` on that user.
-    func requireSelfOrPermission(_ context: RequestContext, user: String) async throws {
-        if context.caller.name == user && !context.caller.isOperator { return }
-        try await requirePermission(context, action: "mamori.authenticate", resource: "mamori:users/\(user)")
-    }
-
-    static func userName(_ request: WireRequest) throws -> String {
-        let name = try request.string(.user)
-        // Unix login names: letters, digits, '.', '_', '-'; not starting with '-'.
-        let valid = !name.isEmpty && !name.hasPrefix("-") && name.unicodeScalars.allSatisfy {
-            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))
-        }
-        guard valid else {
-            throw WireError(.badRequest, "A user name has only ASCII letters, digits, '.', '_' and '-', and does not start with '-'.")
-        }
-        return name
-    }
-
-    // MARK: status and policy
-
-    private func status(_ context: RequestContext) async throws -> [String: JSONValue] {
-        try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
-        let counts = try await store.counts(at: context.now)
-        let durability = try await store.durability()
-        let factors = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? []
-        return [
-            "login_factors": .array(factors.sorted().map { .string($0.rawValue) }),
-            "version": .string(MamoriVersion.current), "protocol": .number(Double(WireLimits.protocolVersion)),
-            "zone": .string(configuration.zone), "terminal": .string(configuration.terminal),
-            "policy_revision": .string(context.engine.revision),
-            "uptime_seconds": .number(context.now.timeIntervalSince(startedAt).rounded(.down)),
-            "counts": .object(counts.mapValues { .number(Double($0)) }),
-            "storage": .object(durability.mapValues { .string($0) }),
-            "audit_chain": lastChainCheck.withLockedValue { check in
-                guard let check else { return .object(["checked": .bool(false)]) }
-                return .object([
-                    "checked": .bool(true), "holds": .bool(check.holds), "entries": .number(Double(check.entries)),
-                    "problems": .number(Double(check.problems)), "verified_at": .string(check.time.formatted(.iso8601)),
-                ])
-            },
-        ]
-    }
-
-    private func policyStatus(_ context: RequestContext) async throws -> [String: JSONValue] {
-        try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
-        let policy = context.engine.policy
-        return [
-            "revision": .string(policy.revision), "directory": .string(configuration.policyDirectory),
-            "files": .array(policy.files.map { .string($0) }),
-            "counts": .object([
-                "zones": .number(Double(policy.zones.count)), "assets": .number(Double(policy.assets.count)),
-                "roles": .number(Double(policy.roles.count)), "rules": .number(Double(policy.rules.count)),
-            ]),
-            "warnings": .array(policy.warnings.map { .string($0.description) }),
-        ]
-    }
-
-    private func reloadPolicy(_ context: RequestContext) async throws -> [String: JSONValue] {
-        try await requirePermission(context, action: "mamori.policy.reload", resource: "mamori:policy")
-        let (old, new) = try await reload(actor: context)
-        return ["previous_revision": .string(old), "revision": .string(new)]
-    }
-
-    /// Loads the policy folder again and swaps it in whole, or keeps the old one on any error.
-    /// Used by `policy.reload` and SIGHUP (`context` nil: the daemon itself).
-    func reload(actor context: RequestContext?) async throws -> (String, String) {
-        let old = engine.revision
-        let now = clock.now()
-        func entry(_ outcome: String, _ detail: [String: String]) -> AuditEntry {
-            AuditEntry(
-                time: now, actorUID: context.map { Int($0.caller.uid) }, actor: context?.caller.label ?? "mamorid",
-                event: "policy.reload", target: "mamori:policy", outcome: outcome, detail: detail,
-                terminal: configuration.terminal, zone: configuration.zone, policyRevision: old
-            )
-        }
-        let policy: Policy
-        do {
-            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
-            guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
-                throw WireError(.invalid, "The new policy has no zone '\(configuration.zone)'; the old policy stays.")
-            }
-        } catch let error as PolicyLoadError {
-            try await store.appendAudit(entry("failure", ["errors": "\(error.errors.count)"]))
-            logger.error("policy reload failed; keeping the old policy", metadata: ["revision": "\(old)"])
-            let first = error.errors.first.map { ": \($0)" } ?? ""
-            throw WireError(.invalid, "The policy has \(error.errors.count) error(s); the old policy stays\(first)")
-        }
-        try await store.appendAudit(entry("success", ["new_revision": policy.revision]))
-        engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
-        logger.notice("policy reloaded", metadata: ["old": "\(old)", "new": "\(policy.revision)"])
-        return (old, policy.revision)
     }
 }
 

@@ -15,8 +15,6 @@ struct SelfInspection {
     /// Who asked, named in the report.
     let inspector: String
 
-    /// The events whose newest success counts as the last access review.
-    static let reviewEvent = "access.review"
 
     func run() async throws -> InspectionReport {
         let users = try await store.users()
@@ -219,7 +217,7 @@ struct SelfInspection {
 
     /// 8. The last access review recorded (`mamori review record`) within `accounts: access-review-days`.
     private func accessReview() async throws -> InspectionReport.Finding {
-        let last = try await store.latestAuditEntry(event: Self.reviewEvent)
+        let last = try await store.latestAuditEntry(event: AuditEvent.accessReview.rawValue)
         let limit = settings.accessReviewDays
         let basis = "Guideline, authentication: ID procedures checked with HR; self-inspection every fiscal year (check 8); settings accounts.access-review-days"
         guard let last else {

@@ -39,7 +39,7 @@ struct AuditCommand: ParsableCommand {
         if let since { bounds["since"] = .string(since.formatted(.iso8601)) }
         if let until { bounds["until"] = .string(until.formatted(.iso8601)) }
         while true {
-            let reply = try options.call("audit.read", bounds.merging([
+            let reply = try options.call(.auditRead, bounds.merging([
                 "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
             ]) { $1 }, over: connection)
             let records = try decodeEntries(reply)
@@ -100,7 +100,7 @@ struct AuditCommand: ParsableCommand {
             if let export {
                 (summary, notes) = try await offline(export)
             } else {
-                let reply = try connection.call("audit.verify", timeout: DaemonConnection.wholeTrailTimeout)
+                let reply = try connection.call(.auditVerify, timeout: DaemonConnection.wholeTrailTimeout)
                 do {
                     summary = try JSONValue.object(reply).decode(AuditReport.Summary.self)
                 } catch {
@@ -206,7 +206,7 @@ struct AuditCommand: ParsableCommand {
         private func trail(over daemon: DaemonConnection) throws {
             var after: Int64 = 0
             while true {
-                let reply = try connection.call("audit.trail", ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
+                let reply = try connection.call(.auditTrail, ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
                 let entries: [AuditTrailExport.Entry]
                 do {
                     entries = try (reply["entries"] ?? .array([])).decode([AuditTrailExport.Entry].self)
@@ -250,7 +250,7 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             let daemon = try connection.connect()
-            let reply = try connection.call("audit.read", ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
+            let reply = try connection.call(.auditRead, ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
             let records = try AuditCommand.decodeEntries(reply)
             show(records)
             guard follow else { return }
@@ -283,8 +283,7 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             guard let cutoff = AuditCommand.date(before) else { return }
-            let reply = try connection.call(
-                "audit.prune", ["before": .string(cutoff.formatted(.iso8601))], timeout: DaemonConnection.wholeTrailTimeout
+            let reply = try connection.call(.auditPrune, ["before": .string(cutoff.formatted(.iso8601))], timeout: DaemonConnection.wholeTrailTimeout
             )
             if connection.json { return Terminal.printJSON(reply) }
             let removed = reply.text("removed")
@@ -304,7 +303,7 @@ struct AuditCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call("audit.public_key")
+            let reply = try connection.call(.auditPublicKey)
             if connection.json { return Terminal.printJSON(reply) }
             print(reply.text("public_key"))
         }

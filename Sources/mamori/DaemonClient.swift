@@ -44,11 +44,11 @@ struct ConnectionOptions: ParsableArguments {
     ///     default each call opens its own.
     ///   - timeout: seconds to wait for the reply on a connection this call opens.
     func call(
-        _ op: String, _ fields: [String: JSONValue] = [:], over connection: DaemonConnection? = nil,
+        _ op: WireOperation, _ fields: [String: JSONValue] = [:], over connection: DaemonConnection? = nil,
         timeout: Int = DaemonConnection.defaultTimeout
     ) throws -> [String: JSONValue] {
         var request = fields
-        request["op"] = .string(op)
+        request["op"] = .string(op.rawValue)
         if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"], !session.isEmpty {
             request["session"] = .string(session)
         }
@@ -96,12 +96,10 @@ extension ExitCode {
     static let permissionDenied = ExitCode(4)
 }
 
-/// One connection to mamorid: request lines out, reply lines back. Closed when released.
+/// One connection to mamorid, checked before use: request lines out, reply lines back.
 final class DaemonConnection {
-    private let descriptor: Int32
+    private let connection: LineConnection
     let path: String
-    /// Bytes read past the last reply line (the daemon answers in order, one line each).
-    private var pending: [UInt8] = []
 
     /// Seconds to wait for a reply: a daemon that hangs must not hang the operator's shell forever.
     static let defaultTimeout = 30
@@ -113,13 +111,12 @@ final class DaemonConnection {
     init(path: String, timeout: Int = DaemonConnection.defaultTimeout, trusting trusted: Set<uid_t>) throws(CommandFailure) {
         self.path = path
         do {
-            descriptor = try UnixSocket.connect(path: path, receiveTimeout: timeout)
+            connection = try LineConnection(path: path, receiveTimeout: timeout)
         } catch {
             throw CommandFailure("cannot reach mamorid at \(path) (\(error.reason)) — is it running? (`make run`)", exitCode: .unreachable)
         }
-        guard let uid = UnixSocket.peerUID(of: descriptor), trusted.contains(uid) else {
-            let who = UnixSocket.peerUID(of: descriptor).map { "uid \($0)" } ?? "an unknown user"
-            close(descriptor)
+        guard let uid = connection.peerUID, trusted.contains(uid) else {
+            let who = connection.peerUID.map { "uid \($0)" } ?? "an unknown user"
             throw CommandFailure(
                 "refusing to talk to the server at \(path): it runs as \(who), not as root, the daemon's user or you; "
                     + "if mamorid runs as another user, say so with --daemon-user or $MAMORI_DAEMON_USER.",
@@ -128,26 +125,14 @@ final class DaemonConnection {
         }
     }
 
-    deinit { close(descriptor) }
-
     /// Writes `line` (with its newline) and reads one reply line.
     func exchange(_ line: [UInt8]) throws(CommandFailure) -> [UInt8] {
-        var offset = 0
-        while offset < line.count {
-            let written = line[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else { throw CommandFailure("mamorid at \(path) closed the connection.", exitCode: .unreachable) }
-            offset += written
+        guard connection.send(line) else {
+            throw CommandFailure("mamorid at \(path) closed the connection.", exitCode: .unreachable)
         }
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while !pending.contains(10) {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            guard count > 0 else {
-                throw CommandFailure("mamorid at \(path) did not answer (closed or timed out).", exitCode: .unreachable)
-            }
-            pending += chunk[..<count]
+        guard let reply = connection.readLine() else {
+            throw CommandFailure("mamorid at \(path) did not answer (closed or timed out).", exitCode: .unreachable)
         }
-        let end = pending.firstIndex(of: 10) ?? pending.endIndex
-        defer { pending.removeSubrange(..<min(end + 1, pending.endIndex)) }
-        return Array(pending[..<end])
+        return reply
     }
 }

@@ -28,7 +28,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let reply = try connection.call("inspect", timeout: DaemonConnection.wholeTrailTimeout)
+        let reply = try connection.call(.inspect, timeout: DaemonConnection.wholeTrailTimeout)
         let report: InspectionReport
         do {
             report = try (reply["report"] ?? .null).decode(InspectionReport.self)
@@ -181,7 +181,7 @@ struct ReviewCommand: ParsableCommand {
         func run() throws {
             var fields: [String: JSONValue] = [:]
             if let note { fields["note"] = .string(note) }
-            let reply = try connection.call("review.record", fields)
+            let reply = try connection.call(.reviewRecord, fields)
             if connection.json { return Terminal.printJSON(reply) }
             print("Access review recorded at \(reply.text("recorded")) (\(reply.text("assignments")) current assignments).")
         }

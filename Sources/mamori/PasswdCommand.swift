@@ -17,7 +17,7 @@ struct PasswdCommand: ParsableCommand {
         let limit = PasswordHasher.maximumPasswordLength
         let old = try SecretInput.read(prompt: "Current password: ", maximumLength: limit, pipeFlag: "--password-stdin", fromStandardInput: passwordStdin)
         let new = try SecretInput.read(prompt: "New password: ", confirm: true, maximumLength: limit, pipeFlag: "--password-stdin", fromStandardInput: passwordStdin)
-        let reply = try connection.call("password.change", [
+        let reply = try connection.call(.passwordChange, [
             "user": .string(user), "old_password": .string(String(decoding: old, as: UTF8.self)),
             "new_password": .string(String(decoding: new, as: UTF8.self)),
         ])

@@ -18,7 +18,7 @@ struct PolicyCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call("policy.reload")
+            let reply = try connection.call(.policyReload)
             if connection.json { return Terminal.printJSON(reply) }
             print("Reloaded the policy: \(reply.text("previous_revision")) → \(reply.text("revision"))")
         }
@@ -29,7 +29,7 @@ struct PolicyCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call("policy.status")
+            let reply = try connection.call(.policyStatus)
             if connection.json { return Terminal.printJSON(reply) }
             let counts = reply.object("counts")
             print(Terminal.fields([

@@ -17,7 +17,7 @@ struct RecoveryCommand: ParsableCommand {
         @Option(help: "How many codes (1–20).") var count = 10
 
         func run() throws {
-            let reply = try connection.call("recovery.issue", ["user": .string(user), "count": .number(Double(count))])
+            let reply = try connection.call(.recoveryIssue, ["user": .string(user), "count": .number(Double(count))])
             if connection.json { return Terminal.printJSON(reply) }
             print("Recovery codes for \(user) — give them to the user; they are not shown again:")
             for code in reply.list("codes") { print("  \(code.string)") }

@@ -21,7 +21,7 @@ struct RoleCommand: ParsableCommand {
         func run() throws {
             var fields: [String: JSONValue] = ["user": .string(user), "role": .string(role)]
             if let until { fields["until"] = .string(until) }
-            let reply = try connection.call("role.grant", fields)
+            let reply = try connection.call(.roleGrant, fields)
             if connection.json { return Terminal.printJSON(reply) }
             let assignment = reply.object("assignment")
             let end = assignment.text("expires_at") == "-" ? "" : " until \(assignment.text("expires_at"))"
@@ -36,7 +36,7 @@ struct RoleCommand: ParsableCommand {
         @Argument(help: "The role's id.") var role: String
 
         func run() throws {
-            let reply = try connection.call("role.revoke", ["user": .string(user), "role": .string(role)])
+            let reply = try connection.call(.roleRevoke, ["user": .string(user), "role": .string(role)])
             if connection.json { return Terminal.printJSON(reply) }
             print("Revoked \(role) from \(user).")
         }
@@ -47,7 +47,7 @@ struct RoleCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call("role.list")
+            let reply = try connection.call(.roleList)
             if connection.json { return Terminal.printJSON(reply) }
             let rows = reply.list("roles").map(\.object).map { role -> [String] in
                 let holders = role.list("holders").map(\.string)

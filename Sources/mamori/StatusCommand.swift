@@ -10,7 +10,7 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() throws {
-        let reply = try connection.call("status")
+        let reply = try connection.call(.status)
         if connection.json { return Terminal.printJSON(reply) }
         let counts = reply.object("counts")
         let chain = reply.object("audit_chain")

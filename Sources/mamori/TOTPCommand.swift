@@ -25,7 +25,7 @@ struct TOTPCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            let begin = try connection.call("totp.enroll.begin", ["user": .string(user)])
+            let begin = try connection.call(.totpEnrollBegin, ["user": .string(user)])
             let uri = begin.text("uri")
             if connection.json {
                 Terminal.printJSON(begin)
@@ -43,7 +43,7 @@ struct TOTPCommand: ParsableCommand {
             FileHandle.standardError.write(Data("Code shown by the app: ".utf8))
             let typed = try SecretInput.read(prompt: "", maximumLength: 64, fromStandardInput: true)
             let code = String(decoding: typed, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            let confirmed = try connection.call("totp.enroll.confirm", ["user": .string(user), "code": .string(code)])
+            let confirmed = try connection.call(.totpEnrollConfirm, ["user": .string(user), "code": .string(code)])
             if connection.json { return Terminal.printJSON(confirmed) }
             print("TOTP is enrolled for \(user).")
         }
@@ -53,7 +53,7 @@ struct TOTPCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a user's TOTP device (a lost phone); enrol a new one after.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try UserCommand.Simple.run("totp.reset", user, connection, done: "Removed the TOTP device of \(user).") }
+        func run() throws { try UserCommand.Simple.run(.totpReset, user, connection, done: "Removed the TOTP device of \(user).") }
     }
 
     struct Code: ParsableCommand {

@@ -22,7 +22,7 @@ struct UserCommand: ParsableCommand {
             var fields: [String: JSONValue] = ["user": .string(user), "kind": .string(kind)]
             if let displayName { fields["display_name"] = .string(displayName) }
             if let organisation { fields["organisation"] = .string(organisation) }
-            let reply = try connection.call("user.add", fields)
+            let reply = try connection.call(.userAdd, fields)
             if connection.json { return Terminal.printJSON(reply) }
             print("Added \(user). Next: mamori user passwd \(user); mamori totp enroll \(user); mamori role grant \(user) ROLE")
         }
@@ -34,7 +34,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            let reply = try connection.call("user.show", ["user": .string(user)])
+            let reply = try connection.call(.userShow, ["user": .string(user)])
             if connection.json { return Terminal.printJSON(reply) }
             print(reply.text("user"))
             print(Terminal.fields([
@@ -52,7 +52,7 @@ struct UserCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call("user.list")
+            let reply = try connection.call(.userList)
             if connection.json { return Terminal.printJSON(reply) }
             let rows = reply.list("users").map(\.object).map { user in
                 [user.text("user"), user.text("display_name"), user.text("kind"), user.text("organisation"),
@@ -64,7 +64,7 @@ struct UserCommand: ParsableCommand {
 
     /// A user-changing command with only the user as argument.
     struct Simple {
-        static func run(_ op: String, _ user: String, _ connection: ConnectionOptions, done: String) throws {
+        static func run(_ op: WireOperation, _ user: String, _ connection: ConnectionOptions, done: String) throws {
             let reply = try connection.call(op, ["user": .string(user)])
             if connection.json { return Terminal.printJSON(reply) }
             print(done)
@@ -75,21 +75,21 @@ struct UserCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user: no login, no roles, until enabled.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try Simple.run("user.disable", user, connection, done: "Disabled \(user).") }
+        func run() throws { try Simple.run(.userDisable, user, connection, done: "Disabled \(user).") }
     }
 
     struct Enable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try Simple.run("user.enable", user, connection, done: "Enabled \(user).") }
+        func run() throws { try Simple.run(.userEnable, user, connection, done: "Enabled \(user).") }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a user with their credentials and roles (the audit trail keeps their history).")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try Simple.run("user.remove", user, connection, done: "Removed \(user).") }
+        func run() throws { try Simple.run(.userRemove, user, connection, done: "Removed \(user).") }
     }
 
     struct Passwd: ParsableCommand {
@@ -106,7 +106,7 @@ struct UserCommand: ParsableCommand {
                 prompt: "Temporary password for \(user): ", confirm: true, maximumLength: PasswordHasher.maximumPasswordLength,
                 pipeFlag: "--password-stdin", fromStandardInput: passwordStdin
             )
-            let reply = try connection.call("user.passwd", ["user": .string(user), "password": .string(String(decoding: password, as: UTF8.self))])
+            let reply = try connection.call(.userPasswd, ["user": .string(user), "password": .string(String(decoding: password, as: UTF8.self))])
             if connection.json { return Terminal.printJSON(reply) }
             print("Set a temporary password for \(user); it must be changed at the next login.")
         }
@@ -118,7 +118,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            let reply = try connection.call("user.roles", ["user": .string(user)])
+            let reply = try connection.call(.userRoles, ["user": .string(user)])
             if connection.json { return Terminal.printJSON(reply) }
             let rows = reply.list("roles").map(\.object).map { role in
                 [role.text("role"), role.text("granted_by"), role.text("granted_at"), role.text("expires_at"),

@@ -104,3 +104,20 @@ extension Result where Failure == WireError {
         return nil
     }
 }
+
+/// The audit trail's vocabulary: what an auditor filters by must be written down.
+@Suite("the audit events")
+struct AuditEventTests {
+    @Test("every audit event and outcome is in docs/operations.md's table")
+    func documented() throws {
+        let text = try String(
+            contentsOf: ProtocolTests.repository.appendingPathComponent("docs/operations.md"), encoding: .utf8
+        )
+        for event in AuditEvent.allCases {
+            #expect(text.contains("`\(event.rawValue)`"), "docs/operations.md does not name \(event.rawValue)")
+        }
+        for outcome in AuditOutcome.allCases {
+            #expect(text.contains("`\(outcome.rawValue)`"))
+        }
+    }
+}

@@ -114,42 +114,27 @@ public final class DaemonHarness: @unchecked Sendable {
 
 /// A raw client of the socket: writes lines, reads lines. Blocking, with a receive timeout.
 public final class LineClient: @unchecked Sendable {
-    private let descriptor: Int32
-    private var buffer: [UInt8] = []
+    private let connection: LineConnection
 
     public init(path: String, timeoutSeconds: Int = 15) throws {
         do {
-            descriptor = try UnixSocket.connect(path: path, receiveTimeout: timeoutSeconds)
+            connection = try LineConnection(path: path, receiveTimeout: timeoutSeconds)
         } catch {
             throw SubprocessError(description: "cannot connect to \(path): \(error.reason)")
         }
     }
 
-    deinit { close(descriptor) }
-
     /// Writes raw bytes (a line should end with "\n").
     public func send(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard written > 0 else { throw SubprocessError(description: "write failed") }
-            offset += written
-        }
+        guard connection.send(bytes) else { throw SubprocessError(description: "write failed") }
     }
 
     /// Reads one line (without its newline), or throws on timeout or end of stream.
     public func readLine() throws -> String {
-        while true {
-            if let newline = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 65_536)
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            guard count > 0 else { throw SubprocessError(description: "no reply (connection closed or timed out)") }
-            buffer += chunk[..<count]
+        guard let line = connection.readLine() else {
+            throw SubprocessError(description: "no reply (connection closed or timed out)")
         }
+        return String(decoding: line, as: UTF8.self)
     }
 
     /// Sends one line and returns the reply line.

@@ -37,6 +37,17 @@ public struct AuditEntry: Sendable, Hashable {
         self.policyRevision = policyRevision
     }
 
+    /// An entry of one of Mamori's own events; the trail stores their names.
+    public init(
+        time: Date, actorUID: Int?, actor: String, event: AuditEvent, target: String, outcome: AuditOutcome,
+        detail: [String: String] = [:], terminal: String, zone: String, policyRevision: String
+    ) {
+        self.init(
+            time: time, actorUID: actorUID, actor: actor, event: event.rawValue, target: target, outcome: outcome.rawValue,
+            detail: detail, terminal: terminal, zone: zone, policyRevision: policyRevision
+        )
+    }
+
     /// The canonical text the chain hashes: every field as one JSON object, keys sorted, no
     /// spaces, `time` in Unix milliseconds, `actor_uid` null for the daemon's own acts, `detail`
     /// as an object of strings. Exactly what Python's

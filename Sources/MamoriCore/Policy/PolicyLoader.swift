@@ -83,19 +83,19 @@ public enum PolicyLoader {
 
 /// The raw, located declarations of every file, before cross-file validation.
 struct PolicyAssembler {
-    private var diagnostics: [PolicyDiagnostic] = []
-    private var files: [String] = []
-    private var zones: [(Zone, SourceLocation)] = []
-    private var axes: [(ClassificationAxis, SourceLocation)] = []
-    private var organisations: [(Organisation, SourceLocation)] = []
-    private var assets: [RawAsset] = []
-    private var roles: [RawRole] = []
-    private var actions: [(PolicyAction, SourceLocation)] = []
-    private var rules: [RawRule] = []
-    private var constraints: [RawSeparation] = []
-    private var settings: PolicySettings?
+    var diagnostics: [PolicyDiagnostic] = []
+    var files: [String] = []
+    var zones: [(Zone, SourceLocation)] = []
+    var axes: [(ClassificationAxis, SourceLocation)] = []
+    var organisations: [(Organisation, SourceLocation)] = []
+    var assets: [RawAsset] = []
+    var roles: [RawRole] = []
+    var actions: [(PolicyAction, SourceLocation)] = []
+    var rules: [RawRule] = []
+    var constraints: [RawSeparation] = []
+    var settings: PolicySettings?
     /// Files that were not even YAML: cross-file checks would only repeat their consequences.
-    private var unparsedFiles = 0
+    var unparsedFiles = 0
 
     struct RawAsset {
         let id: Located<String>
@@ -182,11 +182,11 @@ struct PolicyAssembler {
         }
     }
 
-    private func title(_ fields: [String: (key: Node, value: Node)], _ reader: inout YAMLReader) -> String? {
+    func title(_ fields: [String: (key: Node, value: Node)], _ reader: inout YAMLReader) -> String? {
         fields["title"].flatMap { reader.string($0.value, what: "The title")?.value }
     }
 
-    private mutating func readZone(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readZone(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(node, what: "a zone", allowed: ["id", "title", "login-factors"], required: ["id", "login-factors"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "A zone id") })
         else { return }
@@ -197,7 +197,7 @@ struct PolicyAssembler {
         zones.append((Zone(id: id.value, title: title(fields, &reader) ?? id.value, loginFactors: factors), id.location))
     }
 
-    private func readFactors(_ node: Node, _ reader: inout YAMLReader) -> Set<Factor> {
+    func readFactors(_ node: Node, _ reader: inout YAMLReader) -> Set<Factor> {
         Set(reader.list(node, what: "Factors").compactMap { item -> Factor? in
             guard let name = reader.string(item, what: "A factor") else { return nil }
             guard let factor = Factor(rawValue: name.value) else {
@@ -209,7 +209,7 @@ struct PolicyAssembler {
         })
     }
 
-    private mutating func readAxis(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readAxis(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(node, what: "a classification axis", allowed: ["axis", "title", "levels"], required: ["axis", "levels"]),
             let id = fields["axis"].flatMap({ reader.identifier($0.value, what: "An axis id") }),
             let levelsNode = fields["levels"]?.value
@@ -223,14 +223,14 @@ struct PolicyAssembler {
         axes.append((ClassificationAxis(id: id.value, title: title(fields, &reader) ?? id.value, levels: levels.map(\.value)), id.location))
     }
 
-    private mutating func readOrganisation(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readOrganisation(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(node, what: "an organisation", allowed: ["id", "title"], required: ["id"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "An organisation id") })
         else { return }
         organisations.append((Organisation(id: id.value, title: title(fields, &reader) ?? id.value), id.location))
     }
 
-    private mutating func readAsset(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readAsset(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(
                 node, what: "an asset", allowed: ["id", "title", "zone", "owner", "classification", "tags"],
                 required: ["id", "zone", "owner", "classification"]),
@@ -257,7 +257,7 @@ struct PolicyAssembler {
         ))
     }
 
-    private mutating func readRole(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readRole(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(
                 node, what: "a role", allowed: ["id", "title", "inherits", "privileged", "max-holders", "zones"],
                 required: ["id"]),
@@ -275,7 +275,7 @@ struct PolicyAssembler {
         ))
     }
 
-    private mutating func readAction(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readAction(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(node, what: "an action", allowed: ["id", "title", "administrative"], required: ["id"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "An action id") })
         else { return }
@@ -286,139 +286,7 @@ struct PolicyAssembler {
         actions.append((PolicyAction(id: id.value, title: title(fields, &reader) ?? id.value, administrative: administrative), id.location))
     }
 
-    private mutating func readRule(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(
-                node, what: "a rule",
-                allowed: ["id", "effect", "description", "roles", "actions", "resources", "when", "unless"],
-                required: ["id", "effect", "roles", "actions"]),
-            let id = fields["id"].flatMap({ reader.identifier($0.value, what: "A rule id") }),
-            let effectText = fields["effect"].flatMap({ reader.string($0.value, what: "The effect") })
-        else { return }
-        guard let effect = RuleEffect(rawValue: effectText.value) else {
-            diagnostics.append(PolicyDiagnostic(.error, at: effectText.location, "The effect must be 'permit' or 'forbid', not '\(effectText.value)'."))
-            return
-        }
-        let roleNames = fields["roles"].map { reader.identifiers($0.value, what: "A role id") } ?? []
-        let anyUser = roleNames.contains { $0.value == "*" }
-        if anyUser && roleNames.count > 1, let node = fields["roles"]?.value {
-            reader.error(node, "'*' (any user) stands alone in a rule's roles.")
-        }
-        if roleNames.isEmpty, let node = fields["roles"]?.value {
-            reader.error(node, "A rule needs at least one role, or '*' for any user.")
-        }
-        let actionNames = fields["actions"].map { reader.identifiers($0.value, what: "An action") } ?? []
-        if actionNames.isEmpty, let node = fields["actions"]?.value { reader.error(node, "A rule needs at least one action.") }
-
-        var assetsListed: [Located<String>] = []
-        var patterns: [String] = []
-        var levels: [(Located<String>, LevelTest.Comparison, Located<String>)] = []
-        var assetZones: [Located<String>]?
-        var tags: [String] = []
-        if let resources = fields["resources"]?.value,
-            let selector = reader.mapping(resources, what: "a rule's resources", allowed: ["assets", "patterns", "where"])
-        {
-            assetsListed = selector["assets"].map { reader.identifiers($0.value, what: "An asset id") } ?? []
-            patterns = selector["patterns"].map { reader.identifiers($0.value, what: "A resource pattern").map(\.value) } ?? []
-            if let whereNode = selector["where"]?.value {
-                if case .mapping(let mapping) = whereNode {
-                    for (key, value) in mapping {
-                        guard let name = reader.identifier(key, what: "A 'where' key") else { continue }
-                        switch name.value {
-                        case "zone": assetZones = reader.identifiers(value, what: "A zone id")
-                        case "tags": tags = reader.identifiers(value, what: "A tag").map(\.value)
-                        default:
-                            if let test = readLevelTest(value, &reader) { levels.append((name, test.0, test.1)) }
-                        }
-                    }
-                } else {
-                    reader.error(whereNode, "'where' maps attributes to tests, e.g. {confidentiality: \">= 3\", zone: [mynumber]}.")
-                }
-            }
-        }
-        rules.append(RawRule(
-            id: id, effect: effect,
-            description: fields["description"].flatMap { reader.string($0.value, what: "The description")?.value } ?? "",
-            roles: anyUser ? nil : roleNames, actions: actionNames, assets: assetsListed, patterns: patterns,
-            levels: levels, assetZones: assetZones, tags: tags,
-            when: fields["when"].flatMap { readConditions($0.value, &reader) },
-            unless: fields["unless"].flatMap { readConditions($0.value, &reader) },
-            location: id.location
-        ))
-    }
-
-    /// Reads `">= 3"`, `"<= 2"`, `"3A"` (equal) and the like.
-    private func readLevelTest(_ node: Node, _ reader: inout YAMLReader) -> (LevelTest.Comparison, Located<String>)? {
-        guard let text = reader.string(node, what: "A level test") else { return nil }
-        let trimmed = text.value.trimmingCharacters(in: .whitespaces)
-        let comparison = LevelTest.Comparison.allCases.filter { trimmed.hasPrefix($0.rawValue) }
-            .max { $0.rawValue.count < $1.rawValue.count } ?? .equal
-        let level = trimmed.dropFirst(trimmed.hasPrefix(comparison.rawValue) ? comparison.rawValue.count : 0)
-            .trimmingCharacters(in: .whitespaces)
-        guard !level.isEmpty else {
-            reader.error(node, "A level test is an operator (=, >=, <=, >, <) and a level, e.g. \">= 3\".")
-            return nil
-        }
-        return (comparison, Located(value: level, location: text.location))
-    }
-
-    private func readConditions(_ node: Node, _ reader: inout YAMLReader) -> RawConditions? {
-        guard let fields = reader.mapping(
-            node, what: "conditions",
-            allowed: ["zone", "factors", "hours", "days", "user-kind", "same-organisation"])
-        else { return nil }
-        var conditions = RawConditions(location: reader.location(of: node))
-        conditions.zones = fields["zone"].map { reader.identifiers($0.value, what: "A zone id") }
-        conditions.factors = fields["factors"].map { readFactors($0.value, &reader) }
-        if let hours = fields["hours"]?.value, let text = reader.string(hours, what: "hours") {
-            conditions.hours = Self.timeWindow(text.value)
-            if conditions.hours == nil {
-                reader.error(hours, "hours must be a local time window such as \"08:30-17:15\" (24-hour clock).")
-            }
-        }
-        if let days = fields["days"]?.value {
-            var weekdays: Set<Int> = []
-            for item in reader.list(days, what: "days") {
-                guard let name = reader.string(item, what: "A day") else { continue }
-                if name.value == "weekdays" { weekdays.formUnion(1...5); continue }
-                guard let index = Self.dayNames.firstIndex(of: name.value) else {
-                    reader.error(item, "Days are mon, tue, wed, thu, fri, sat, sun or weekdays, not '\(name.value)'.")
-                    continue
-                }
-                weekdays.insert(index + 1)
-            }
-            conditions.weekdays = weekdays
-        }
-        if let kinds = fields["user-kind"]?.value {
-            conditions.userKinds = Set(reader.list(kinds, what: "user-kind").compactMap { item -> UserKind? in
-                guard let name = reader.string(item, what: "A user kind") else { return nil }
-                guard let kind = UserKind(rawValue: name.value) else {
-                    reader.error(item, "User kinds are \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name.value)'.")
-                    return nil
-                }
-                return kind
-            })
-        }
-        conditions.sameOrganisation = fields["same-organisation"].flatMap { reader.bool($0.value, what: "same-organisation") } ?? false
-        return conditions
-    }
-
-    static let dayNames = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-    static func timeWindow(_ text: String) -> TimeWindow? {
-        let parts = text.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard parts.count == 2, let start = minutes(parts[0]), let end = minutes(parts[1]), start != end else { return nil }
-        return TimeWindow(start: start, end: end)
-    }
-
-    private static func minutes(_ text: String) -> Int? {
-        let parts = text.split(separator: ":")
-        guard parts.count == 2, parts[1].count == 2, let hour = Int(parts[0]), let minute = Int(parts[1]),
-            (0...24).contains(hour), (0...59).contains(minute), hour * 60 + minute <= 24 * 60
-        else { return nil }
-        return hour * 60 + minute
-    }
-
-    private mutating func readSeparation(_ node: Node, _ reader: inout YAMLReader) {
+    mutating func readSeparation(_ node: Node, _ reader: inout YAMLReader) {
         guard let fields = reader.mapping(
                 node, what: "a separation-of-duty constraint", allowed: ["id", "separation-of-duty", "maximum", "reason"],
                 required: ["id", "separation-of-duty"]),
@@ -437,7 +305,7 @@ struct PolicyAssembler {
         ))
     }
 
-    private mutating func readSettings(_ key: Node, _ node: Node, _ reader: inout YAMLReader) {
+    mutating func readSettings(_ key: Node, _ node: Node, _ reader: inout YAMLReader) {
         guard settings == nil else {
             reader.error(key, "Settings are given in more than one file; keep them in one.")
             return
@@ -525,225 +393,5 @@ struct PolicyAssembler {
             auditRetentionYears: retention, auditAllowedDecisions: allowedDecisions, idleAccountDays: idleDays,
             accessReviewDays: reviewDays
         )
-    }
-
-    // MARK: Validating the whole
-
-    private mutating func error(_ location: SourceLocation, _ message: String) {
-        diagnostics.append(PolicyDiagnostic(.error, at: location, message))
-    }
-
-    private mutating func warning(_ location: SourceLocation, _ message: String) {
-        diagnostics.append(PolicyDiagnostic(.warning, at: location, message))
-    }
-
-    /// Reports ids declared twice; returns the first declaration of each id.
-    private mutating func unique(_ kind: String, _ entries: [(String, SourceLocation)]) -> [String: SourceLocation] {
-        var first: [String: SourceLocation] = [:]
-        for (id, location) in entries {
-            if let earlier = first[id] {
-                error(location, "The \(kind) '\(id)' is declared twice; the first is at \(earlier).")
-            } else {
-                first[id] = location
-            }
-        }
-        return first
-    }
-
-    private mutating func check(_ reference: Located<String>, isA kind: String, in known: [String: SourceLocation]) {
-        guard known[reference.value] == nil else { return }
-        let hint = closest(to: reference.value, in: known.keys).map { " Did you mean '\($0)'?" } ?? ""
-        error(reference.location, "Unknown \(kind) '\(reference.value)'.\(hint)")
-    }
-
-    mutating func finish(revision: String) -> (Policy?, [PolicyDiagnostic]) {
-        guard unparsedFiles == 0 else { return (nil, diagnostics) }
-        if axes.isEmpty {
-            // The guideline's usual levels, where a policy defines none.
-            let origin = SourceLocation(file: files.first ?? "policy", line: 1, column: 1)
-            axes = [
-                (ClassificationAxis(id: "confidentiality", title: "機密性", levels: ["1", "2", "3"]), origin),
-                (ClassificationAxis(id: "integrity", title: "完全性", levels: ["1", "2"]), origin),
-                (ClassificationAxis(id: "availability", title: "可用性", levels: ["1", "2"]), origin),
-            ]
-        }
-        let zoneIds = unique("zone", zones.map { ($0.0.id, $0.1) })
-        let axisIds = unique("classification axis", axes.map { ($0.0.id, $0.1) })
-        let organisationIds = unique("organisation", organisations.map { ($0.0.id, $0.1) })
-        let assetIds = unique("asset", assets.map { ($0.id.value, $0.location) })
-        let roleIds = unique("role", roles.map { ($0.id.value, $0.id.location) })
-        let actionIds = unique("action", actions.map { ($0.0.id, $0.1) })
-        _ = unique("rule", rules.map { ($0.id.value, $0.location) })
-        _ = unique("constraint", constraints.map { ($0.id.value, $0.id.location) })
-        if zones.isEmpty {
-            error(SourceLocation(file: files.first ?? "policy", line: 1, column: 1), "The policy declares no zones.")
-        }
-        let axisLevels = Dictionary(axes.map { ($0.0.id, $0.0.levels) }, uniquingKeysWith: { first, _ in first })
-
-        func levelIndex(_ axis: Located<String>, _ level: Located<String>) -> Int? {
-            guard let levels = axisLevels[axis.value] else { return nil }
-            guard let index = levels.firstIndex(of: level.value) else {
-                error(level.location, "The level '\(level.value)' is not on the axis '\(axis.value)' (levels: \(levels.joined(separator: ", "))).")
-                return nil
-            }
-            return index
-        }
-
-        var checkedAssets: [Asset] = []
-        for asset in assets {
-            asset.zone.map { check($0, isA: "zone", in: zoneIds) }
-            asset.owner.map { check($0, isA: "organisation", in: organisationIds) }
-            var levels: [String: Int] = [:]
-            for (axis, level) in asset.levels {
-                check(axis, isA: "classification axis", in: axisIds)
-                if levels[axis.value] != nil { error(axis.location, "The axis '\(axis.value)' is given twice.") }
-                if let index = levelIndex(axis, level) { levels[axis.value] = index }
-            }
-            for axis in axes.map(\.0.id) where !asset.levels.contains(where: { $0.axis.value == axis }) {
-                error(asset.location, "The asset '\(asset.id.value)' has no level on the axis '\(axis)'.")
-            }
-            checkedAssets.append(Asset(
-                id: asset.id.value, title: asset.title, zone: asset.zone?.value ?? "", owner: asset.owner?.value ?? "",
-                levels: levels, tags: asset.tags
-            ))
-        }
-
-        for role in roles {
-            role.inherits.forEach { check($0, isA: "role", in: roleIds) }
-            role.zones?.forEach { check($0, isA: "zone", in: zoneIds) }
-        }
-        let closures = checkInheritance()
-
-        let declaredActions = actions.map(\.0.id)
-        var checkedRules: [Rule] = []
-        for rule in rules {
-            rule.roles?.forEach { check($0, isA: "role", in: roleIds) }
-            var expanded: [String] = []
-            for action in rule.actions {
-                if action.value.contains("*") || action.value.contains("?") {
-                    let pattern = GlobPattern(action.value)
-                    let matches = declaredActions.filter { pattern.matches($0) }
-                    if matches.isEmpty { error(action.location, "The action pattern '\(action.value)' matches no declared action.") }
-                    expanded += matches
-                } else {
-                    check(action, isA: "action", in: actionIds)
-                    expanded.append(action.value)
-                }
-            }
-            rule.assets.forEach { check($0, isA: "asset", in: assetIds) }
-            rule.assetZones?.forEach { check($0, isA: "zone", in: zoneIds) }
-            var tests: [LevelTest] = []
-            for (axis, comparison, level) in rule.levels {
-                guard axisIds[axis.value] != nil else {
-                    let hint = closest(to: axis.value, in: Array(axisIds.keys) + ["zone", "tags"]).map { " Did you mean '\($0)'?" } ?? ""
-                    error(axis.location, "Unknown 'where' key '\(axis.value)': it is neither a classification axis nor zone or tags.\(hint)")
-                    continue
-                }
-                if let index = levelIndex(axis, level) {
-                    tests.append(LevelTest(axis: axis.value, comparison: comparison, level: index))
-                }
-            }
-            for conditions in [rule.when, rule.unless].compactMap({ $0 }) {
-                conditions.zones?.forEach { check($0, isA: "zone", in: zoneIds) }
-            }
-            if rule.effect == .forbid, rule.when?.factors != nil, let when = rule.when {
-                error(when.location, "A forbid rule cannot require factors in 'when'; say which factors lift it with 'unless: {factors: …}'.")
-            }
-            let selector = ResourceSelector(
-                assets: rule.assets.map(\.value), patterns: rule.patterns, levels: tests,
-                assetZones: rule.assetZones?.map(\.value), tags: rule.tags
-            )
-            let checked = Rule(
-                id: rule.id.value, effect: rule.effect, description: rule.description, roles: rule.roles?.map(\.value),
-                actions: Array(Set(expanded)).sorted(), resources: selector, when: Self.conditions(rule.when),
-                unless: rule.unless.map { Self.conditions($0) }, location: rule.location
-            )
-            warnIfNeverMatches(checked, assets: checkedAssets)
-            checkedRules.append(checked)
-        }
-
-        for constraint in constraints {
-            constraint.roles.forEach { check($0, isA: "role", in: roleIds) }
-            var seen: Set<String> = []
-            for role in constraint.roles where !seen.insert(role.value).inserted {
-                error(role.location, "The role '\(role.value)' appears twice in the constraint '\(constraint.id.value)'.")
-            }
-        }
-        // A role whose inherited roles already break a constraint can never be granted.
-        for role in roles {
-            let closure = closures[role.id.value] ?? [role.id.value]
-            for constraint in constraints {
-                let held = constraint.roles.map(\.value).filter { closure.contains($0) }
-                if held.count > constraint.maximum {
-                    error(role.id.location, "The role '\(role.id.value)' includes \(held.joined(separator: " and ")) through inheritance, which the constraint '\(constraint.id.value)' forbids holding together.")
-                }
-            }
-        }
-
-        guard !diagnostics.contains(where: { $0.severity == .error }) else { return (nil, diagnostics) }
-        let policy = Policy(
-            revision: revision, files: files, zones: zones.map(\.0), axes: axes.map(\.0),
-            organisations: organisations.map(\.0), assets: checkedAssets,
-            roles: roles.map {
-                Role(id: $0.id.value, title: $0.title, inherits: $0.inherits.map(\.value), privileged: $0.privileged,
-                     maxHolders: $0.maxHolders, zones: $0.zones?.map(\.value))
-            },
-            actions: actions.map(\.0), rules: checkedRules,
-            separationOfDuty: constraints.map {
-                SeparationOfDuty(id: $0.id.value, roles: $0.roles.map(\.value), maximum: $0.maximum, reason: $0.reason)
-            },
-            settings: settings ?? .defaults,
-            warnings: diagnostics.filter { $0.severity == .warning }
-        )
-        return (policy, diagnostics)
-    }
-
-    private static func conditions(_ raw: RawConditions?) -> RuleConditions {
-        guard let raw else { return .none }
-        return RuleConditions(
-            zones: raw.zones?.map(\.value), factors: raw.factors, hours: raw.hours, weekdays: raw.weekdays,
-            userKinds: raw.userKinds, sameOrganisation: raw.sameOrganisation
-        )
-    }
-
-    /// Reports each inheritance cycle once; returns every role's closure (itself and every role it
-    /// inherits from, directly or not). The walk keeps a visited set, so cycles cannot hang it.
-    private mutating func checkInheritance() -> [String: Set<String>] {
-        let parents = Dictionary(roles.map { ($0.id.value, $0.inherits.map(\.value)) }, uniquingKeysWith: { first, _ in first })
-        var closures: [String: Set<String>] = [:]
-        for role in roles {
-            var closure: Set<String> = []
-            var stack = [role.id.value]
-            while let current = stack.popLast() {
-                guard closure.insert(current).inserted else { continue }
-                stack += parents[current] ?? []
-            }
-            closures[role.id.value] = closure
-        }
-        var reported: Set<[String]> = []
-        for role in roles {
-            let id = role.id.value
-            // On a cycle: some parent reaches back to the role.
-            guard (parents[id] ?? []).contains(where: { closures[$0]?.contains(id) == true }) else { continue }
-            let members = (closures[id] ?? []).filter { closures[$0]?.contains(id) == true }.sorted()
-            guard reported.insert(members).inserted else { continue }
-            error(role.id.location, "Roles inherit in a cycle: \(members.joined(separator: ", ")) each inherit from themselves through the others.")
-        }
-        return closures
-    }
-
-    private mutating func warnIfNeverMatches(_ rule: Rule, assets: [Asset]) {
-        let selector = rule.resources
-        if selector.namesNothing && selector.needsAsset {
-            let any = assets.contains { ResourceMatcher.selects(selector, asset: $0) }
-            if !any { warning(rule.location, "The rule '\(rule.id)' can never match: its 'where' selects no asset in the register.") }
-        }
-        if let zones = rule.when.zones, let roleIds = rule.roles {
-            let usable = roleIds.contains { id in
-                guard let role = roles.first(where: { $0.id.value == id }) else { return true }
-                return role.zones.map { allowed in allowed.contains { zones.contains($0.value) } } ?? true
-            }
-            if !usable { warning(rule.location, "The rule '\(rule.id)' can never match: none of its roles is usable in its zones.") }
-        }
     }
 }

@@ -1,0 +1,45 @@
+/// What an audit entry records. The trail stores the raw value, so these names are part of the
+/// record an auditor reads and filters by (docs/operations.md): rename none of them.
+public enum AuditEvent: String, Sendable, CaseIterable {
+    case authSuccess = "auth.success"
+    case authFailure = "auth.failure"
+    /// An account locked after too many failures.
+    case authLockout = "auth.lockout"
+    /// `account` answered that a user may not log in here now.
+    case accountRefused = "account.refused"
+    case sessionOpen = "session.open"
+    case sessionClose = "session.close"
+    case decisionAllow = "decision.allow"
+    case decisionDeny = "decision.deny"
+    /// A caller denied too often, cut off until the interval ends.
+    case callerRateLimited = "caller.rate_limited"
+    case userAdd = "user.add"
+    case userDisable = "user.disable"
+    case userEnable = "user.enable"
+    case userRemove = "user.remove"
+    case userPasswd = "user.passwd"
+    case userUnlock = "user.unlock"
+    case passwordChange = "password.change"
+    case totpEnrollBegin = "totp.enroll.begin"
+    case totpEnrollConfirm = "totp.enroll.confirm"
+    case totpReset = "totp.reset"
+    case recoveryIssue = "recovery.issue"
+    case roleGrant = "role.grant"
+    case roleRevoke = "role.revoke"
+    case policyReload = "policy.reload"
+    case auditRead = "audit.read"
+    case auditVerify = "audit.verify"
+    case auditPrune = "audit.prune"
+    /// The periodic access review (`review.record`).
+    case accessReview = "access.review"
+    /// A self-inspection report was made.
+    case inspect
+}
+
+/// How the act an audit entry records ended.
+public enum AuditOutcome: String, Sendable, CaseIterable {
+    case success
+    case failure
+    /// The policy (or a rule such as the retention) refused it.
+    case denied
+}
