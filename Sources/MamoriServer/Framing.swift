@@ -215,6 +215,9 @@ final class RequestHandler: ChannelDuplexHandler {
             handler.flow.replyWritten()
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             handler.takeUp(context)
+            // Lines taken up here and answered at once are outside any read burst: no
+            // channelReadComplete will flush them.
+            if handler.flow.takeFlush() { context.flush() }
             handler.readIfRoom(context)
         }
     }

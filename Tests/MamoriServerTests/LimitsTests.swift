@@ -27,6 +27,17 @@ struct LimitsTests {
         #expect(try LineClient(path: daemon.socketPath).call(["op": "status"])["ok"] as? Bool == true)
     }
 
+    /// With one request in flight per connection, the second line waits until the first reply is
+    /// written; if it is then answered at once (malformed, say), that reply must still be flushed.
+    @Test("a waiting line answered at once after a queued reply is sent, not left unflushed")
+    func waitingLineIsFlushed() throws {
+        let daemon = try startDaemon(configuration: "requests-per-connection: 1")
+        let client = try LineClient(path: daemon.socketPath, timeoutSeconds: 5)
+        try client.send(Array(#"{"op":"status","id":1}\#n{"op":\#n"#.utf8))
+        #expect(try client.readLine().contains(#""id":1"#))
+        #expect(try client.readLine().contains(#""code":"bad_request""#))
+    }
+
     @Test("a silent connection is closed after the idle timeout")
     func idle() throws {
         let daemon = try startDaemon(configuration: "idle-timeout-seconds: 1")
