@@ -133,6 +133,7 @@ let package = Package(
                 "MamoriServer", "MamoriSQLite", "MamoriStore", "MamoriCore", "MamoriProtocol", "MamoriTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),

@@ -129,6 +129,7 @@ public final class MamoriDaemon: Service, Sendable {
         let service = self.service
         let inFlight = self.inFlight
         let admission = self.admission
+        let names = LoginNames()
         let idle = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
         let lineTimeout = TimeAmount.seconds(Int64(configuration.lineTimeoutSeconds))
         let requestsPerConnection = configuration.requestsPerConnection
@@ -149,13 +150,10 @@ public final class MamoriDaemon: Service, Sendable {
                         }
                     }
                     channel.closeFuture.whenComplete { _ in admission.leave(credentials) }
-                    // The password database may be a directory service (sssd, LDAP) that answers
-                    // slowly or not at all: asked on a thread pool, so a slow answer holds up this
-                    // connection only, never the event loop that serves everyone else. Nothing is
-                    // read from the connection until its handlers are in place.
-                    return NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) {
-                        Caller.loginName(of: credentials.uid)
-                    }.flatMapThrowing { name in
+                    // The name comes off the event loop (see LoginNames): a slow password database
+                    // holds up the connections of uids it has not answered for, never the event
+                    // loop or the operators. Nothing is read until the handlers are in place.
+                    return names.name(of: credentials.uid, on: channel.eventLoop).flatMapThrowing { name in
                         let caller = Caller(credentials: credentials, name: name)
                         logger.debug("connection", metadata: ["uid": "\(caller.uid)", "pid": "\(caller.pid)"])
                         try channel.pipeline.syncOperations.addHandlers([

@@ -1,0 +1,73 @@
+import Foundation
+@testable import MamoriServer
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Callers' names come from the password database off the event loop; a database that hangs must
+/// not queue work for every connection, nor make the operators wait.
+@Suite("login names of callers")
+struct LoginNamesTests {
+    /// A lookup that counts its calls and, while `held`, blocks like a directory service that hangs.
+    final class SlowDirectory: Sendable {
+        let calls = NIOLockedValueBox(0)
+        let gate = DispatchSemaphore(value: 0)
+        let held: Bool
+
+        init(held: Bool) { self.held = held }
+
+        func lookup(_ uid: UInt32) -> String? {
+            if uid != 0 && uid != geteuid() {
+                calls.withLockedValue { $0 += 1 }
+                if held { gate.wait() }
+            }
+            return uid == 65_534 ? "nobody" : Caller.loginName(of: uid)
+        }
+    }
+
+    @Test("one uid's many connections share one lookup; the answer is kept; the operators never wait")
+    func sharedAndKept() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+        let directory = SlowDirectory(held: true)
+        defer { directory.gate.signal() }  // never leave the pool's thread blocked, even on failure
+        let names = LoginNames(pool: pool, lookup: { directory.lookup($0) })
+        let loop = group.next()
+
+        // The directory hangs: fifty connections of one uid wait on one lookup...
+        let waiting = (0..<50).map { _ in names.name(of: 65_534, on: loop) }
+        // ...while root is named at once.
+        #expect(try names.name(of: 0, on: loop).wait() == Caller.loginName(of: 0))
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(directory.calls.withLockedValue { $0 } == 1)
+
+        directory.gate.signal()
+        for future in waiting { #expect(try future.wait() == "nobody") }
+        #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
+        #expect(directory.calls.withLockedValue { $0 } == 1, "kept for its lifetime")
+    }
+
+    @Test("an answer that lapsed is asked again")
+    func lapses() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+        let directory = SlowDirectory(held: false)
+        let names = LoginNames(pool: pool, lifetime: .milliseconds(50), lookup: { directory.lookup($0) })
+        let loop = group.next()
+        #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
+        #expect(directory.calls.withLockedValue { $0 } == 2)
+    }
+}
