@@ -6,8 +6,9 @@ python3-cryptography (Debian) for the Ed25519 checkpoint signatures.
 
 It reads a copy of the database, or a trail export (`mamori audit export --format trail`,
 `mamorid export-audit`): JSON lines, a header ("format": "mamori-audit-trail-v1", perhaps the
-"public_key"), then the checkpoints, then the entries as stored. Without AUDIT.pub, an export's
-own key is used, which shows only that the file agrees with itself.
+"public_key"), then the checkpoints, then the entries as stored. Without AUDIT.pub the
+signatures are not checked: a key inside the export proves nothing, since whoever edits the file
+can re-sign it and name their own.
 
 An independent second implementation for auditors, written from docs/operations.md:
 each entry's hash is SHA-256 over the previous entry's hash followed by the entry as canonical
@@ -102,6 +103,17 @@ def read_database(path):
     return checkpoints, entries
 
 
+def unique_keys(pairs):
+    """An object from its pairs, refusing a key given twice: readers disagree on which one counts,
+    so a line with one could show a person one value and hash another."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError("the key %r appears twice" % key)
+        seen[key] = value
+    return seen
+
+
 def read_export(path):
     """Checkpoints and entries, in the same tuples as read_database, and the header's key."""
     checkpoints, entries, key, header = [], [], None, False
@@ -110,7 +122,10 @@ def read_export(path):
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                item = json.loads(line)
+                try:
+                    item = json.loads(line, object_pairs_hook=unique_keys)
+                except ValueError as error:
+                    fail("%s:%d: %s" % (path, number, error))
                 kind = item.get("type")
                 if not header:
                     if kind != "header" or item.get("format") != "mamori-audit-trail-v1":
@@ -160,8 +175,10 @@ def main():
     else:
         checkpoints, entries = read_database(arguments.database)
     key = load_key(arguments.public_key) if arguments.public_key else None
+    # Never the key inside an export: whoever edits the file can re-sign its checkpoints and put
+    # their own key in the header, so it would prove nothing.
     if key is None and exported_key is not None:
-        key = key_from_text(exported_key, arguments.database)
+        print("note: the signatures are not checked without AUDIT.pub; the key inside the export proves nothing.")
     witness = load_witness(arguments.witness) if arguments.witness else None
 
     problems = []

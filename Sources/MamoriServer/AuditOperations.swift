@@ -65,7 +65,8 @@ extension MamoriService {
         if context.caller.connection.firstRead("trail") {
             try await store.appendAudit(audit(
                 context, event: .auditRead, target: Self.auditResource, outcome: .success,
-                detail: ["purpose": "trail", "entries": "\(entries.count)"]
+                // An export like audit.read's, so that filtering the trail for exports finds it.
+                detail: ["purpose": "export", "format": "trail", "entries": "\(entries.count)"]
             ))
         }
         reply["entries"] = try JSONValue(encoding: entries.map(AuditTrailExport.Entry.init))

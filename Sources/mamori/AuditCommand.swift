@@ -140,13 +140,12 @@ struct AuditCommand: ParsableCommand {
                 throw CommandFailure(error.description)
             }
             var notes: [String] = []
-            if key == nil, let exported = file.publicKey {
-                // The export's own key shows the file agrees with itself, not who made it: whoever
-                // edits the file can re-sign it and put their key in the header.
-                key = exported
+            if key == nil {
+                // Never the key inside the export: whoever edits the file can re-sign its
+                // checkpoints and put their own key in the header, so it would prove nothing.
                 notes.append(
-                    "The signatures were checked with the key inside the export; to rule out a re-signed export, "
-                        + "give the key you hold: --public-key."
+                    "The signatures were not checked: no --public-key was given. A key inside the export proves "
+                        + "nothing (whoever edits the file can re-sign it); give the key you hold from `mamori audit public-key`."
                 )
             } else if let key, let exported = file.publicKey, exported != key {
                 notes.append("The export names a different verifying key from the one given; the one given was used.")

@@ -185,6 +185,11 @@ struct AuditVerifyTests {
         #expect(lines.filter { $0.contains(#""type":"checkpoint""#) }.count == 1)
         #expect(lines.filter { $0.contains(#""type":"entry""#) }.count >= 5)
         #expect(!exported.stdout.contains("audit me"))
+        // The export is recorded as one, like audit.read's exports.
+        let last = try LineClient(path: daemon.socketPath).call(["op": "audit.read", "last": 1])
+        let record = try #require((last["entries"] as? [[String: Any]])?.first, "\(last)")
+        #expect(record["event"] as? String == "audit.read")
+        #expect(record["detail"] as? [String: String] == ["purpose": "export", "format": "trail", "entries": "\(lines.count - 2)"])
         daemon.stop()
         let file = daemon.folder.appendingPathComponent("trail.jsonl").path
         try exported.stdout.write(toFile: file, atomically: true, encoding: .utf8)
@@ -193,9 +198,17 @@ struct AuditVerifyTests {
         #expect(pinned.status == 0, "\(pinned.stdout)\(pinned.stderr)")
         #expect(pinned.stdout.contains("Checkpoints: 1 signed, the last at entry 5."))
         #expect(!pinned.stdout.contains("key inside the export"))
-        let ownKey = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", file])
-        #expect(ownKey.status == 0, "\(ownKey.stdout)")
-        #expect(ownKey.stdout.contains("The signatures were checked with the key inside the export"))
+        // Without the key the auditor holds, the key in the header is not used: a re-signed
+        // export would pass with it. The links still hold; the signatures are not vouched for.
+        let noKey = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", file, "--json"])
+        #expect(noKey.status == 0, "\(noKey.stdout)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(noKey.stdout.utf8)) as? [String: Any])
+        #expect(summary["signatures_checked"] as? Bool == false)
+        let noKeyText = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", file])
+        #expect(noKeyText.stdout.contains("The signatures were not checked: no --public-key was given."))
+        let pythonNoKey = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, file])
+        #expect(pythonNoKey.stdout.contains("the key inside the export proves nothing"), "\(pythonNoKey.stdout)")
+        #expect(!pythonNoKey.stdout.contains("signed and checked"))
         let python = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, file, key])
         #expect(python.status == 0, "\(python.stdout)\(python.stderr)")
 
@@ -212,6 +225,15 @@ struct AuditVerifyTests {
         let peerCaught = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, edited, key])
         #expect(peerCaught.status == 1)
         #expect(peerCaught.stdout.contains("BROKEN: entry 3 was altered"), "\(peerCaught.stdout)")
+
+        // A key given twice: readers differ on which counts, so the auditors' verifier refuses it.
+        var doubled = lines
+        doubled[third] = doubled[third].replacingOccurrences(of: #""target":"ito""#, with: #""target":"ito","target":"x""#)
+        let twice = daemon.folder.appendingPathComponent("twice.jsonl").path
+        try (doubled.joined(separator: "\n") + "\n").write(toFile: twice, atomically: true, encoding: .utf8)
+        let refused = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, twice, key])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("the key 'target' appears twice"), "\(refused.stderr)")
 
         // A line removed from the middle of the export.
         let shortened = daemon.folder.appendingPathComponent("shortened.jsonl").path
