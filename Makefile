@@ -16,7 +16,7 @@ PAMDIR ?= /lib/$(shell $(CC) -print-multiarch)/security
 # libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
 RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 
-.PHONY: all build run test fuzz bench clean install
+.PHONY: all build run test format fuzz bench clean install
 
 all: build
 
@@ -35,10 +35,17 @@ run: build
 	@echo "See docs/protocol.md for every operation."
 	@.build/debug/mamorid
 
+# The toolchain's swift-format with .swift-format (4 spaces, 120 columns); `make test` fails on
+# any file it would change.
+FORMATTED := Package.swift Sources Tests Benchmarks Fuzz
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMATTED)
+
 # Everything here runs as root (CI does): the tests attack mamorid as other uids through setpriv,
 # and the PAM tests drive real PAM stacks and a private sshd.
 test:
 	@scripts/ensure-deps test
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMATTED)
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam
 	$(SWIFT) build --build-tests
 	.build/debug/mamori policy check policies

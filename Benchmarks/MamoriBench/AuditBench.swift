@@ -37,13 +37,15 @@ enum AuditBench {
     static func entry(_ index: Int) -> AuditEntry {
         AuditEntry(
             time: Date(timeIntervalSince1970: 1_764_460_800 + Double(index) / 1000), actorUID: 0, actor: "root",
-            event: "role.grant", target: "user\(index % 500)", outcome: "success", detail: ["role": "staff", "until": ""],
+            event: "role.grant", target: "user\(index % 500)", outcome: "success",
+            detail: ["role": "staff", "until": ""],
             terminal: "kametsu-mn-01", zone: "mynumber", policyRevision: "sha256:bench"
         )
     }
 
     static func run(python: String) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamori-audit-bench-\(UUID().uuidString.prefix(8))")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mamori-audit-bench-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let signer = try AuditSigner(rawKey: (0..<32).map { UInt8($0) })
@@ -55,11 +57,14 @@ enum AuditBench {
         for index in 0..<appended { try await store.appendAudit(entry(index)) }
         let mamoriAppend = (clock.now - started) / .seconds(1)
         try await store.close()
-        let peerAppend = try runProgram(python, ["-c", appendPeer, folder.appendingPathComponent("peer.sqlite").path, "\(appended)"], captureOutput: true)
+        let peerAppend = try runProgram(
+            python, ["-c", appendPeer, folder.appendingPathComponent("peer.sqlite").path, "\(appended)"],
+            captureOutput: true)
         let peerAppendSeconds = Double(peerAppend.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
         print("audit append, \(appended) entries, one transaction each (WAL)")
         print(String(format: "  Mamori (GRDB, signs every 100th)  %.0f entries/s", Double(appended) / mamoriAppend))
-        print(String(format: "  Python sqlite3 + hashlib          %.0f entries/s", Double(appended) / peerAppendSeconds))
+        print(
+            String(format: "  Python sqlite3 + hashlib          %.0f entries/s", Double(appended) / peerAppendSeconds))
         print(String(format: "  ratio Mamori / Python (time): %.2f", mamoriAppend / peerAppendSeconds))
         print()
 
@@ -88,14 +93,23 @@ enum AuditBench {
         for _ in 0..<3 {
             var result: (status: Int32, output: String) = (0, "")
             // The whole process, start included: about 30 ms of Python start against seconds of work.
-            peer.append(try seconds { result = try runProgram(system, [verifyPeer, longPath, keyFile], captureOutput: true) })
+            peer.append(
+                try seconds { result = try runProgram(system, [verifyPeer, longPath, keyFile], captureOutput: true) })
             agreement = "the Python verifier says: " + result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let mamori = Timing(samples: ours).median
         let python = Timing(samples: peer).median
-        print("audit verify, \(verified) entries and \(report?.checkpointCount ?? 0) signed checkpoints (3 runs each, both check signatures)")
-        print(String(format: "  Mamori (pages of 5,000)                   %.0f entries/s  (%@)", Double(verified) / mamori, human(mamori)))
-        print(String(format: "  contrib/mamori-audit-verify.py (process)  %.0f entries/s  (%@)", Double(verified) / python, human(python)))
+        print(
+            "audit verify, \(verified) entries and \(report?.checkpointCount ?? 0) signed checkpoints (3 runs each, both check signatures)"
+        )
+        print(
+            String(
+                format: "  Mamori (pages of 5,000)                   %.0f entries/s  (%@)", Double(verified) / mamori,
+                human(mamori)))
+        print(
+            String(
+                format: "  contrib/mamori-audit-verify.py (process)  %.0f entries/s  (%@)", Double(verified) / python,
+                human(python)))
         print(String(format: "  ratio Mamori / Python (time): %.2f", mamori / python))
         print("  agreement: Mamori found \(report?.problems.count ?? -1) problems; \(agreement)")
         print()

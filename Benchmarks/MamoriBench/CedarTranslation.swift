@@ -28,10 +28,14 @@ enum CedarTranslation {
                 alternatives += selector.patterns.map { "resource.name like \(quoted($0))" }
                 resource.append("(" + alternatives.joined(separator: " || ") + ")")
             }
-            if let zones = selector.assetZones { resource.append("resource has zone && \(set(zones)).contains(resource.zone)") }
+            if let zones = selector.assetZones {
+                resource.append("resource has zone && \(set(zones)).contains(resource.zone)")
+            }
             for tag in selector.tags { resource.append("resource has tags && resource.tags.contains(\(quoted(tag)))") }
             for test in selector.levels {
-                resource.append("resource has \(test.axis) && resource.\(test.axis) \(test.comparison.rawValue == "=" ? "==" : test.comparison.rawValue) \(test.level)")
+                resource.append(
+                    "resource has \(test.axis) && resource.\(test.axis) \(test.comparison.rawValue == "=" ? "==" : test.comparison.rawValue) \(test.level)"
+                )
             }
             conditions += resource
             conditions += Self.conditions(rule.when)
@@ -50,14 +54,21 @@ enum CedarTranslation {
     private static func conditions(_ conditions: RuleConditions) -> [String] {
         var parts: [String] = []
         if let zones = conditions.zones { parts.append("\(set(zones)).contains(context.zone)") }
-        if let factors = conditions.factors { parts.append("context.factors.containsAll(\(set(factors.map(\.rawValue).sorted())))") }
-        if let hours = conditions.hours {
-            parts.append(hours.start <= hours.end
-                ? "(context.minute >= \(hours.start) && context.minute < \(hours.end))"
-                : "(context.minute >= \(hours.start) || context.minute < \(hours.end))")
+        if let factors = conditions.factors {
+            parts.append("context.factors.containsAll(\(set(factors.map(\.rawValue).sorted())))")
         }
-        if let days = conditions.weekdays { parts.append("[\(days.sorted().map(String.init).joined(separator: ", "))].contains(context.weekday)") }
-        if let kinds = conditions.userKinds { parts.append("principal has kind && \(set(kinds.map(\.rawValue).sorted())).contains(principal.kind)") }
+        if let hours = conditions.hours {
+            parts.append(
+                hours.start <= hours.end
+                    ? "(context.minute >= \(hours.start) && context.minute < \(hours.end))"
+                    : "(context.minute >= \(hours.start) || context.minute < \(hours.end))")
+        }
+        if let days = conditions.weekdays {
+            parts.append("[\(days.sorted().map(String.init).joined(separator: ", "))].contains(context.weekday)")
+        }
+        if let kinds = conditions.userKinds {
+            parts.append("principal has kind && \(set(kinds.map(\.rawValue).sorted())).contains(principal.kind)")
+        }
         if conditions.sameOrganisation {
             parts.append("principal has organisation && resource has owner && principal.organisation == resource.owner")
         }
@@ -68,18 +79,26 @@ enum CedarTranslation {
     /// resource the requests name, and one user per request holding its roles.
     static func entities(_ policy: Policy, requests: [AuthorizationRequest]) -> [[String: Any]] {
         var entities: [[String: Any]] = policy.roles.map { role in
-            ["uid": ["type": "Role", "id": role.id], "attrs": [String: Any](), "parents": role.inherits.map { ["type": "Role", "id": $0] }]
+            [
+                "uid": ["type": "Role", "id": role.id], "attrs": [String: Any](),
+                "parents": role.inherits.map { ["type": "Role", "id": $0] },
+            ]
         }
         var named = Set<String>()
         for asset in policy.assets {
-            var attributes: [String: Any] = ["name": asset.id, "zone": asset.zone, "owner": asset.owner, "tags": asset.tags]
+            var attributes: [String: Any] = [
+                "name": asset.id, "zone": asset.zone, "owner": asset.owner, "tags": asset.tags,
+            ]
             for (axis, level) in asset.levels { attributes[axis] = level }
             entities.append(["uid": ["type": "Resource", "id": asset.id], "attrs": attributes, "parents": [Any]()])
             named.insert(asset.id)
         }
         for request in requests where !named.contains(request.resource) {
             named.insert(request.resource)
-            entities.append(["uid": ["type": "Resource", "id": request.resource], "attrs": ["name": request.resource], "parents": [Any]()])
+            entities.append([
+                "uid": ["type": "Resource", "id": request.resource], "attrs": ["name": request.resource],
+                "parents": [Any](),
+            ])
         }
         for (index, request) in requests.enumerated() {
             var attributes: [String: Any] = [:]
@@ -96,7 +115,9 @@ enum CedarTranslation {
     /// The requests, with the local minute and weekday computed for Cedar (which has no clock).
     static func requests(_ requests: [AuthorizationRequest], timeZone: TimeZone) -> [[String: Any]] {
         requests.enumerated().map { index, request in
-            var context: [String: Any] = ["zone": request.zone ?? "", "factors": request.factors.map(\.rawValue).sorted()]
+            var context: [String: Any] = [
+                "zone": request.zone ?? "", "factors": request.factors.map(\.rawValue).sorted(),
+            ]
             if let time = request.time {
                 let seconds = Int(time.timeIntervalSince1970) + timeZone.secondsFromGMT(for: time)
                 let days = seconds / 86_400

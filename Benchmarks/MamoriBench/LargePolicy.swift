@@ -57,31 +57,44 @@ struct LargePolicy {
             let zone = zones.randomElement(using: &random) ?? "lgwan"
             let owner = organisation(Int.random(in: 0..<organisationCount, using: &random))
             let tag = tags.randomElement(using: &random) ?? "public"
-            assets += "  - {id: \(asset(index)), zone: \(zone), owner: \(owner), tags: [\(tag)], classification: "
+            assets +=
+                "  - {id: \(asset(index)), zone: \(zone), owner: \(owner), tags: [\(tag)], classification: "
                 + "{confidentiality: \(Int.random(in: 1...3, using: &random)), integrity: \(Int.random(in: 1...2, using: &random)), "
                 + "availability: \(Int.random(in: 1...2, using: &random))}}\n"
         }
         var rules = "rules:\n"
         for index in 0..<ruleCount {
             let effect = Int.random(in: 0..<10, using: &random) == 0 ? "forbid" : "permit"
-            let roles = (0..<Int.random(in: 1...2, using: &random)).map { _ in role(Int.random(in: 0..<roleCount, using: &random)) }
-            let actions = (0..<Int.random(in: 1...2, using: &random)).map { _ in action(Int.random(in: 0..<actionCount, using: &random)) }
+            let roles = (0..<Int.random(in: 1...2, using: &random)).map { _ in
+                role(Int.random(in: 0..<roleCount, using: &random))
+            }
+            let actions = (0..<Int.random(in: 1...2, using: &random)).map { _ in
+                action(Int.random(in: 0..<actionCount, using: &random))
+            }
             rules += "  - id: rule-\(index)\n    effect: \(effect)\n"
             rules += "    roles: [\(Array(Set(roles)).sorted().joined(separator: ", "))]\n"
             rules += "    actions: [\(Array(Set(actions)).sorted().joined(separator: ", "))]\n"
             let shape = Int.random(in: 0..<10, using: &random)
             if shape < 6 {
-                let listed = (0..<Int.random(in: 1...3, using: &random)).map { _ in asset(Int.random(in: 0..<assetCount, using: &random)) }
+                let listed = (0..<Int.random(in: 1...3, using: &random)).map { _ in
+                    asset(Int.random(in: 0..<assetCount, using: &random))
+                }
                 rules += "    resources: {assets: [\(Array(Set(listed)).sorted().joined(separator: ", "))]}\n"
             } else if shape < 9 {
                 let zone = zones.randomElement(using: &random) ?? "lgwan"
-                rules += "    resources: {where: {zone: \(zone), confidentiality: \"<= \(Int.random(in: 1...3, using: &random))\"}}\n"
+                rules +=
+                    "    resources: {where: {zone: \(zone), confidentiality: \"<= \(Int.random(in: 1...3, using: &random))\"}}\n"
             } else {
-                rules += "    resources: {patterns: [\"asset-\(String(format: "%03d", Int.random(in: 0..<100, using: &random)))*\"]}\n"
+                rules +=
+                    "    resources: {patterns: [\"asset-\(String(format: "%03d", Int.random(in: 0..<100, using: &random)))*\"]}\n"
             }
             var conditions: [String] = []
-            if Int.random(in: 0..<2, using: &random) == 0 { conditions.append("zone: \(zones.randomElement(using: &random) ?? "lgwan")") }
-            if effect == "permit" && Int.random(in: 0..<2, using: &random) == 0 { conditions.append("factors: [password, totp]") }
+            if Int.random(in: 0..<2, using: &random) == 0 {
+                conditions.append("zone: \(zones.randomElement(using: &random) ?? "lgwan")")
+            }
+            if effect == "permit" && Int.random(in: 0..<2, using: &random) == 0 {
+                conditions.append("factors: [password, totp]")
+            }
             if Int.random(in: 0..<5, using: &random) == 0 { conditions.append("same-organisation: true") }
             if Int.random(in: 0..<10, using: &random) == 0 { conditions.append("hours: \"08:00-18:00\"") }
             if !conditions.isEmpty { rules += "    when: {\(conditions.joined(separator: ", "))}\n" }
@@ -95,7 +108,9 @@ struct LargePolicy {
         return (0..<count).map { index in
             AuthorizationRequest(
                 user: "user-\(index)",
-                roles: (0..<Int.random(in: 1...3, using: &random)).map { _ in role(Int.random(in: 0..<roleCount, using: &random)) },
+                roles: (0..<Int.random(in: 1...3, using: &random)).map { _ in
+                    role(Int.random(in: 0..<roleCount, using: &random))
+                },
                 kind: .staff, organisation: organisation(Int.random(in: 0..<organisationCount, using: &random)),
                 zone: zones.randomElement(using: &random) ?? "lgwan",
                 factors: Int.random(in: 0..<2, using: &random) == 0 ? [.password] : [.password, .totp],

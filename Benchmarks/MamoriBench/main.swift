@@ -38,8 +38,10 @@ func benchmarkArgon2() throws {
     print("argon2id hash, \(parameters) (\(rounds) rounds each, interleaved)")
     print("  Mamori (libargon2)        median \(human(mamori.median))   p99 \(human(mamori.p99))")
     print("  argon2 command (process)  median \(human(command.median))   p99 \(human(command.p99))")
-    print(String(format: "  ratio Mamori / argon2 command: %.2f  (the command's time includes starting a process)",
-                 mamori.median / command.median))
+    print(
+        String(
+            format: "  ratio Mamori / argon2 command: %.2f  (the command's time includes starting a process)",
+            mamori.median / command.median))
     print()
 }
 
@@ -56,9 +58,10 @@ func benchmarkTOTP() throws {
     var samples: [Double] = []
     var accepted = 0
     for _ in 0..<30 {
-        samples.append(seconds {
-            for _ in 0..<batch where totp.verify(code, at: moment).isAccepted { accepted += 1 }
-        } / Double(batch))
+        samples.append(
+            seconds {
+                for _ in 0..<batch where totp.verify(code, at: moment).isAccepted { accepted += 1 }
+            } / Double(batch))
     }
     precondition(accepted == 30 * batch, "the benchmark's code must verify")
     let mamori = Timing(samples: samples)

@@ -1,3 +1,4 @@
+import MamoriFuzzSupport
 // mamori-fuzz-line: the socket's line decoder and request parsing, against a model.
 //
 // Built with `make fuzz` (-sanitize=fuzzer,address, -D MAMORI_FUZZ) it runs libFuzzer; in
@@ -15,7 +16,6 @@ import MamoriProtocol
 import MamoriServer
 import NIOCore
 import NIOEmbedded
-import MamoriFuzzSupport
 
 /// A decoder event as plain bytes, to compare with the model.
 enum Shape: Equatable {

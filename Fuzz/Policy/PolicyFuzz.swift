@@ -32,7 +32,10 @@ func check(_ data: UnsafeRawBufferPointer) {
     let index = Int(first) % bundled.count
     var files = bundled
     files[index].text = String(decoding: data.dropFirst(), as: UTF8.self)
-    let lineCounts = Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0.text.split(separator: "\n", omittingEmptySubsequences: false).count) })
+    let lineCounts = Dictionary(
+        uniqueKeysWithValues: files.map {
+            ($0.name, $0.text.split(separator: "\n", omittingEmptySubsequences: false).count)
+        })
     do {
         let policy = try PolicyLoader.load(files: files)
         precondition(!policy.revision.isEmpty)
@@ -43,7 +46,9 @@ func check(_ data: UnsafeRawBufferPointer) {
             guard let lines = lineCounts[location.file] else {
                 preconditionFailure("\(diagnostic) names no file of the input")
             }
-            precondition(location.line >= 1 && location.line <= lines + 1 && location.column >= 1, "\(diagnostic) is outside \(location.file) (\(lines) lines)")
+            precondition(
+                location.line >= 1 && location.line <= lines + 1 && location.column >= 1,
+                "\(diagnostic) is outside \(location.file) (\(lines) lines)")
             precondition(!diagnostic.description.isEmpty)
         }
     }

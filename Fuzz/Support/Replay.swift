@@ -1,7 +1,7 @@
 import Foundation
 
 #if MAMORI_FUZZ
-import CFuzzer
+    import CFuzzer
 #endif
 
 /// Runs `check` on every file named in `paths` (folders are read one level deep, in name order)
@@ -15,7 +15,8 @@ public func replay(_ paths: some Sequence<String>, _ check: ([UInt8]) -> Void) t
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
         }
-        let files = isFolder.boolValue
+        let files =
+            isFolder.boolValue
             ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { "\(path)/\($0)" }
             : [path]
         for file in files {
@@ -27,16 +28,16 @@ public func replay(_ paths: some Sequence<String>, _ check: ([UInt8]) -> Void) t
 }
 
 #if MAMORI_FUZZ
-/// The check libFuzzer runs, set once by ``runFuzzTarget(_:_:)`` before the driver starts.
-nonisolated(unsafe) private var fuzzCheck: ((UnsafeRawBufferPointer) -> Void)?
+    /// The check libFuzzer runs, set once by ``runFuzzTarget(_:_:)`` before the driver starts.
+    nonisolated(unsafe) private var fuzzCheck: ((UnsafeRawBufferPointer) -> Void)?
 
-/// libFuzzer's entry point. libFuzzer's runtime is linked whole and names it, whichever `main`
-/// the linker keeps (SwiftPM points `main` at each executable's own).
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    fuzzCheck?(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
+    /// libFuzzer's entry point. libFuzzer's runtime is linked whole and names it, whichever `main`
+    /// the linker keeps (SwiftPM points `main` at each executable's own).
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+        fuzzCheck?(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+    }
 #endif
 
 /// A fuzz target's whole `main`: in the fuzz build (`make fuzz`, -D MAMORI_FUZZ) hands `check` to
@@ -44,12 +45,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// and folders named on the command line through it and says how many held.
 public func runFuzzTarget(_ name: String, _ check: @escaping (UnsafeRawBufferPointer) -> Void) throws {
     #if MAMORI_FUZZ
-    fuzzCheck = check
-    var argc = CommandLine.argc
-    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-    exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput))
+        fuzzCheck = check
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput))
     #else
-    let replayed = try replay(CommandLine.arguments.dropFirst()) { bytes in bytes.withUnsafeBytes(check) }
-    print("\(name): \(replayed) inputs replayed, all held")
+        let replayed = try replay(CommandLine.arguments.dropFirst()) { bytes in bytes.withUnsafeBytes(check) }
+        print("\(name): \(replayed) inputs replayed, all held")
     #endif
 }

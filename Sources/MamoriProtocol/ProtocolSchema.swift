@@ -11,7 +11,8 @@ public enum ProtocolSchema {
     public static var text: String {
         let compact = Data(JSONValue.object(document).text.utf8)
         guard let object = try? JSONSerialization.jsonObject(with: compact),
-            let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            let pretty = try? JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         else { return JSONValue.object(document).text + "\n" }
         return String(decoding: pretty, as: UTF8.self) + "\n"
     }
@@ -96,7 +97,8 @@ public enum ProtocolSchema {
     }
 
     /// An ISO 8601 time with an offset (`Z` or `±hh:mm`), fractional seconds allowed.
-    static let timePattern = #"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"#
+    static let timePattern =
+        #"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"#
 
     private static func schema(_ type: WireType) -> [String: JSONValue] {
         switch type {

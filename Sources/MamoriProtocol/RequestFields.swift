@@ -14,7 +14,8 @@ extension WireField {
         "session", .string(maxBytes: 128), "An open session's id; on any request, the caller's own session."
     )
     /// The PAM service that asks (`login`, `sshd`, `sudo`), for the audit trail.
-    public static let service = WireField("service", .string(maxBytes: 64), "The PAM service asking, for the audit trail.")
+    public static let service = WireField(
+        "service", .string(maxBytes: 64), "The PAM service asking, for the audit trail.")
     /// The terminal line, for the audit trail.
     public static let tty = WireField("tty", .string(maxBytes: 64), "The terminal line, for the audit trail.")
     /// The remote host PAM reports, for the audit trail.
@@ -52,9 +53,11 @@ extension WireField {
     /// The action asked about, e.g. `asset.read`.
     public static let action = WireField("action", .string(maxBytes: 128), "The action, e.g. asset.read.")
     /// The resource asked about: an asset id or a `mamori:` resource.
-    public static let resource = WireField("resource", .string(maxBytes: 512), "The resource: an asset id or a mamori: resource.")
+    public static let resource = WireField(
+        "resource", .string(maxBytes: 512), "The resource: an asset id or a mamori: resource.")
     /// The zone of a session imagined by `authorize` by user.
-    public static let zone = WireField("zone", .string(maxBytes: 64), "The zone of an imagined session (default: the daemon's).")
+    public static let zone = WireField(
+        "zone", .string(maxBytes: 64), "The zone of an imagined session (default: the daemon's).")
     /// The factors of a session imagined by `authorize` by user.
     public static let factors = WireField(
         "factors", .list(.oneOf(factorNames), maxItems: 8), "The factors of an imagined session (default: none)."
@@ -65,7 +68,8 @@ extension WireField {
     // MARK: Users and roles
 
     /// How a user is shown to people.
-    public static let displayName = WireField("display_name", .string(maxBytes: 256), "The name shown to people (default: the login name).")
+    public static let displayName = WireField(
+        "display_name", .string(maxBytes: 256), "The name shown to people (default: the login name).")
     /// The kinds of users the policy knows.
     public static let kind = WireField("kind", .oneOf(userKinds), "The kind of user (default: staff).")
     /// The user kinds, as the wire spells them.
@@ -76,7 +80,8 @@ extension WireField {
     public static let role = WireField("role", .string(maxBytes: 128), "A role of the policy.")
     /// When a grant ends: a day (the whole day in Tokyo) or an ISO 8601 time.
     public static let until = WireField(
-        "until", .string(maxBytes: 64), "When the grant ends: a day such as 2027-03-31 (to its end in Tokyo) or an ISO 8601 time."
+        "until", .string(maxBytes: 64),
+        "When the grant ends: a day such as 2027-03-31 (to its end in Tokyo) or an ISO 8601 time."
     )
     /// How many recovery codes to issue.
     public static let count = WireField("count", .integer(1...20), "How many recovery codes to issue (default 10).")
@@ -84,11 +89,13 @@ extension WireField {
     // MARK: The audit trail
 
     /// Why the trail is read: recorded, and `export` needs its own permission.
-    public static let purpose = WireField("purpose", .oneOf(["export", "read", "tail"]), "Why the trail is read (default: read).")
+    public static let purpose = WireField(
+        "purpose", .oneOf(["export", "read", "tail"]), "Why the trail is read (default: read).")
     /// The newest entries to return.
     public static let last = WireField("last", .integer(0...10_000), "The number of newest entries to return.")
     /// Entries after this sequence number.
-    public static let after = WireField("after", .integer(0...999_999_999_999_999), "Entries after this sequence number (default 0).")
+    public static let after = WireField(
+        "after", .integer(0...999_999_999_999_999), "Entries after this sequence number (default 0).")
     /// Entries in one page.
     public static let limit = WireField("limit", .integer(1...1_000), "The most entries in one page (default 500).")
     /// Only entries written at or after this time.
@@ -96,7 +103,8 @@ extension WireField {
     /// Only entries written before this time.
     public static let untilTime = WireField("until", .time, "Only entries written before this time.")
     /// Prune entries written before this time.
-    public static let before = WireField("before", .time, "Remove entries written before this time (past the retention only).")
+    public static let before = WireField(
+        "before", .time, "Remove entries written before this time (past the retention only).")
     /// A note on the access review.
     public static let note = WireField("note", .string(maxBytes: 500), "A note on the access review.")
 }

@@ -63,7 +63,10 @@ public enum WireOperation: String, Sendable, CaseIterable {
         case .roleGrant: return [.user, .role, .until.optional]
         case .roleRevoke: return [.user, .role]
         case .auditRead:
-            return [.purpose.optional, .last.optional, .after.optional, .limit.optional, .since.optional, .untilTime.optional]
+            return [
+                .purpose.optional, .last.optional, .after.optional, .limit.optional, .since.optional,
+                .untilTime.optional,
+            ]
         case .auditTrail: return [.after.optional, .limit.optional]
         case .auditPrune: return [.before]
         case .reviewRecord: return [.note.optional]
@@ -78,30 +81,43 @@ public enum WireOperation: String, Sendable, CaseIterable {
         case .authenticate: return Reply.authenticate
         case .account:
             return [
-                .init("result", .oneOf(["allowed", "denied", "expired", "password_change_required", "unknown_user"]),
-                      "Whether the user may log in here now."),
+                .init(
+                    "result", .oneOf(["allowed", "denied", "expired", "password_change_required", "unknown_user"]),
+                    "Whether the user may log in here now."),
                 .init("reasons", .list(.string()), "Why not, one sentence each.").optional,
             ]
         case .sessionOpen:
-            return [.init("session", .string(), "The new session's id."), Reply.user, .init("expires_at", .time, "When it ends at the latest.")]
+            return [
+                .init("session", .string(), "The new session's id."), Reply.user,
+                .init("expires_at", .time, "When it ends at the latest."),
+            ]
         case .sessionClose: return [.init("session", .string(), "The closed session's id.")]
         case .authorize: return Reply.decision
         case .userAdd, .userShow: return Reply.userDescription
         case .userList: return [.init("users", .list(.object(Reply.userDescription)), "Every user.")]
-        case .userDisable, .userEnable: return [Reply.user, .init("disabled", .boolean, "Whether the user is now disabled.")]
+        case .userDisable, .userEnable:
+            return [Reply.user, .init("disabled", .boolean, "Whether the user is now disabled.")]
         case .userRemove: return [Reply.user, .init("removed", .boolean, "Always true.")]
         case .userPasswd, .passwordChange:
-            return [Reply.user, .init("must_change_password", .boolean, "Whether the next login must change the password.")]
+            return [
+                Reply.user, .init("must_change_password", .boolean, "Whether the next login must change the password."),
+            ]
         case .userUnlock: return [Reply.user, .init("locked", .boolean, "Always false.")]
-        case .userRoles: return [Reply.user, .init("roles", .list(.object(Reply.assignment)), "The user's assignments.")]
+        case .userRoles:
+            return [Reply.user, .init("roles", .list(.object(Reply.assignment)), "The user's assignments.")]
         case .totpEnrollBegin: return Reply.enrolment
         case .totpEnrollConfirm: return [Reply.user, .init("confirmed", .boolean, "Always true.")]
         case .totpReset: return [Reply.user, .init("totp", .oneOf(["none"]), "No device is enrolled any more.")]
         case .recoveryIssue:
-            return [Reply.user, .init("codes", .list(.string(maxBytes: 64), maxItems: 20), "The new codes: shown once, stored hashed.")]
+            return [
+                Reply.user,
+                .init("codes", .list(.string(maxBytes: 64), maxItems: 20), "The new codes: shown once, stored hashed."),
+            ]
         case .roleGrant: return [.init("assignment", .object(Reply.assignment), "The new assignment.")]
-        case .roleRevoke: return [Reply.user, .init("role", .string(), "The role."), .init("revoked", .boolean, "Always true.")]
-        case .roleList: return [.init("roles", .list(.object(Reply.role)), "Every role of the policy, with its current holders.")]
+        case .roleRevoke:
+            return [Reply.user, .init("role", .string(), "The role."), .init("revoked", .boolean, "Always true.")]
+        case .roleList:
+            return [.init("roles", .list(.object(Reply.role)), "Every role of the policy, with its current holders.")]
         case .policyReload:
             return [
                 .init("previous_revision", .string(), "The revision replaced."),
@@ -123,7 +139,8 @@ public enum WireOperation: String, Sendable, CaseIterable {
             return [
                 .init("entries", .list(.object(Reply.trailEntry)), "The entries as stored, oldest first."),
                 .init("more", .boolean, "Whether a full page came back: ask again after the last seq."),
-                .init("checkpoints", .list(.object(Reply.checkpoint)), "Every signed checkpoint (first page only).").optional,
+                .init("checkpoints", .list(.object(Reply.checkpoint)), "Every signed checkpoint (first page only).")
+                    .optional,
                 .init("public_key", .string(), "The daemon's verifying key, base64 (first page only).").optional,
             ]
         case .auditVerify: return Reply.verification
@@ -153,7 +170,8 @@ public enum ReplyFields {
         .init("protocol", .integer(), "The protocol version it speaks."),
         .init("zone", .string(), "The terminal's zone."),
         .init("terminal", .string(), "The terminal's name."),
-        .init("login_factors", .list(.oneOf(WireField.factorNames)), "The factors a login on this terminal must present."),
+        .init(
+            "login_factors", .list(.oneOf(WireField.factorNames)), "The factors a login on this terminal must present."),
         .init("policy_revision", .string(), "The policy in force."),
         .init("uptime_seconds", .integer(), "Seconds since the daemon started."),
         .init("counts", .map(.integer()), "How many users, sessions, entries the store holds."),
@@ -212,7 +230,9 @@ public enum ReplyFields {
         .init("last_login_at", .nullable(.time), "The last successful login here, or null."),
         .init("must_change_password", .boolean, "Whether the next login must change the password."),
         .init("has_password", .boolean, "Whether a password is set."),
-        .init("totp", .oneOf(["confirmed", "none", "pending"]), "The TOTP device: none, pending its first code, or confirmed."),
+        .init(
+            "totp", .oneOf(["confirmed", "none", "pending"]),
+            "The TOTP device: none, pending its first code, or confirmed."),
         .init("locked", .boolean, "Whether the account is locked after failures."),
         .init("roles", .list(.object(assignment)), "The user's assignments."),
     ]
@@ -260,20 +280,22 @@ public enum ReplyFields {
     ]
 
     /// An audit entry as `audit.read` returns it.
-    public static let auditRecord: [WireField] = entryColumns + [
-        .init("time", .time, "When it was written."),
-        .init("detail", .map(.string()), "More about it (never a secret)."),
-        .init("hash", .string(), "The entry's chain hash, hex."),
-    ]
+    public static let auditRecord: [WireField] =
+        entryColumns + [
+            .init("time", .time, "When it was written."),
+            .init("detail", .map(.string()), "More about it (never a secret)."),
+            .init("hash", .string(), "The entry's chain hash, hex."),
+        ]
 
     /// An audit entry exactly as stored, in `audit.trail` and the trail export.
-    public static let trailEntry: [WireField] = entryColumns + [
-        .init("type", .oneOf(["entry"]), "The export line's kind."),
-        .init("time_ms", .integer(), "When it was written, in milliseconds since 1970."),
-        .init("detail", .string(), "The detail as the stored text the hash covers."),
-        .init("prev_hash", .string(), "The previous entry's hash, hex."),
-        .init("hash", .string(), "This entry's hash, hex."),
-    ]
+    public static let trailEntry: [WireField] =
+        entryColumns + [
+            .init("type", .oneOf(["entry"]), "The export line's kind."),
+            .init("time_ms", .integer(), "When it was written, in milliseconds since 1970."),
+            .init("detail", .string(), "The detail as the stored text the hash covers."),
+            .init("prev_hash", .string(), "The previous entry's hash, hex."),
+            .init("hash", .string(), "This entry's hash, hex."),
+        ]
 
     /// A signed checkpoint of the chain.
     public static let checkpoint: [WireField] = [
@@ -309,14 +331,15 @@ public enum ReplyFields {
         .init("policy_revision", .string(), "The policy in force."),
         .init(
             "findings",
-            .list(.object([
-                .init("check", .string(), "The check's id."),
-                .init("title", .string(), "Its title."),
-                .init("status", .oneOf(["fail", "pass", "warn"]), "Its verdict."),
-                .init("summary", .string(), "One sentence."),
-                .init("items", .list(.string()), "What it found, one line each."),
-                .init("basis", .string(), "The clause of the basic policy it checks."),
-            ])),
+            .list(
+                .object([
+                    .init("check", .string(), "The check's id."),
+                    .init("title", .string(), "Its title."),
+                    .init("status", .oneOf(["fail", "pass", "warn"]), "Its verdict."),
+                    .init("summary", .string(), "One sentence."),
+                    .init("items", .list(.string()), "What it found, one line each."),
+                    .init("basis", .string(), "The clause of the basic policy it checks."),
+                ])),
             "One per check."
         ),
     ]

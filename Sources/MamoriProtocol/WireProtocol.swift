@@ -194,7 +194,8 @@ public struct WireRequest: Sendable {
             }
         case .oneOf(let allowed):
             guard allowed.contains(value) else {
-                throw WireError(.badRequest, "The field \"\(name)\" must be one of \(allowed.joined(separator: ", ")).", id: id)
+                throw WireError(
+                    .badRequest, "The field \"\(name)\" must be one of \(allowed.joined(separator: ", ")).", id: id)
             }
         default:
             throw WireError(.internal, "The field \"\(name)\" is not declared as a string.", id: id)

@@ -26,7 +26,8 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
             [
                 "users": try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0,
                 "open_sessions": try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM sessions WHERE closed_at IS NULL AND expires_at > ?", arguments: [millis(time)]
+                    db, sql: "SELECT COUNT(*) FROM sessions WHERE closed_at IS NULL AND expires_at > ?",
+                    arguments: [millis(time)]
                 ) ?? 0,
                 "locked_users": try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM failures WHERE locked_until > ?", arguments: [millis(time)]
@@ -38,11 +39,14 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
 
     /// Up to `limit` entries after sequence number `after`, oldest first, written at or after
     /// `since` and before `until` when given (for `audit tail` and `audit export`).
-    public func auditEntries(after: Int64, limit: Int, since: Date?, until: Date?) async throws -> [AuditChain.StoredEntry] {
+    public func auditEntries(after: Int64, limit: Int, since: Date?, until: Date?) async throws -> [AuditChain
+        .StoredEntry]
+    {
         try await read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT \(Self.auditColumns) FROM audit WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
+                sql:
+                    "SELECT \(Self.auditColumns) FROM audit WHERE seq > ? AND time >= ? AND time < ? ORDER BY seq LIMIT ?",
                 arguments: [after, since.map(millis) ?? Int64.min, until.map(millis) ?? Int64.max, limit]
             ).map(Self.storedEntry)
         }
@@ -56,8 +60,10 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
     /// The last `count` entries, oldest first.
     public func lastAuditEntries(_ count: Int) async throws -> [AuditChain.StoredEntry] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.auditColumns) FROM audit ORDER BY seq DESC LIMIT ?", arguments: [count])
-                .map(Self.storedEntry).reversed()
+            try Row.fetchAll(
+                db, sql: "SELECT \(Self.auditColumns) FROM audit ORDER BY seq DESC LIMIT ?", arguments: [count]
+            )
+            .map(Self.storedEntry).reversed()
         }
     }
 
@@ -69,7 +75,9 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
     public func latestAuditEntry(event: String) async throws -> AuditChain.StoredEntry? {
         try await read { db in
             try Row.fetchOne(
-                db, sql: "SELECT \(Self.auditColumns) FROM audit WHERE event = ? AND outcome = 'success' ORDER BY seq DESC LIMIT 1",
+                db,
+                sql:
+                    "SELECT \(Self.auditColumns) FROM audit WHERE event = ? AND outcome = 'success' ORDER BY seq DESC LIMIT 1",
                 arguments: [event]
             ).map(Self.storedEntry)
         }
@@ -81,10 +89,13 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
     /// `audit` makes of the result. Entries are removed as a prefix of the chain, stopping at the
     /// first written at or after `cutoff`, so that an entry with an earlier clock reading later in
     /// the chain is kept, never a gap made. Needs the signing key.
-    public func pruneAudit(before cutoff: Date, audit: @escaping @Sendable (AuditPruneResult) -> AuditEntry) async throws -> AuditPruneResult {
+    public func pruneAudit(before cutoff: Date, audit: @escaping @Sendable (AuditPruneResult) -> AuditEntry)
+        async throws -> AuditPruneResult
+    {
         guard let signer else { throw StoreError(.storage, "Pruning needs the audit signing key.") }
         return try await write(audit: nil) { db in
-            let keptFrom = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit WHERE time >= ?", arguments: [millis(cutoff)])
+            let keptFrom = try Int64.fetchOne(
+                db, sql: "SELECT MIN(seq) FROM audit WHERE time >= ?", arguments: [millis(cutoff)])
             let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit") ?? 0
             let through = keptFrom.map { $0 - 1 } ?? last
             let first = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit") ?? 1
@@ -93,11 +104,14 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
                 try self.append(audit(result), db)
                 return result
             }
-            guard let row = try Row.fetchOne(db, sql: "SELECT hash, time FROM audit WHERE seq = ?", arguments: [through]) else {
+            guard
+                let row = try Row.fetchOne(db, sql: "SELECT hash, time FROM audit WHERE seq = ?", arguments: [through])
+            else {
                 throw StoreError(.storage, "The audit trail has no entry \(through) to anchor the pruning at.")
             }
             try db.execute(sql: "DELETE FROM checkpoints WHERE audit_seq = ?", arguments: [through])
-            try self.sign(signer, sequence: through, headHash: [UInt8](row["hash"] as Data), time: date(row["time"]), db)
+            try self.sign(
+                signer, sequence: through, headHash: [UInt8](row["hash"] as Data), time: date(row["time"]), db)
             try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [through])
             let removed = db.changesCount
             try db.execute(sql: "DELETE FROM checkpoints WHERE audit_seq < ?", arguments: [through])
@@ -108,7 +122,8 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
     }
 
     /// The audit columns in table order, as ``storedEntry(_:)`` reads them.
-    static let auditColumns = "seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash"
+    static let auditColumns =
+        "seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash"
 
     private static func storedEntry(_ row: Row) -> AuditChain.StoredEntry {
         // By column index (the order of CREATE TABLE audit): name lookups cost more than hashing

@@ -8,7 +8,10 @@ extension SQLiteStore: CredentialStore {
     /// One read transaction: the snapshot a login is judged on.
     public func loginState(of name: String) async throws -> LoginState {
         try await read { db in
-            guard let user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user) else {
+            guard
+                let user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(
+                    Self.user)
+            else {
                 return LoginState(user: nil, failures: nil, totp: nil, recoveryCodes: [], assignments: [])
             }
             return LoginState(
@@ -56,7 +59,8 @@ extension SQLiteStore: CredentialStore {
     ) async throws -> AttemptReservation {
         try await write(audit: nil) { db in
             let stored = try Self.failureState(of: name, db)
-            let (state, reservation) = Lockout.reserve(stored, user: name, at: time, threshold: threshold, window: window)
+            let (state, reservation) = Lockout.reserve(
+                stored, user: name, at: time, threshold: threshold, window: window)
             if case .reserved = reservation { try Self.store(state, of: name, db) }
             return reservation
         }
@@ -78,13 +82,15 @@ extension SQLiteStore: CredentialStore {
                 lockFor: lockFor
             )
             try Self.store(state, of: name, db)
-            return FailureRecord(user: name, count: state.count, firstFailureAt: state.firstFailureAt, lockedUntil: state.lockedUntil)
+            return FailureRecord(
+                user: name, count: state.count, firstFailureAt: state.firstFailureAt, lockedUntil: state.lockedUntil)
         }
     }
 
     public func recordSuccess(_ attempt: PasswordAttempt, at time: Date) async throws {
         try await write(audit: nil) { db in
-            try Self.store(Lockout.succeed(try Self.failureState(of: attempt.user, db), attempt: attempt), of: attempt.user, db)
+            try Self.store(
+                Lockout.succeed(try Self.failureState(of: attempt.user, db), attempt: attempt), of: attempt.user, db)
         }
     }
 
@@ -108,11 +114,15 @@ extension SQLiteStore: CredentialStore {
                 guard db.changesCount == 1 else { return false }
             }
             if let code = consumedRecoveryCode {
-                try db.execute(sql: "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL", arguments: [millis(time), code])
+                try db.execute(
+                    sql: "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL",
+                    arguments: [millis(time), code])
                 guard db.changesCount == 1 else { return false }
             }
             try db.execute(sql: "UPDATE users SET last_login_at = ? WHERE name = ?", arguments: [millis(time), name])
-            if let rehash { try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [rehash, name]) }
+            if let rehash {
+                try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [rehash, name])
+            }
             try Self.store(Lockout.succeed(failures, attempt: attempt), of: name, db)
             try self.append(audit, db)
             return true
@@ -147,7 +157,8 @@ extension SQLiteStore: CredentialStore {
     /// Stores a new, unconfirmed enrolment, replacing any earlier one.
     public func beginTOTP(_ record: TOTPRecord, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
-            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [record.user]) != nil else {
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [record.user]) != nil
+            else {
                 throw StoreError(.notFound, "There is no user '\(record.user)'.")
             }
             try db.execute(
@@ -156,7 +167,8 @@ extension SQLiteStore: CredentialStore {
                     VALUES (?, ?, ?, ?, ?, NULL, 0, ?)
                     """,
                 arguments: [
-                    record.user, Data(record.sealedSeed), record.parameters.algorithm.rawValue, record.parameters.digits,
+                    record.user, Data(record.sealedSeed), record.parameters.algorithm.rawValue,
+                    record.parameters.digits,
                     record.parameters.period, millis(record.createdAt),
                 ]
             )
@@ -166,8 +178,11 @@ extension SQLiteStore: CredentialStore {
     /// Confirms an enrolment with the step of the first code, which is then used up.
     public func confirmTOTP(_ name: String, step: UInt64, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
-            try db.execute(sql: "UPDATE totp SET confirmed = 1, last_step = ? WHERE user = ?", arguments: [Int64(step), name])
-            guard db.changesCount > 0 else { throw StoreError(.notFound, "'\(name)' has no TOTP enrolment to confirm.") }
+            try db.execute(
+                sql: "UPDATE totp SET confirmed = 1, last_step = ? WHERE user = ?", arguments: [Int64(step), name])
+            guard db.changesCount > 0 else {
+                throw StoreError(.notFound, "'\(name)' has no TOTP enrolment to confirm.")
+            }
         }
     }
 
@@ -185,7 +200,8 @@ extension SQLiteStore: CredentialStore {
         try Row.fetchAll(db, sql: "SELECT * FROM recovery_codes WHERE user = ? ORDER BY id", arguments: [name]).map {
             RecoveryCodeRecord(
                 id: $0["id"],
-                code: StoredRecoveryCode(digest: [UInt8]($0["digest"] as Data), usedAt: ($0["used_at"] as Int64?).map(date))
+                code: StoredRecoveryCode(
+                    digest: [UInt8]($0["digest"] as Data), usedAt: ($0["used_at"] as Int64?).map(date))
             )
         }
     }
@@ -195,18 +211,21 @@ extension SQLiteStore: CredentialStore {
         try await write(audit: audit) { db in
             try db.execute(sql: "DELETE FROM recovery_codes WHERE user = ?", arguments: [name])
             for code in codes {
-                try db.execute(sql: "INSERT INTO recovery_codes (user, digest) VALUES (?, ?)", arguments: [name, Data(code.digest)])
+                try db.execute(
+                    sql: "INSERT INTO recovery_codes (user, digest) VALUES (?, ?)",
+                    arguments: [name, Data(code.digest)])
             }
         }
     }
 
     // MARK: For listings and the self-inspection
 
-
     public func totpConfirmation() async throws -> [String: Bool] {
         try await read { db in
             Dictionary(
-                try Row.fetchAll(db, sql: "SELECT user, confirmed FROM totp").map { ($0["user"] as String, $0["confirmed"] as Bool) },
+                try Row.fetchAll(db, sql: "SELECT user, confirmed FROM totp").map {
+                    ($0["user"] as String, $0["confirmed"] as Bool)
+                },
                 uniquingKeysWith: { first, _ in first }
             )
         }
@@ -214,8 +233,10 @@ extension SQLiteStore: CredentialStore {
 
     public func allFailures() async throws -> [FailureRecord] {
         try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM failures WHERE count > 0 OR locked_until IS NOT NULL ORDER BY user")
-                .map(Self.failure)
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM failures WHERE count > 0 OR locked_until IS NOT NULL ORDER BY user"
+            )
+            .map(Self.failure)
         }
     }
 }

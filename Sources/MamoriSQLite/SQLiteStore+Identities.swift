@@ -8,7 +8,9 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     // MARK: Users
 
     public func user(named name: String) async throws -> UserRecord? {
-        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user) }
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user)
+        }
     }
 
     public func users() async throws -> [UserRecord] {
@@ -34,7 +36,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     }
 
     /// Changes a user's row with `sql` (which must use `?` for the name last); not-found if none.
-    private func updateUser(_ name: String, sql: String, arguments: StatementArguments, audit: AuditEntry) async throws {
+    private func updateUser(_ name: String, sql: String, arguments: StatementArguments, audit: AuditEntry) async throws
+    {
         try await write(audit: audit) { db in
             try db.execute(sql: sql, arguments: arguments + [name])
             guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no user '\(name)'.") }
@@ -42,7 +45,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     }
 
     public func setDisabled(_ name: String, _ disabled: Bool, audit: AuditEntry) async throws {
-        try await updateUser(name, sql: "UPDATE users SET disabled = ? WHERE name = ?", arguments: [disabled], audit: audit)
+        try await updateUser(
+            name, sql: "UPDATE users SET disabled = ? WHERE name = ?", arguments: [disabled], audit: audit)
     }
 
     public func removeUser(_ name: String, audit: AuditEntry) async throws {
@@ -68,11 +72,14 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     }
 
     static func assignments(of name: String, _ db: Database) throws -> [AssignmentRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM assignments WHERE user = ? ORDER BY role", arguments: [name]).map(Self.assignment)
+        try Row.fetchAll(db, sql: "SELECT * FROM assignments WHERE user = ? ORDER BY role", arguments: [name]).map(
+            Self.assignment)
     }
 
     public func allAssignments() async throws -> [AssignmentRecord] {
-        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM assignments ORDER BY role, user").map(Self.assignment) }
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM assignments ORDER BY role, user").map(Self.assignment)
+        }
     }
 
     /// Grants a role, checking the grant rules inside the same write transaction, so that two
@@ -88,26 +95,34 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         check: @escaping @Sendable (_ held: [String], _ holders: Int) -> [String]
     ) async throws -> [String] {
         try await write(audit: nil) { db in
-            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [assignment.user]) != nil else {
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [assignment.user]) != nil
+            else {
                 throw StoreError(.notFound, "There is no user '\(assignment.user)'.")
             }
             let now = millis(assignment.grantedAt)
             let held = try String.fetchAll(
-                db, sql: "SELECT role FROM assignments WHERE user = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY role",
+                db,
+                sql:
+                    "SELECT role FROM assignments WHERE user = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY role",
                 arguments: [assignment.user, now]
             )
-            let holders = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?)",
-                arguments: [assignment.role, now]
-            ) ?? 0
+            let holders =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM assignments WHERE role = ? AND (expires_at IS NULL OR expires_at > ?)",
+                    arguments: [assignment.role, now]
+                ) ?? 0
             let violations = check(held, holders)
             guard violations.isEmpty else {
                 try self.append(denial(violations), db)
                 return violations
             }
             try db.execute(
-                sql: "INSERT OR REPLACE INTO assignments (user, role, granted_by, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [assignment.user, assignment.role, assignment.grantedBy, now, assignment.expiresAt.map(millis)]
+                sql:
+                    "INSERT OR REPLACE INTO assignments (user, role, granted_by, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [
+                    assignment.user, assignment.role, assignment.grantedBy, now, assignment.expiresAt.map(millis),
+                ]
             )
             try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
             try self.append(audit, db)
@@ -118,13 +133,17 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     public func revoke(_ name: String, role: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(sql: "DELETE FROM assignments WHERE user = ? AND role = ?", arguments: [name, role])
-            guard db.changesCount > 0 else { throw StoreError(.notFound, "'\(name)' does not hold the role '\(role)'.") }
+            guard db.changesCount > 0 else {
+                throw StoreError(.notFound, "'\(name)' does not hold the role '\(role)'.")
+            }
             try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
         }
     }
 
     public func assignmentGeneration() async throws -> Int64 {
-        try await read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0 }
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0
+        }
     }
 
     // MARK: Sessions
@@ -150,8 +169,10 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
             try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { row in
                 SessionRecord(
                     id: row["id"], user: row["user"], zone: row["zone"], terminal: row["terminal"],
-                    factors: Set((row["factors"] as String).split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
-                    service: row["service"], tty: row["tty"], remoteHost: row["remote_host"], openedAt: date(row["opened_at"]),
+                    factors: Set(
+                        (row["factors"] as String).split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
+                    service: row["service"], tty: row["tty"], remoteHost: row["remote_host"],
+                    openedAt: date(row["opened_at"]),
                     expiresAt: date(row["expires_at"]), closedAt: (row["closed_at"] as Int64?).map(date),
                     lastActiveAt: (row["last_active_at"] as Int64?).map(date)
                 )
@@ -166,7 +187,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         try await write(audit: nil) { db in
             for (id, time) in activity {
                 try db.execute(
-                    sql: "UPDATE sessions SET last_active_at = ? WHERE id = ? AND closed_at IS NULL", arguments: [millis(time), id]
+                    sql: "UPDATE sessions SET last_active_at = ? WHERE id = ? AND closed_at IS NULL",
+                    arguments: [millis(time), id]
                 )
             }
         }
@@ -174,7 +196,9 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
 
     public func closeSession(_ id: String, at time: Date, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
-            try db.execute(sql: "UPDATE sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL", arguments: [millis(time), id])
+            try db.execute(
+                sql: "UPDATE sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
+                arguments: [millis(time), id])
             guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no open session '\(id)'.") }
         }
     }

@@ -1,7 +1,7 @@
 public import Foundation
+internal import GRDB
 public import MamoriCore
 import MamoriStore
-internal import GRDB
 
 /// Mamori's state in one SQLite file (WAL mode), through GRDB: the embedded store, one
 /// conformance to ``MamoriStorage``.
@@ -101,7 +101,8 @@ public final class SQLiteStore: Sendable {
     }
 
     func append(_ entry: AuditEntry, _ db: Database) throws {
-        let previous = try [UInt8](Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Data(AuditEntry.genesis))
+        let previous = try [UInt8](
+            Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Data(AuditEntry.genesis))
         let canonical = entry.canonicalJSON
         let hash = AuditEntry.chainHash(previous: previous, canonicalJSON: canonical)
         try db.execute(
@@ -124,8 +125,10 @@ public final class SQLiteStore: Sendable {
     /// Signs and stores a checkpoint naming the newest one stored, and hands it to the witness
     /// once the transaction commits.
     func sign(_ signer: AuditSigner, sequence: Int64, headHash: [UInt8], time: Date, _ db: Database) throws {
-        let newest = try Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1").map(Self.checkpoint)
-        let checkpoint = signer.sign(sequence: sequence, headHash: headHash, time: time, previous: newest?.digest ?? AuditCheckpoint.genesis)
+        let newest = try Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1").map(
+            Self.checkpoint)
+        let checkpoint = signer.sign(
+            sequence: sequence, headHash: headHash, time: time, previous: newest?.digest ?? AuditCheckpoint.genesis)
         try db.execute(
             sql: "INSERT INTO checkpoints (audit_seq, head_hash, time, signature, previous) VALUES (?, ?, ?, ?, ?)",
             arguments: [
@@ -147,7 +150,9 @@ public final class SQLiteStore: Sendable {
     public func writeCheckpoint(at time: Date) async throws {
         guard let signer else { return }
         try await write(audit: nil) { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") else { return }
+            guard let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") else {
+                return
+            }
             let sequence: Int64 = row["seq"]
             let signed = try Int64.fetchOne(db, sql: "SELECT MAX(audit_seq) FROM checkpoints") ?? 0
             guard sequence > signed else { return }
@@ -166,7 +171,8 @@ public final class SQLiteStore: Sendable {
         do {
             _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
         } catch {
-            throw StoreError(.storage, "The write-ahead log could not be folded into the database: \(Self.describe(error)).")
+            throw StoreError(
+                .storage, "The write-ahead log could not be folded into the database: \(Self.describe(error)).")
         }
     }
 

@@ -9,7 +9,9 @@ extension MamoriService {
     private func userResource(_ name: String) -> String { "mamori:users/\(name)" }
 
     /// - Parameter totpConfirmed: nil without a TOTP enrolment, false while it awaits its first code.
-    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totpConfirmed: Bool?) -> [String: JSONValue] {
+    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totpConfirmed: Bool?) -> [String:
+        JSONValue]
+    {
         let formatter = ISO8601DateFormatter()
         return [
             "user": .string(user.name), "display_name": .string(user.displayName), "kind": .string(user.kind.rawValue),
@@ -26,7 +28,8 @@ extension MamoriService {
     private func assignmentJSON(_ assignment: AssignmentRecord) -> JSONValue {
         let formatter = ISO8601DateFormatter()
         return .object([
-            "user": .string(assignment.user), "role": .string(assignment.role), "granted_by": .string(assignment.grantedBy),
+            "user": .string(assignment.user), "role": .string(assignment.role),
+            "granted_by": .string(assignment.grantedBy),
             "granted_at": .string(formatter.string(from: assignment.grantedAt)),
             "expires_at": assignment.expiresAt.map { .string(formatter.string(from: $0)) } ?? .null,
             "current": .bool(assignment.isCurrent(at: clock.now())),
@@ -39,7 +42,8 @@ extension MamoriService {
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         // The declaration lists the core's kinds (a test keeps the two equal), so this maps.
         guard let kind = UserKind(rawValue: try request.optionalString(.kind) ?? UserKind.staff.rawValue) else {
-            throw WireError(.badRequest, "The kind must be one of \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw WireError(
+                .badRequest, "The kind must be one of \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
         let organisation = try request.optionalString(.organisation)
         if let organisation, !context.engine.policy.organisations.isEmpty,
@@ -51,10 +55,12 @@ extension MamoriService {
             name: name, displayName: try request.optionalString(.displayName) ?? name, kind: kind,
             organisation: organisation, createdAt: context.now
         )
-        try await store.addUser(user, audit: audit(
-            context, event: .userAdd, target: name, outcome: .success,
-            detail: ["kind": kind.rawValue, "organisation": organisation ?? ""]
-        ))
+        try await store.addUser(
+            user,
+            audit: audit(
+                context, event: .userAdd, target: name, outcome: .success,
+                detail: ["kind": kind.rawValue, "organisation": organisation ?? ""]
+            ))
         return describe(user, roles: [], locked: false, totpConfirmed: nil)
     }
 
@@ -63,10 +69,13 @@ extension MamoriService {
         if context.caller.name != name || context.caller.isOperator {
             try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         }
-        guard let user = try await store.user(named: name) else { throw WireError(.notFound, "There is no user '\(name)'.") }
+        guard let user = try await store.user(named: name) else {
+            throw WireError(.notFound, "There is no user '\(name)'.")
+        }
         let locked = try await store.failures(of: name)?.isLocked(at: context.now) ?? false
         return describe(
-            user, roles: try await store.assignments(of: name), locked: locked, totpConfirmed: try await store.totp(of: name)?.confirmed
+            user, roles: try await store.assignments(of: name), locked: locked,
+            totpConfirmed: try await store.totp(of: name)?.confirmed
         )
     }
 
@@ -77,9 +86,11 @@ extension MamoriService {
         let locked = Set(try await store.allFailures().filter { $0.isLocked(at: context.now) }.map(\.user))
         let totp = try await store.totpConfirmation()
         let users = try await store.users().map { user in
-            JSONValue.object(describe(
-                user, roles: assignments[user.name] ?? [], locked: locked.contains(user.name), totpConfirmed: totp[user.name]
-            ))
+            JSONValue.object(
+                describe(
+                    user, roles: assignments[user.name] ?? [], locked: locked.contains(user.name),
+                    totpConfirmed: totp[user.name]
+                ))
         }
         return ["users": .array(users)]
     }
@@ -87,9 +98,11 @@ extension MamoriService {
     func setDisabled(_ context: RequestContext, _ disabled: Bool) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
-        try await store.setDisabled(name, disabled, audit: audit(
-            context, event: disabled ? .userDisable : .userEnable, target: name, outcome: .success
-        ))
+        try await store.setDisabled(
+            name, disabled,
+            audit: audit(
+                context, event: disabled ? .userDisable : .userEnable, target: name, outcome: .success
+            ))
         return ["user": .string(name), "disabled": .bool(disabled)]
     }
 
@@ -108,9 +121,11 @@ extension MamoriService {
         let password = Array(try request.string(.temporaryPassword).utf8)
         let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2, random: random)
         let hash = try await runArgon2(context) { try hasher.hash(password) }
-        try await store.setPassword(name, hash: hash, mustChange: true, audit: audit(
-            context, event: .userPasswd, target: name, outcome: .success, detail: ["temporary": "yes"]
-        ))
+        try await store.setPassword(
+            name, hash: hash, mustChange: true,
+            audit: audit(
+                context, event: .userPasswd, target: name, outcome: .success, detail: ["temporary": "yes"]
+            ))
         return ["user": .string(name), "must_change_password": .bool(true)]
     }
 
@@ -125,9 +140,12 @@ extension MamoriService {
         let new = Array(try request.string(.newPassword).utf8)
         guard new.count >= 8 else { throw WireError(.invalid, "The new password must be at least 8 bytes long.") }
         guard new.count <= PasswordHasher.maximumPasswordLength else {
-            throw WireError(.invalid, "The new password must be at most \(PasswordHasher.maximumPasswordLength) bytes long.")
+            throw WireError(
+                .invalid, "The new password must be at most \(PasswordHasher.maximumPasswordLength) bytes long.")
         }
-        guard !constantTimeEquals(old, new) else { throw WireError(.invalid, "The new password must differ from the old one.") }
+        guard !constantTimeEquals(old, new) else {
+            throw WireError(.invalid, "The new password must differ from the old one.")
+        }
         let check = try await checkPassword(name, old, context)
         guard check.matched, let attempt = check.attempt else {
             let entry = audit(
@@ -146,9 +164,11 @@ extension MamoriService {
             try? await store.release(attempt)
             throw error
         }
-        try await store.setPassword(name, hash: hash, mustChange: false, audit: audit(
-            context, event: .passwordChange, target: name, outcome: .success
-        ))
+        try await store.setPassword(
+            name, hash: hash, mustChange: false,
+            audit: audit(
+                context, event: .passwordChange, target: name, outcome: .success
+            ))
         return ["user": .string(name), "must_change_password": .bool(false)]
     }
 
@@ -177,13 +197,16 @@ extension MamoriService {
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
         if try await store.totp(of: name)?.confirmed == true {
             throw WireError(
-                .conflict, "'\(name)' has a confirmed TOTP device already; remove it first with: mamori totp reset \(name)"
+                .conflict,
+                "'\(name)' has a confirmed TOTP device already; remove it first with: mamori totp reset \(name)"
             )
         }
         let parameters = context.engine.policy.settings.totp
         let seed = TOTP.generateSecret(for: parameters.algorithm, using: random)
-        let record = TOTPRecord(user: name, sealedSeed: try cipher.seal(seed, for: name), parameters: parameters, createdAt: context.now)
-        try await store.beginTOTP(record, audit: audit(context, event: .totpEnrollBegin, target: name, outcome: .success))
+        let record = TOTPRecord(
+            user: name, sealedSeed: try cipher.seal(seed, for: name), parameters: parameters, createdAt: context.now)
+        try await store.beginTOTP(
+            record, audit: audit(context, event: .totpEnrollBegin, target: name, outcome: .success))
         let uri = try OTPAuthURI(issuer: configuration.issuer, account: name, secret: seed, parameters: parameters)
         return [
             "user": .string(name), "secret": .string(Base32.encode(seed)), "uri": .string(uri.uri),
@@ -197,14 +220,22 @@ extension MamoriService {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
         let code = try context.request.string(.code)
-        guard let record = try await store.totp(of: name) else { throw WireError(.notFound, "'\(name)' has no TOTP enrolment to confirm.") }
-        guard !record.confirmed else { throw WireError(.conflict, "'\(name)' has a confirmed TOTP device already; reset it first.") }
+        guard let record = try await store.totp(of: name) else {
+            throw WireError(.notFound, "'\(name)' has no TOTP enrolment to confirm.")
+        }
+        guard !record.confirmed else {
+            throw WireError(.conflict, "'\(name)' has a confirmed TOTP device already; reset it first.")
+        }
         let totp = try TOTP(secret: try cipher.open(record.sealedSeed, for: name), parameters: record.parameters)
-        guard case .accepted(let step) = totp.verify(code, at: context.now, window: context.engine.policy.settings.totpWindow) else {
+        guard
+            case .accepted(let step) = totp.verify(
+                code, at: context.now, window: context.engine.policy.settings.totpWindow)
+        else {
             try await store.appendAudit(audit(context, event: .totpEnrollConfirm, target: name, outcome: .failure))
             throw WireError(.invalid, "The code does not match; check the device's clock and try the next code.")
         }
-        try await store.confirmTOTP(name, step: step, audit: audit(context, event: .totpEnrollConfirm, target: name, outcome: .success))
+        try await store.confirmTOTP(
+            name, step: step, audit: audit(context, event: .totpEnrollConfirm, target: name, outcome: .success))
         return ["user": .string(name), "confirmed": .bool(true)]
     }
 
@@ -219,12 +250,16 @@ extension MamoriService {
     func issueRecoveryCodes(_ context: RequestContext) async throws -> [String: JSONValue] {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
-        guard try await store.user(named: name) != nil else { throw WireError(.notFound, "There is no user '\(name)'.") }
+        guard try await store.user(named: name) != nil else {
+            throw WireError(.notFound, "There is no user '\(name)'.")
+        }
         let count = try context.request.optionalInteger(.count) ?? RecoveryCodes.defaultCount
         let issued = RecoveryCodes.generate(count: count, using: random)
-        try await store.replaceRecoveryCodes(name, with: issued.map(\.stored), audit: audit(
-            context, event: .recoveryIssue, target: name, outcome: .success, detail: ["count": "\(count)"]
-        ))
+        try await store.replaceRecoveryCodes(
+            name, with: issued.map(\.stored),
+            audit: audit(
+                context, event: .recoveryIssue, target: name, outcome: .success, detail: ["count": "\(count)"]
+            ))
         return ["user": .string(name), "codes": .array(issued.map { .string($0.formatted) })]
     }
 
@@ -244,7 +279,8 @@ extension MamoriService {
             guard date > context.now else { throw WireError(.invalid, "\"until\" is in the past.") }
             expires = date
         }
-        let assignment = AssignmentRecord(user: name, role: role, grantedBy: context.caller.label, grantedAt: context.now, expiresAt: expires)
+        let assignment = AssignmentRecord(
+            user: name, role: role, grantedBy: context.caller.label, grantedAt: context.now, expiresAt: expires)
         let engine = context.engine
         let denied = audit(context, event: .roleGrant, target: name, outcome: .denied, detail: ["role": role])
         let violations = try await store.grant(
@@ -261,7 +297,8 @@ extension MamoriService {
             check: { held, holders in engine.checkGrant(role: role, to: held, holders: holders).map(\.description) }
         )
         guard violations.isEmpty else {
-            throw WireError(.invalid, "The role '\(role)' cannot be granted to \(name): " + violations.joined(separator: " "))
+            throw WireError(
+                .invalid, "The role '\(role)' cannot be granted to \(name): " + violations.joined(separator: " "))
         }
         return ["assignment": assignmentJSON(assignment)]
     }
@@ -273,7 +310,9 @@ extension MamoriService {
         guard parts.count == 3 else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
-        guard let start = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])) else { return nil }
+        guard let start = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])) else {
+            return nil
+        }
         return calendar.date(byAdding: .day, value: 1, to: start)
     }
 
@@ -281,7 +320,9 @@ extension MamoriService {
         let name = try Self.userName(context.request)
         let role = try context.request.string(.role)
         try await requirePermission(context, action: "mamori.role.revoke", resource: "mamori:roles/\(role)")
-        try await store.revoke(name, role: role, audit: audit(context, event: .roleRevoke, target: name, outcome: .success, detail: ["role": role]))
+        try await store.revoke(
+            name, role: role,
+            audit: audit(context, event: .roleRevoke, target: name, outcome: .success, detail: ["role": role]))
         return ["user": .string(name), "role": .string(role), "revoked": .bool(true)]
     }
 

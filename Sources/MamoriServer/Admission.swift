@@ -15,7 +15,8 @@ final class Admission: Sendable {
         init(_ configuration: DaemonConfiguration) {
             maximumConnections = configuration.maximumConnections
             // Never more than half: ordinary users keep the other half.
-            operatorReservedConnections = min(configuration.operatorReservedConnections, configuration.maximumConnections / 2)
+            operatorReservedConnections = min(
+                configuration.operatorReservedConnections, configuration.maximumConnections / 2)
             connectionsPerUID = configuration.connectionsPerUID
             requestsPerUID = configuration.requestsPerUID
         }
@@ -23,13 +24,17 @@ final class Admission: Sendable {
 
     /// Why a connection or a request was not admitted, as the sentence its `busy` reply carries.
     enum Refusal: Error, Equatable {
-        case daemonFull, uidConnections(Int), uidRequests(Int)
+        case daemonFull
+        case uidConnections(Int)
+        case uidRequests(Int)
 
         var message: String {
             switch self {
             case .daemonFull: "Too many connections; try again shortly."
-            case .uidConnections(let limit): "Your user has \(limit) connections open already, the most one user may; close one."
-            case .uidRequests(let limit): "Your user has \(limit) requests in progress already, the most one user may; wait for their answers."
+            case .uidConnections(let limit):
+                "Your user has \(limit) connections open already, the most one user may; close one."
+            case .uidRequests(let limit):
+                "Your user has \(limit) requests in progress already, the most one user may; wait for their answers."
             }
         }
     }

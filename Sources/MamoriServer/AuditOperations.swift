@@ -17,7 +17,8 @@ extension MamoriService {
         let request = context.request
         let purpose = try request.optionalString(.purpose) ?? "read"
         try await requirePermission(
-            context, action: purpose == "export" ? "mamori.audit.export" : "mamori.audit.read", resource: Self.auditResource
+            context, action: purpose == "export" ? "mamori.audit.export" : "mamori.audit.read",
+            resource: Self.auditResource
         )
         let entries: [AuditChain.StoredEntry]
         var more = false
@@ -36,10 +37,11 @@ extension MamoriService {
         // One read is one act: later pages and polls on the same connection are not recorded
         // again, or following the trail would fill it.
         if context.caller.connection.firstRead(purpose) {
-            try await store.appendAudit(audit(
-                context, event: .auditRead, target: Self.auditResource, outcome: .success,
-                detail: ["purpose": purpose, "entries": "\(entries.count)"]
-            ))
+            try await store.appendAudit(
+                audit(
+                    context, event: .auditRead, target: Self.auditResource, outcome: .success,
+                    detail: ["purpose": purpose, "entries": "\(entries.count)"]
+                ))
         }
         return [
             "entries": try JSONValue(encoding: entries.map(AuditRecord.init)), "more": .bool(more),
@@ -58,16 +60,18 @@ extension MamoriService {
         let limit = try context.request.optionalInteger(.limit) ?? 500
         var reply: [String: JSONValue] = [:]
         if after == 0 {
-            reply["checkpoints"] = try JSONValue(encoding: try await store.checkpoints().map(AuditTrailExport.Checkpoint.init))
+            reply["checkpoints"] = try JSONValue(
+                encoding: try await store.checkpoints().map(AuditTrailExport.Checkpoint.init))
             reply["public_key"] = .string(Data(auditSigner.publicKey).base64EncodedString())
         }
         let entries = try await store.auditPage(after: Int64(after), limit: limit)
         if context.caller.connection.firstRead("trail") {
-            try await store.appendAudit(audit(
-                context, event: .auditRead, target: Self.auditResource, outcome: .success,
-                // An export like audit.read's, so that filtering the trail for exports finds it.
-                detail: ["purpose": "export", "format": "trail", "entries": "\(entries.count)"]
-            ))
+            try await store.appendAudit(
+                audit(
+                    context, event: .auditRead, target: Self.auditResource, outcome: .success,
+                    // An export like audit.read's, so that filtering the trail for exports finds it.
+                    detail: ["purpose": "export", "format": "trail", "entries": "\(entries.count)"]
+                ))
         }
         reply["entries"] = try JSONValue(encoding: entries.map(AuditTrailExport.Entry.init))
         reply["more"] = .bool(entries.count == limit)
@@ -78,10 +82,11 @@ extension MamoriService {
     func verifyAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.read", resource: Self.auditResource)
         let report = try await checkChain(at: context.now)
-        try await store.appendAudit(audit(
-            context, event: .auditVerify, target: Self.auditResource, outcome: report.holds ? .success : .failure,
-            detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
-        ))
+        try await store.appendAudit(
+            audit(
+                context, event: .auditVerify, target: Self.auditResource, outcome: report.holds ? .success : .failure,
+                detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
+            ))
         guard case .object(let fields) = try JSONValue(encoding: report.summary) else { return [:] }
         return fields
     }
@@ -91,19 +96,23 @@ extension MamoriService {
     @discardableResult
     func checkChain(at time: Date? = nil) async throws -> AuditReport {
         let time = time ?? clock.now()
-        var report = try await AuditVerifier.verify(store, publicKey: auditSigner.publicKey, witness: witness.current().checkpoint)
+        var report = try await AuditVerifier.verify(
+            store, publicKey: auditSigner.publicKey, witness: witness.current().checkpoint)
         if witness.current().checkpoint == nil, let signed = report.lastCheckpoint?.sequence {
             report = report.adding(.witnessMissing(signed: signed))
         }
         lastChainCheck.withLockedValue {
-            $0 = ChainCheck(time: time, holds: report.holds, entries: report.entryCount, problems: report.problems.count)
+            $0 = ChainCheck(
+                time: time, holds: report.holds, entries: report.entryCount, problems: report.problems.count)
         }
         if report.holds {
             logger.info("the audit chain holds", metadata: ["entries": "\(report.entryCount)"])
         } else {
             logger.critical(
                 "the audit chain does not verify: BROKEN",
-                metadata: ["problems": "\(report.problems.count)", "first": "\(report.problems.first.map { "\($0)" } ?? "")"]
+                metadata: [
+                    "problems": "\(report.problems.count)", "first": "\(report.problems.first.map { "\($0)" } ?? "")",
+                ]
             )
         }
         return report
@@ -116,12 +125,14 @@ extension MamoriService {
         let settings = context.engine.policy.settings
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = settings.timeZone
-        let horizon = calendar.date(byAdding: .year, value: -settings.auditRetentionYears, to: context.now) ?? context.now
+        let horizon =
+            calendar.date(byAdding: .year, value: -settings.auditRetentionYears, to: context.now) ?? context.now
         guard cutoff <= horizon else {
-            try await store.appendAudit(audit(
-                context, event: .auditPrune, target: Self.auditResource, outcome: .denied,
-                detail: ["before": text, "reason": "within retention"]
-            ))
+            try await store.appendAudit(
+                audit(
+                    context, event: .auditPrune, target: Self.auditResource, outcome: .denied,
+                    detail: ["before": text, "reason": "within retention"]
+                ))
             let day = Date.ISO8601FormatStyle(timeZone: settings.timeZone).year().month().day()
             throw WireError(
                 .invalid,
@@ -135,7 +146,8 @@ extension MamoriService {
                 detail: ["before": text, "pruned_through": "\(result.prunedThrough)", "removed": "\(result.removed)"]
             )
         }
-        logger.notice("audit trail pruned", metadata: ["through": "\(result.prunedThrough)", "removed": "\(result.removed)"])
+        logger.notice(
+            "audit trail pruned", metadata: ["through": "\(result.prunedThrough)", "removed": "\(result.removed)"])
         return ["removed": .number(Double(result.removed)), "pruned_through": .number(Double(result.prunedThrough))]
     }
 
@@ -147,10 +159,13 @@ extension MamoriService {
         let assignments = try await store.allAssignments().filter { $0.isCurrent(at: context.now) }
         var detail = ["assignments": "\(assignments.count)"]
         if !note.isEmpty { detail["note"] = note }
-        try await store.appendAudit(audit(
-            context, event: .accessReview, target: "mamori:assignments", outcome: .success, detail: detail
-        ))
-        return ["recorded": .string(context.now.formatted(.iso8601)), "assignments": .number(Double(assignments.count))]
+        try await store.appendAudit(
+            audit(
+                context, event: .accessReview, target: "mamori:assignments", outcome: .success, detail: detail
+            ))
+        return [
+            "recorded": .string(context.now.formatted(.iso8601)), "assignments": .number(Double(assignments.count)),
+        ]
     }
 
     /// `inspect`: the self-inspection report.
@@ -162,11 +177,14 @@ extension MamoriService {
             store: store, engine: context.engine, configuration: configuration, chain: chain, now: context.now,
             inspector: context.caller.label
         ).run()
-        try await store.appendAudit(audit(
-            context, event: .inspect, target: Self.auditResource, outcome: .success,
-            detail: Dictionary(uniqueKeysWithValues: InspectionReport.Status.allCases.map { ($0.rawValue, "\(report.count($0))") })
+        try await store.appendAudit(
+            audit(
+                context, event: .inspect, target: Self.auditResource, outcome: .success,
+                detail: Dictionary(
+                    uniqueKeysWithValues: InspectionReport.Status.allCases.map { ($0.rawValue, "\(report.count($0))") }
+                )
                 .merging(["result": report.overall.rawValue]) { first, _ in first }
-        ))
+            ))
         return ["report": try JSONValue(encoding: report)]
     }
 }

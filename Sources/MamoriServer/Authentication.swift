@@ -1,18 +1,21 @@
 import Foundation
-import NIOConcurrencyHelpers
 import Logging
 import MamoriCore
 import MamoriProtocol
 import MamoriStore
+import NIOConcurrencyHelpers
 
 /// `authenticate`, `account`, `session.open`, `session.close` and `authorize`.
 extension MamoriService {
     /// The lockout that applies to a holder of `assignments`: the stricter one while they hold a
     /// privileged role.
-    func lockout(for assignments: [AssignmentRecord], _ context: RequestContext) -> (LockoutSettings, privileged: Bool) {
+    func lockout(for assignments: [AssignmentRecord], _ context: RequestContext) -> (LockoutSettings, privileged: Bool)
+    {
         let settings = context.engine.policy.settings
         let roles = assignments.filter { $0.isCurrent(at: context.now) }.map(\.role)
-        let privileged = roles.contains { role in context.engine.policy.roles.contains { $0.id == role && $0.privileged } }
+        let privileged = roles.contains { role in
+            context.engine.policy.roles.contains { $0.id == role && $0.privileged }
+        }
         return (privileged ? settings.privilegedLockout : settings.lockout, privileged)
     }
 
@@ -70,11 +73,13 @@ extension MamoriService {
             throw error
         }
         let reason = PasswordFacts(
-            userExists: user != nil, disabled: user?.disabled == true, locked: wasLocked, hasPassword: storedHash != nil,
+            userExists: user != nil, disabled: user?.disabled == true, locked: wasLocked,
+            hasPassword: storedHash != nil,
             attemptReserved: attempt != nil, usable: usable, verified: verified
         ).failure
         return PasswordCheck(
-            state: state, matched: reason == nil, reason: reason, attempt: attempt, lockout: lockout, privileged: privileged,
+            state: state, matched: reason == nil, reason: reason, attempt: attempt, lockout: lockout,
+            privileged: privileged,
             wasLocked: wasLocked
         )
     }
@@ -83,21 +88,25 @@ extension MamoriService {
 
     /// Records a failed password operation: counts it against the lockout when its attempt was
     /// reserved (and records the lock it causes), otherwise records it alone.
-    func recordFailure(_ check: PasswordCheck, reason: LoginFailure, entry: AuditEntry, _ context: RequestContext) async throws {
+    func recordFailure(_ check: PasswordCheck, reason: LoginFailure, entry: AuditEntry, _ context: RequestContext)
+        async throws
+    {
         guard let attempt = check.attempt, let user = check.user else {
             try await store.appendAudit(entry)
             return
         }
         let record = try await store.recordFailure(
             user.name, attempt: attempt, at: context.now, threshold: check.lockout.failures,
-            window: TimeInterval(check.lockout.windowMinutes * 60), lockFor: TimeInterval(check.lockout.lockMinutes * 60),
+            window: TimeInterval(check.lockout.windowMinutes * 60),
+            lockFor: TimeInterval(check.lockout.lockMinutes * 60),
             audit: entry
         )
         if record.isLocked(at: context.now) && record.count == check.lockout.failures {
-            try await store.appendAudit(audit(
-                context, event: .authLockout, target: user.name, outcome: .failure,
-                detail: ["failures": "\(record.count)", "privileged": check.privileged ? "yes" : "no"]
-            ))
+            try await store.appendAudit(
+                audit(
+                    context, event: .authLockout, target: user.name, outcome: .failure,
+                    detail: ["failures": "\(record.count)", "privileged": check.privileged ? "yes" : "no"]
+                ))
         }
     }
 
@@ -112,7 +121,8 @@ extension MamoriService {
         let tty = try request.optionalString(.tty)
         let remoteHost = try request.optionalString(.remoteHost)
         let settings = context.engine.policy.settings
-        let required = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? [.password, .totp]
+        let required =
+            context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? [.password, .totp]
 
         let check = try await checkPassword(name, password, context)
         var reason = check.reason
@@ -127,7 +137,8 @@ extension MamoriService {
                 // The seed is opened only when there is a code to check against it.
                 var device: TOTP?
                 if let enrolment, confirmed, !typed.isEmpty {
-                    device = try TOTP(secret: try cipher.open(enrolment.sealedSeed, for: name), parameters: enrolment.parameters)
+                    device = try TOTP(
+                        secret: try cipher.open(enrolment.sealedSeed, for: name), parameters: enrolment.parameters)
                 }
                 let stored = check.state.recoveryCodes
                 switch SecondFactor.evaluate(
@@ -152,12 +163,15 @@ extension MamoriService {
                     rehash = try await runArgon2(context) { try hasher.hash(password) }
                 }
                 let recorded = try await store.recordLogin(
-                    name, at: context.now, attempt: attempt, acceptedStep: acceptedStep, consumedRecoveryCode: recoveryCode,
+                    name, at: context.now, attempt: attempt, acceptedStep: acceptedStep,
+                    consumedRecoveryCode: recoveryCode,
                     rehash: rehash,
                     audit: audit(
                         context, event: .authSuccess, target: name, outcome: .success,
-                        detail: ["factors": factors.map(\.rawValue).sorted().joined(separator: ","), "service": service,
-                                 "tty": tty ?? "", "rhost": remoteHost ?? "", "rehashed": rehash == nil ? "no" : "yes"]
+                        detail: [
+                            "factors": factors.map(\.rawValue).sorted().joined(separator: ","), "service": service,
+                            "tty": tty ?? "", "rhost": remoteHost ?? "", "rehashed": rehash == nil ? "no" : "yes",
+                        ]
                     )
                 )
                 if recorded {
@@ -193,7 +207,8 @@ extension MamoriService {
     }
 
     /// Runs Argon2 on the bounded pool, in the caller's share of it.
-    func runArgon2<T: Sendable>(_ context: RequestContext, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    func runArgon2<T: Sendable>(_ context: RequestContext, _ body: @escaping @Sendable () throws -> T) async throws -> T
+    {
         try await argonPool.run(for: context.caller, body)
     }
 
@@ -221,11 +236,12 @@ extension MamoriService {
             result = "denied"
             reasons.append("The user holds no role that takes effect in the \(configuration.zone) zone.")
         } else {
-            let decision = context.engine.evaluate(AuthorizationRequest(
-                user: name, roles: usable, kind: user.kind, organisation: user.organisation,
-                zone: configuration.zone, factors: [], time: context.now, action: "login",
-                resource: "mamori:terminals/\(configuration.terminal)"
-            ))
+            let decision = context.engine.evaluate(
+                AuthorizationRequest(
+                    user: name, roles: usable, kind: user.kind, organisation: user.organisation,
+                    zone: configuration.zone, factors: [], time: context.now, action: "login",
+                    resource: "mamori:terminals/\(configuration.terminal)"
+                ))
             // Factors are checked by authenticate; here only whether a login may happen at all.
             if decision.effect == .deny {
                 result = "denied"
@@ -260,13 +276,18 @@ extension MamoriService {
             zone: configuration.zone, terminal: configuration.terminal, factors: ticket.factors,
             service: try request.optionalString(.service) ?? "unknown",
             tty: try request.optionalString(.tty), remoteHost: try request.optionalString(.remoteHost),
-            openedAt: context.now, expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600))
+            openedAt: context.now,
+            expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600))
         )
-        try await store.openSession(session, audit: audit(
-            context, event: .sessionOpen, target: session.id, outcome: .success,
-            detail: ["user": session.user, "factors": session.factors.map(\.rawValue).sorted().joined(separator: ","),
-                     "service": session.service]
-        ))
+        try await store.openSession(
+            session,
+            audit: audit(
+                context, event: .sessionOpen, target: session.id, outcome: .success,
+                detail: [
+                    "user": session.user, "factors": session.factors.map(\.rawValue).sorted().joined(separator: ","),
+                    "service": session.service,
+                ]
+            ))
         cache.keep(session)
         return [
             "session": .string(session.id), "user": .string(session.user),
@@ -276,10 +297,13 @@ extension MamoriService {
 
     func closeSession(_ context: RequestContext) async throws -> [String: JSONValue] {
         let id = try context.request.string(.session)
-        guard let session = try await store.session(id) else { throw WireError(.notFound, "There is no session '\(id)'.") }
+        guard let session = try await store.session(id) else {
+            throw WireError(.notFound, "There is no session '\(id)'.")
+        }
         try await requireSelfOrPermission(context, user: session.user)
         cache.forgetSession(id)
-        try await store.closeSession(id, at: context.now, audit: audit(context, event: .sessionClose, target: id, outcome: .success))
+        try await store.closeSession(
+            id, at: context.now, audit: audit(context, event: .sessionClose, target: id, outcome: .success))
         return ["session": .string(id)]
     }
 
@@ -299,13 +323,16 @@ extension MamoriService {
                 )
             }
             if context.caller.name != session.user || context.caller.isOperator {
-                try await requirePermission(context, action: "mamori.session.query", resource: "mamori:sessions/\(sessionID)")
+                try await requirePermission(
+                    context, action: "mamori.session.query", resource: "mamori:sessions/\(sessionID)")
             }
-            subject = try await self.subject(session.user, action: action, resource: resource, sessionID: sessionID, context: context)
+            subject = try await self.subject(
+                session.user, action: action, resource: resource, sessionID: sessionID, context: context)
         } else {
             let name = try Self.userName(request)
             try await requirePermission(context, action: "mamori.session.query", resource: "mamori:users/\(name)")
-            var hypothetical = try await self.subject(name, action: action, resource: resource, sessionID: nil, context: context)
+            var hypothetical = try await self.subject(
+                name, action: action, resource: resource, sessionID: nil, context: context)
             // Asking by user may describe a session that does not exist: "what if she logged in
             // at a terminal of this zone with these factors?"
             if let zone = try request.optionalString(.zone) { hypothetical.zone = zone }
@@ -320,17 +347,22 @@ extension MamoriService {
             try await recordDenial(
                 audit(
                     context, event: .decisionDeny, target: resource, outcome: .denied,
-                    detail: ["user": subject.user, "action": action, "effect": decision.effect.rawValue,
-                             "rules": decision.decidingRules.joined(separator: ",")]
+                    detail: [
+                        "user": subject.user, "action": action, "effect": decision.effect.rawValue,
+                        "rules": decision.decidingRules.joined(separator: ","),
+                    ]
                 ),
                 context, action: action, resource: resource
             )
         } else if context.engine.policy.settings.auditAllowedDecisions {
-            try await store.appendAudit(audit(
-                context, event: .decisionAllow, target: resource, outcome: .success,
-                detail: ["user": subject.user, "action": action, "effect": decision.effect.rawValue,
-                         "rules": decision.decidingRules.joined(separator: ",")]
-            ))
+            try await store.appendAudit(
+                audit(
+                    context, event: .decisionAllow, target: resource, outcome: .success,
+                    detail: [
+                        "user": subject.user, "action": action, "effect": decision.effect.rawValue,
+                        "rules": decision.decidingRules.joined(separator: ","),
+                    ]
+                ))
         }
         return decisionFields(decision)
     }
@@ -362,11 +394,14 @@ extension MamoriService {
             cache.use(session, at: now, idle: TimeInterval(engine.policy.settings.sessionIdleMinutes * 60))
         else { return nil }
         if caller.isOperator {
-            logger.notice("operator acts", metadata: ["uid": "\(caller.uid)", "op": "authorize", "resource": "mamori:sessions/\(sessionID)"])
+            logger.notice(
+                "operator acts",
+                metadata: ["uid": "\(caller.uid)", "op": "authorize", "resource": "mamori:sessions/\(sessionID)"])
         }
-        let decision = engine.evaluate(authorizationRequest(
-            session.user, snapshot, factors: session.factors, at: now, action: action, resource: resource
-        ))
+        let decision = engine.evaluate(
+            authorizationRequest(
+                session.user, snapshot, factors: session.factors, at: now, action: action, resource: resource
+            ))
         guard decision.isAllowed, !engine.policy.settings.auditAllowedDecisions else { return nil }
         return WireReply.success(decisionFields(decision), id: request.id)
     }

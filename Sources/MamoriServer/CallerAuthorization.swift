@@ -11,10 +11,12 @@ extension MamoriService {
 
     /// The audit entry of an act of the caller's, at the request's time, under the policy it was judged by.
     func audit(
-        _ context: RequestContext, event: AuditEvent, target: String, outcome: AuditOutcome, detail: [String: String] = [:]
+        _ context: RequestContext, event: AuditEvent, target: String, outcome: AuditOutcome,
+        detail: [String: String] = [:]
     ) -> AuditEntry {
         AuditEntry(
-            time: context.now, actorUID: Int(context.caller.uid), actor: context.caller.label, event: event, target: target,
+            time: context.now, actorUID: Int(context.caller.uid), actor: context.caller.label, event: event,
+            target: target,
             outcome: outcome, detail: detail, terminal: configuration.terminal, zone: configuration.zone,
             policyRevision: context.engine.revision
         )
@@ -53,7 +55,8 @@ extension MamoriService {
         if let cached = cache.user(name) { return cached }
         let epoch = cache.epoch
         let user = try await store.user(named: name)
-        let snapshot = SubjectCache.Snapshot(user: user, assignments: user == nil ? [] : try await store.assignments(of: name))
+        let snapshot = SubjectCache.Snapshot(
+            user: user, assignments: user == nil ? [] : try await store.assignments(of: name))
         cache.keep(snapshot, for: name, readAt: epoch)
         return snapshot
     }
@@ -67,11 +70,13 @@ extension MamoriService {
         guard cache.use(session, at: now, idle: TimeInterval(idleMinutes * 60)) else {
             cache.forgetSession(id)
             do {
-                try await store.closeSession(id, at: now, audit: AuditEntry(
-                    time: now, actorUID: nil, actor: "mamorid", event: .sessionClose, target: id, outcome: .success,
-                    detail: ["user": session.user, "reason": "idle", "idle_minutes": "\(idleMinutes)"],
-                    terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision
-                ))
+                try await store.closeSession(
+                    id, at: now,
+                    audit: AuditEntry(
+                        time: now, actorUID: nil, actor: "mamorid", event: .sessionClose, target: id, outcome: .success,
+                        detail: ["user": session.user, "reason": "idle", "idle_minutes": "\(idleMinutes)"],
+                        terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision
+                    ))
             } catch let error as StoreError where error.code == .notFound {
                 // Closed meanwhile by another request: nothing more to do.
             }
@@ -92,7 +97,9 @@ extension MamoriService {
     /// operator — root or the daemon's own user — always, and logged); otherwise records the denial and throws `denied` or `step_up_required`.
     func requirePermission(_ context: RequestContext, action: String, resource: String) async throws {
         if context.caller.isOperator {
-            logger.notice("operator acts", metadata: ["uid": "\(context.caller.uid)", "op": "\(context.request.op)", "resource": "\(resource)"])
+            logger.notice(
+                "operator acts",
+                metadata: ["uid": "\(context.caller.uid)", "op": "\(context.request.op)", "resource": "\(resource)"])
             return
         }
         let request = try await subject(
@@ -104,11 +111,16 @@ extension MamoriService {
         try await recordDenial(
             audit(
                 context, event: .decisionDeny, target: resource, outcome: .denied,
-                detail: ["action": action, "effect": decision.effect.rawValue, "rules": decision.decidingRules.joined(separator: ",")]
+                detail: [
+                    "action": action, "effect": decision.effect.rawValue,
+                    "rules": decision.decidingRules.joined(separator: ","),
+                ]
             ),
             context, action: action, resource: resource
         )
-        let rules = decision.decidingRules.isEmpty ? "no rule permits it" : "rule \(decision.decidingRules.joined(separator: ", "))"
+        let rules =
+            decision.decidingRules.isEmpty
+            ? "no rule permits it" : "rule \(decision.decidingRules.joined(separator: ", "))"
         if decision.effect == .stepUp {
             throw WireError(
                 .stepUpRequired,
@@ -116,7 +128,9 @@ extension MamoriService {
                     + "\(decision.missingFactors.map(\.rawValue).joined(separator: " and ")) (\(rules)); pass your MAMORI_SESSION."
             )
         }
-        throw WireError(.denied, "Permission denied: your user \(context.caller.label) may not \(action) on \(resource) (\(rules)).")
+        throw WireError(
+            .denied, "Permission denied: your user \(context.caller.label) may not \(action) on \(resource) (\(rules))."
+        )
     }
 
     /// For operations about a user (authenticate, account, sessions): root, the user themself,
@@ -129,11 +143,16 @@ extension MamoriService {
     static func userName(_ request: WireRequest) throws -> String {
         let name = try request.string(.user)
         // Unix login names: letters, digits, '.', '_', '-'; not starting with '-'.
-        let valid = !name.isEmpty && !name.hasPrefix("-") && name.unicodeScalars.allSatisfy {
-            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))
-        }
+        let valid =
+            !name.isEmpty && !name.hasPrefix("-")
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))
+            }
         guard valid else {
-            throw WireError(.badRequest, "A user name has only ASCII letters, digits, '.', '_' and '-', and does not start with '-'.")
+            throw WireError(
+                .badRequest,
+                "A user name has only ASCII letters, digits, '.', '_' and '-', and does not start with '-'.")
         }
         return name
     }

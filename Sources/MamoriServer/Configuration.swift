@@ -107,7 +107,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
             }
             func number(_ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
                 guard let number = value.int, range.contains(number) else {
-                    throw ConfigurationError("\(path):\(line): '\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+                    throw ConfigurationError(
+                        "\(path):\(line): '\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound)."
+                    )
                 }
                 return number
             }
@@ -116,7 +118,8 @@ public struct DaemonConfiguration: Sendable, Hashable {
                 let items = value.sequence.map { Array($0) } ?? []
                 let names = items.compactMap(\.string).filter { !$0.isEmpty && !$0.contains("/") && $0 != ".." }
                 guard !items.isEmpty, names.count == items.count else {
-                    throw ConfigurationError("\(path):\(line): 'pam-services' must be a list of service names, such as [login, sshd, sudo].")
+                    throw ConfigurationError(
+                        "\(path):\(line): 'pam-services' must be a list of service names, such as [login, sshd, sudo].")
                 }
                 return names
             }
@@ -147,7 +150,8 @@ public struct DaemonConfiguration: Sendable, Hashable {
             case "pam-directory": pamDirectory = try text()
             case "pam-services": pamServices = try serviceNames()
             default:
-                throw ConfigurationError("\(path):\(line): unknown key '\(name)'; keys are \(Self.keys.joined(separator: ", ")).")
+                throw ConfigurationError(
+                    "\(path):\(line): unknown key '\(name)'; keys are \(Self.keys.joined(separator: ", ")).")
             }
         }
     }

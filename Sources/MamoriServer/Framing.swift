@@ -49,7 +49,9 @@ public struct LineDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+        -> DecodingState
+    {
         // A last line without its newline is still a request.
         while try decode(context: context, buffer: &buffer) == .continue {}
         if buffer.readableBytes > 0 && !discarding, let line = buffer.readSlice(length: buffer.readableBytes) {
@@ -128,7 +130,8 @@ final class RequestHandler: ChannelDuplexHandler {
     /// Completes when every earlier reply of this connection has been written.
     private var tail: EventLoopFuture<Void>?
 
-    init(service: MamoriService, caller: Caller, inFlight: InFlightCounter, admission: Admission, maximumInFlight: Int) {
+    init(service: MamoriService, caller: Caller, inFlight: InFlightCounter, admission: Admission, maximumInFlight: Int)
+    {
         self.service = service
         self.caller = caller
         self.inFlight = inFlight
@@ -159,9 +162,12 @@ final class RequestHandler: ChannelDuplexHandler {
         let buffer: ByteBuffer
         switch event {
         case .tooLong:
-            return .ready(WireReply.failure(WireError(
-                .lineTooLong, "The request line is longer than \(WireLimits.maximumLineLength) bytes; it was discarded."
-            )))
+            return .ready(
+                WireReply.failure(
+                    WireError(
+                        .lineTooLong,
+                        "The request line is longer than \(WireLimits.maximumLineLength) bytes; it was discarded."
+                    )))
         case .line(let line): buffer = line
         }
         // Parsed once, here: a malformed line is answered at once, without a task.
@@ -171,7 +177,8 @@ final class RequestHandler: ChannelDuplexHandler {
         } catch {
             return .ready(WireReply.failure(error))
         }
-        if let quick = service.answerQuickly(request, caller: caller) ?? service.refuseIfCutOff(request, caller: caller) {
+        if let quick = service.answerQuickly(request, caller: caller) ?? service.refuseIfCutOff(request, caller: caller)
+        {
             return .ready(quick)
         }
         if let refusal = admission.begin(caller) {
@@ -199,10 +206,11 @@ final class RequestHandler: ChannelDuplexHandler {
             flow.queued()
             inFlight.enter()
             let counter = inFlight
-            enqueue(context.eventLoop.makeFutureWithTask {
-                defer { counter.leave() }
-                return await work()
-            }, context)
+            enqueue(
+                context.eventLoop.makeFutureWithTask {
+                    defer { counter.leave() }
+                    return await work()
+                }, context)
         }
     }
 

@@ -1,8 +1,8 @@
-public import Logging
 import Foundation
+public import Logging
 import MamoriCore
-public import MamoriStore
 import MamoriProtocol
+public import MamoriStore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -143,7 +143,8 @@ public final class MamoriDaemon: Service, Sendable {
                 Self.peerCredentials(of: channel).flatMap { credentials in
                     if let refusal = admission.enter(credentials) {
                         logger.info(
-                            "connection refused", metadata: ["uid": "\(credentials.uid)", "reason": "\(refusal.message)"]
+                            "connection refused",
+                            metadata: ["uid": "\(credentials.uid)", "reason": "\(refusal.message)"]
                         )
                         return channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(RefuseHandler(message: refusal.message))

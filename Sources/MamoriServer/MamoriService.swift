@@ -115,7 +115,8 @@ final class MamoriService: Sendable {
             do {
                 try await store.appendAudit(entry)
             } catch {
-                logger.critical("a summary of repeated denials could not be recorded", metadata: ["actor": "\(entry.actor)"])
+                logger.critical(
+                    "a summary of repeated denials could not be recorded", metadata: ["actor": "\(entry.actor)"])
             }
         }
     }
@@ -142,11 +143,12 @@ final class MamoriService: Sendable {
     /// The reply for a caller that is cut off, without doing any work; nil for everyone else.
     func refuseIfCutOff(_ request: WireRequest, caller: Caller) -> [UInt8]? {
         guard !caller.isOperator, denials.isCutOff(caller.uid) else { return nil }
-        return WireReply.failure(WireError(
-            .rateLimited,
-            "Your user was denied too often; requests are refused for \(denials.secondsLeft(at: clock.now())) more second(s).",
-            id: request.id
-        ))
+        return WireReply.failure(
+            WireError(
+                .rateLimited,
+                "Your user was denied too often; requests are refused for \(denials.secondsLeft(at: clock.now())) more second(s).",
+                id: request.id
+            ))
     }
 
     // MARK: Requests
@@ -181,14 +183,16 @@ final class MamoriService: Sendable {
             }
         case let error as PasswordError: return WireError(.invalid, error.message, id: id)
         case let error as OTPError: return WireError(.invalid, error.message, id: id)
-        case is Argon2Pool.Busy: return WireError(.busy, "Too many authentications are in progress; try again shortly.", id: id)
+        case is Argon2Pool.Busy:
+            return WireError(.busy, "Too many authentications are in progress; try again shortly.", id: id)
         default: return WireError(.internal, "The daemon could not complete the request.", id: id)
         }
     }
 
     private func dispatch(_ request: WireRequest, caller: Caller) async throws -> [String: JSONValue] {
         guard let operation = WireOperation(rawValue: request.op) else {
-            throw WireError(.unknownOperation, "There is no operation '\(request.op.prefix(64))'; see docs/protocol.md.")
+            throw WireError(
+                .unknownOperation, "There is no operation '\(request.op.prefix(64))'; see docs/protocol.md.")
         }
         let changes = operation.changes
         if changes != .nothing {
@@ -245,7 +249,9 @@ final class MamoriService: Sendable {
     /// `audit.public_key`: the key that verifies the chain's checkpoints (public, so not recorded).
     func publicKey(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
-        return ["public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519")]
+        return [
+            "public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519"),
+        ]
     }
 }
 

@@ -66,7 +66,8 @@ extension MamoriService {
         }
         let policy: Policy
         do {
-            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
+            policy = try PolicyLoader.load(
+                directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
             guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
                 throw WireError(.invalid, "The new policy has no zone '\(configuration.zone)'; the old policy stays.")
             }

@@ -15,7 +15,6 @@ struct SelfInspection {
     /// Who asked, named in the report.
     let inspector: String
 
-
     func run() async throws -> InspectionReport {
         let users = try await store.users()
         let assignments = try await store.allAssignments()
@@ -33,7 +32,8 @@ struct SelfInspection {
         findings.append(pamServices())
         findings.append(policyWarnings())
         return InspectionReport(
-            time: now, timeZone: settings.timeZone, inspector: inspector, terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision, findings: findings
+            time: now, timeZone: settings.timeZone, inspector: inspector, terminal: configuration.terminal,
+            zone: configuration.zone, policyRevision: engine.revision, findings: findings
         )
     }
 
@@ -46,7 +46,9 @@ struct SelfInspection {
     // MARK: The checks
 
     /// 1. Every account that may log in where the zone asks for a TOTP code has one confirmed.
-    private func mfaEnrolment(_ users: [UserRecord], _ byUser: [String: [AssignmentRecord]]) async throws -> InspectionReport.Finding {
+    private func mfaEnrolment(_ users: [UserRecord], _ byUser: [String: [AssignmentRecord]]) async throws
+        -> InspectionReport.Finding
+    {
         let confirmed = try await store.totpConfirmation()
         let zones = engine.policy.zones.filter { $0.loginFactors.contains(.totp) }
         var items: [String] = []
@@ -56,15 +58,19 @@ struct SelfInspection {
                 let usable = engine.roles(roles, takingEffectIn: zone.id)
                 guard !usable.isEmpty else { return false }
                 // The same question `account` asks at a terminal of that zone, with every factor presented.
-                let decision = engine.evaluate(AuthorizationRequest(
-                    user: user.name, roles: usable, kind: user.kind, organisation: user.organisation, zone: zone.id,
-                    factors: zone.loginFactors, time: now, action: "login", resource: "mamori:terminals/inspection"
-                ))
+                let decision = engine.evaluate(
+                    AuthorizationRequest(
+                        user: user.name, roles: usable, kind: user.kind, organisation: user.organisation, zone: zone.id,
+                        factors: zone.loginFactors, time: now, action: "login", resource: "mamori:terminals/inspection"
+                    ))
                 return decision.isAllowed
             }
             guard !usableIn.isEmpty, confirmed[user.name] != true else { continue }
-            let state = confirmed[user.name] == false ? "TOTP enrolment begun, not confirmed" : "no TOTP device enrolled"
-            items.append("\(user.name): \(state); may log in to \(usableIn.map(\.id).joined(separator: ", ")) as \(roles.joined(separator: ", "))")
+            let state =
+                confirmed[user.name] == false ? "TOTP enrolment begun, not confirmed" : "no TOTP device enrolled"
+            items.append(
+                "\(user.name): \(state); may log in to \(usableIn.map(\.id).joined(separator: ", ")) as \(roles.joined(separator: ", "))"
+            )
         }
         return InspectionReport.Finding(
             check: "mfa-enrolment", title: "Second factor for accounts usable in the My Number zone",
@@ -73,7 +79,8 @@ struct SelfInspection {
                 ? "Every account that may log in where a TOTP code is required has a confirmed TOTP device."
                 : "\(items.count) account(s) may log in where a TOTP code is required but have no confirmed TOTP device.",
             items: items,
-            basis: "Basic policy 5.3; guideline, authentication: multi-factor authentication at My Number zone terminals (check 1)"
+            basis:
+                "Basic policy 5.3; guideline, authentication: multi-factor authentication at My Number zone terminals (check 1)"
         )
     }
 
@@ -84,7 +91,9 @@ struct SelfInspection {
             let last = user.lastLoginAt ?? user.createdAt
             guard now.timeIntervalSince(last) > limit else { return nil }
             let days = Int(now.timeIntervalSince(last) / 86_400)
-            return "\(user.name): " + (user.lastLoginAt == nil ? "never logged in, created \(days) days ago" : "last login \(days) days ago")
+            return "\(user.name): "
+                + (user.lastLoginAt == nil
+                    ? "never logged in, created \(days) days ago" : "last login \(days) days ago")
         }
         return InspectionReport.Finding(
             check: "idle-accounts", title: "Idle accounts", status: items.isEmpty ? .pass : .fail,
@@ -97,7 +106,9 @@ struct SelfInspection {
     }
 
     /// 2b. Ended assignments (they grant nothing, but should be revoked) and accounts left with none current.
-    private func expiredAssignments(_ users: [UserRecord], _ assignments: [AssignmentRecord]) -> InspectionReport.Finding {
+    private func expiredAssignments(_ users: [UserRecord], _ assignments: [AssignmentRecord])
+        -> InspectionReport.Finding
+    {
         let formatter = Date.ISO8601FormatStyle().year().month().day()
         var items = assignments.filter { !$0.isCurrent(at: now) }.map { assignment in
             "\(assignment.user): \(assignment.role) ended \(assignment.expiresAt.map { $0.formatted(formatter) } ?? "?")"
@@ -130,21 +141,28 @@ struct SelfInspection {
             items.append("\(role.id): \(holders.count)\(limit) holder(s)" + (names.isEmpty ? "" : ": \(names)"))
         }
         return InspectionReport.Finding(
-            check: "privileged-holders", title: "Privileged roles and their holders", status: over.isEmpty ? .pass : .fail,
+            check: "privileged-holders", title: "Privileged roles and their holders",
+            status: over.isEmpty ? .pass : .fail,
             summary: over.isEmpty
                 ? "Every privileged role is within its holder limit."
                 : "Over their holder limit: \(over.joined(separator: ", ")).",
-            items: items, basis: "Guideline, privileged IDs (特権ID): as few holders as possible; grants record who approved them (check 3)"
+            items: items,
+            basis:
+                "Guideline, privileged IDs (特権ID): as few holders as possible; grants record who approved them (check 3)"
         )
     }
 
     /// 4. No one holds roles that separation of duty forbids together (inherited roles count).
-    private func separationOfDuty(_ users: [UserRecord], _ byUser: [String: [AssignmentRecord]]) -> InspectionReport.Finding {
+    private func separationOfDuty(_ users: [UserRecord], _ byUser: [String: [AssignmentRecord]])
+        -> InspectionReport.Finding
+    {
         var items: [String] = []
         for user in users {
             let roles = currentRoles(user, byUser)
             guard let first = roles.first else { continue }
-            for case .separationOfDuty(let constraint, let together, _) in engine.checkGrant(role: first, to: roles, holders: 0) {
+            for case .separationOfDuty(let constraint, let together, _) in engine.checkGrant(
+                role: first, to: roles, holders: 0)
+            {
                 items.append("\(user.name): holds \(together.joined(separator: " and ")) (constraint \(constraint))")
             }
         }
@@ -153,7 +171,8 @@ struct SelfInspection {
             summary: items.isEmpty
                 ? "No account holds roles that a separation-of-duty constraint forbids together."
                 : "\(items.count) conflict(s): revoke one of the roles.",
-            items: items, basis: "Guideline, roles: audits independent of those audited; contractors hold no privileged IDs (check 4)"
+            items: items,
+            basis: "Guideline, roles: audits independent of those audited; contractors hold no privileged IDs (check 4)"
         )
     }
 
@@ -164,11 +183,16 @@ struct SelfInspection {
         }
         items += users.filter(\.mustChangePassword).map { "\($0.name): temporary password not yet changed" }
         return InspectionReport.Finding(
-            check: "locked-and-temporary", title: "Locked accounts and temporary passwords", status: items.isEmpty ? .pass : .warn,
-            summary: (items.isEmpty ? "No account is locked or waiting to change a temporary password. " : "\(items.count) account(s) to follow up. ")
+            check: "locked-and-temporary", title: "Locked accounts and temporary passwords",
+            status: items.isEmpty ? .pass : .warn,
+            summary: (items.isEmpty
+                ? "No account is locked or waiting to change a temporary password. "
+                : "\(items.count) account(s) to follow up. ")
                 + "Lockout: \(settings.lockout.failures) failures in \(settings.lockout.windowMinutes) min "
                 + "(privileged: \(settings.privilegedLockout.failures)).",
-            items: items, basis: "Guideline, authentication: a limit on login attempts; temporary passwords changed at first use (check 5)"
+            items: items,
+            basis:
+                "Guideline, authentication: a limit on login attempts; temporary passwords changed at first use (check 5)"
         )
     }
 
@@ -187,7 +211,8 @@ struct SelfInspection {
         calendar.timeZone = settings.timeZone
         let horizon = calendar.date(byAdding: .year, value: -settings.auditRetentionYears, to: now) ?? now
         let day = Date.ISO8601FormatStyle(timeZone: settings.timeZone).year().month().day()
-        let basis = "Guideline, logs: kept for a set period (operation histories 7 years); settings audit.retention-years (check 6)"
+        let basis =
+            "Guideline, logs: kept for a set period (operation histories 7 years); settings audit.retention-years (check 6)"
         let coverage: InspectionReport.Finding
         if report.prunedThrough == 0 {
             coverage = InspectionReport.Finding(
@@ -204,11 +229,13 @@ struct SelfInspection {
             let covered = prunedAt < horizon
             coverage = InspectionReport.Finding(
                 check: "audit-retention", title: "Audit trail retention", status: covered ? .pass : .fail,
-                summary: "Entries through \(report.prunedThrough), written up to \(prunedAt.formatted(day)), were pruned; "
+                summary:
+                    "Entries through \(report.prunedThrough), written up to \(prunedAt.formatted(day)), were pruned; "
                     + (covered
                         ? "nothing within the \(settings.auditRetentionYears)-year retention (from \(horizon.formatted(day))) is missing."
                         : "that is within the \(settings.auditRetentionYears)-year retention (from \(horizon.formatted(day))): entries the policy keeps are gone."),
-                items: covered ? [] : ["entries 1–\(report.prunedThrough): pruned, the last written \(prunedAt.formatted(day))"],
+                items: covered
+                    ? [] : ["entries 1–\(report.prunedThrough): pruned, the last written \(prunedAt.formatted(day))"],
                 basis: basis
             )
         }
@@ -219,7 +246,8 @@ struct SelfInspection {
     private func accessReview() async throws -> InspectionReport.Finding {
         let last = try await store.latestAuditEntry(event: AuditEvent.accessReview.rawValue)
         let limit = settings.accessReviewDays
-        let basis = "Guideline, authentication: ID procedures checked with HR; self-inspection every fiscal year (check 8); settings accounts.access-review-days"
+        let basis =
+            "Guideline, authentication: ID procedures checked with HR; self-inspection every fiscal year (check 8); settings accounts.access-review-days"
         guard let last else {
             return InspectionReport.Finding(
                 check: "access-review", title: "Access review", status: .fail,
@@ -239,7 +267,8 @@ struct SelfInspection {
 
     /// 7. Every login service on this terminal runs pam_mamori.so in `auth`, with no bypass before it.
     private func pamServices() -> InspectionReport.Finding {
-        let requiresMFA = engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors.contains(.totp) ?? true
+        let requiresMFA =
+            engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors.contains(.totp) ?? true
         var checked: [String] = []
         var items: [String] = []
         for service in configuration.pamServices {
@@ -249,7 +278,8 @@ struct SelfInspection {
             case .enforced: continue
             case .absent: items.append("\(service): its auth stack does not run pam_mamori.so")
             case .optional(let origin): items.append("\(service): pam_mamori.so is only optional (\(origin))")
-            case .bypass(let origin, let module): items.append("\(service): \(module) at \(origin) can let a login through before pam_mamori.so")
+            case .bypass(let origin, let module):
+                items.append("\(service): \(module) at \(origin) can let a login through before pam_mamori.so")
             }
         }
         let bad: InspectionReport.Status = requiresMFA ? .fail : .warn
@@ -264,7 +294,9 @@ struct SelfInspection {
                     : "\(checked.count) login service(s) in \(configuration.pamDirectory) run pam_mamori.so with no bypass: \(checked.joined(separator: ", ")).")
                 : "\(items.count) of \(checked.count) login service(s) in \(configuration.pamDirectory) do not route through pam_mamori.so"
                     + (requiresMFA ? " although the \(configuration.zone) zone requires a TOTP code." : "."),
-            items: items, basis: "Basic policy 5.3; guideline, three layers: a login in the My Number zone needs two factors (check 7)"
+            items: items,
+            basis:
+                "Basic policy 5.3; guideline, three layers: a login in the My Number zone needs two factors (check 7)"
         )
     }
 
@@ -273,7 +305,9 @@ struct SelfInspection {
         let warnings = engine.policy.warnings.map(\.description)
         return InspectionReport.Finding(
             check: "policy-warnings", title: "Policy warnings", status: warnings.isEmpty ? .pass : .warn,
-            summary: warnings.isEmpty ? "The policy \(engine.revision.prefix(19))… loaded without warnings." : "The policy loaded with \(warnings.count) warning(s).",
+            summary: warnings.isEmpty
+                ? "The policy \(engine.revision.prefix(19))… loaded without warnings."
+                : "The policy loaded with \(warnings.count) warning(s).",
             items: warnings, basis: "Basic policy 7: the policy is revised when audits or changes require it"
         )
     }

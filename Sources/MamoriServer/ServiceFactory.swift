@@ -39,10 +39,11 @@ enum ServiceFactory {
         let store: any MamoriStorage
         let generation: Int64
         do {
-            store = try openStore(StoreRequirements(
-                databasePath: databasePath, signer: signer, checkpointInterval: configuration.checkpointEntries,
-                onCheckpoint: { witness.witness($0) }
-            ))
+            store = try openStore(
+                StoreRequirements(
+                    databasePath: databasePath, signer: signer, checkpointInterval: configuration.checkpointEntries,
+                    onCheckpoint: { witness.witness($0) }
+                ))
             generation = try await store.assignmentGeneration()
         } catch {
             throw ConfigurationError("\(error)")
@@ -59,7 +60,8 @@ enum ServiceFactory {
     static func loadPolicy(_ configuration: DaemonConfiguration) throws(ConfigurationError) -> Policy {
         let policy: Policy
         do {
-            policy = try PolicyLoader.load(directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
+            policy = try PolicyLoader.load(
+                directory: URL(fileURLWithPath: configuration.policyDirectory, isDirectory: true))
         } catch {
             throw ConfigurationError("The policy in \(configuration.policyDirectory) is invalid:\n\(error)")
         }

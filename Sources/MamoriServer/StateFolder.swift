@@ -18,7 +18,8 @@ enum StateFolder {
         var isDirectory: ObjCBool = false
         if !manager.fileExists(atPath: path, isDirectory: &isDirectory) {
             do {
-                try manager.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try manager.createDirectory(
+                    atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
                 throw ConfigurationError("The state folder \(path) cannot be created.")
             }
@@ -63,7 +64,9 @@ enum StateFolder {
         var info = stat()
         guard lstat(path, &info) == 0 else { throw ConfigurationError("The \(what) \(path) cannot be examined.") }
         guard info.st_uid == geteuid() else {
-            throw ConfigurationError("The \(what) \(path) is owned by uid \(info.st_uid), not by the daemon's uid \(geteuid()); refusing to start.")
+            throw ConfigurationError(
+                "The \(what) \(path) is owned by uid \(info.st_uid), not by the daemon's uid \(geteuid()); refusing to start."
+            )
         }
         guard info.st_mode & 0o022 == 0 else {
             throw ConfigurationError(

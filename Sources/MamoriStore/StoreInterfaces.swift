@@ -36,7 +36,8 @@ public protocol CredentialStore: Sendable {
     /// state, in one transaction). Every reserved attempt must be settled by ``recordFailure(_:attempt:at:threshold:window:lockFor:audit:)``,
     /// ``recordLogin(_:at:attempt:acceptedStep:consumedRecoveryCode:rehash:audit:)``, ``recordSuccess(_:at:)``
     /// or ``release(_:)``; opening the store again releases every reservation.
-    func reserveAttempt(_ name: String, at time: Date, threshold: Int, window: TimeInterval) async throws -> AttemptReservation
+    func reserveAttempt(_ name: String, at time: Date, threshold: Int, window: TimeInterval) async throws
+        -> AttemptReservation
     /// Gives back an attempt that was not evaluated.
     func release(_ attempt: PasswordAttempt) async throws
     /// Counts a failure (``Lockout/fail(_:attempt:at:threshold:window:lockFor:)``) and records `audit`.
@@ -120,7 +121,8 @@ public protocol AuditTrail: AuditPageReader {
     /// Removes the oldest entries written before `cutoff` as a prefix of the chain, anchoring what
     /// remains with a checkpoint at the last removed, and appends the entry `audit` makes of the
     /// result, in one transaction. Needs the signing key.
-    func pruneAudit(before cutoff: Date, audit: @escaping @Sendable (AuditPruneResult) -> AuditEntry) async throws -> AuditPruneResult
+    func pruneAudit(before cutoff: Date, audit: @escaping @Sendable (AuditPruneResult) -> AuditEntry) async throws
+        -> AuditPruneResult
 }
 
 /// Everything the service needs from one store, and what `status` reports of it.

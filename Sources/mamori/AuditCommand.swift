@@ -39,9 +39,11 @@ struct AuditCommand: ParsableCommand {
         if let since { bounds["since"] = .string(since.formatted(.iso8601)) }
         if let until { bounds["until"] = .string(until.formatted(.iso8601)) }
         while true {
-            let reply = try options.call(.auditRead, bounds.merging([
-                "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
-            ]) { $1 }, over: connection)
+            let reply = try options.call(
+                .auditRead,
+                bounds.merging([
+                    "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
+                ]) { $1 }, over: connection)
             let records = try decodeEntries(reply)
             try body(records)
             guard let last = records.last, case .bool(true)? = reply["more"] else {
@@ -91,7 +93,9 @@ struct AuditCommand: ParsableCommand {
             if publicKey != nil && export == nil {
                 throw ValidationError("--public-key goes with --export; mamorid checks with its own key.")
             }
-            if witness != nil && export == nil { throw ValidationError("--witness goes with --export; mamorid checks its own witness.") }
+            if witness != nil && export == nil {
+                throw ValidationError("--witness goes with --export; mamorid checks its own witness.")
+            }
         }
 
         func run() async throws {
@@ -127,7 +131,9 @@ struct AuditCommand: ParsableCommand {
             var witnessed: AuditCheckpoint?
             if let witness {
                 do {
-                    guard let read = try AuditWitness.read(witness) else { throw CommandFailure("There is no witness file \(witness).") }
+                    guard let read = try AuditWitness.read(witness) else {
+                        throw CommandFailure("There is no witness file \(witness).")
+                    }
                     witnessed = read
                 } catch let failure as AuditWitness.Failure {
                     throw CommandFailure(failure.description)
@@ -162,7 +168,8 @@ struct AuditCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the audit trail as JSON lines or CSV, filtered by time, or whole for offline verification.",
+            abstract:
+                "Write the audit trail as JSON lines or CSV, filtered by time, or whole for offline verification.",
             discussion: """
                 Needs mamori.audit.export. Days are midnight in Tokyo; --since is inclusive, --until exclusive.
                   mamori audit export --since 2026-04-01 --format csv > audit.csv
@@ -180,7 +187,9 @@ struct AuditCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
-            guard ["jsonl", "csv", "trail"].contains(format) else { throw ValidationError("The format must be jsonl, csv or trail.") }
+            guard ["jsonl", "csv", "trail"].contains(format) else {
+                throw ValidationError("The format must be jsonl, csv or trail.")
+            }
             if format == "trail" && (since != nil || until != nil) {
                 throw ValidationError("A trail export is the whole trail: --since and --until go with jsonl and csv.")
             }
@@ -205,14 +214,16 @@ struct AuditCommand: ParsableCommand {
         private func trail(over daemon: DaemonConnection) throws {
             var after: Int64 = 0
             while true {
-                let reply = try connection.call(.auditTrail, ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
+                let reply = try connection.call(
+                    .auditTrail, ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
                 let entries: [AuditTrailExport.Entry]
                 do {
                     entries = try (reply["entries"] ?? .array([])).decode([AuditTrailExport.Entry].self)
                     if after == 0 {
                         let key = Data(base64Encoded: reply.text("public_key")).map(Array.init)
                         print(AuditTrailExport.line(AuditTrailExport.Header(publicKey: key, exported: Date())))
-                        let checkpoints = try (reply["checkpoints"] ?? .array([])).decode([AuditTrailExport.Checkpoint].self)
+                        let checkpoints = try (reply["checkpoints"] ?? .array([])).decode(
+                            [AuditTrailExport.Checkpoint].self)
                         for checkpoint in checkpoints { print(AuditTrailExport.line(checkpoint)) }
                     }
                 } catch {
@@ -231,7 +242,8 @@ struct AuditCommand: ParsableCommand {
             discussion: "Example: mamori audit tail -n 20 -f   (stop with Ctrl-C)"
         )
 
-        @Option(name: [.customShort("n"), .customLong("lines")], help: "How many of the newest entries to show first.") var count = 10
+        @Option(name: [.customShort("n"), .customLong("lines")], help: "How many of the newest entries to show first.")
+        var count = 10
         @Flag(name: .short, help: "Follow: wait for new entries and show them.") var follow = false
         @Option(help: "With -f: seconds between checks for new entries (at most 60).") var interval = 1.0
         @OptionGroup var connection: ConnectionOptions
@@ -239,7 +251,9 @@ struct AuditCommand: ParsableCommand {
         func validate() throws {
             guard (0...10_000).contains(count) else { throw ValidationError("-n must be from 0 to 10000.") }
             // One connection serves every poll; mamorid closes connections silent for longer.
-            guard (0.1...60).contains(interval) else { throw ValidationError("--interval must be from 0.1 to 60 seconds.") }
+            guard (0.1...60).contains(interval) else {
+                throw ValidationError("--interval must be from 0.1 to 60 seconds.")
+            }
         }
 
         func show(_ records: [AuditRecord]) {
@@ -249,7 +263,8 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             let daemon = try connection.connect()
-            let reply = try connection.call(.auditRead, ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
+            let reply = try connection.call(
+                .auditRead, ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
             let records = try AuditCommand.decodeEntries(reply)
             show(records)
             guard follow else { return }
@@ -282,14 +297,18 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             guard let cutoff = AuditCommand.date(before) else { return }
-            let reply = try connection.call(.auditPrune, ["before": .string(cutoff.formatted(.iso8601))], timeout: DaemonConnection.wholeTrailTimeout
+            let reply = try connection.call(
+                .auditPrune, ["before": .string(cutoff.formatted(.iso8601))],
+                timeout: DaemonConnection.wholeTrailTimeout
             )
             if connection.json { return Terminal.printJSON(reply) }
             let removed = reply.text("removed")
             if removed == "0" {
                 print("Nothing to prune: no entry was written before \(before).")
             } else {
-                print("Pruned \(removed) entries, through entry \(reply.text("pruned_through")); a signed checkpoint anchors the rest.")
+                print(
+                    "Pruned \(removed) entries, through entry \(reply.text("pruned_through")); a signed checkpoint anchors the rest."
+                )
             }
         }
     }

@@ -18,12 +18,14 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Decide for this session instead of a user.") var session: String?
     @Argument(help: "USER ACTION RESOURCE, or ACTION RESOURCE with --session.") var words: [String]
     @Option(help: "The zone of the session to imagine (default: the daemon's).") var zone: String?
-    @Option(help: "Factors of the session to imagine, comma-separated: password,totp,recovery-code.") var factors: String?
+    @Option(help: "Factors of the session to imagine, comma-separated: password,totp,recovery-code.") var factors:
+        String?
 
     func validate() throws {
         let expected = session == nil ? 3 : 2
         guard words.count == expected else {
-            throw ValidationError(session == nil ? "Please give USER ACTION RESOURCE." : "Please give ACTION RESOURCE with --session.")
+            throw ValidationError(
+                session == nil ? "Please give USER ACTION RESOURCE." : "Please give ACTION RESOURCE with --session.")
         }
         if session != nil && (zone != nil || factors != nil) {
             throw ValidationError("A session has its own zone and factors; --zone and --factors go with a user.")
@@ -31,7 +33,9 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
-        var fields: [String: JSONValue] = ["action": .string(words[words.count - 2]), "resource": .string(words[words.count - 1])]
+        var fields: [String: JSONValue] = [
+            "action": .string(words[words.count - 2]), "resource": .string(words[words.count - 1]),
+        ]
         if let session {
             fields["session"] = .string(session)
         } else {

@@ -7,7 +7,8 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "mamorid's socket (default: $MAMORI_SOCKET, else /run/mamori/mamori.sock).")
     var socket: String?
 
-    @Option(help: "The user mamorid runs as (default: $MAMORI_DAEMON_USER, else mamori); only it, root or you are trusted.")
+    @Option(
+        help: "The user mamorid runs as (default: $MAMORI_DAEMON_USER, else mamori); only it, root or you are trusted.")
     var daemonUser: String?
 
     @Flag(help: "Print the daemon's reply as JSON, for scripts.")
@@ -17,14 +18,18 @@ struct ConnectionOptions: ParsableArguments {
     /// default: whoever can write there could otherwise pose as mamorid and collect passwords.
     var socketPath: String {
         if let socket { return socket }
-        if let environment = ProcessInfo.processInfo.environment["MAMORI_SOCKET"], !environment.isEmpty { return environment }
+        if let environment = ProcessInfo.processInfo.environment["MAMORI_SOCKET"], !environment.isEmpty {
+            return environment
+        }
         return "/run/mamori/mamori.sock"
     }
 
     /// The uids a server may run as for this command to send it anything: root, the daemon's
     /// user, and the user running the command (a development daemon of one's own).
     var trustedUIDs: Set<uid_t> {
-        let name = daemonUser ?? ProcessInfo.processInfo.environment["MAMORI_DAEMON_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "mamori"
+        let name =
+            daemonUser ?? ProcessInfo.processInfo.environment["MAMORI_DAEMON_USER"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "mamori"
         var uids: Set<uid_t> = [0, getuid()]
         if let entry = getpwnam(name) { uids.insert(entry.pointee.pw_uid) }
         return uids
@@ -49,7 +54,9 @@ struct ConnectionOptions: ParsableArguments {
     ) throws -> [String: JSONValue] {
         var request = fields
         request["op"] = .string(op.rawValue)
-        if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"], !session.isEmpty {
+        if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"],
+            !session.isEmpty
+        {
             request["session"] = .string(session)
         }
         let client = try connection ?? connect(timeout: timeout)
@@ -108,12 +115,16 @@ final class DaemonConnection {
 
     /// Connects, and before anything is sent checks the server's peer uid against `trusted`:
     /// passwords, codes and sessions go only to a server run by root, the daemon's user or you.
-    init(path: String, timeout: Int = DaemonConnection.defaultTimeout, trusting trusted: Set<uid_t>) throws(CommandFailure) {
+    init(path: String, timeout: Int = DaemonConnection.defaultTimeout, trusting trusted: Set<uid_t>)
+        throws(CommandFailure)
+    {
         self.path = path
         do {
             connection = try LineConnection(path: path, receiveTimeout: timeout)
         } catch {
-            throw CommandFailure("cannot reach mamorid at \(path) (\(error.reason)) — is it running? (`make run`)", exitCode: .unreachable)
+            throw CommandFailure(
+                "cannot reach mamorid at \(path) (\(error.reason)) — is it running? (`make run`)",
+                exitCode: .unreachable)
         }
         guard let uid = connection.peerUID, trusted.contains(uid) else {
             let who = connection.peerUID.map { "uid \($0)" } ?? "an unknown user"

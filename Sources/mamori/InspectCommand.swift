@@ -24,7 +24,9 @@ struct InspectCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
-        guard ["text", "markdown", "html"].contains(format) else { throw ValidationError("The format must be text, markdown or html.") }
+        guard ["text", "markdown", "html"].contains(format) else {
+            throw ValidationError("The format must be text, markdown or html.")
+        }
     }
 
     func run() throws {
@@ -66,7 +68,8 @@ enum InspectionRendering {
         var lines = [
             "Self-inspection (自己点検) — \(report.time)",
             Terminal.fields([
-                ("run by", report.inspector), ("terminal", report.terminal), ("zone", report.zone), ("policy", report.policyRevision),
+                ("run by", report.inspector), ("terminal", report.terminal), ("zone", report.zone),
+                ("policy", report.policyRevision),
             ]),
             "",
         ]
@@ -86,7 +89,8 @@ enum InspectionRendering {
         var lines = [
             "# Self-inspection report (自己点検結果)", "",
             "| | |", "| --- | --- |",
-            "| Date | \(cell(report.time)) |", "| Run by | \(cell(report.inspector)) |", "| Terminal | \(cell(report.terminal)) |", "| Zone | \(cell(report.zone)) |",
+            "| Date | \(cell(report.time)) |", "| Run by | \(cell(report.inspector)) |",
+            "| Terminal | \(cell(report.terminal)) |", "| Zone | \(cell(report.zone)) |",
             "| Policy revision | `\(cell(report.policyRevision))` |", "| Result | \(verdict(report)) |", "",
             "## Summary", "", "| Check | Result | Finding |", "| --- | --- | --- |",
         ]
@@ -140,11 +144,13 @@ enum InspectionRendering {
 
             """
         for finding in report.findings {
-            html += "<tr><td>\(escape(finding.title))</td><td>\(badge(finding.status))</td><td>\(escape(finding.summary))</td></tr>\n"
+            html +=
+                "<tr><td>\(escape(finding.title))</td><td>\(badge(finding.status))</td><td>\(escape(finding.summary))</td></tr>\n"
         }
         html += "</table>\n<h2>Findings</h2>\n"
         for finding in report.findings {
-            html += "<section id=\"\(escape(finding.check))\">\n<h3>\(badge(finding.status)) \(escape(finding.title))</h3>\n"
+            html +=
+                "<section id=\"\(escape(finding.check))\">\n<h3>\(badge(finding.status)) \(escape(finding.title))</h3>\n"
             html += "<p>\(escape(finding.summary))</p>\n"
             if !finding.items.isEmpty {
                 html += "<ul>\n" + finding.items.map { "<li>\(escape($0))</li>\n" }.joined() + "</ul>\n"
@@ -183,7 +189,9 @@ struct ReviewCommand: ParsableCommand {
             if let note { fields["note"] = .string(note) }
             let reply = try connection.call(.reviewRecord, fields)
             if connection.json { return Terminal.printJSON(reply) }
-            print("Access review recorded at \(reply.text("recorded")) (\(reply.text("assignments")) current assignments).")
+            print(
+                "Access review recorded at \(reply.text("recorded")) (\(reply.text("assignments")) current assignments)."
+            )
         }
     }
 }

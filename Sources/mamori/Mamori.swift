@@ -22,7 +22,8 @@ struct Mamori: AsyncParsableCommand {
         version: MamoriVersion.current,
         subcommands: [
             StatusCommand.self, UserCommand.self, PasswdCommand.self, TOTPCommand.self, RecoveryCommand.self,
-            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self, InspectCommand.self,
+            RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self,
+            InspectCommand.self,
             ReviewCommand.self,
             PasswordCommand.self, SchemaCommand.self,
         ]

@@ -13,14 +13,22 @@ struct PasswdCommand: ParsableCommand {
     var passwordStdin = false
 
     func run() throws {
-        guard let user = loginName() else { throw CommandFailure("Your uid has no login name in the password database.") }
+        guard let user = loginName() else {
+            throw CommandFailure("Your uid has no login name in the password database.")
+        }
         let limit = PasswordHasher.maximumPasswordLength
-        let old = try SecretInput.read(prompt: "Current password: ", maximumLength: limit, pipeFlag: "--password-stdin", fromStandardInput: passwordStdin)
-        let new = try SecretInput.read(prompt: "New password: ", confirm: true, maximumLength: limit, pipeFlag: "--password-stdin", fromStandardInput: passwordStdin)
-        let reply = try connection.call(.passwordChange, [
-            "user": .string(user), "old_password": .string(String(decoding: old, as: UTF8.self)),
-            "new_password": .string(String(decoding: new, as: UTF8.self)),
-        ])
+        let old = try SecretInput.read(
+            prompt: "Current password: ", maximumLength: limit, pipeFlag: "--password-stdin",
+            fromStandardInput: passwordStdin)
+        let new = try SecretInput.read(
+            prompt: "New password: ", confirm: true, maximumLength: limit, pipeFlag: "--password-stdin",
+            fromStandardInput: passwordStdin)
+        let reply = try connection.call(
+            .passwordChange,
+            [
+                "user": .string(user), "old_password": .string(String(decoding: old, as: UTF8.self)),
+                "new_password": .string(String(decoding: new, as: UTF8.self)),
+            ])
         if connection.json { return Terminal.printJSON(reply) }
         print("Changed the password of \(user).")
     }

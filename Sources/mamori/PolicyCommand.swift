@@ -13,7 +13,8 @@ struct PolicyCommand: ParsableCommand {
 
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make mamorid read its policy folder again: the whole new policy, or the old one kept on any error."
+            abstract:
+                "Make mamorid read its policy folder again: the whole new policy, or the old one kept on any error."
         )
         @OptionGroup var connection: ConnectionOptions
 
@@ -32,11 +33,15 @@ struct PolicyCommand: ParsableCommand {
             let reply = try connection.call(.policyStatus)
             if connection.json { return Terminal.printJSON(reply) }
             let counts = reply.object("counts")
-            print(Terminal.fields([
-                ("revision", reply.text("revision")), ("folder", reply.text("directory")),
-                ("files", "\(reply.list("files").count)"),
-                ("contents", "\(counts.text("zones")) zones, \(counts.text("assets")) assets, \(counts.text("roles")) roles, \(counts.text("rules")) rules"),
-            ]))
+            print(
+                Terminal.fields([
+                    ("revision", reply.text("revision")), ("folder", reply.text("directory")),
+                    ("files", "\(reply.list("files").count)"),
+                    (
+                        "contents",
+                        "\(counts.text("zones")) zones, \(counts.text("assets")) assets, \(counts.text("roles")) roles, \(counts.text("rules")) rules"
+                    ),
+                ]))
             for warning in reply.list("warnings") { print("warning: \(warning.string)") }
         }
     }
@@ -60,7 +65,8 @@ struct PolicyCommand: ParsableCommand {
                     printJSON(["valid": false, "diagnostics": error.diagnostics.map(diagnosticJSON)])
                 } else {
                     error.diagnostics.forEach { standardError($0.description) }
-                    standardError("mamori: the policy in \(directory) has \(error.errors.count) error(s); nothing was loaded.")
+                    standardError(
+                        "mamori: the policy in \(directory) has \(error.errors.count) error(s); nothing was loaded.")
                 }
                 throw ExitCode.answeredNo
             }
@@ -70,7 +76,8 @@ struct PolicyCommand: ParsableCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a policy folder and summarise it.",
-            discussion: "Every problem is listed as file:line:column: error|warning: message. Exit 0 when valid, 1 when not."
+            discussion:
+                "Every problem is listed as file:line:column: error|warning: message. Exit 0 when valid, 1 when not."
         )
 
         @OptionGroup var folder: Folder
@@ -106,7 +113,8 @@ struct PolicyCommand: ParsableCommand {
     struct Test: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the policy's test cases (DIRECTORY/tests/*.yaml).",
-            discussion: "Prints each failing case with the decision's reasons and lists rules no case exercised. Exit 0 when all pass, 1 otherwise."
+            discussion:
+                "Prints each failing case with the decision's reasons and lists rules no case exercised. Exit 0 when all pass, 1 otherwise."
         )
 
         @OptionGroup var folder: Folder
@@ -117,7 +125,8 @@ struct PolicyCommand: ParsableCommand {
         func run() throws {
             let policy = try folder.load()
             let engine = PolicyEngine(policy: policy)
-            let casesURL = cases.map { URL(fileURLWithPath: $0, isDirectory: true) }
+            let casesURL =
+                cases.map { URL(fileURLWithPath: $0, isDirectory: true) }
                 ?? folder.url.appendingPathComponent("tests", isDirectory: true)
             let loaded: [PolicyTestCase]
             do {
@@ -129,7 +138,8 @@ struct PolicyCommand: ParsableCommand {
             let report = PolicyTestRunner.run(loaded, on: engine)
             if folder.json {
                 printJSON([
-                    "revision": policy.revision, "cases": report.results.count, "passed": report.results.count - report.failed.count,
+                    "revision": policy.revision, "cases": report.results.count,
+                    "passed": report.results.count - report.failed.count,
                     "failed": report.failed.map { result in
                         [
                             "name": result.testCase.name, "location": result.testCase.location.description,
@@ -195,7 +205,8 @@ struct PolicyCommand: ParsableCommand {
 
         func validate() throws {
             if let kind, UserKind(rawValue: kind) == nil {
-                throw ValidationError("The kind must be one of \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+                throw ValidationError(
+                    "The kind must be one of \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")).")
             }
             for factor in factors.split(separator: ",") where Factor(rawValue: String(factor)) == nil {
                 throw ValidationError("Unknown factor '\(factor)'; factors are password, totp and recovery-code.")
@@ -210,7 +221,8 @@ struct PolicyCommand: ParsableCommand {
             let request = AuthorizationRequest(
                 user: user, roles: roles, kind: kind.flatMap(UserKind.init(rawValue:)), organisation: organisation,
                 zone: zone, factors: Set(factors.split(separator: ",").compactMap { Factor(rawValue: String($0)) }),
-                time: time.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date(), action: action, resource: resource
+                time: time.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date(), action: action,
+                resource: resource
             )
             let decision = engine.evaluate(request)
             // The socket's shape, so that scripts read `policy explain` and `check` alike.
@@ -251,7 +263,10 @@ struct PolicyCommand: ParsableCommand {
             if folder.json {
                 printJSON([
                     "format": format, "graph": text,
-                    "roles": policy.roles.map { ["id": $0.id, "title": $0.title, "inherits": $0.inherits, "privileged": $0.privileged] as [String: Any] },
+                    "roles": policy.roles.map {
+                        ["id": $0.id, "title": $0.title, "inherits": $0.inherits, "privileged": $0.privileged]
+                            as [String: Any]
+                    },
                 ])
             } else {
                 print(text, terminator: "")

@@ -5,13 +5,15 @@ import MamoriProtocol
 /// `mamori role …`: who holds what.
 struct RoleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "role", abstract: "Grant, revoke and list roles.", subcommands: [Grant.self, Revoke.self, List.self]
+        commandName: "role", abstract: "Grant, revoke and list roles.",
+        subcommands: [Grant.self, Revoke.self, List.self]
     )
 
     struct Grant: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Grant a role, checked against separation of duty and holder limits.",
-            discussion: "Example: mamori role grant sato fiscal-year-staff --until 2027-03-31 (the role ends with that day)."
+            discussion:
+                "Example: mamori role grant sato fiscal-year-staff --until 2027-03-31 (the role ends with that day)."
         )
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
@@ -52,8 +54,10 @@ struct RoleCommand: ParsableCommand {
             let rows = reply.list("roles").map(\.object).map { role -> [String] in
                 let holders = role.list("holders").map(\.string)
                 let limit = role.text("max_holders")
-                return [role.text("role"), role.text("title"), role.text("privileged") == "yes" ? "privileged" : "",
-                        limit == "-" ? "\(holders.count)" : "\(holders.count)/\(limit)", holders.joined(separator: ", ")]
+                return [
+                    role.text("role"), role.text("title"), role.text("privileged") == "yes" ? "privileged" : "",
+                    limit == "-" ? "\(holders.count)" : "\(holders.count)/\(limit)", holders.joined(separator: ", "),
+                ]
             }
             print(Terminal.table(["ROLE", "TITLE", "", "HOLDERS", "WHO"], rows))
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
-import MamoriProtocol
 import Foundation
 import MamoriCore
+import MamoriProtocol
 
 /// `mamori totp`: one-time codes, offline.
 struct TOTPCommand: ParsableCommand {
@@ -32,10 +32,14 @@ struct TOTPCommand: ParsableCommand {
             } else {
                 if let drawing = QRCode.draw(uri) { print(drawing) }
                 print("Scan the code with the authenticator app, or enter the key by hand:")
-                print(Terminal.fields([
-                    ("key", begin.text("secret")), ("URI", uri),
-                    ("settings", "\(begin.text("algorithm").uppercased()), \(begin.text("digits")) digits, \(begin.text("period")) s"),
-                ]))
+                print(
+                    Terminal.fields([
+                        ("key", begin.text("secret")), ("URI", uri),
+                        (
+                            "settings",
+                            "\(begin.text("algorithm").uppercased()), \(begin.text("digits")) digits, \(begin.text("period")) s"
+                        ),
+                    ]))
             }
             // The key must be on the screen (or in the pipe) before the prompt waits for the code:
             // fflush(nil) flushes every output stream, stdout included.
@@ -50,10 +54,13 @@ struct TOTPCommand: ParsableCommand {
     }
 
     struct Reset: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a user's TOTP device (a lost phone); enrol a new one after.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a user's TOTP device (a lost phone); enrol a new one after.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try UserCommand.Simple.run(.totpReset, user, connection, done: "Removed the TOTP device of \(user).") }
+        func run() throws {
+            try UserCommand.Simple.run(.totpReset, user, connection, done: "Removed the TOTP device of \(user).")
+        }
     }
 
     struct Code: ParsableCommand {
@@ -94,7 +101,8 @@ struct TOTPCommand: ParsableCommand {
         }
 
         func run() throws {
-            let text = try secret ?? String(decoding: SecretInput.read(prompt: "Secret: ", maximumLength: 512), as: UTF8.self)
+            let text =
+                try secret ?? String(decoding: SecretInput.read(prompt: "Secret: ", maximumLength: 512), as: UTF8.self)
             let totp = try TOTP(
                 secret: Base32.decode(text),
                 parameters: OTPParameters(algorithm: algorithm, digits: digits, period: period)

@@ -11,7 +11,8 @@ struct UserCommand: ParsableCommand {
     )
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a user: their Unix login name, and who they are.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a user: their Unix login name, and who they are.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's Unix login name.") var user: String
         @Option(help: "The name people read, e.g. \"田中 花子\".") var displayName: String?
@@ -24,7 +25,9 @@ struct UserCommand: ParsableCommand {
             if let organisation { fields["organisation"] = .string(organisation) }
             let reply = try connection.call(.userAdd, fields)
             if connection.json { return Terminal.printJSON(reply) }
-            print("Added \(user). Next: mamori user passwd \(user); mamori totp enroll \(user); mamori role grant \(user) ROLE")
+            print(
+                "Added \(user). Next: mamori user passwd \(user); mamori totp enroll \(user); mamori role grant \(user) ROLE"
+            )
         }
     }
 
@@ -37,13 +40,19 @@ struct UserCommand: ParsableCommand {
             let reply = try connection.call(.userShow, ["user": .string(user)])
             if connection.json { return Terminal.printJSON(reply) }
             print(reply.text("user"))
-            print(Terminal.fields([
-                ("name", reply.text("display_name")), ("kind", reply.text("kind")),
-                ("organisation", reply.text("organisation")), ("status", UserCommand.status(reply)),
-                ("password", reply.text("has_password") == "yes" ? (reply.text("must_change_password") == "yes" ? "temporary" : "set") : "none"),
-                ("TOTP", reply.text("totp")), ("created", reply.text("created_at")), ("last login", reply.text("last_login_at")),
-                ("roles", UserCommand.roles(reply.list("roles"))),
-            ]))
+            print(
+                Terminal.fields([
+                    ("name", reply.text("display_name")), ("kind", reply.text("kind")),
+                    ("organisation", reply.text("organisation")), ("status", UserCommand.status(reply)),
+                    (
+                        "password",
+                        reply.text("has_password") == "yes"
+                            ? (reply.text("must_change_password") == "yes" ? "temporary" : "set") : "none"
+                    ),
+                    ("TOTP", reply.text("totp")), ("created", reply.text("created_at")),
+                    ("last login", reply.text("last_login_at")),
+                    ("roles", UserCommand.roles(reply.list("roles"))),
+                ]))
         }
     }
 
@@ -55,8 +64,10 @@ struct UserCommand: ParsableCommand {
             let reply = try connection.call(.userList)
             if connection.json { return Terminal.printJSON(reply) }
             let rows = reply.list("users").map(\.object).map { user in
-                [user.text("user"), user.text("display_name"), user.text("kind"), user.text("organisation"),
-                 user.text("totp"), UserCommand.status(user), UserCommand.roles(user.list("roles"))]
+                [
+                    user.text("user"), user.text("display_name"), user.text("kind"), user.text("organisation"),
+                    user.text("totp"), UserCommand.status(user), UserCommand.roles(user.list("roles")),
+                ]
             }
             print(Terminal.table(["USER", "NAME", "KIND", "ORGANISATION", "TOTP", "STATUS", "ROLES"], rows))
         }
@@ -86,7 +97,8 @@ struct UserCommand: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a user with their credentials and roles (the audit trail keeps their history).")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a user with their credentials and roles (the audit trail keeps their history).")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
         func run() throws { try Simple.run(.userRemove, user, connection, done: "Removed \(user).") }
@@ -103,17 +115,20 @@ struct UserCommand: ParsableCommand {
 
         func run() throws {
             let password = try SecretInput.read(
-                prompt: "Temporary password for \(user): ", confirm: true, maximumLength: PasswordHasher.maximumPasswordLength,
+                prompt: "Temporary password for \(user): ", confirm: true,
+                maximumLength: PasswordHasher.maximumPasswordLength,
                 pipeFlag: "--password-stdin", fromStandardInput: passwordStdin
             )
-            let reply = try connection.call(.userPasswd, ["user": .string(user), "password": .string(String(decoding: password, as: UTF8.self))])
+            let reply = try connection.call(
+                .userPasswd, ["user": .string(user), "password": .string(String(decoding: password, as: UTF8.self))])
             if connection.json { return Terminal.printJSON(reply) }
             print("Set a temporary password for \(user); it must be changed at the next login.")
         }
     }
 
     struct Roles: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a user's roles, with who granted them and until when.")
+        static let configuration = CommandConfiguration(
+            abstract: "List a user's roles, with who granted them and until when.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
 
@@ -121,8 +136,10 @@ struct UserCommand: ParsableCommand {
             let reply = try connection.call(.userRoles, ["user": .string(user)])
             if connection.json { return Terminal.printJSON(reply) }
             let rows = reply.list("roles").map(\.object).map { role in
-                [role.text("role"), role.text("granted_by"), role.text("granted_at"), role.text("expires_at"),
-                 role.text("current") == "yes" ? "current" : "expired"]
+                [
+                    role.text("role"), role.text("granted_by"), role.text("granted_at"), role.text("expires_at"),
+                    role.text("current") == "yes" ? "current" : "expired",
+                ]
             }
             print(Terminal.table(["ROLE", "GRANTED BY", "GRANTED AT", "UNTIL", "STATE"], rows))
         }
@@ -135,7 +152,9 @@ struct UserCommand: ParsableCommand {
     }
 
     static func roles(_ roles: [JSONValue]) -> String {
-        let names = roles.map(\.object).map { $0.text("current") == "yes" ? $0.text("role") : "\($0.text("role")) (expired)" }
+        let names = roles.map(\.object).map {
+            $0.text("current") == "yes" ? $0.text("role") : "\($0.text("role")) (expired)"
+        }
         return names.isEmpty ? "-" : names.joined(separator: ", ")
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import MamoriCore
 import MamoriProtocol
-import MamoriServer
 import MamoriSQLite
+import MamoriServer
 import ServiceLifecycle
 import UnixSignals
 
@@ -65,7 +65,8 @@ struct ExportAudit: AsyncParsableCommand {
             flush()
             try await store.close()
         } catch {
-            FileHandle.standardError.write(Data("mamorid: The audit trail in \(database) cannot be read: \(error)\n".utf8))
+            FileHandle.standardError.write(
+                Data("mamorid: The audit trail in \(database) cannot be read: \(error)\n".utf8))
             throw ExitCode(2)
         }
     }
@@ -75,7 +76,8 @@ struct ExportAudit: AsyncParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the socket (the default).",
-        discussion: "Without --config it serves development defaults: state in .mamori/, socket .mamori/mamori.sock, policies/."
+        discussion:
+            "Without --config it serves development defaults: state in .mamori/, socket .mamori/mamori.sock, policies/."
     )
 
     @Option(help: "A YAML configuration file (see docs/operations.md).")

@@ -9,7 +9,9 @@ struct AdminCommandTests {
 
     init() throws {
         daemon = try DaemonHarness()
-        if let status = try daemon.start() { throw SubprocessError(description: "mamorid exited \(status): \(daemon.log)") }
+        if let status = try daemon.start() {
+            throw SubprocessError(description: "mamorid exited \(status): \(daemon.log)")
+        }
     }
 
     func run(_ arguments: [String], input: String = "", environment: [String: String] = [:]) throws -> ProcessResult {
@@ -21,7 +23,8 @@ struct AdminCommandTests {
     }
 
     func json(_ result: ProcessResult) throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+        try #require(
+            try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
     }
 
     @Test("status, user add/show/list/disable/enable/remove, with text and --json")
@@ -31,7 +34,10 @@ struct AdminCommandTests {
         #expect(status.stdout.contains("zone           mynumber"))
         #expect(try json(try run(["status", "--json"]))["terminal"] as? String == "test-terminal")
 
-        let added = try run(["user", "add", "sato", "--display-name", "佐藤 花子", "--kind", "fiscal-year-staff", "--organisation", "planning"])
+        let added = try run([
+            "user", "add", "sato", "--display-name", "佐藤 花子", "--kind", "fiscal-year-staff", "--organisation",
+            "planning",
+        ])
         #expect(added.status == 0, "\(added.stderr)")
         #expect(added.stdout.hasPrefix("Added sato."))
         let again = try run(["user", "add", "sato"])
@@ -70,9 +76,12 @@ struct AdminCommandTests {
         #expect(try json(try run(["user", "show", "mori", "--json"]))["totp"] as? String == "pending")
 
         // The right code, computed by oathtool from the key the command shows.
-        let session = try InteractiveProcess(mamori, ["totp", "enroll", "mori"], environment: ["MAMORI_SOCKET": daemon.socketPath])
+        let session = try InteractiveProcess(
+            mamori, ["totp", "enroll", "mori"], environment: ["MAMORI_SOCKET": daemon.socketPath])
         let shown = try session.readUntil("URI")
-        let secret = try #require(shown.components(separatedBy: "key       ").last?.prefix { $0 != "\n" }.trimmingCharacters(in: .whitespaces))
+        let secret = try #require(
+            shown.components(separatedBy: "key       ").last?.prefix { $0 != "\n" }.trimmingCharacters(in: .whitespaces)
+        )
         let code = try Subprocess.run("oathtool", ["--totp", "-b", secret]).stdout.trimmingCharacters(in: .newlines)
         try session.write(code + "\n")
         let finished = try session.finish()
@@ -81,7 +90,8 @@ struct AdminCommandTests {
         #expect(try json(try run(["user", "show", "mori", "--json"]))["totp"] as? String == "confirmed")
 
         // The QR drawing decodes (zbarimg) to the URI printed beside it.
-        let uri = try #require(shown.components(separatedBy: "URI       ").last?.prefix { $0 != "\n" }).trimmingCharacters(in: .whitespaces)
+        let uri = try #require(shown.components(separatedBy: "URI       ").last?.prefix { $0 != "\n" })
+            .trimmingCharacters(in: .whitespaces)
         let decoded = try decodeQR(in: shown)
         #expect(decoded == uri)
         #expect(try run(["totp", "reset", "mori"]).stdout == "Removed the TOTP device of mori.\n")
@@ -111,7 +121,10 @@ struct AdminCommandTests {
         #expect(granted.stdout == "Granted auditor to audit1 until 2099-03-31T15:00:00Z.\n")
         let conflict = try run(["role", "grant", "audit1", "ciso"])
         #expect(conflict.status == 2)
-        #expect(conflict.stderr.contains("Separation of duty 'auditor-independent-of-security': one person may not hold auditor and security-manager together"))
+        #expect(
+            conflict.stderr.contains(
+                "Separation of duty 'auditor-independent-of-security': one person may not hold auditor and security-manager together"
+            ))
         #expect(try run(["role", "grant", "boss1", "ciso"]).status == 0)
         let limit = try run(["role", "grant", "boss2", "ciso"])
         #expect(limit.stderr.contains("The role 'ciso' may have at most 1 holder; it has 1."))
@@ -120,11 +133,12 @@ struct AdminCommandTests {
         #expect(list.stdout.contains("1/1"))
         // Japanese titles line up: every row's HOLDERS cell starts at the same display column.
         let rows = list.stdout.split(separator: "\n").dropFirst()
-        let holderColumns = Set(rows.map { row -> Int in
-            let text = String(row)
-            guard let range = text.range(of: #"  \d+(/\d+)?(  |$)"#, options: .regularExpression) else { return -1 }
-            return MamoriCLITestsWidth.width(String(text[..<range.lowerBound]))
-        })
+        let holderColumns = Set(
+            rows.map { row -> Int in
+                let text = String(row)
+                guard let range = text.range(of: #"  \d+(/\d+)?(  |$)"#, options: .regularExpression) else { return -1 }
+                return MamoriCLITestsWidth.width(String(text[..<range.lowerBound]))
+            })
         #expect(holderColumns.count == 1, "\(list.stdout)")
         let roles = try run(["user", "roles", "audit1"])
         #expect(roles.stdout.contains("auditor"))
@@ -135,7 +149,9 @@ struct AdminCommandTests {
     func misc() throws {
         #expect(try run(["user", "add", "tanaka", "--organisation", "planning"]).status == 0)
         #expect(try run(["role", "grant", "tanaka", "staff"]).status == 0)
-        let allowed = try run(["check", "tanaka", "asset.read", "point.participants", "--zone", "mynumber", "--factors", "password,totp"])
+        let allowed = try run([
+            "check", "tanaka", "asset.read", "point.participants", "--zone", "mynumber", "--factors", "password,totp",
+        ])
         #expect(allowed.status == 0)
         #expect(allowed.stdout.hasPrefix("allow\n  deciding rules: mynumber-staff-own-records\n"))
         let stepUp = try run(["check", "tanaka", "asset.read", "point.participants", "--factors", "password", "--json"])
@@ -143,9 +159,10 @@ struct AdminCommandTests {
         #expect(try json(stepUp)["effect"] as? String == "step-up")
         // One decision shape: the socket's, which `policy explain --json` prints too (offline, so
         // without the assignment generation).
-        #expect(Set(try json(stepUp).keys) == [
-            "effect", "allowed", "rules", "reasons", "missing_factors", "policy_revision", "assignment_generation",
-        ])
+        #expect(
+            Set(try json(stepUp).keys) == [
+                "effect", "allowed", "rules", "reasons", "missing_factors", "policy_revision", "assignment_generation",
+            ])
         #expect(try run(["check", "tanaka", "asset.read"]).status == 64)
         #expect(try run(["unlock", "tanaka"]).stdout == "Unlocked tanaka.\n")
         let codes = try run(["recovery", "issue", "tanaka", "--count", "3"])
@@ -163,11 +180,16 @@ struct AdminCommandTests {
         #expect(down.stderr.hasPrefix("mamori: cannot reach mamorid at /nonexistent/mamori.sock"))
         #expect(down.stderr.contains("is it running? (`make run`)"))
         // An unprivileged uid: the policy refuses it, and says which user and why.
-        let denied = try Subprocess.run("setpriv", [
-            "--reuid=65534", "--regid=65534", "--clear-groups", mamori, "role", "grant", "nobody", "ciso", "--socket", daemon.socketPath,
-        ])
+        let denied = try Subprocess.run(
+            "setpriv",
+            [
+                "--reuid=65534", "--regid=65534", "--clear-groups", mamori, "role", "grant", "nobody", "ciso",
+                "--socket", daemon.socketPath,
+            ])
         #expect(denied.status == 4, "\(denied.stderr)")
-        #expect(denied.stderr.hasPrefix("mamori: permission denied: your user nobody may not mamori.role.grant on mamori:roles/ciso"))
+        #expect(
+            denied.stderr.hasPrefix(
+                "mamori: permission denied: your user nobody may not mamori.role.grant on mamori:roles/ciso"))
     }
 }
 
@@ -176,7 +198,9 @@ enum MamoriCLITestsWidth {
     static func width(_ text: String) -> Int {
         text.unicodeScalars.reduce(0) { total, scalar in
             let value = scalar.value
-            let wide = (0x1100...0x115F).contains(value) || (0x2E80...0xA4CF).contains(value) || (0xAC00...0xD7A3).contains(value)
+            let wide =
+                (0x1100...0x115F).contains(value) || (0x2E80...0xA4CF).contains(value)
+                || (0xAC00...0xD7A3).contains(value)
                 || (0xF900...0xFAFF).contains(value) || (0xFF00...0xFF60).contains(value)
             return total + (wide ? 2 : 1)
         }
@@ -227,7 +251,8 @@ final class InteractiveProcess {
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
         variables["MAMORI_SESSION"] = nil
-        pid = try Subprocess.spawn(executable, arguments, environment: variables, stdin: toChild[0], stdout: fromChild[1], stderr: errors)
+        pid = try Subprocess.spawn(
+            executable, arguments, environment: variables, stdin: toChild[0], stdout: fromChild[1], stderr: errors)
         close(toChild[0])
         close(fromChild[1])
         close(errors)
@@ -245,7 +270,9 @@ final class InteractiveProcess {
     func readUntil(_ marker: String, timeout: Int32 = 15_000) throws -> String {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            if let range = collected.range(of: marker), collected[range.upperBound...].contains("\n") { return collected }
+            if let range = collected.range(of: marker), collected[range.upperBound...].contains("\n") {
+                return collected
+            }
             var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
             guard poll(&poller, 1, timeout) > 0 else { break }
             let count = buffer.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }

@@ -24,9 +24,11 @@ struct PasswordCommandTests {
         )
         #expect(peer.stdout == "True\n", "\(peer.stderr)")
 
-        let match = try Subprocess.run(mamori, ["password", "verify", hash] + cheap, input: Array("town secret\n".utf8))
+        let match = try Subprocess.run(
+            mamori, ["password", "verify", hash] + cheap, input: Array("town secret\n".utf8))
         #expect(match.status == 0, "\(match.stderr)")
-        let mismatch = try Subprocess.run(mamori, ["password", "verify", hash] + cheap, input: Array("town secrets\n".utf8))
+        let mismatch = try Subprocess.run(
+            mamori, ["password", "verify", hash] + cheap, input: Array("town secrets\n".utf8))
         #expect(mismatch.status == 1)
         #expect(mismatch.stderr == "mamori: the password does not match.\n")
     }

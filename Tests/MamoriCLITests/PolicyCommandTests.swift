@@ -26,12 +26,15 @@ struct PolicyCommandTests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         for name in try FileManager.default.contentsOfDirectory(atPath: townPolicy) where name.hasSuffix(".yaml") {
-            try FileManager.default.copyItem(atPath: "\(townPolicy)/\(name)", toPath: folder.appendingPathComponent(name).path)
+            try FileManager.default.copyItem(
+                atPath: "\(townPolicy)/\(name)", toPath: folder.appendingPathComponent(name).path)
         }
-        try "roles:\n  - id: staff\n    inherit: [ciso]\n".write(to: folder.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+        try "roles:\n  - id: staff\n    inherit: [ciso]\n".write(
+            to: folder.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
         let result = try Subprocess.run(mamori, ["policy", "check", folder.path])
         #expect(result.status == 1)
-        #expect(result.stderr.contains("broken.yaml:3:5: error: Unknown key 'inherit' in a role. Did you mean 'inherits'?"))
+        #expect(
+            result.stderr.contains("broken.yaml:3:5: error: Unknown key 'inherit' in a role. Did you mean 'inherits'?"))
         #expect(result.stderr.contains("error: The role 'staff' is declared twice"))
         #expect(result.stderr.contains("nothing was loaded"))
     }
@@ -46,8 +49,10 @@ struct PolicyCommandTests {
 
     @Test("explain gives the decision, its rules and reasons; exit 1 unless allowed")
     func explain() throws {
-        let base = ["policy", "explain", townPolicy, "--role", "staff", "--kind", "staff", "--organisation", "planning",
-                    "--zone", "mynumber", "--action", "asset.read", "--resource", "point.participants"]
+        let base = [
+            "policy", "explain", townPolicy, "--role", "staff", "--kind", "staff", "--organisation", "planning",
+            "--zone", "mynumber", "--action", "asset.read", "--resource", "point.participants",
+        ]
         let allowed = try Subprocess.run(mamori, base + ["--factors", "password,totp"])
         #expect(allowed.status == 0)
         #expect(allowed.stdout.hasPrefix("allow\n  deciding rules: mynumber-staff-own-records\n"))

@@ -11,11 +11,14 @@ struct TOTPCommandTests {
             let secret = Base32.encode(SystemRandomBytes().bytes(20))
             let ours = try Subprocess.run(
                 mamori,
-                ["totp", "code", "--secret", secret, "--time", "1700000000", "--algorithm", algorithm,
-                 "--digits", "\(digits)", "--period", "\(period)"]
+                [
+                    "totp", "code", "--secret", secret, "--time", "1700000000", "--algorithm", algorithm,
+                    "--digits", "\(digits)", "--period", "\(period)",
+                ]
             )
             let peer = try Subprocess.run(
-                "oathtool", ["--totp=\(algorithm)", "-b", "-d", "\(digits)", "-s", "\(period)s", "-N", "@1700000000", secret]
+                "oathtool",
+                ["--totp=\(algorithm)", "-b", "-d", "\(digits)", "-s", "\(period)s", "-N", "@1700000000", secret]
             )
             try #require(ours.status == 0, "\(ours.stderr)")
             #expect(ours.stdout == peer.stdout, "\(algorithm)")
@@ -49,7 +52,8 @@ struct TOTPCommandTests {
         #expect(try Subprocess.run(mamori, ["totp", "code"]).status == 64)
         #expect(try Subprocess.run(mamori, ["totp", "code", "--secret", "AAAA", "--secret-stdin"]).status == 64)
         #expect(try Subprocess.run(mamori, ["totp", "code", "--secret", "GEZDGNBV", "--time", "-5"]).status == 64)
-        #expect(try Subprocess.run(mamori, ["totp", "code", "--secret", "GEZDGNBV", "--algorithm", "md5"]).status == 64)
+        #expect(
+            try Subprocess.run(mamori, ["totp", "code", "--secret", "GEZDGNBV", "--algorithm", "md5"]).status == 64)
         let digits = try Subprocess.run(mamori, ["totp", "code", "--secret", "GEZDGNBV", "--digits", "9"])
         #expect(digits.status == 2)
         #expect(digits.stderr.contains("6, 7 or 8 digits"))

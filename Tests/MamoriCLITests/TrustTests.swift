@@ -8,11 +8,14 @@ import Testing
 struct TrustTests {
     static let mamori = Subprocess.product("mamori")
 
-    @Test("a server run by uid 65534 gets no byte of a password, and the command says why", arguments: [
-        ["status"], ["user", "passwd", "tanaka", "--password-stdin"],
-    ])
+    @Test(
+        "a server run by uid 65534 gets no byte of a password, and the command says why",
+        arguments: [
+            ["status"], ["user", "passwd", "tanaka", "--password-stdin"],
+        ])
     func untrustedServer(arguments: [String]) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamori-trust-\(UUID().uuidString.prefix(8))")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mamori-trust-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         chmod(folder.path, 0o777)
@@ -42,18 +45,23 @@ struct TrustTests {
         )
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: received + ".ready") { usleep(20_000) }
         let result = try Subprocess.run(
-            Self.mamori, arguments + ["--socket", socket, "--daemon-user", "root"], input: Array("a secret password\n".utf8)
+            Self.mamori, arguments + ["--socket", socket, "--daemon-user", "root"],
+            input: Array("a secret password\n".utf8)
         )
         _ = Subprocess.wait(for: server)
         #expect(result.status == 3)
-        #expect(result.stderr.contains("refusing to talk to the server at \(socket): it runs as uid 65534"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("refusing to talk to the server at \(socket): it runs as uid 65534"),
+            "\(result.stderr)")
         #expect(try String(contentsOfFile: received, encoding: .utf8) == "0")
     }
 
     @Test("with no --socket and no MAMORI_SOCKET, the default is /run/mamori/mamori.sock, never the working folder")
     func noRelativeDefault() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamori-cwd-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent(".mamori"), withIntermediateDirectories: true)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mamori-cwd-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent(".mamori"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         // A socket in the working folder's .mamori/ that the command must not pick up.
         let planted = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -65,7 +73,9 @@ struct TrustTests {
             raw.copyBytes(from: Array(path.utf8))
         }
         _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(planted, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(planted, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         listen(planted, 1)
         var environment = ProcessInfo.processInfo.environment

@@ -20,9 +20,18 @@ struct Argon2Tests {
     @Test(
         "RFC 9106 test vectors through libargon2's context API",
         arguments: [
-            (Argon2.Kind.argon2id, "0d 64 0d f5 8d 78 76 6c 08 c0 37 a3 4a 8b 53 c9 d0 1e f0 45 2d 75 b6 5e b5 25 20 e9 6b 01 e6 59"),
-            (.argon2i, "c8 14 d9 d1 dc 7f 37 aa 13 f0 d7 7f 24 94 bd a1 c8 de 6b 01 6d d3 88 d2 99 52 a4 c4 67 2b 6c e8"),
-            (.argon2d, "51 2b 39 1b 6f 11 62 97 53 71 d3 09 19 73 42 94 f8 68 e3 be 39 84 f3 c1 a1 3a 4d b9 fa be 4a cb"),
+            (
+                Argon2.Kind.argon2id,
+                "0d 64 0d f5 8d 78 76 6c 08 c0 37 a3 4a 8b 53 c9 d0 1e f0 45 2d 75 b6 5e b5 25 20 e9 6b 01 e6 59"
+            ),
+            (
+                .argon2i,
+                "c8 14 d9 d1 dc 7f 37 aa 13 f0 d7 7f 24 94 bd a1 c8 de 6b 01 6d d3 88 d2 99 52 a4 c4 67 2b 6c e8"
+            ),
+            (
+                .argon2d,
+                "51 2b 39 1b 6f 11 62 97 53 71 d3 09 19 73 42 94 f8 68 e3 be 39 84 f3 c1 a1 3a 4d b9 fa be 4a cb"
+            ),
         ]
     )
     func rfc9106(kind: Argon2.Kind, expected: String) throws {
@@ -69,7 +78,9 @@ struct Argon2Tests {
         for attempt in [{ try hasher.hash([UInt8]()) }, { try hasher.hash(Array(repeating: 0x61, count: 1025)) }] {
             #expect(throws: PasswordError.self) { _ = try attempt() }
         }
-        #expect(throws: PasswordError(.emptyPassword, "The password is empty.")) { try hasher.verify("", against: valid) }
+        #expect(throws: PasswordError(.emptyPassword, "The password is empty.")) {
+            try hasher.verify("", against: valid)
+        }
         let tooLong = try #require(throws: PasswordError.self) {
             try hasher.verify(Array(repeating: 0x61, count: 1025), against: valid)
         }
@@ -129,7 +140,8 @@ struct PHCStringTests {
             "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$AAAA$", "$argon2id$v=18$m=256,t=2,p=1$c29tZXNhbHQ$AAAAAA",
             "$argon2id$v=19$t=2,m=256,p=1$c29tZXNhbHQ$AAAAAA", "$argon2id$v=19$m=0256,t=2,p=1$c29tZXNhbHQ$AAAAAA",
             "$argon2id$v=19$m=+256,t=2,p=1$c29tZXNhbHQ$AAAAAA", "$argon2id$v=19$m=256,t=2$c29tZXNhbHQ$AAAAAA",
-            "$argon2id$v=19$m=256,t=2,p=1,k=1$c29tZXNhbHQ$AAAAAA", "$argon2id$v=19$m=99999999999,t=2,p=1$c29tZXNhbHQ$AAAAAA",
+            "$argon2id$v=19$m=256,t=2,p=1,k=1$c29tZXNhbHQ$AAAAAA",
+            "$argon2id$v=19$m=99999999999,t=2,p=1$c29tZXNhbHQ$AAAAAA",
             "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ=$AAAAAA", "$argon2id$v=19$m=256,t=2,p=1$c29t*XNhbHQ$AAAAAA",
             "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHR$AAAAAA", "$argon2id$v=19$m=256,t=2,p=1$c2$AAAAAA",
             "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$AA", "$argon2id$v=19$m=256,t=0,p=1$c29tZXNhbHQ$AAAAAA",
@@ -166,14 +178,18 @@ struct PHCStringTests {
             (Argon2Parameters(memoryKiB: 1024, iterations: 3, parallelism: 1), []),
             (Argon2Parameters(memoryKiB: 512, iterations: 3, parallelism: 2), [.memory]),
             (Argon2Parameters(memoryKiB: 1024, iterations: 2, parallelism: 2), [.iterations]),
-            (Argon2Parameters(memoryKiB: 512, iterations: 1, parallelism: 2, tagLength: 16), [.memory, .iterations, .tagLength]),
+            (
+                Argon2Parameters(memoryKiB: 512, iterations: 1, parallelism: 2, tagLength: 16),
+                [.memory, .iterations, .tagLength]
+            ),
         ]
         for (parameters, expected) in cases {
             let hash = try PasswordHasher(parameters: parameters).hash("pw")
             #expect(try current.weaknesses(of: hash) == expected, "\(parameters)")
             #expect(try current.needsRehash(hash) == !expected.isEmpty)
         }
-        let argon2i = "$argon2i$m=1024,t=3,p=2$" + PHCString.unpaddedBase64(Array(repeating: 1, count: 16))
+        let argon2i =
+            "$argon2i$m=1024,t=3,p=2$" + PHCString.unpaddedBase64(Array(repeating: 1, count: 16))
             + "$" + PHCString.unpaddedBase64(Array(repeating: 7, count: 32))
         #expect(try current.weaknesses(of: argon2i) == [.algorithm, .version])
     }

@@ -16,7 +16,8 @@ struct AuditCanonicalTests {
     func matchesPython(_ text: String) throws {
         let entry = AuditEntry(
             time: Date(timeIntervalSince1970: 1_764_460_800.123), actorUID: text.isEmpty ? nil : 1000, actor: "tanaka",
-            event: "decision.deny", target: text, outcome: "denied", detail: ["rules": text, "action": "asset.read", "ä": "1", "Z": text],
+            event: "decision.deny", target: text, outcome: "denied",
+            detail: ["rules": text, "action": "asset.read", "ä": "1", "Z": text],
             terminal: "kametsu-mn-01", zone: "mynumber", policyRevision: "sha256:abc"
         )
         // The entry goes to Python as plain data (JSONSerialization), and comes back canonical.
@@ -26,7 +27,8 @@ struct AuditCanonicalTests {
             "terminal": entry.terminal, "zone": entry.zone, "policy_revision": entry.policyRevision,
         ]
         let input = try JSONSerialization.data(withJSONObject: object)
-        let result = try Subprocess.python("""
+        let result = try Subprocess.python(
+            """
             import json, sys, hashlib
             entry = json.load(sys.stdin)
             canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -43,20 +45,24 @@ struct AuditCanonicalTests {
     @Test("a stored entry hashes its detail as stored: the same detail in another form no longer matches")
     func storedDetailAsWritten() {
         let entry = AuditEntry(
-            time: Date(timeIntervalSince1970: 1_764_460_800), actorUID: 0, actor: "root", event: "role.grant", target: "ito",
-            outcome: "success", detail: ["role": "staff", "until": ""], terminal: "t", zone: "mynumber", policyRevision: "r"
+            time: Date(timeIntervalSince1970: 1_764_460_800), actorUID: 0, actor: "root", event: "role.grant",
+            target: "ito",
+            outcome: "success", detail: ["role": "staff", "until": ""], terminal: "t", zone: "mynumber",
+            policyRevision: "r"
         )
         let hash = AuditEntry.chainHash(previous: AuditEntry.genesis, canonicalJSON: entry.canonicalJSON)
         func stored(_ detail: String) -> AuditChain.StoredEntry {
             AuditChain.StoredEntry(
-                sequence: 1, timeMillis: 1_764_460_800_000, actorUID: 0, actor: "root", event: "role.grant", target: "ito",
+                sequence: 1, timeMillis: 1_764_460_800_000, actorUID: 0, actor: "root", event: "role.grant",
+                target: "ito",
                 outcome: "success", detailJSON: detail, terminal: "t", zone: "mynumber", policyRevision: "r",
                 previousHash: AuditEntry.genesis, hash: hash
             )
         }
         #expect(entry.canonicalDetail == #"{"role":"staff","until":""}"#)
         #expect(AuditChain.check(entries: [stored(entry.canonicalDetail)], checkpoints: [], publicKey: nil).holds)
-        let respaced = AuditChain.check(entries: [stored(#"{"until": "", "role": "staff"}"#)], checkpoints: [], publicKey: nil)
+        let respaced = AuditChain.check(
+            entries: [stored(#"{"until": "", "role": "staff"}"#)], checkpoints: [], publicKey: nil)
         #expect(respaced.problems == [.altered(sequence: 1)])
         #expect(stored(#"{"until": "", "role": "staff"}"#).entry.detail == ["role": "staff", "until": ""])
     }

@@ -34,7 +34,9 @@ struct Base32Tests {
 
     @Test(
         "malformed text is an error, never a crash",
-        arguments: ["M", "MZX", "MZXW6Y", "MZ1W", "MZ0W", "MY=====", "MY=======", "MZ", "MZXW6YR", "M=Y", "ÄÖ", "MZ\u{0}"]
+        arguments: [
+            "M", "MZX", "MZXW6Y", "MZ1W", "MZ0W", "MY=====", "MY=======", "MZ", "MZXW6YR", "M=Y", "ÄÖ", "MZ\u{0}",
+        ]
     )
     func malformed(text: String) {
         #expect(throws: OTPError.self) { try Base32.decode(text) }

@@ -27,8 +27,10 @@ struct LockoutTests {
         let locked = try #require(state)
         #expect(locked.count == 3 && locked.inFlight == 0)
         #expect(locked.lockedUntil == start.addingTimeInterval(120 + lockFor))
-        #expect(Lockout.reserve(locked, user: "mori", at: start.addingTimeInterval(121), threshold: 3, window: window).reservation
-            == .refused(locked: true))
+        #expect(
+            Lockout.reserve(locked, user: "mori", at: start.addingTimeInterval(121), threshold: 3, window: window)
+                .reservation
+                == .refused(locked: true))
         // At the lock's end the account may be tried again, and the old count is outside the window.
         let (after, attempt) = reserve(locked, at: start.addingTimeInterval(120 + lockFor))
         #expect(attempt?.failuresBefore == 0)
@@ -38,10 +40,13 @@ struct LockoutTests {
     @Test("failures outside the window start a new count")
     func newWindow() throws {
         let first = Lockout.fail(nil, attempt: nil, at: start, threshold: 3, window: window, lockFor: lockFor)
-        let second = Lockout.fail(first, attempt: nil, at: start.addingTimeInterval(60), threshold: 3, window: window, lockFor: lockFor)
+        let second = Lockout.fail(
+            first, attempt: nil, at: start.addingTimeInterval(60), threshold: 3, window: window, lockFor: lockFor)
         #expect(second.count == 2 && second.firstFailureAt == start)
-        let later = Lockout.fail(second, attempt: nil, at: start.addingTimeInterval(window), threshold: 3, window: window, lockFor: lockFor)
-        #expect(later.count == 1 && later.firstFailureAt == start.addingTimeInterval(window) && later.lockedUntil == nil)
+        let later = Lockout.fail(
+            second, attempt: nil, at: start.addingTimeInterval(window), threshold: 3, window: window, lockFor: lockFor)
+        #expect(
+            later.count == 1 && later.firstFailureAt == start.addingTimeInterval(window) && later.lockedUntil == nil)
     }
 
     @Test("attempts in flight count against the threshold, so parallel guesses cannot pass it")
@@ -54,7 +59,9 @@ struct LockoutTests {
             if attempt != nil { reserved += 1 }
         }
         #expect(reserved == 3)
-        #expect(Lockout.reserve(state, user: "mori", at: start, threshold: 3, window: window).reservation == .refused(locked: false))
+        #expect(
+            Lockout.reserve(state, user: "mori", at: start, threshold: 3, window: window).reservation
+                == .refused(locked: false))
         #expect(Lockout.release(Lockout.release(Lockout.release(state))) == nil, "all released: nothing kept")
     }
 
@@ -65,16 +72,21 @@ struct LockoutTests {
         let held = try #require(attempt)
         #expect(held.failuresBefore == 1)
         // A guess that fails while the success is being evaluated still counts.
-        let meanwhile = Lockout.fail(reservedState, attempt: nil, at: start.addingTimeInterval(2), threshold: 5, window: window, lockFor: lockFor)
+        let meanwhile = Lockout.fail(
+            reservedState, attempt: nil, at: start.addingTimeInterval(2), threshold: 5, window: window, lockFor: lockFor
+        )
         let settled = try #require(Lockout.succeed(meanwhile, attempt: held))
         #expect(settled.count == 1 && settled.inFlight == 0)
-        #expect(Lockout.succeed(Lockout.fail(nil, attempt: nil, at: start, threshold: 5, window: window, lockFor: lockFor),
-                                attempt: held) == nil)
+        #expect(
+            Lockout.succeed(
+                Lockout.fail(nil, attempt: nil, at: start, threshold: 5, window: window, lockFor: lockFor),
+                attempt: held) == nil)
     }
 
     @Test("unlock forgives and lifts the lock but keeps reservations; a restart drops them")
     func unlockAndRestart() {
-        let locked = FailureState(count: 10, firstFailureAt: start, lockedUntil: start.addingTimeInterval(lockFor), inFlight: 1)
+        let locked = FailureState(
+            count: 10, firstFailureAt: start, lockedUntil: start.addingTimeInterval(lockFor), inFlight: 1)
         #expect(Lockout.unlock(locked) == FailureState(count: 0, firstFailureAt: start, lockedUntil: nil, inFlight: 1))
         #expect(Lockout.restart(FailureState(count: 0, firstFailureAt: start, inFlight: 2)) == nil)
         #expect(Lockout.restart(locked)?.inFlight == 0)

@@ -32,7 +32,9 @@ struct LoginEvaluationTests {
         #expect(facts(usable: false, verified: true).failure == .password, "an unusable password never matches")
         #expect(facts(reserved: false, verified: false).failure == .attemptsInFlight)
         #expect(facts(password: false, reserved: false).failure == .noPassword)
-        #expect(facts(locked: true, reserved: false, verified: true).failure == .locked, "a locked account is locked, right password or not")
+        #expect(
+            facts(locked: true, reserved: false, verified: true).failure == .locked,
+            "a locked account is locked, right password or not")
         #expect(facts(disabled: true, locked: true).failure == .disabled)
         #expect(facts(exists: false, disabled: true, locked: true, password: false).failure == .unknownUser)
     }
@@ -66,8 +68,9 @@ struct LoginEvaluationTests {
         used[0].usedAt = moment
         #expect(evaluate(issued[0].formatted, device: device, codes: used) == .failed(.code), "a used code is spent")
         #expect(evaluate("081804", device: nil, confirmed: false, codes: []) == .failed(.noSecondFactor))
-        #expect(evaluate("", device: nil, confirmed: false, codes: stored) == .failed(.noSecondFactor),
-                "nothing typed and no device: as the daemon always recorded it")
+        #expect(
+            evaluate("", device: nil, confirmed: false, codes: stored) == .failed(.noSecondFactor),
+            "nothing typed and no device: as the daemon always recorded it")
         #expect(evaluate("nonsense", device: nil, confirmed: false, codes: stored) == .failed(.code))
     }
 }

@@ -9,7 +9,8 @@ import Testing
 struct OTPPeerTests {
     static let times: [Int64] = [0, 59, 1_111_111_109, 1_234_567_890, 1_700_000_000, 2_000_000_000, 4_102_444_800]
 
-    @Test("codes equal oathtool's for every algorithm, digit count and several periods", arguments: OTPAlgorithm.allCases)
+    @Test(
+        "codes equal oathtool's for every algorithm, digit count and several periods", arguments: OTPAlgorithm.allCases)
     func oathtool(algorithm: OTPAlgorithm) throws {
         let secret = TOTP.generateSecret(for: algorithm)
         let encoded = Base32.encode(secret)
@@ -21,23 +22,29 @@ struct OTPPeerTests {
                 for time in Self.times {
                     let peer = try Subprocess.run(
                         "oathtool",
-                        ["--totp=\(algorithm.rawValue)", "-b", "-d", "\(digits)", "-s", "\(period)s", "-N", "@\(time)",
-                         encoded]
+                        [
+                            "--totp=\(algorithm.rawValue)", "-b", "-d", "\(digits)", "-s", "\(period)s", "-N",
+                            "@\(time)",
+                            encoded,
+                        ]
                     )
                     try #require(peer.status == 0, "oathtool failed: \(peer.stderr)")
                     let ours = totp.code(at: Date(timeIntervalSince1970: TimeInterval(time)))
-                    #expect(ours == peer.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
-                            "\(algorithm) digits=\(digits) period=\(period) time=\(time)")
+                    #expect(
+                        ours == peer.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                        "\(algorithm) digits=\(digits) period=\(period) time=\(time)")
                 }
             }
         }
     }
 
-    @Test("the key URI parses in pyotp to the same parameters, and pyotp's codes match", arguments: OTPAlgorithm.allCases)
+    @Test(
+        "the key URI parses in pyotp to the same parameters, and pyotp's codes match", arguments: OTPAlgorithm.allCases)
     func pyotp(algorithm: OTPAlgorithm) throws {
         let secret = TOTP.generateSecret(for: algorithm)
         let parameters = try OTPParameters(algorithm: algorithm, digits: 8, period: 60)
-        let uri = try OTPAuthURI(issuer: "徳之島町 Mamori", account: "tanaka.hanako@example.jp", secret: secret, parameters: parameters)
+        let uri = try OTPAuthURI(
+            issuer: "徳之島町 Mamori", account: "tanaka.hanako@example.jp", secret: secret, parameters: parameters)
         let script = """
             import sys, pyotp
             t = pyotp.parse_uri(sys.argv[1])

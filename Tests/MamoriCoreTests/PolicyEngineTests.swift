@@ -14,10 +14,11 @@ struct PolicyEngineTests {
         factors: Set<Factor> = [.password, .totp], organisation: String? = "planning", kind: UserKind? = .staff,
         time: Date? = nil
     ) -> Decision {
-        engine.evaluate(AuthorizationRequest(
-            user: "tanaka", roles: roles, kind: kind, organisation: organisation, zone: zone, factors: factors,
-            time: time ?? officeHours, action: action, resource: resource
-        ))
+        engine.evaluate(
+            AuthorizationRequest(
+                user: "tanaka", roles: roles, kind: kind, organisation: organisation, zone: zone, factors: factors,
+                time: time ?? officeHours, action: action, resource: resource
+            ))
     }
 
     @Test("a permit allows and names itself; the decision carries the policy revision")
@@ -34,17 +35,23 @@ struct PolicyEngineTests {
         let decision = clerk("read", "ledger", organisation: "schools")
         #expect(decision.effect == .deny)
         #expect(decision.decidingRules.isEmpty)
-        #expect(decision.reasons == ["No rule permits this action on this resource for these roles; denied by default."])
+        #expect(
+            decision.reasons == ["No rule permits this action on this resource for these roles; denied by default."])
     }
 
     @Test("forbid beats permit")
     func forbidOverrides() {
-        let engineWithPermit = try? PolicyEngine(policy: PolicyLoader.load(files: PolicyFixtures.files(adding: [(
-            "extra.yaml",
-            "rules:\n  - {id: clerks-export, effect: permit, roles: [clerk], actions: [export]}\n"
-        )])))
-        let decision = engineWithPermit?.evaluate(AuthorizationRequest(
-            user: "t", roles: ["clerk"], zone: "mynumber", action: "export", resource: "ledger"))
+        let engineWithPermit = try? PolicyEngine(
+            policy: PolicyLoader.load(
+                files: PolicyFixtures.files(adding: [
+                    (
+                        "extra.yaml",
+                        "rules:\n  - {id: clerks-export, effect: permit, roles: [clerk], actions: [export]}\n"
+                    )
+                ])))
+        let decision = engineWithPermit?.evaluate(
+            AuthorizationRequest(
+                user: "t", roles: ["clerk"], zone: "mynumber", action: "export", resource: "ledger"))
         #expect(decision?.effect == .deny)
         #expect(decision?.decidingRules == ["no-export"])
         #expect(decision?.matchedRules.sorted() == ["clerks-export", "no-export"])
@@ -56,7 +63,9 @@ struct PolicyEngineTests {
         #expect(decision.effect == .stepUp)
         #expect(decision.missingFactors == [.totp])
         #expect(decision.decidingRules == ["clerks-read"])
-        #expect(decision.reasons.first?.hasPrefix("Step up: rule 'clerks-read' permits this only in a session with totp") == true)
+        #expect(
+            decision.reasons.first?.hasPrefix("Step up: rule 'clerks-read' permits this only in a session with totp")
+                == true)
     }
 
     @Test("a forbid lifted by factors also answers step-up; a permit failing on other grounds does not")
@@ -76,10 +85,15 @@ struct PolicyEngineTests {
         let noOrganisation = clerk("read", "ledger", organisation: nil)
         #expect(noOrganisation.effect == .deny)
         #expect(noOrganisation.decidingRules == ["clerks-read"])
-        #expect(noOrganisation.reasons == ["Rule 'clerks-read' cannot be evaluated (the user has no organisation); denied to fail closed."])
+        #expect(
+            noOrganisation.reasons == [
+                "Rule 'clerks-read' cannot be evaluated (the user has no organisation); denied to fail closed."
+            ])
         let noZone = clerk("read", "ledger", roles: ["manager"], zone: nil)
         #expect(noZone.effect == .deny)
-        let noTime = engine.evaluate(AuthorizationRequest(user: "t", roles: ["staff"], kind: .staff, zone: "lgwan", action: "read", resource: "specs"))
+        let noTime = engine.evaluate(
+            AuthorizationRequest(
+                user: "t", roles: ["staff"], kind: .staff, zone: "lgwan", action: "read", resource: "specs"))
         #expect(noTime.effect == .deny)
         #expect(noTime.reasons.first?.contains("the request carries no time") == true)
     }
@@ -156,21 +170,27 @@ struct PolicyEngineTests {
 
     @Test("a failing expectation is reported with what differs")
     func testRunnerFails() throws {
-        let cases = try PolicyTestRunner.loadCases(files: [("t.yaml", """
-            cases:
-              - name: wrong on purpose
-                request: {user: t, roles: [clerk], kind: staff, organisation: planning, zone: mynumber, factors: [password], action: read, resource: ledger}
-                expect: allow
-                rules: [anyone-reads-notices]
-                missing: [recovery-code]
-            """)])
+        let cases = try PolicyTestRunner.loadCases(files: [
+            (
+                "t.yaml",
+                """
+                cases:
+                  - name: wrong on purpose
+                    request: {user: t, roles: [clerk], kind: staff, organisation: planning, zone: mynumber, factors: [password], action: read, resource: ledger}
+                    expect: allow
+                    rules: [anyone-reads-notices]
+                    missing: [recovery-code]
+                """
+            )
+        ])
         let report = PolicyTestRunner.run(cases, on: engine)
         #expect(report.failed.count == 1)
-        #expect(report.failed.first?.failures == [
-            "expected allow, got step-up",
-            "expected deciding rules [anyone-reads-notices], got [clerks-read]",
-            "expected missing factors [recovery-code], got [totp]",
-        ])
+        #expect(
+            report.failed.first?.failures == [
+                "expected allow, got step-up",
+                "expected deciding rules [anyone-reads-notices], got [clerks-read]",
+                "expected missing factors [recovery-code], got [totp]",
+            ])
         #expect(report.unexercisedRules.contains("no-export"))
     }
 }
@@ -184,18 +204,32 @@ struct GrantCheckTests {
     func separation() {
         #expect(engine.checkGrant(role: "clerk", to: ["staff"], holders: 0).isEmpty)
         let direct = engine.checkGrant(role: "clerk", to: ["auditor"], holders: 0)
-        #expect(direct == [.separationOfDuty(constraint: "independent", roles: ["auditor", "clerk"], reason: "audits are independent")])
+        #expect(
+            direct == [
+                .separationOfDuty(
+                    constraint: "independent", roles: ["auditor", "clerk"], reason: "audits are independent")
+            ])
         // manager inherits clerk: an auditor cannot become a manager either.
         let inherited = engine.checkGrant(role: "manager", to: ["auditor"], holders: 0)
-        #expect(inherited == [.separationOfDuty(constraint: "independent", roles: ["auditor", "clerk"], reason: "audits are independent")])
+        #expect(
+            inherited == [
+                .separationOfDuty(
+                    constraint: "independent", roles: ["auditor", "clerk"], reason: "audits are independent")
+            ])
         #expect(engine.checkGrant(role: "auditor", to: ["manager"], holders: 0).count == 1)
-        #expect(inherited.first?.description == "Separation of duty 'independent': one person may not hold auditor and clerk together (audits are independent).")
+        #expect(
+            inherited.first?.description
+                == "Separation of duty 'independent': one person may not hold auditor and clerk together (audits are independent)."
+        )
     }
 
     @Test("holder limits count current holders; a holder re-granted is not counted twice")
     func holderLimit() {
         #expect(engine.checkGrant(role: "manager", to: [], holders: 1).isEmpty)
-        #expect(engine.checkGrant(role: "manager", to: [], holders: 2) == [.holderLimit(role: "manager", limit: 2, holders: 2)])
+        #expect(
+            engine.checkGrant(role: "manager", to: [], holders: 2) == [
+                .holderLimit(role: "manager", limit: 2, holders: 2)
+            ])
         #expect(engine.checkGrant(role: "manager", to: ["manager"], holders: 2).isEmpty)
         #expect(engine.checkGrant(role: "staff", to: [], holders: 10_000).isEmpty)
     }

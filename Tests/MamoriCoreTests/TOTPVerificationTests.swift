@@ -52,7 +52,8 @@ struct TOTPVerificationTests {
         #expect(!totp.verify(code, at: now, lastAcceptedStep: currentStep).isAccepted)
     }
 
-    @Test("text that cannot be a code is malformed", arguments: ["", "12345", "1234567", "12a456", "１２３４５６", "12345\n"])
+    @Test(
+        "text that cannot be a code is malformed", arguments: ["", "12345", "1234567", "12a456", "１２３４５６", "12345\n"])
     func malformed(code: String) {
         #expect(totp.verify(code, at: now) == .malformed)
     }

@@ -25,7 +25,8 @@ struct AttackTests {
             }
             pid = try Subprocess.spawn(
                 "/usr/bin/setpriv",
-                ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", path, daemon.socketPath] + arguments,
+                ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", path, daemon.socketPath]
+                    + arguments,
                 stdin: null, stdout: out, stderr: out
             )
         }
@@ -50,9 +51,11 @@ struct AttackTests {
             print("ok" if reply.get("ok") else reply["error"]["code"])
             """
         let result = try Subprocess.run(
-            "setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", "-c", script, daemon.socketPath]
+            "setpriv",
+            ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", "-c", script, daemon.socketPath]
         )
-        return result.status == 0 ? result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "failed: \(result.stderr)"
+        return result.status == 0
+            ? result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "failed: \(result.stderr)"
     }
 
     @Test("a client that pipelines status and never reads its replies: memory stays bounded, others are served")
@@ -60,19 +63,21 @@ struct AttackTests {
         let daemon = try startDaemon()
         usleep(200_000)
         let before = try #require(daemon.residentKiB)
-        let attacker = try Attacker(daemon, script: """
-            import socket, sys, time
-            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(0.2)
-            batch = b'{"op":"status"}\\n' * 4096
-            sent = 0; end = time.time() + 10
-            while time.time() < end:
-                try:
-                    sent += s.send(batch)
-                except socket.timeout:
-                    pass
-            print("sent", sent)
-            time.sleep(2)
-            """, arguments: [])
+        let attacker = try Attacker(
+            daemon,
+            script: """
+                import socket, sys, time
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(0.2)
+                batch = b'{"op":"status"}\\n' * 4096
+                sent = 0; end = time.time() + 10
+                while time.time() < end:
+                    try:
+                        sent += s.send(batch)
+                    except socket.timeout:
+                        pass
+                print("sent", sent)
+                time.sleep(2)
+                """, arguments: [])
         // While it pushes: root and another ordinary uid are answered.
         sleep(3)
         #expect(try Self.probe(daemon) == "ok")
@@ -83,7 +88,9 @@ struct AttackTests {
         let (status, output) = attacker.finish()
         #expect(status == 0, "\(output)")
         let grown = during - before
-        print("pipelining without reading: mamorid \(before) KiB before, \(during) KiB after 8 s (\(grown / 1024) MiB more); attacker \(output)")
+        print(
+            "pipelining without reading: mamorid \(before) KiB before, \(during) KiB after 8 s (\(grown / 1024) MiB more); attacker \(output)"
+        )
         #expect(grown < 64 * 1024, "mamorid grew by \(grown) KiB")
         #expect(try Self.probe(daemon) == "ok")
     }
@@ -91,46 +98,48 @@ struct AttackTests {
     @Test("400 connections holding half a line: root and another user are served; the slow lines are cut off")
     func halfLines() throws {
         let daemon = try startDaemon(configuration: "line-timeout-seconds: 3")
-        let attacker = try Attacker(daemon, script: """
-            import socket, sys, time, json
-            held, refused = [], 0
-            for i in range(400):
-                s = socket.socket(socket.AF_UNIX); s.settimeout(5)
-                for _ in range(500):  # the listen backlog may be full for a moment: EAGAIN
+        let attacker = try Attacker(
+            daemon,
+            script: """
+                import socket, sys, time, json
+                held, refused = [], 0
+                for i in range(400):
+                    s = socket.socket(socket.AF_UNIX); s.settimeout(5)
+                    for _ in range(500):  # the listen backlog may be full for a moment: EAGAIN
+                        try:
+                            s.connect(sys.argv[1]); break
+                        except BlockingIOError:
+                            time.sleep(0.01)
                     try:
-                        s.connect(sys.argv[1]); break
-                    except BlockingIOError:
-                        time.sleep(0.01)
-                try:
-                    s.sendall(b'{"op":"sta')
-                except OSError:
-                    pass  # refused and closed already; its busy line is still to be read
-                held.append(s)
-            time.sleep(0.5)
-            # Refused connections have a busy line waiting; admitted ones have nothing yet.
-            admitted = []
-            for s in held:
-                s.settimeout(0.01)
-                try:
-                    data = s.recv(4096)
-                    if b'"busy"' in data: refused += 1
-                except socket.timeout:
-                    admitted.append(s)
-                except OSError:
-                    pass
-            print("admitted", len(admitted), "refused", refused, flush=True)
-            time.sleep(6)
-            closed = 0
-            for s in admitted:
-                s.settimeout(0.01)
-                try:
-                    if s.recv(4096) == b"": closed += 1
-                except socket.timeout:
-                    pass
-                except ConnectionResetError:
-                    closed += 1
-            print("closed", closed, flush=True)
-            """, arguments: [])
+                        s.sendall(b'{"op":"sta')
+                    except OSError:
+                        pass  # refused and closed already; its busy line is still to be read
+                    held.append(s)
+                time.sleep(0.5)
+                # Refused connections have a busy line waiting; admitted ones have nothing yet.
+                admitted = []
+                for s in held:
+                    s.settimeout(0.01)
+                    try:
+                        data = s.recv(4096)
+                        if b'"busy"' in data: refused += 1
+                    except socket.timeout:
+                        admitted.append(s)
+                    except OSError:
+                        pass
+                print("admitted", len(admitted), "refused", refused, flush=True)
+                time.sleep(6)
+                closed = 0
+                for s in admitted:
+                    s.settimeout(0.01)
+                    try:
+                        if s.recv(4096) == b"": closed += 1
+                    except socket.timeout:
+                        pass
+                    except ConnectionResetError:
+                        closed += 1
+                print("closed", closed, flush=True)
+                """, arguments: [])
         sleep(1)
         #expect(try Self.probe(daemon) == "ok")
         #expect(try Self.probe(daemon, uid: 65533) == "ok")
@@ -152,12 +161,17 @@ struct AttackTests {
     func denialFlood() throws {
         let daemon = try startDaemon(configuration: "denial-interval-seconds: 2")
         let rows = { () throws -> [(String, String)] in
-            let result = try Subprocess.run("/usr/bin/python3", ["-c", """
-                import sqlite3, sys, json
-                db = sqlite3.connect(sys.argv[1])
-                for event, detail in db.execute("SELECT event, detail FROM audit ORDER BY seq"):
-                    print(event, json.loads(detail).get("repeats", "-"))
-                """, daemon.stateDirectory + "/mamori.sqlite"])
+            let result = try Subprocess.run(
+                "/usr/bin/python3",
+                [
+                    "-c",
+                    """
+                    import sqlite3, sys, json
+                    db = sqlite3.connect(sys.argv[1])
+                    for event, detail in db.execute("SELECT event, detail FROM audit ORDER BY seq"):
+                        print(event, json.loads(detail).get("repeats", "-"))
+                    """, daemon.stateDirectory + "/mamori.sqlite",
+                ])
             return result.stdout.split(separator: "\n").map { line in
                 let parts = line.split(separator: " ").map(String.init)
                 return (parts[0], parts[1])
@@ -165,24 +179,27 @@ struct AttackTests {
         }
         let before = try rows().count
         let started = Date()
-        let attacker = try Attacker(daemon, script: """
-            import socket, sys, json, collections
-            s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(sys.argv[1])
-            f = s.makefile("rb"); codes = collections.Counter()
-            batch = 1000
-            for _ in range(1_000_000 // batch):
-                s.sendall(b'{"op":"user.list"}\\n' * batch)
-                for _ in range(batch):
-                    reply = json.loads(f.readline())
-                    codes["ok" if reply.get("ok") else reply["error"]["code"]] += 1
-            print(json.dumps(codes))
-            """, arguments: [])
+        let attacker = try Attacker(
+            daemon,
+            script: """
+                import socket, sys, json, collections
+                s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(sys.argv[1])
+                f = s.makefile("rb"); codes = collections.Counter()
+                batch = 1000
+                for _ in range(1_000_000 // batch):
+                    s.sendall(b'{"op":"user.list"}\\n' * batch)
+                    for _ in range(batch):
+                        reply = json.loads(f.readline())
+                        codes["ok" if reply.get("ok") else reply["error"]["code"]] += 1
+                print(json.dumps(codes))
+                """, arguments: [])
         // Root keeps being served during the flood.
         sleep(2)
         #expect(try Self.probe(daemon) == "ok")
         let (status, output) = attacker.finish()
         #expect(status == 0, "\(output)")
-        let codes = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Int], "\(output)")
+        let codes = try #require(
+            try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Int], "\(output)")
         #expect(codes.values.reduce(0, +) == 1_000_000)
         #expect(codes["denied", default: 0] > 0)
         #expect(codes["rate_limited", default: 0] > 0)

@@ -15,21 +15,26 @@ struct AuditTrailTests {
     /// Python (SHA-256 over the previous hash and the sorted-key JSON): entries from long ago,
     /// which the daemon cannot be asked to write.
     func seedHistory(_ database: String, times: [Int64]) throws {
-        let result = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys, json, hashlib
-            db = sqlite3.connect(sys.argv[1]); previous = bytes(32)
-            for number, millis in enumerate(sys.argv[2:]):
-                entry = {"time": int(millis), "actor_uid": 0, "actor": "root", "event": "user.add", "target": "old%d" % number,
-                         "outcome": "success", "detail": {}, "terminal": "old-terminal", "zone": "mynumber",
-                         "policy_revision": "sha256:old"}
-                canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                digest = hashlib.sha256(previous + canonical.encode()).digest()
-                db.execute("INSERT INTO audit (time, actor_uid, actor, event, target, outcome, detail, terminal, zone, "
-                           "policy_revision, prev_hash, hash) VALUES (?, 0, 'root', 'user.add', ?, 'success', '{}', "
-                           "'old-terminal', 'mynumber', 'sha256:old', ?, ?)", (int(millis), entry["target"], previous, digest))
-                previous = digest
-            db.commit()
-            """, database] + times.map(String.init))
+        let result = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys, json, hashlib
+                db = sqlite3.connect(sys.argv[1]); previous = bytes(32)
+                for number, millis in enumerate(sys.argv[2:]):
+                    entry = {"time": int(millis), "actor_uid": 0, "actor": "root", "event": "user.add", "target": "old%d" % number,
+                             "outcome": "success", "detail": {}, "terminal": "old-terminal", "zone": "mynumber",
+                             "policy_revision": "sha256:old"}
+                    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                    digest = hashlib.sha256(previous + canonical.encode()).digest()
+                    db.execute("INSERT INTO audit (time, actor_uid, actor, event, target, outcome, detail, terminal, zone, "
+                               "policy_revision, prev_hash, hash) VALUES (?, 0, 'root', 'user.add', ?, 'success', '{}', "
+                               "'old-terminal', 'mynumber', 'sha256:old', ?, ?)", (int(millis), entry["target"], previous, digest))
+                    previous = digest
+                db.commit()
+                """, database,
+            ] + times.map(String.init))
         #expect(result.status == 0, "\(result.stderr)")
     }
 
@@ -37,7 +42,8 @@ struct AuditTrailTests {
     func setRetention(_ daemon: DaemonHarness, years: Int) throws {
         let path = daemon.policyDirectory + "/settings.yaml"
         let text = try String(contentsOfFile: path, encoding: .utf8)
-            .replacingOccurrences(of: #"retention-years: \d+"#, with: "retention-years: \(years)", options: .regularExpression)
+            .replacingOccurrences(
+                of: #"retention-years: \d+"#, with: "retention-years: \(years)", options: .regularExpression)
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try mamori(daemon, ["policy", "reload"]).status == 0)
     }
@@ -53,7 +59,9 @@ struct AuditTrailTests {
     static let year2010: Int64 = 1_262_271_600_000
     static let year2021: Int64 = 1_609_426_800_000
 
-    @Test("prune: refused within retention; past it, a signed checkpoint anchors the rest and verify passes, online and offline")
+    @Test(
+        "prune: refused within retention; past it, a signed checkpoint anchors the rest and verify passes, online and offline"
+    )
     func prune() throws {
         let daemon = try startDaemon()
         daemon.stop()
@@ -67,7 +75,8 @@ struct AuditTrailTests {
         #expect(before.stdout.hasPrefix("The audit chain holds: 4 entries, the last is 4.\n"))
 
         // Export through mamorid, filtered by time on its side.
-        let window = try mamori(daemon, ["audit", "export", "--since", "2020-01-01", "--until", "2022-01-01", "--format", "csv"])
+        let window = try mamori(
+            daemon, ["audit", "export", "--since", "2020-01-01", "--until", "2022-01-01", "--format", "csv"])
         #expect(window.status == 0, "\(window.stderr)")
         #expect(window.stdout.split(separator: "\n").dropFirst().map { $0.prefix(2) } == ["3,", "4,"])
 
@@ -84,7 +93,8 @@ struct AuditTrailTests {
         #expect(after.stdout.contains("Entries 1–2 were pruned; the trail starts at 3, from 2020-12-31T15:00:00Z."))
 
         // Only an entitled user may prune: nobody (uid 65534) has no Mamori account.
-        let asNobody = try callAsNobody(socket: daemon.socketPath, lines: [#"{"op":"audit.prune","before":"2015-01-01T00:00:00Z"}"#])
+        let asNobody = try callAsNobody(
+            socket: daemon.socketPath, lines: [#"{"op":"audit.prune","before":"2015-01-01T00:00:00Z"}"#])
         #expect(asNobody.first?.contains(#""code":"denied""#) == true)
 
         // The prune is itself in the trail, and the export starts where the trail now starts.
@@ -102,7 +112,9 @@ struct AuditTrailTests {
         // Under a 1-year retention the 2021 entries may go too; back at 7 years the check fails,
         // since entries the policy keeps are gone.
         try setRetention(daemon, years: 1)
-        #expect(try mamori(daemon, ["audit", "prune", "--before", "2022-01-01"]).stdout.hasPrefix("Pruned 2 entries, through entry 4;"))
+        #expect(
+            try mamori(daemon, ["audit", "prune", "--before", "2022-01-01"]).stdout.hasPrefix(
+                "Pruned 2 entries, through entry 4;"))
         #expect(try inspectionStatus(daemon, "audit-retention") == "pass")
         try setRetention(daemon, years: 7)
         #expect(try inspectionStatus(daemon, "audit-retention") == "fail")
@@ -111,23 +123,31 @@ struct AuditTrailTests {
 
         let copy = database + ".copy"
         try FileManager.default.copyItem(atPath: database, toPath: copy)
-        let offline = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", try AuditVerifyTests.export(copy), "--public-key", keyFile])
+        let offline = try Subprocess.run(
+            Self.mamori, ["audit", "verify", "--export", try AuditVerifyTests.export(copy), "--public-key", keyFile])
         #expect(offline.status == 0, "\(offline.stdout)")
         #expect(offline.stdout.contains("Entries 1–4 were pruned; the trail starts at 5"))
         let peer = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, copy, keyFile])
         #expect(peer.status == 0, "\(peer.stdout)\(peer.stderr)")
         #expect(peer.stdout.contains("(entries 1-4 pruned)"))
-        let unanchor = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1]); db.execute("DELETE FROM checkpoints WHERE audit_seq = 4"); db.commit()
-            """, copy])
+        let unanchor = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1]); db.execute("DELETE FROM checkpoints WHERE audit_seq = 4"); db.commit()
+                """, copy,
+            ])
         #expect(unanchor.status == 0)
-        let broken = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", try AuditVerifyTests.export(copy), "--public-key", keyFile])
+        let broken = try Subprocess.run(
+            Self.mamori, ["audit", "verify", "--export", try AuditVerifyTests.export(copy), "--public-key", keyFile])
         #expect(broken.status == 1)
         #expect(broken.stdout.contains("BROKEN: the trail starts at entry 5 and no checkpoint anchors entries 1–4"))
         let peerBroken = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, copy, keyFile])
         #expect(peerBroken.status == 1)
-        #expect(peerBroken.stdout.contains("BROKEN: the trail starts at entry 5 with no checkpoint anchoring entries 1-4"))
+        #expect(
+            peerBroken.stdout.contains("BROKEN: the trail starts at entry 5 with no checkpoint anchoring entries 1-4"))
     }
 
     @Test("tail shows the newest entries; tail -f shows new ones as they come, recording the read once")
@@ -135,21 +155,25 @@ struct AuditTrailTests {
         let daemon = try startDaemon()
         let client = try LineClient(path: daemon.socketPath)
         for request: [String: Any] in [
-            ["op": "user.add", "user": "ito"], ["op": "role.grant", "user": "ito", "role": "staff"], ["op": "user.disable", "user": "ito"],
+            ["op": "user.add", "user": "ito"], ["op": "role.grant", "user": "ito", "role": "staff"],
+            ["op": "user.disable", "user": "ito"],
         ] {
             #expect(try client.call(request).ok)
         }
         let last = try mamori(daemon, ["audit", "tail", "-n", "2"])
         let lines = last.stdout.split(separator: "\n")
         #expect(lines.count == 2)
-        #expect(lines.first?.hasPrefix("#2 ") == true && lines.first?.contains("role.grant success root (uid 0) → ito  role=staff") == true)
+        #expect(
+            lines.first?.hasPrefix("#2 ") == true
+                && lines.first?.contains("role.grant success root (uid 0) → ito  role=staff") == true)
         #expect(lines.last?.contains("user.disable") == true)
 
         let output = daemon.folder.appendingPathComponent("tail.out").path
         let file = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
         let follower = try Subprocess.spawn(
-            Self.mamori, ["audit", "tail", "-n", "0", "-f", "--interval", "0.2", "--json", "--socket", daemon.socketPath],
+            Self.mamori,
+            ["audit", "tail", "-n", "0", "-f", "--interval", "0.2", "--json", "--socket", daemon.socketPath],
             stdin: null, stdout: file, stderr: file
         )
         close(file)
@@ -166,7 +190,9 @@ struct AuditTrailTests {
         let followed = seen.split(separator: "\n").compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
         }
-        #expect(followed.contains { $0["event"] as? String == "user.enable" && $0["target"] as? String == "ito" }, "\(seen)")
+        #expect(
+            followed.contains { $0["event"] as? String == "user.enable" && $0["target"] as? String == "ito" }, "\(seen)"
+        )
 
         // Polling does not fill the trail: each tail is one audit.read entry. A reader cannot
         // avoid the record: a new connection is recorded again.
@@ -174,7 +200,9 @@ struct AuditTrailTests {
         #expect(try reader.call(["op": "audit.read", "last": 1, "purpose": "tail"]).ok)
         #expect(try reader.call(["op": "audit.read", "after": 0, "purpose": "tail"]).ok)
         let export = try mamori(daemon, ["audit", "export"])
-        let reads = export.stdout.split(separator: "\n").filter { $0.contains(#""event":"audit.read""#) && $0.contains(#""purpose":"tail""#) }
+        let reads = export.stdout.split(separator: "\n").filter {
+            $0.contains(#""event":"audit.read""#) && $0.contains(#""purpose":"tail""#)
+        }
         #expect(reads.count == 3)
     }
 
@@ -200,11 +228,16 @@ struct AuditTrailTests {
         let client = try LineClient(path: daemon.socketPath)
         #expect(try client.call(["op": "user.add", "user": "ito"]).ok)
         #expect(try client.call(["op": "role.grant", "user": "ito", "role": "staff"]).ok)
-        let tamper = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1]); db.execute("DROP TRIGGER audit_no_update")
-            db.execute("UPDATE audit SET detail = '{\\"role\\":\\"ciso\\",\\"until\\":\\"\\"}' WHERE seq = 2"); db.commit()
-            """, daemon.stateDirectory + "/mamori.sqlite"])
+        let tamper = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1]); db.execute("DROP TRIGGER audit_no_update")
+                db.execute("UPDATE audit SET detail = '{\\"role\\":\\"ciso\\",\\"until\\":\\"\\"}' WHERE seq = 2"); db.commit()
+                """, daemon.stateDirectory + "/mamori.sqlite",
+            ])
         #expect(tamper.status == 0, "\(tamper.stderr)")
         let result = try mamori(daemon, ["audit", "verify"])
         #expect(result.status == 1)
@@ -222,7 +255,8 @@ struct AuditTrailTests {
         #expect(try daemon.start() == nil)
         var afterRestart: [String: Any] = [:]
         for _ in 0..<50 {
-            afterRestart = try #require(try LineClient(path: daemon.socketPath).call(["op": "status"])["audit_chain"] as? [String: Any])
+            afterRestart = try #require(
+                try LineClient(path: daemon.socketPath).call(["op": "status"])["audit_chain"] as? [String: Any])
             if afterRestart["checked"] as? Bool == true { break }
             Thread.sleep(forTimeInterval: 0.1)
         }
@@ -236,12 +270,17 @@ struct AuditTrailTests {
         let client = try LineClient(path: daemon.socketPath)
         let seed = try enrol(client, user: "ito", password: "ito password", roles: ["staff"])
         // A trigger makes every new audit row fail, as a full disk or a broken file would.
-        let block = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1], timeout=10)
-            db.execute("CREATE TRIGGER audit_refuses BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'no space'); END")
-            db.commit()
-            """, daemon.stateDirectory + "/mamori.sqlite"])
+        let block = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1], timeout=10)
+                db.execute("CREATE TRIGGER audit_refuses BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'no space'); END")
+                db.commit()
+                """, daemon.stateDirectory + "/mamori.sqlite",
+            ])
         #expect(block.status == 0, "\(block.stderr)")
         let add = try client.call(["op": "user.add", "user": "sato"])
         #expect(add.errorCode == "internal")
@@ -252,7 +291,9 @@ struct AuditTrailTests {
         let roles = try client.call(["op": "user.roles", "user": "ito"])
         #expect(!"\(roles)".contains("csirt"), "\(roles)")
         // A login whose success cannot be recorded does not succeed.
-        let login = try client.call(["op": "authenticate", "user": "ito", "password": "ito password", "code": try oathCode(seed)])
+        let login = try client.call([
+            "op": "authenticate", "user": "ito", "password": "ito password", "code": try oathCode(seed),
+        ])
         #expect(login.errorCode == "internal", "\(login)")
         #expect(login["ticket"] == nil)
     }
@@ -264,13 +305,20 @@ struct AuditTrailTests {
         let cases: [([String: Any], String)] = [
             (["op": "audit.read", "last": -1], "The field \"last\" must be a whole number from 0 to 10000."),
             (["op": "audit.read", "limit": 5000], "The field \"limit\" must be a whole number from 1 to 1000."),
-            (["op": "audit.read", "after": -1], "The field \"after\" must be a whole number from 0 to 999999999999999."),
+            (
+                ["op": "audit.read", "after": -1],
+                "The field \"after\" must be a whole number from 0 to 999999999999999."
+            ),
             (["op": "audit.trail", "limit": 0], "The field \"limit\" must be a whole number from 1 to 1000."),
             (["op": "audit.read", "purpose": "gossip"], "The field \"purpose\" must be one of export, read, tail."),
-            (["op": "audit.read", "since": "last week"],
-             "The field \"since\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."),
-            (["op": "audit.prune", "before": "yesterday"],
-             "The field \"before\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."),
+            (
+                ["op": "audit.read", "since": "last week"],
+                "The field \"since\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."
+            ),
+            (
+                ["op": "audit.prune", "before": "yesterday"],
+                "The field \"before\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00."
+            ),
         ]
         for (request, message) in cases {
             let reply = try client.call(request)

@@ -46,27 +46,41 @@ struct AuditVerifyTests {
     func verify(_ database: String, after sql: String, key: String? = nil) throws -> ProcessResult {
         let copy = database + ".\(UUID().uuidString.prefix(6)).copy"
         // SQLite's backup, as an operator would take it: complete even with a write-ahead log.
-        let backup = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys
-            source = sqlite3.connect(sys.argv[1]); target = sqlite3.connect(sys.argv[2]); source.backup(target); target.close()
-            """, database, copy])
+        let backup = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                source = sqlite3.connect(sys.argv[1]); target = sqlite3.connect(sys.argv[2]); source.backup(target); target.close()
+                """, database, copy,
+            ])
         #expect(backup.status == 0, "\(backup.stderr)")
         if !sql.isEmpty {
-            let change = try Subprocess.run("/usr/bin/python3", ["-c", """
-                import sqlite3, sys
-                db = sqlite3.connect(sys.argv[1]); db.execute("DROP TRIGGER IF EXISTS audit_no_update")
-                db.executescript(sys.argv[2]); db.commit()
-                """, copy, sql])
+            let change = try Subprocess.run(
+                "/usr/bin/python3",
+                [
+                    "-c",
+                    """
+                    import sqlite3, sys
+                    db = sqlite3.connect(sys.argv[1]); db.execute("DROP TRIGGER IF EXISTS audit_no_update")
+                    db.executescript(sys.argv[2]); db.commit()
+                    """, copy, sql,
+                ])
             #expect(change.status == 0, "\(change.stderr)")
         }
         let export = try Self.export(copy)
-        let result = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", export] + (key.map { ["--public-key", $0] } ?? []))
+        let result = try Subprocess.run(
+            Self.mamori, ["audit", "verify", "--export", export] + (key.map { ["--public-key", $0] } ?? []))
         // The auditors' independent verifier (Python's standard library and python3-cryptography)
         // must reach the same verdict on the same copy, and on its export.
         let peer = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, copy] + (key.map { [$0] } ?? []))
         #expect(peer.status == result.status, "mamori: \(result.stdout)\npython: \(peer.stdout)\(peer.stderr)")
-        let peerOnExport = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, export] + (key.map { [$0] } ?? []))
-        #expect(peerOnExport.status == result.status, "mamori: \(result.stdout)\npython: \(peerOnExport.stdout)\(peerOnExport.stderr)")
+        let peerOnExport = try Subprocess.run(
+            "/usr/bin/python3", [Self.pythonVerifier, export] + (key.map { [$0] } ?? []))
+        #expect(
+            peerOnExport.status == result.status,
+            "mamori: \(result.stdout)\npython: \(peerOnExport.stdout)\(peerOnExport.stderr)")
         #expect(peerOnExport.stdout == peer.stdout)
         return result
     }
@@ -97,16 +111,20 @@ struct AuditVerifyTests {
         #expect(deleted.stdout.contains("BROKEN: entry 2 is missing (deleted)"))
         #expect(deleted.stdout.contains("BROKEN: entry 3 does not follow entry 1"))
 
-        let inserted = try verify(database, after: """
-            INSERT INTO audit (seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash)
-            SELECT 6, time, actor_uid, actor, 'role.grant', 'ito', 'success', '{"role":"ciso"}', terminal, zone, policy_revision, hash, hash
-            FROM audit WHERE seq = 5
-            """)
+        let inserted = try verify(
+            database,
+            after: """
+                INSERT INTO audit (seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone, policy_revision, prev_hash, hash)
+                SELECT 6, time, actor_uid, actor, 'role.grant', 'ito', 'success', '{"role":"ciso"}', terminal, zone, policy_revision, hash, hash
+                FROM audit WHERE seq = 5
+                """)
         #expect(inserted.stdout.contains("BROKEN: entry 6 was altered"))
 
-        let reordered = try verify(database, after: """
-            UPDATE audit SET seq = 100 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = 100
-            """)
+        let reordered = try verify(
+            database,
+            after: """
+                UPDATE audit SET seq = 100 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = 100
+                """)
         #expect(reordered.stdout.contains("BROKEN: entry 3 does not follow entry 2"))
         #expect(reordered.stdout.contains("BROKEN: entry 4 does not follow entry 3"))
         #expect(reordered.status == 1)
@@ -121,7 +139,9 @@ struct AuditVerifyTests {
         #expect(intact.status == 0, "\(intact.stdout)\(intact.stderr)")
         #expect(intact.stdout.contains("Checkpoints: 1 signed, the last at entry 5."))
         let unchecked = try verify(database, after: "")
-        #expect(unchecked.stdout.contains("Checkpoints: 1, the last at entry 5; their signatures were not checked: give --public-key."))
+        #expect(
+            unchecked.stdout.contains(
+                "Checkpoints: 1, the last at entry 5; their signatures were not checked: give --public-key."))
 
         let cut = try verify(database, after: "DELETE FROM audit WHERE seq = 5", key: key)
         #expect(cut.status == 1)
@@ -135,7 +155,8 @@ struct AuditVerifyTests {
         #expect(forged.stdout.contains("BROKEN: the checkpoint at entry 5 is not signed by this key"))
 
         let otherKey = daemon.folder.appendingPathComponent("other.pub").path
-        try Data(repeating: 7, count: 32).base64EncodedString().write(toFile: otherKey, atomically: true, encoding: .utf8)
+        try Data(repeating: 7, count: 32).base64EncodedString().write(
+            toFile: otherKey, atomically: true, encoding: .utf8)
         let wrongKey = try verify(database, after: "", key: otherKey)
         #expect(wrongKey.status == 1)
         #expect(wrongKey.stdout.contains("BROKEN: the checkpoint at entry 5 is not signed by this key"))
@@ -157,7 +178,10 @@ struct AuditVerifyTests {
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         }
         // The export's own read is recorded after its page is read.
-        #expect(objects.map { $0["event"] as? String } == ["user.add", "user.passwd", "role.grant", "role.grant", "user.disable"])
+        #expect(
+            objects.map { $0["event"] as? String } == [
+                "user.add", "user.passwd", "role.grant", "role.grant", "user.disable",
+            ])
         #expect(objects.map { $0["seq"] as? Int } == [1, 2, 3, 4, 5])
         #expect(!lines.stdout.contains("audit me"))
         let csv = try Subprocess.run(Self.mamori, ["audit", "export", "--format", "csv"] + socket)
@@ -168,19 +192,24 @@ struct AuditVerifyTests {
         let none = try Subprocess.run(Self.mamori, ["audit", "export", "--since", "2999-01-01"] + socket)
         #expect(none.status == 0 && none.stdout.isEmpty)
         #expect(try Subprocess.run(Self.mamori, ["audit", "export", "--format", "xml"] + socket).status == 64)
-        #expect(try Subprocess.run(Self.mamori, ["audit", "export", "--format", "trail", "--since", "2026-01-01"] + socket).status == 64)
+        #expect(
+            try Subprocess.run(Self.mamori, ["audit", "export", "--format", "trail", "--since", "2026-01-01"] + socket)
+                .status == 64)
     }
 
     @Test("a trail export through mamorid verifies offline with its key; an edited export is caught by both verifiers")
     func trailThroughDaemon() throws {
         let ((daemon, _), key) = try databaseAndKey()
         #expect(try daemon.start() == nil)
-        let exported = try Subprocess.run(Self.mamori, ["audit", "export", "--format", "trail", "--socket", daemon.socketPath])
+        let exported = try Subprocess.run(
+            Self.mamori, ["audit", "export", "--format", "trail", "--socket", daemon.socketPath])
         #expect(exported.status == 0, "\(exported.stderr)")
         let lines = exported.stdout.split(separator: "\n").map(String.init)
         let header = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(header["format"] as? String == "mamori-audit-trail-v1")
-        #expect(header["public_key"] as? String == (try String(contentsOfFile: key, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            header["public_key"] as? String
+                == (try String(contentsOfFile: key, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines))
         // The shutdown checkpoint at entry 5, then the five entries and the earlier exports' reads.
         #expect(lines.filter { $0.contains(#""type":"checkpoint""#) }.count == 1)
         #expect(lines.filter { $0.contains(#""type":"entry""#) }.count >= 5)
@@ -189,7 +218,10 @@ struct AuditVerifyTests {
         let last = try LineClient(path: daemon.socketPath).call(["op": "audit.read", "last": 1])
         let record = try #require((last["entries"] as? [[String: Any]])?.first, "\(last)")
         #expect(record["event"] as? String == "audit.read")
-        #expect(record["detail"] as? [String: String] == ["purpose": "export", "format": "trail", "entries": "\(lines.count - 2)"])
+        #expect(
+            record["detail"] as? [String: String] == [
+                "purpose": "export", "format": "trail", "entries": "\(lines.count - 2)",
+            ])
         daemon.stop()
         let file = daemon.folder.appendingPathComponent("trail.jsonl").path
         try exported.stdout.write(toFile: file, atomically: true, encoding: .utf8)
@@ -228,7 +260,8 @@ struct AuditVerifyTests {
 
         // A key given twice: readers differ on which counts, so the auditors' verifier refuses it.
         var doubled = lines
-        doubled[third] = doubled[third].replacingOccurrences(of: #""target":"ito""#, with: #""target":"ito","target":"x""#)
+        doubled[third] = doubled[third].replacingOccurrences(
+            of: #""target":"ito""#, with: #""target":"ito","target":"x""#)
         let twice = daemon.folder.appendingPathComponent("twice.jsonl").path
         try (doubled.joined(separator: "\n") + "\n").write(toFile: twice, atomically: true, encoding: .utf8)
         let refused = try Subprocess.run("/usr/bin/python3", [Self.pythonVerifier, twice, key])
@@ -246,7 +279,8 @@ struct AuditVerifyTests {
 
     @Test("a file that is not an export, or a malformed line, is an error naming file and line")
     func malformedExport() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamori-export-\(UUID().uuidString.prefix(8))")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mamori-export-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let notExport = folder.appendingPathComponent("notes.jsonl").path
@@ -256,10 +290,10 @@ struct AuditVerifyTests {
         #expect(first.stderr.contains("\(notExport):1: not an audit trail export"), "\(first.stderr)")
         let badLine = folder.appendingPathComponent("bad.jsonl").path
         try """
-            {"exported":"2026-12-03T00:00:00Z","format":"mamori-audit-trail-v1","type":"header"}
-            {"type":"entry","seq":1}
+        {"exported":"2026-12-03T00:00:00Z","format":"mamori-audit-trail-v1","type":"header"}
+        {"type":"entry","seq":1}
 
-            """.write(toFile: badLine, atomically: true, encoding: .utf8)
+        """.write(toFile: badLine, atomically: true, encoding: .utf8)
         let second = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", badLine])
         #expect(second.status == 2)
         #expect(second.stderr.contains("\(badLine):2: an entry without every field"), "\(second.stderr)")

@@ -53,11 +53,16 @@ struct DaemonTests {
         let secret = try enrol(client, user: "tanaka", password: "Sekret-Horse-42", roles: ["staff"])
         // The enrolment used the current step; the next step's code is fresh (window ±1).
         let code = try oathCode(secret, offset: 30)
-        let first = try client.call(["op": "authenticate", "user": "tanaka", "password": "Sekret-Horse-42", "code": code, "service": "login", "tty": "tty1"])
+        let first = try client.call([
+            "op": "authenticate", "user": "tanaka", "password": "Sekret-Horse-42", "code": code, "service": "login",
+            "tty": "tty1",
+        ])
         #expect(first.ok, "\(first)")
         #expect(first["factors"] as? [String] == ["password", "totp"])
         #expect(first["password_change_required"] as? Bool == true)
-        let replay = try client.call(["op": "authenticate", "user": "tanaka", "password": "Sekret-Horse-42", "code": code])
+        let replay = try client.call([
+            "op": "authenticate", "user": "tanaka", "password": "Sekret-Horse-42", "code": code,
+        ])
         #expect(replay.errorCode == "auth_failed")
         #expect(replay.errorMessage == "Authentication failed.")
 
@@ -66,14 +71,20 @@ struct DaemonTests {
         let session = try #require(opened["session"] as? String, "\(opened)")
         #expect(try client.call(["op": "session.open", "ticket": ticket]).errorCode == "not_found")
 
-        let allowed = try client.call(["op": "authorize", "session": session, "action": "asset.read", "resource": "point.participants"])
+        let allowed = try client.call([
+            "op": "authorize", "session": session, "action": "asset.read", "resource": "point.participants",
+        ])
         #expect(allowed["effect"] as? String == "allow", "\(allowed)")
         #expect(allowed["rules"] as? [String] == ["mynumber-staff-own-records"])
-        let denied = try client.call(["op": "authorize", "session": session, "action": "asset.export", "resource": "point.ledger"])
+        let denied = try client.call([
+            "op": "authorize", "session": session, "action": "asset.export", "resource": "point.ledger",
+        ])
         #expect(denied["effect"] as? String == "deny")
         #expect(denied["rules"] as? [String] == ["no-export-from-mynumber"])
         #expect(try client.call(["op": "session.close", "session": session]).ok)
-        #expect(try client.call(["op": "authorize", "session": session, "action": "asset.read", "resource": "point.ledger"]).errorCode == "not_found")
+        #expect(
+            try client.call(["op": "authorize", "session": session, "action": "asset.read", "resource": "point.ledger"])
+                .errorCode == "not_found")
         // The audit trail records the failure's reason; the reply did not.
         #expect(daemon.log.contains("Sekret-Horse-42") == false)
         #expect(daemon.log.contains(secret) == false)
@@ -89,7 +100,10 @@ struct DaemonTests {
         #expect(try client.call(["op": "user.add", "user": "nofactor"]).ok)
         #expect(try client.call(["op": "user.passwd", "user": "nofactor", "password": "right password"]).ok)
         let attempts: [[String: Any]] = [
-            ["op": "authenticate", "user": "sato", "password": "wrong password", "code": try oathCode(secret, offset: 30)],
+            [
+                "op": "authenticate", "user": "sato", "password": "wrong password",
+                "code": try oathCode(secret, offset: 30),
+            ],
             ["op": "authenticate", "user": "sato", "password": "right password", "code": "000000"],
             ["op": "authenticate", "user": "sato", "password": "right password", "code": ""],
             ["op": "authenticate", "user": "ghost", "password": "right password", "code": "123456"],
@@ -112,10 +126,14 @@ struct DaemonTests {
         let issued = try client.call(["op": "recovery.issue", "user": "kimura", "count": 3])
         let codes = try #require(issued["codes"] as? [String])
         #expect(codes.count == 3)
-        let used = try client.call(["op": "authenticate", "user": "kimura", "password": "right password", "code": codes[1]])
+        let used = try client.call([
+            "op": "authenticate", "user": "kimura", "password": "right password", "code": codes[1],
+        ])
         #expect(used.ok, "\(used)")
         #expect(used["factors"] as? [String] == ["password", "recovery-code"])
-        let again = try client.call(["op": "authenticate", "user": "kimura", "password": "right password", "code": codes[1]])
+        let again = try client.call([
+            "op": "authenticate", "user": "kimura", "password": "right password", "code": codes[1],
+        ])
         #expect(again.errorCode == "auth_failed")
         #expect(daemon.log.contains(codes[1]) == false)
     }
@@ -126,7 +144,9 @@ struct DaemonTests {
         var client = try LineClient(path: daemon.socketPath)
         let secret = try enrol(client, user: "yamada", password: "right password", roles: ["staff"])
         for _ in 0..<10 {
-            #expect(try client.call(["op": "authenticate", "user": "yamada", "password": "wrong", "code": "123456"]).errorCode == "auth_failed")
+            #expect(
+                try client.call(["op": "authenticate", "user": "yamada", "password": "wrong", "code": "123456"])
+                    .errorCode == "auth_failed")
         }
         let show = try client.call(["op": "user.show", "user": "yamada"])
         #expect(show["locked"] as? Bool == true)
@@ -137,11 +157,17 @@ struct DaemonTests {
         #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
         try daemon.start()
         client = try LineClient(path: daemon.socketPath)
-        let locked = try client.call(["op": "authenticate", "user": "yamada", "password": "right password", "code": try oathCode(secret, offset: 30)])
+        let locked = try client.call([
+            "op": "authenticate", "user": "yamada", "password": "right password",
+            "code": try oathCode(secret, offset: 30),
+        ])
         #expect(locked.errorCode == "auth_failed")
         #expect(try client.call(["op": "account", "user": "yamada"])["result"] as? String == "denied")
         #expect(try client.call(["op": "user.unlock", "user": "yamada"]).ok)
-        let unlocked = try client.call(["op": "authenticate", "user": "yamada", "password": "right password", "code": try oathCode(secret, offset: 30)])
+        let unlocked = try client.call([
+            "op": "authenticate", "user": "yamada", "password": "right password",
+            "code": try oathCode(secret, offset: 30),
+        ])
         #expect(unlocked.ok, "\(unlocked)")
     }
 
@@ -151,26 +177,41 @@ struct DaemonTests {
         let client = try LineClient(path: daemon.socketPath)
         try enrol(client, user: "endo", password: "temporary pw", roles: ["staff"])
         #expect(try client.call(["op": "account", "user": "endo"])["result"] as? String == "password_change_required")
-        let change = try client.call(["op": "password.change", "user": "endo", "old_password": "temporary pw", "new_password": "a new long password"])
+        let change = try client.call([
+            "op": "password.change", "user": "endo", "old_password": "temporary pw",
+            "new_password": "a new long password",
+        ])
         #expect(change.ok, "\(change)")
         #expect(try client.call(["op": "account", "user": "endo"])["result"] as? String == "allowed")
-        #expect(try client.call(["op": "password.change", "user": "endo", "old_password": "wrong", "new_password": "another password"]).errorCode == "auth_failed")
+        #expect(
+            try client.call([
+                "op": "password.change", "user": "endo", "old_password": "wrong", "new_password": "another password",
+            ]).errorCode == "auth_failed")
         #expect(try client.call(["op": "user.disable", "user": "endo"]).ok)
         #expect(try client.call(["op": "account", "user": "endo"])["result"] as? String == "denied")
         #expect(try client.call(["op": "user.enable", "user": "endo"]).ok)
 
-        try enrol(client, user: "vendor", password: "pw for vendor", roles: ["contractor"], organisation: "information-policy")
+        try enrol(
+            client, user: "vendor", password: "pw for vendor", roles: ["contractor"], organisation: "information-policy"
+        )
         #expect(try client.call(["op": "account", "user": "vendor"])["result"] as? String == "denied")
         #expect(try client.call(["op": "account", "user": "nobody-here"])["result"] as? String == "unknown_user")
 
         // An assignment whose end has passed no longer grants: move its end into the past.
-        #expect(try client.call(["op": "role.grant", "user": "endo", "role": "fiscal-year-staff", "until": "2099-03-31"]).ok)
+        #expect(
+            try client.call(["op": "role.grant", "user": "endo", "role": "fiscal-year-staff", "until": "2099-03-31"]).ok
+        )
         #expect(try client.call(["op": "role.revoke", "user": "endo", "role": "staff"]).ok)
         let database = daemon.stateDirectory + "/mamori.sqlite"
-        let update = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1]); db.execute("UPDATE assignments SET expires_at = 1000 WHERE user = 'endo'"); db.commit()
-            """, database])
+        let update = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1]); db.execute("UPDATE assignments SET expires_at = 1000 WHERE user = 'endo'"); db.commit()
+                """, database,
+            ])
         #expect(update.status == 0, "\(update.stderr)")
         #expect(try client.call(["op": "account", "user": "endo"])["result"] as? String == "expired")
         let roles = try client.call(["op": "user.roles", "user": "endo"])
@@ -180,13 +221,17 @@ struct DaemonTests {
     @Test("an unprivileged caller is refused administration, with a reason")
     func unprivileged() throws {
         let daemon = try startDaemon()
-        let replies = try callAsNobody(socket: daemon.socketPath, lines: [
-            #"{"op":"user.add","user":"intruder"}"#, #"{"op":"role.grant","user":"nobody","role":"ciso"}"#,
-            #"{"op":"policy.reload"}"#, #"{"op":"authenticate","user":"root","password":"x","code":"1"}"#,
-        ])
+        let replies = try callAsNobody(
+            socket: daemon.socketPath,
+            lines: [
+                #"{"op":"user.add","user":"intruder"}"#, #"{"op":"role.grant","user":"nobody","role":"ciso"}"#,
+                #"{"op":"policy.reload"}"#, #"{"op":"authenticate","user":"root","password":"x","code":"1"}"#,
+            ])
         #expect(replies.count == 4)
         for reply in replies { #expect(reply.contains(#""code":"denied""#), "\(reply)") }
-        #expect(replies[0].contains("Permission denied: your user nobody may not mamori.user.manage on mamori:users/intruder"))
+        #expect(
+            replies[0].contains(
+                "Permission denied: your user nobody may not mamori.user.manage on mamori:users/intruder"))
         let client = try LineClient(path: daemon.socketPath)
         #expect(try client.call(["op": "user.show", "user": "intruder"]).errorCode == "not_found")
     }
@@ -215,7 +260,11 @@ struct DaemonTests {
     func users() throws {
         let daemon = try startDaemon()
         let client = try LineClient(path: daemon.socketPath)
-        #expect(try client.call(["op": "user.add", "user": "mori", "display_name": "森 花子", "kind": "fiscal-year-staff", "organisation": "planning"]).ok)
+        #expect(
+            try client.call([
+                "op": "user.add", "user": "mori", "display_name": "森 花子", "kind": "fiscal-year-staff",
+                "organisation": "planning",
+            ]).ok)
         #expect(try client.call(["op": "user.add", "user": "mori"]).errorCode == "conflict")
         #expect(try client.call(["op": "user.add", "user": "x", "organisation": "mars"]).errorCode == "invalid")
         #expect(try client.call(["op": "user.add", "user": "y", "kind": "alien"]).errorCode == "bad_request")
@@ -228,7 +277,8 @@ struct DaemonTests {
         #expect(try client.call(["op": "user.show", "user": "mori"])["totp"] as? String == "pending")
         let listed = try #require((try client.call(["op": "user.list"])["users"] as? [[String: Any]])?.first)
         #expect(listed["totp"] as? String == "pending" && listed["locked"] as? Bool == false)
-        #expect(try client.call(["op": "totp.enroll.confirm", "user": "mori", "code": "000000"]).errorCode == "invalid")
+        #expect(
+            try client.call(["op": "totp.enroll.confirm", "user": "mori", "code": "000000"]).errorCode == "invalid")
         #expect(try client.call(["op": "totp.reset", "user": "mori"]).ok)
         #expect(try client.call(["op": "user.show", "user": "mori"])["totp"] as? String == "none")
         #expect(try client.call(["op": "user.remove", "user": "mori"]).ok)
@@ -277,18 +327,27 @@ struct DaemonTests {
         let daemon = try startDaemon()
         let client = try LineClient(path: daemon.socketPath)
         try enrol(client, user: "chain", password: "chain password", roles: ["staff"])
-        #expect(try client.call(["op": "authenticate", "user": "chain", "password": "nope", "code": "1"]).errorCode == "auth_failed")
-        let check = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys, hashlib
-            db = sqlite3.connect(sys.argv[1])
-            previous = bytes(32); events = []
-            for prev, h, event, detail in db.execute("SELECT prev_hash, hash, event, detail FROM audit ORDER BY seq"):
-                assert prev == previous, "broken link"
-                previous = h; events.append(event)
-                assert "chain password" not in detail
-            print(",".join(events))
-            """, daemon.stateDirectory + "/mamori.sqlite"])
+        #expect(
+            try client.call(["op": "authenticate", "user": "chain", "password": "nope", "code": "1"]).errorCode
+                == "auth_failed")
+        let check = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys, hashlib
+                db = sqlite3.connect(sys.argv[1])
+                previous = bytes(32); events = []
+                for prev, h, event, detail in db.execute("SELECT prev_hash, hash, event, detail FROM audit ORDER BY seq"):
+                    assert prev == previous, "broken link"
+                    previous = h; events.append(event)
+                    assert "chain password" not in detail
+                print(",".join(events))
+                """, daemon.stateDirectory + "/mamori.sqlite",
+            ])
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout.trimmingCharacters(in: .newlines) == "user.add,user.passwd,totp.enroll.begin,totp.enroll.confirm,role.grant,auth.failure")
+        #expect(
+            check.stdout.trimmingCharacters(in: .newlines)
+                == "user.add,user.passwd,totp.enroll.begin,totp.enroll.confirm,role.grant,auth.failure")
     }
 }

@@ -9,12 +9,17 @@ import Testing
 struct HardeningTests {
     /// Audit rows of `event` as (target, reason) pairs, read from the database file itself.
     static func failures(_ daemon: DaemonHarness, event: String = "auth.failure") throws -> [(String, String)] {
-        let result = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys, json
-            db = sqlite3.connect(sys.argv[1])
-            for target, detail in db.execute("SELECT target, detail FROM audit WHERE event = ? ORDER BY seq", (sys.argv[2],)):
-                print(target, json.loads(detail).get("reason", ""))
-            """, daemon.stateDirectory + "/mamori.sqlite", event])
+        let result = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys, json
+                db = sqlite3.connect(sys.argv[1])
+                for target, detail in db.execute("SELECT target, detail FROM audit WHERE event = ? ORDER BY seq", (sys.argv[2],)):
+                    print(target, json.loads(detail).get("reason", ""))
+                """, daemon.stateDirectory + "/mamori.sqlite", event,
+            ])
         guard result.status == 0 else { throw SubprocessError(description: result.stderr) }
         return result.stdout.split(separator: "\n").map { line in
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
@@ -23,7 +28,9 @@ struct HardeningTests {
     }
 
     /// Runs `count` requests at once, each on its own connection and thread.
-    static func parallel(_ daemon: DaemonHarness, _ count: Int, _ request: @escaping @Sendable (Int) -> [String: Any]) -> [[String: Any]] {
+    static func parallel(_ daemon: DaemonHarness, _ count: Int, _ request: @escaping @Sendable (Int) -> [String: Any])
+        -> [[String: Any]]
+    {
         let replies = Replies()
         let group = DispatchGroup()
         for index in 0..<count {
@@ -52,13 +59,17 @@ struct HardeningTests {
             ["op": "authenticate", "user": "sato", "password": "guess \(index)", "code": code]
         }
         #expect(replies.count == 60)
-        #expect(replies.allSatisfy { $0.errorCode == "auth_failed" }, "\(replies.filter { $0.errorCode != "auth_failed" })")
+        #expect(
+            replies.allSatisfy { $0.errorCode == "auth_failed" }, "\(replies.filter { $0.errorCode != "auth_failed" })")
         let reasons = try Self.failures(daemon).filter { $0.0 == "sato" }.map(\.1)
         #expect(reasons.count == 60)
         // Only reserved attempts reach Argon2's answer; the rest are refused before it.
         #expect(reasons.filter { $0 == "password" }.count == 10, "\(reasons)")
         #expect(reasons.allSatisfy { ["password", "locked", "attempts-in-flight"].contains($0) }, "\(reasons)")
-        let right = try client.call(["op": "authenticate", "user": "sato", "password": "right password", "code": try oathCode(secret, offset: 30)])
+        let right = try client.call([
+            "op": "authenticate", "user": "sato", "password": "right password",
+            "code": try oathCode(secret, offset: 30),
+        ])
         #expect(right.errorCode == "auth_failed")
         #expect(try client.call(["op": "user.show", "user": "sato"])["locked"] as? Bool == true)
         #expect(try Self.failures(daemon, event: "auth.lockout").count == 1)
@@ -70,10 +81,15 @@ struct HardeningTests {
         let client = try LineClient(path: daemon.socketPath)
         try enrol(client, user: "ito", password: "old password", roles: ["staff"])
         for attempt in 0..<15 {
-            let reply = try client.call(["op": "password.change", "user": "ito", "old_password": "guess \(attempt)", "new_password": "new password 1"])
+            let reply = try client.call([
+                "op": "password.change", "user": "ito", "old_password": "guess \(attempt)",
+                "new_password": "new password 1",
+            ])
             #expect(reply.errorCode == "auth_failed")
         }
-        let right = try client.call(["op": "password.change", "user": "ito", "old_password": "old password", "new_password": "new password 1"])
+        let right = try client.call([
+            "op": "password.change", "user": "ito", "old_password": "old password", "new_password": "new password 1",
+        ])
         #expect(right.errorCode == "auth_failed", "the 16th, right, old password must not pass a locked account")
         #expect(try client.call(["op": "user.show", "user": "ito"])["locked"] as? Bool == true)
         let reasons = try Self.failures(daemon, event: "password.change").map(\.1)
@@ -81,7 +97,11 @@ struct HardeningTests {
         #expect(reasons.filter { $0 == "locked" }.count == 6, "\(reasons)")
         // After an unlock, the right old password changes it, and a login with the new one works.
         #expect(try client.call(["op": "user.unlock", "user": "ito"]).ok)
-        #expect(try client.call(["op": "password.change", "user": "ito", "old_password": "old password", "new_password": "new password 1"]).ok)
+        #expect(
+            try client.call([
+                "op": "password.change", "user": "ito", "old_password": "old password",
+                "new_password": "new password 1",
+            ]).ok)
     }
 
     @Test("empty, over-long, wrong, unknown, disabled, locked: one reply, and every attempt recorded")
@@ -100,9 +120,11 @@ struct HardeningTests {
         var replies: [String] = []
         for (user, password) in attempts {
             let raw = try client.request(
-                String(decoding: try JSONSerialization.data(withJSONObject: [
-                    "op": "authenticate", "user": user, "password": password, "code": code,
-                ], options: [.sortedKeys]), as: UTF8.self)
+                String(
+                    decoding: try JSONSerialization.data(
+                        withJSONObject: [
+                            "op": "authenticate", "user": user, "password": password, "code": code,
+                        ], options: [.sortedKeys]), as: UTF8.self)
             )
             replies.append(raw)
         }
@@ -110,7 +132,11 @@ struct HardeningTests {
         #expect(replies[0] == #"{"error":{"code":"auth_failed","message":"Authentication failed."},"ok":false}"#)
         let recorded = try Self.failures(daemon)
         #expect(recorded.count == attempts.count, "\(recorded)")
-        #expect(recorded.map(\.1) == ["password", "unknown-user", "password", "unknown-user", "password", "unknown-user", "disabled", "disabled"])
+        #expect(
+            recorded.map(\.1) == [
+                "password", "unknown-user", "password", "unknown-user", "password", "unknown-user", "disabled",
+                "disabled",
+            ])
     }
 
     @Test("recovery codes log in after a TOTP reset; enrolling over a confirmed device needs a reset")
@@ -122,13 +148,20 @@ struct HardeningTests {
         #expect(again.errorCode == "conflict", "\(again)")
         #expect(again.errorMessage?.contains("mamori totp reset mori") == true)
         #expect(try client.call(["op": "totp.reset", "user": "mori"]).ok)
-        let codes = try #require(try client.call(["op": "recovery.issue", "user": "mori", "count": 2])["codes"] as? [String])
-        let login = try client.call(["op": "authenticate", "user": "mori", "password": "mori password", "code": codes[0]])
+        let codes = try #require(
+            try client.call(["op": "recovery.issue", "user": "mori", "count": 2])["codes"] as? [String])
+        let login = try client.call([
+            "op": "authenticate", "user": "mori", "password": "mori password", "code": codes[0],
+        ])
         #expect(login.ok, "\(login)")
         #expect(login["factors"] as? [String] == ["password", "recovery-code"])
-        #expect(try client.call(["op": "authenticate", "user": "mori", "password": "mori password", "code": codes[0]]).errorCode == "auth_failed")
+        #expect(
+            try client.call(["op": "authenticate", "user": "mori", "password": "mori password", "code": codes[0]])
+                .errorCode == "auth_failed")
         // With the device reset and no code at all, still the one failure.
-        #expect(try client.call(["op": "authenticate", "user": "mori", "password": "mori password", "code": ""]).errorCode == "auth_failed")
+        #expect(
+            try client.call(["op": "authenticate", "user": "mori", "password": "mori password", "code": ""]).errorCode
+                == "auth_failed")
         #expect(try client.call(["op": "totp.enroll.begin", "user": "mori"]).ok)
     }
 
@@ -137,7 +170,9 @@ struct HardeningTests {
         let daemon = try startDaemon()
         let client = try LineClient(path: daemon.socketPath)
         for index in 0..<8 {
-            #expect(try client.call(["op": "user.add", "user": "cand\(index)", "kind": "staff", "organisation": "planning"]).ok)
+            #expect(
+                try client.call(["op": "user.add", "user": "cand\(index)", "kind": "staff", "organisation": "planning"])
+                    .ok)
         }
         let replies = Self.parallel(daemon, 8) { index in ["op": "role.grant", "user": "cand\(index)", "role": "ciso"] }
         #expect(replies.filter(\.ok).count == 1, "\(replies)")
@@ -147,8 +182,9 @@ struct HardeningTests {
         #expect(try Self.failures(daemon, event: "role.grant").count == 8)
     }
 
-    @Test("key files and the database readable by group or others are refused, naming the file and the fix",
-          arguments: ["seed.key", "audit.key", "mamori.sqlite"])
+    @Test(
+        "key files and the database readable by group or others are refused, naming the file and the fix",
+        arguments: ["seed.key", "audit.key", "mamori.sqlite"])
     func readableSecrets(file: String) throws {
         let daemon = try startDaemon()
         daemon.stop()

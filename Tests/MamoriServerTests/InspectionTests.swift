@@ -18,7 +18,9 @@ struct InspectionTests {
 
         /// A daemon reading PAM services from a folder of its own; `services` go in it first.
         init(services: [String: String] = [:], configuration: String = "") throws {
-            pam = FileManager.default.temporaryDirectory.appendingPathComponent("pam.d-\(UUID().uuidString.prefix(8))").path
+            pam =
+                FileManager.default.temporaryDirectory.appendingPathComponent("pam.d-\(UUID().uuidString.prefix(8))")
+                .path
             try FileManager.default.createDirectory(atPath: pam, withIntermediateDirectories: true)
             for (name, text) in services { try text.write(toFile: pam + "/" + name, atomically: true, encoding: .utf8) }
             daemon = try startDaemon(configuration: "pam-directory: \(pam)\n\(configuration)")
@@ -32,10 +34,15 @@ struct InspectionTests {
         }
 
         func sql(_ statements: String) throws {
-            let result = try Subprocess.run("/usr/bin/python3", ["-c", """
-                import sqlite3, sys
-                db = sqlite3.connect(sys.argv[1], timeout=10); db.executescript(sys.argv[2]); db.commit()
-                """, database, statements])
+            let result = try Subprocess.run(
+                "/usr/bin/python3",
+                [
+                    "-c",
+                    """
+                    import sqlite3, sys
+                    db = sqlite3.connect(sys.argv[1], timeout=10); db.executescript(sys.argv[2]); db.commit()
+                    """, database, statements,
+                ])
             #expect(result.status == 0, "\(result.stderr)")
         }
 
@@ -51,10 +58,13 @@ struct InspectionTests {
         /// Runs `mamori inspect --json`: its exit status and each check's status and items.
         func inspect() throws -> (Int32, [String: (status: String, items: [String])]) {
             let result = try mamori(["inspect", "--json"])
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
             var checks: [String: (String, [String])] = [:]
             for finding in report["findings"] as? [[String: Any]] ?? [] {
-                checks[finding["check"] as? String ?? ""] = (finding["status"] as? String ?? "", finding["items"] as? [String] ?? [])
+                checks[finding["check"] as? String ?? ""] = (
+                    finding["status"] as? String ?? "", finding["items"] as? [String] ?? []
+                )
             }
             return (result.status, checks)
         }
@@ -62,7 +72,8 @@ struct InspectionTests {
 
     static let allChecks = [
         "mfa-enrolment", "idle-accounts", "expired-assignments", "privileged-holders", "separation-of-duty",
-        "locked-and-temporary", "audit-integrity", "audit-retention", "access-review", "pam-services", "policy-warnings",
+        "locked-and-temporary", "audit-integrity", "audit-retention", "access-review", "pam-services",
+        "policy-warnings",
     ]
 
     @Test("each check fails (or warns) on a seeded problem, names who is involved, and passes once it is fixed")
@@ -82,7 +93,8 @@ struct InspectionTests {
         try terminal.call(["op": "user.add", "user": "yamada", "kind": "staff", "organisation": "planning"])
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let day: Int64 = 86_400_000
-        try terminal.sql("""
+        try terminal.sql(
+            """
             UPDATE users SET created_at = \(now - 200 * day) WHERE name = 'yamada';
             UPDATE assignments SET expires_at = \(now - day) WHERE user = 'sato' AND role = 'csirt';
             INSERT INTO assignments (user, role, granted_by, granted_at) VALUES ('suzuki', 'ciso', 'root', \(now));
@@ -94,33 +106,51 @@ struct InspectionTests {
         try terminal.pamService("login", goodLogin)
         try terminal.pamService("sudo", "auth sufficient pam_unix.so\n" + goodSudo)
         try terminal.pamService("sshd", "@include common-auth\naccount required pam_unix.so\n")
-        try terminal.pamService("common-auth", "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\nauth required pam_permit.so\n")
+        try terminal.pamService(
+            "common-auth",
+            "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\nauth required pam_permit.so\n"
+        )
 
         let (failing, seeded) = try terminal.inspect()
         #expect(failing == 1)
         #expect(Set(seeded.keys) == Set(Self.allChecks))
         #expect(seeded["mfa-enrolment"]?.status == "fail")
-        #expect(seeded["mfa-enrolment"]?.items == ["suzuki: no TOTP device enrolled; may log in to mynumber as ciso, staff"])
+        #expect(
+            seeded["mfa-enrolment"]?.items == ["suzuki: no TOTP device enrolled; may log in to mynumber as ciso, staff"]
+        )
         #expect(seeded["idle-accounts"]?.status == "fail")
-        #expect(seeded["idle-accounts"]?.items.first?.hasPrefix("yamada: never logged in, created 200 days ago") == true)
+        #expect(
+            seeded["idle-accounts"]?.items.first?.hasPrefix("yamada: never logged in, created 200 days ago") == true)
         #expect(seeded["expired-assignments"]?.status == "warn")
         #expect(seeded["expired-assignments"]?.items.first?.hasPrefix("sato: csirt ended ") == true)
         #expect(seeded["privileged-holders"]?.status == "fail")
-        #expect(seeded["privileged-holders"]?.items.contains("ciso: 2 of at most 1 holder(s): sato (granted by root), suzuki (granted by root)") == true)
+        #expect(
+            seeded["privileged-holders"]?.items.contains(
+                "ciso: 2 of at most 1 holder(s): sato (granted by root), suzuki (granted by root)") == true)
         #expect(seeded["separation-of-duty"]?.status == "fail")
-        #expect(seeded["separation-of-duty"]?.items == ["kansa: holds auditor and security-manager (constraint auditor-independent-of-security)"])
+        #expect(
+            seeded["separation-of-duty"]?.items == [
+                "kansa: holds auditor and security-manager (constraint auditor-independent-of-security)"
+            ])
         #expect(seeded["locked-and-temporary"]?.status == "warn")
         let pending = seeded["locked-and-temporary"]?.items ?? []
         #expect(pending.first?.hasPrefix("sato: locked after 5 failed logins until ") == true)
-        #expect(pending.dropFirst() == ["kansa: temporary password not yet changed", "sato: temporary password not yet changed", "suzuki: temporary password not yet changed"])
+        #expect(
+            pending.dropFirst() == [
+                "kansa: temporary password not yet changed", "sato: temporary password not yet changed",
+                "suzuki: temporary password not yet changed",
+            ])
         #expect(seeded["audit-integrity"]?.status == "fail")
-        #expect(seeded["audit-integrity"]?.items.contains("entry 1 was altered: its contents no longer match its hash") == true)
+        #expect(
+            seeded["audit-integrity"]?.items.contains("entry 1 was altered: its contents no longer match its hash")
+                == true)
         #expect(seeded["access-review"]?.status == "fail")
         #expect(seeded["pam-services"]?.status == "fail")
-        #expect(seeded["pam-services"]?.items.sorted() == [
-            "sshd: its auth stack does not run pam_mamori.so",
-            "sudo: pam_unix.so at \(terminal.pam)/sudo:1 can let a login through before pam_mamori.so",
-        ])
+        #expect(
+            seeded["pam-services"]?.items.sorted() == [
+                "sshd: its auth stack does not run pam_mamori.so",
+                "sudo: pam_unix.so at \(terminal.pam)/sudo:1 can let a login through before pam_mamori.so",
+            ])
         #expect(seeded["audit-retention"]?.status == "pass")
         #expect(seeded["policy-warnings"]?.status == "pass")
 
@@ -130,7 +160,9 @@ struct InspectionTests {
         #expect(markdown.stdout.contains("| Separation of duty | **FAIL** |"))
         #expect(markdown.stdout.contains("| Terminal | test-terminal |"))
         #expect(markdown.stdout.contains("| Run by | root |"))
-        #expect(markdown.stdout.range(of: #"\| Date \| 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+09:00 \|"#, options: .regularExpression) != nil)
+        #expect(
+            markdown.stdout.range(
+                of: #"\| Date \| 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+09:00 \|"#, options: .regularExpression) != nil)
         let html = try terminal.mamori(["inspect", "--format", "html"])
         #expect(html.stdout.contains("<h1>Self-inspection report (自己点検結果)</h1>"))
         #expect(html.stdout.contains("<li>kansa: holds auditor and security-manager"))
@@ -139,12 +171,15 @@ struct InspectionTests {
         #expect(text.stdout.contains("Result: 2 pass, 2 warn, 7 fail."))
 
         // The fixes.
-        let secret = try #require(try terminal.client.call(["op": "totp.enroll.begin", "user": "suzuki"])["secret"] as? String)
+        let secret = try #require(
+            try terminal.client.call(["op": "totp.enroll.begin", "user": "suzuki"])["secret"] as? String)
         try terminal.call(["op": "totp.enroll.confirm", "user": "suzuki", "code": try oathCode(secret)])
         // A locked account cannot change its password (the same counting as a login): unlock first.
         try terminal.call(["op": "user.unlock", "user": "sato"])
         for (user, old) in [("suzuki", "temporary one"), ("sato", "sato password"), ("kansa", "kansa password")] {
-            try terminal.call(["op": "password.change", "user": user, "old_password": old, "new_password": "\(user)'s own"])
+            try terminal.call([
+                "op": "password.change", "user": user, "old_password": old, "new_password": "\(user)'s own",
+            ])
         }
         try terminal.call(["op": "user.disable", "user": "yamada"])
         try terminal.call(["op": "role.revoke", "user": "sato", "role": "csirt"])
@@ -152,7 +187,8 @@ struct InspectionTests {
         try terminal.call(["op": "role.revoke", "user": "kansa", "role": "security-manager"])
         try terminal.sql("UPDATE audit SET target = 'sato' WHERE seq = 1;")
         try terminal.pamService("sudo", goodSudo)
-        try terminal.pamService("sshd", try String(contentsOf: repository.appendingPathComponent("pam/examples/sshd"), encoding: .utf8))
+        try terminal.pamService(
+            "sshd", try String(contentsOf: repository.appendingPathComponent("pam/examples/sshd"), encoding: .utf8))
         let recorded = try terminal.mamori(["review", "record", "--note", "FY2026 review with HR"])
         #expect(recorded.status == 0, "\(recorded.stderr)")
 
@@ -167,7 +203,8 @@ struct InspectionTests {
     @Test("an unentitled caller is refused, and the run is recorded")
     func permissions() throws {
         let terminal = try Terminal()
-        let replies = try callAsNobody(socket: terminal.daemon.socketPath, lines: [#"{"op":"inspect"}"#, #"{"op":"review.record"}"#])
+        let replies = try callAsNobody(
+            socket: terminal.daemon.socketPath, lines: [#"{"op":"inspect"}"#, #"{"op":"review.record"}"#])
         #expect(replies.allSatisfy { $0.contains(#""code":"denied""#) }, "\(replies)")
         // An empty PAM folder is not a pass: nothing was checked.
         #expect(try terminal.inspect().1["pam-services"]?.status == "warn")

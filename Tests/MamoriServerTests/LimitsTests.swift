@@ -14,7 +14,8 @@ struct LimitsTests {
             Thread.detachNewThread {
                 defer { group.leave() }
                 guard let client = try? LineClient(path: daemon.socketPath),
-                    let reply = try? client.request(#"{"op":"authenticate","user":"u\#(index)","password":"x","code":"1"}"#)
+                    let reply = try? client.request(
+                        #"{"op":"authenticate","user":"u\#(index)","password":"x","code":"1"}"#)
                 else { return }
                 replies.add(reply)
             }
@@ -52,7 +53,8 @@ struct LimitsTests {
         // Argon2 made slow on purpose (more than the 1-second idle time-out per hash).
         let daemon = try DaemonHarness()
         let settings = daemon.policyDirectory + "/settings.yaml"
-        let text = try String(contentsOfFile: settings, encoding: .utf8).replacingOccurrences(of: "iterations: 3", with: "iterations: 40")
+        let text = try String(contentsOfFile: settings, encoding: .utf8).replacingOccurrences(
+            of: "iterations: 3", with: "iterations: 40")
         try text.write(toFile: settings, atomically: true, encoding: .utf8)
         #expect(try daemon.start(extraConfiguration: "idle-timeout-seconds: 1") == nil, "\(daemon.log)")
         let client = try LineClient(path: daemon.socketPath, timeoutSeconds: 60)
@@ -84,6 +86,14 @@ struct LimitsTests {
 final class Replies: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: [String] = []
-    func add(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
-    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
+    func add(_ line: String) {
+        lock.lock()
+        stored.append(line)
+        lock.unlock()
+    }
+    var lines: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return stored
+    }
 }

@@ -25,13 +25,16 @@ struct PAMTests {
 
     func writeService(_ name: String, socket: String, extra: String = "") throws {
         let module = Self.build + "/pam_mamori.so"
-        try ["auth", "account", "session", "password"].map { "\($0) required \(module) socket=\(socket) timeout=1500 \(extra)" }
-            .joined(separator: "\n").appending("\n")
-            .write(toFile: confdir + "/" + name, atomically: true, encoding: .utf8)
+        try ["auth", "account", "session", "password"].map {
+            "\($0) required \(module) socket=\(socket) timeout=1500 \(extra)"
+        }
+        .joined(separator: "\n").appending("\n")
+        .write(toFile: confdir + "/" + name, atomically: true, encoding: .utf8)
     }
 
     /// Runs the harness; returns its output lines.
-    func pam(_ user: String, _ phases: String, _ answers: [String], service: String = "mamori-test") throws -> [String] {
+    func pam(_ user: String, _ phases: String, _ answers: [String], service: String = "mamori-test") throws -> [String]
+    {
         let result = try Subprocess.run(Self.build + "/pam_harness", [confdir, service, user, phases] + answers)
         #expect(result.status == 0, "\(result.stderr)")
         return result.stdout.split(separator: "\n").map(String.init)
@@ -47,10 +50,13 @@ struct PAMTests {
         #expect(Array(lines.prefix(2)) == Self.prompts)
         #expect(lines[2] == "auth 0 PAM_SUCCESS")
         #expect(lines[3] == "open 0 PAM_SUCCESS")
-        let session = try #require(lines.first { $0.hasPrefix("env MAMORI_SESSION=") }?.dropFirst("env MAMORI_SESSION=".count))
+        let session = try #require(
+            lines.first { $0.hasPrefix("env MAMORI_SESSION=") }?.dropFirst("env MAMORI_SESSION=".count))
         #expect(session.count == 32)
         let client = try LineClient(path: daemon.socketPath)
-        let decision = try client.call(["op": "authorize", "session": String(session), "action": "asset.read", "resource": "point.participants"])
+        let decision = try client.call([
+            "op": "authorize", "session": String(session), "action": "asset.read", "resource": "point.participants",
+        ])
         #expect(decision["effect"] as? String == "allow", "\(decision)")
     }
 
@@ -74,7 +80,8 @@ struct PAMTests {
     @Test("a recovery code stands in for the TOTP code")
     func recovery() throws {
         let client = try LineClient(path: daemon.socketPath)
-        let codes = try #require(try client.call(["op": "recovery.issue", "user": "tanaka", "count": 2])["codes"] as? [String])
+        let codes = try #require(
+            try client.call(["op": "recovery.issue", "user": "tanaka", "count": 2])["codes"] as? [String])
         #expect(try pam("tanaka", "auth", ["pw-tanaka-1", codes[0]]).last == "auth 0 PAM_SUCCESS")
         #expect(try pam("tanaka", "auth", ["pw-tanaka-1", codes[0]]).last == "auth 7 PAM_AUTH_ERR")
     }
@@ -90,12 +97,18 @@ struct PAMTests {
     func accountAndPassword() throws {
         #expect(try pam("tanaka", "account", []).last == "account 12 PAM_NEW_AUTHTOK_REQD")
         let change = try pam("tanaka", "chauthtok", ["pw-tanaka-1", "a brand new password", "a brand new password"])
-        #expect(change == ["prompt-off Current password: ", "prompt-off New password: ", "prompt-off Retype new password: ", "chauthtok 0 PAM_SUCCESS"])
+        #expect(
+            change == [
+                "prompt-off Current password: ", "prompt-off New password: ", "prompt-off Retype new password: ",
+                "chauthtok 0 PAM_SUCCESS",
+            ])
         #expect(try pam("tanaka", "account", []).last == "account 0 PAM_SUCCESS")
         #expect(try pam("tanaka", "auth", ["a brand new password", try code()]).last == "auth 0 PAM_SUCCESS")
         // A contractor's role does not take effect in the My Number zone: refused.
         let client = try LineClient(path: daemon.socketPath)
-        try enrol(client, user: "vendor", password: "vendor password", roles: ["contractor"], organisation: "information-policy")
+        try enrol(
+            client, user: "vendor", password: "vendor password", roles: ["contractor"],
+            organisation: "information-policy")
         #expect(try pam("vendor", "account", []).last == "account 6 PAM_PERM_DENIED")
         #expect(try pam("someone-else", "account", []).last == "account 10 PAM_USER_UNKNOWN")
     }
@@ -126,7 +139,8 @@ struct PAMTests {
                 c, _ = s.accept(); held.append(c)
             """
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-        let listener = try Subprocess.spawn("/usr/bin/python3", ["-c", script, hanging], stdin: null, stdout: null, stderr: null)
+        let listener = try Subprocess.spawn(
+            "/usr/bin/python3", ["-c", script, hanging], stdin: null, stdout: null, stderr: null)
         close(null)
         defer {
             kill(listener, SIGKILL)
@@ -142,8 +156,9 @@ struct PAMTests {
 
     @Test("the example login stack: Mamori decides; when mamorid is down only root may fall through")
     func exampleLoginStack() throws {
-        let example = try String(contentsOfFile: URL(fileURLWithPath: Self.build).deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("pam/examples/login").path, encoding: .utf8)
+        let example = try String(
+            contentsOfFile: URL(fileURLWithPath: Self.build).deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("pam/examples/login").path, encoding: .utf8)
         func install(_ name: String, socket: String) throws {
             let text = example.replacingOccurrences(of: " pam_mamori.so", with: " \(Self.build)/pam_mamori.so")
                 .replacingOccurrences(of: "socket=/run/mamori/mamori.sock", with: "socket=\(socket)")
@@ -152,8 +167,12 @@ struct PAMTests {
         }
         try install("login-up", socket: daemon.socketPath)
         let prompts = ["prompt-off パスワード: ", "prompt-off 確認コード: "]
-        #expect(try pam("tanaka", "auth", ["pw-tanaka-1", try code()], service: "login-up") == prompts + ["auth 0 PAM_SUCCESS"])
-        #expect(try pam("tanaka", "auth", ["wrong", "000000"], service: "login-up") == prompts + ["auth 7 PAM_AUTH_ERR"])
+        #expect(
+            try pam("tanaka", "auth", ["pw-tanaka-1", try code()], service: "login-up") == prompts + [
+                "auth 0 PAM_SUCCESS"
+            ])
+        #expect(
+            try pam("tanaka", "auth", ["wrong", "000000"], service: "login-up") == prompts + ["auth 7 PAM_AUTH_ERR"])
         try install("login-down", socket: daemon.folder.appendingPathComponent("gone.sock").path)
         // Not root: pam_succeed_if stops the fall-through; no password prompt from pam_unix.
         #expect(try pam("tanaka", "auth", [], service: "login-down") == ["auth 7 PAM_AUTH_ERR"])
@@ -177,18 +196,22 @@ struct PAMTests {
         let services = daemon.folder.appendingPathComponent("wrapped").path
         try FileManager.default.createDirectory(atPath: services, withIntermediateDirectories: true)
         let stack = try String(contentsOfFile: confdir + "/mamori-test", encoding: .utf8)
-        for name in ["mamori", "other"] { try stack.write(toFile: services + "/" + name, atomically: true, encoding: .utf8) }
+        for name in ["mamori", "other"] {
+            try stack.write(toFile: services + "/" + name, atomically: true, encoding: .utf8)
+        }
         var environment = ProcessInfo.processInfo.environment
         environment["LD_PRELOAD"] = "libpam_wrapper.so"
         environment["PAM_WRAPPER"] = "1"
         environment["PAM_WRAPPER_SERVICE_DIR"] = services
         let right = try Subprocess.run(
-            "pamtester", ["mamori", "tanaka", "authenticate"], input: Array("pw-tanaka-1\n\(try code())\n".utf8), environment: environment
+            "pamtester", ["mamori", "tanaka", "authenticate"], input: Array("pw-tanaka-1\n\(try code())\n".utf8),
+            environment: environment
         )
         #expect(right.status == 0, "\(right.stderr)")
         #expect(right.stdout.contains("successfully authenticated"))
         let wrong = try Subprocess.run(
-            "pamtester", ["mamori", "tanaka", "authenticate"], input: Array("pw-tanaka-1\n000000\n".utf8), environment: environment
+            "pamtester", ["mamori", "tanaka", "authenticate"], input: Array("pw-tanaka-1\n000000\n".utf8),
+            environment: environment
         )
         #expect(wrong.status != 0)
         #expect(wrong.stderr.contains("Authentication failure"))
@@ -197,10 +220,13 @@ struct PAMTests {
 
     @Test("the harness under valgrind: no memory errors, nothing definitely lost")
     func valgrind() throws {
-        let result = try Subprocess.run("valgrind", [
-            "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
-            Self.build + "/pam_harness", confdir, "mamori-test", "tanaka", "auth,account,open,close", "pw-tanaka-1", try code(),
-        ])
+        let result = try Subprocess.run(
+            "valgrind",
+            [
+                "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                Self.build + "/pam_harness", confdir, "mamori-test", "tanaka", "auth,account,open,close", "pw-tanaka-1",
+                try code(),
+            ])
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         #expect(result.stdout.contains("auth 0 PAM_SUCCESS"))
         #expect(result.stderr.contains("ERROR SUMMARY: 0 errors"))

@@ -34,7 +34,9 @@ extension Dictionary where Key == String, Value == Any {
 
 /// Creates a user with a password, a confirmed TOTP device and roles; returns the base32 seed.
 @discardableResult
-func enrol(_ client: LineClient, user: String, password: String, roles: [String], organisation: String = "planning") throws -> String {
+func enrol(_ client: LineClient, user: String, password: String, roles: [String], organisation: String = "planning")
+    throws -> String
+{
     #expect(try client.call(["op": "user.add", "user": user, "kind": "staff", "organisation": organisation]).ok)
     #expect(try client.call(["op": "user.passwd", "user": user, "password": password]).ok)
     let begin = try client.call(["op": "totp.enroll.begin", "user": user])
@@ -54,7 +56,8 @@ func callAsNobody(socket: String, lines: [String]) throws -> [String] {
             f.write(line.encode() + b"\\n"); f.flush(); print(f.readline().decode().strip())
         """
     let result = try Subprocess.run(
-        "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket] + lines
+        "setpriv",
+        ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, socket] + lines
     )
     guard result.status == 0 else { throw SubprocessError(description: "client failed: \(result.stderr)") }
     return result.stdout.split(separator: "\n").map(String.init)

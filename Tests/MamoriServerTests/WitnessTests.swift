@@ -14,17 +14,24 @@ struct WitnessTests {
         let daemon = try startDaemon(configuration: "checkpoint-entries: 5")
         let client = try LineClient(path: daemon.socketPath)
         for index in 0..<18 {
-            #expect(try client.call(["op": "user.add", "user": "w\(index)", "kind": "staff", "organisation": "planning"]).ok)
+            #expect(
+                try client.call(["op": "user.add", "user": "w\(index)", "kind": "staff", "organisation": "planning"]).ok
+            )
         }
         daemon.stop()
         return daemon
     }
 
     static func sql(_ daemon: DaemonHarness, _ statements: String) throws {
-        let result = try Subprocess.run("/usr/bin/python3", ["-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1]); db.executescript(sys.argv[2]); db.commit()
-            """, daemon.stateDirectory + "/mamori.sqlite", statements])
+        let result = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1]); db.executescript(sys.argv[2]); db.commit()
+                """, daemon.stateDirectory + "/mamori.sqlite", statements,
+            ])
         #expect(result.status == 0, "\(result.stderr)")
     }
 
@@ -41,12 +48,18 @@ struct WitnessTests {
         #expect(daemon.log.contains("mamori audit head seq=\(head) hash="))
         var info = stat()
         #expect(stat(Self.witnessPath(daemon), &info) == 0 && info.st_mode & 0o077 == 0)
-        let result = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, daemon.stateDirectory + "/mamori.sqlite",
-                                                             "--witness", Self.witnessPath(daemon)])
+        let result = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                AuditVerifyTests.pythonVerifier, daemon.stateDirectory + "/mamori.sqlite",
+                "--witness", Self.witnessPath(daemon),
+            ])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
     }
 
-    @Test("entries cut off the end with their checkpoints: BROKEN at start, in status, verify, offline verify and inspect")
+    @Test(
+        "entries cut off the end with their checkpoints: BROKEN at start, in status, verify, offline verify and inspect"
+    )
     func cutWithCheckpoints() throws {
         let daemon = try Self.stoppedDaemon()
         try Self.sql(daemon, "DELETE FROM audit WHERE seq > 10; DELETE FROM checkpoints WHERE audit_seq > 10;")
@@ -54,13 +67,19 @@ struct WitnessTests {
         let export = try AuditVerifyTests.export(daemon.stateDirectory + "/mamori.sqlite")
         let alone = try Subprocess.run(Self.mamori, ["audit", "verify", "--export", export])
         #expect(alone.status == 0, "\(alone.stdout)")
-        let offline = try Subprocess.run(Self.mamori, [
-            "audit", "verify", "--export", export, "--witness", Self.witnessPath(daemon),
-        ])
+        let offline = try Subprocess.run(
+            Self.mamori,
+            [
+                "audit", "verify", "--export", export, "--witness", Self.witnessPath(daemon),
+            ])
         #expect(offline.status == 1)
         #expect(offline.stdout.contains("but the witness outside the database signed entry"), "\(offline.stdout)")
-        let python = try Subprocess.run("/usr/bin/python3", [AuditVerifyTests.pythonVerifier, daemon.stateDirectory + "/mamori.sqlite",
-                                                             "--witness", Self.witnessPath(daemon)])
+        let python = try Subprocess.run(
+            "/usr/bin/python3",
+            [
+                AuditVerifyTests.pythonVerifier, daemon.stateDirectory + "/mamori.sqlite",
+                "--witness", Self.witnessPath(daemon),
+            ])
         #expect(python.status == 1)
         #expect(python.stdout.contains("but the witness outside the database signed entry"), "\(python.stdout)")
         #expect(try daemon.start() == nil)

@@ -81,7 +81,8 @@ struct ClockTests {
         let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
         func attempt(_ password: String) async throws -> Reply {
             try await service.call([
-                "op": "authenticate", "user": "mori", "password": .string(password), "code": .string(try service.code(seed)),
+                "op": "authenticate", "user": "mori", "password": .string(password),
+                "code": .string(try service.code(seed)),
             ])
         }
         func locked() async throws -> Bool {

@@ -11,27 +11,36 @@ struct EveryOperationTests {
         let service = try await InProcessService()
         let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
         let login = try await service.call([
-            "op": "authenticate", "user": "mori", "password": "mori password", "code": .string(try service.code(seed, offset: 30)),
+            "op": "authenticate", "user": "mori", "password": "mori password",
+            "code": .string(try service.code(seed, offset: 30)),
         ])
         let ticket = try #require(login.string("ticket"), "\(login)")
         let session = try #require(
-            try await service.call(["op": "session.open", "ticket": .string(ticket), "service": "login"]).string("session")
+            try await service.call(["op": "session.open", "ticket": .string(ticket), "service": "login"]).string(
+                "session")
         )
-        var served: Set<String> = ["user.add", "user.passwd", "totp.enroll.begin", "totp.enroll.confirm", "role.grant",
-                                   "authenticate", "session.open"]
+        var served: Set<String> = [
+            "user.add", "user.passwd", "totp.enroll.begin", "totp.enroll.confirm", "role.grant",
+            "authenticate", "session.open",
+        ]
         let requests: [[String: JSONValue]] = [
             ["op": "status"],
             ["op": "account", "user": "mori", "service": "login"],
             ["op": "authorize", "session": .string(session), "action": "mamori.status", "resource": "mamori:status"],
-            ["op": "authorize", "user": "mori", "action": "asset.read", "resource": "point.participants",
-             "zone": "mynumber", "factors": .array(["password", "totp"])],
+            [
+                "op": "authorize", "user": "mori", "action": "asset.read", "resource": "point.participants",
+                "zone": "mynumber", "factors": .array(["password", "totp"]),
+            ],
             ["op": "user.show", "user": "mori"],
             ["op": "user.list"],
             ["op": "user.roles", "user": "mori"],
             ["op": "user.disable", "user": "mori"],
             ["op": "user.enable", "user": "mori"],
             ["op": "user.unlock", "user": "mori"],
-            ["op": "password.change", "user": "mori", "old_password": "mori password", "new_password": "a new passphrase"],
+            [
+                "op": "password.change", "user": "mori", "old_password": "mori password",
+                "new_password": "a new passphrase",
+            ],
             ["op": "recovery.issue", "user": "mori", "count": 2],
             ["op": "role.list"],
             ["op": "policy.status"],

@@ -3,9 +3,10 @@ import Logging
 import MamoriCore
 import MamoriProtocol
 import MamoriSQLite
-@testable import MamoriServer
 import MamoriTestSupport
 import Synchronization
+
+@testable import MamoriServer
 
 /// A clock the test sets: time moves only when the test moves it.
 final class ManualClock: WallClock {
@@ -37,7 +38,8 @@ final class InProcessService: @unchecked Sendable {
 
     init(clock: ManualClock = ManualClock()) async throws {
         self.clock = clock
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamori-service-\(UUID().uuidString.prefix(8))")
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mamori-service-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let policies = folder.appendingPathComponent("policies").path
         try FileManager.default.copyItem(atPath: DaemonHarness.repositoryPolicies, toPath: policies)
@@ -111,7 +113,9 @@ final class InProcessService: @unchecked Sendable {
         guard let secret = try await call(["op": "totp.enroll.begin", "user": .string(user)]).string("secret") else {
             throw SubprocessError(description: "no secret")
         }
-        let confirm = try await call(["op": "totp.enroll.confirm", "user": .string(user), "code": .string(try code(secret))])
+        let confirm = try await call([
+            "op": "totp.enroll.confirm", "user": .string(user), "code": .string(try code(secret)),
+        ])
         guard confirm.ok else { throw SubprocessError(description: "confirm: \(confirm)") }
         for role in roles {
             let grant = try await call(["op": "role.grant", "user": .string(user), "role": .string(role)])

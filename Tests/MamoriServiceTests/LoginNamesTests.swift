@@ -1,9 +1,10 @@
 import Foundation
-@testable import MamoriServer
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
+
+@testable import MamoriServer
 
 /// Callers' names come from the password database off the event loop; a database that hangs must
 /// not queue work for every connection, nor make the operators wait.

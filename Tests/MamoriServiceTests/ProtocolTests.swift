@@ -16,11 +16,14 @@ struct ProtocolTests {
         let published = try String(
             contentsOf: Self.repository.appendingPathComponent("docs/protocol-v1.schema.json"), encoding: .utf8
         )
-        #expect(published == ProtocolSchema.text, "regenerate it: .build/debug/mamori schema > docs/protocol-v1.schema.json")
-        let definitions = try #require(ProtocolSchema.document["$defs"].flatMap { value -> [String: JSONValue]? in
-            if case .object(let object) = value { return object }
-            return nil
-        })
+        #expect(
+            published == ProtocolSchema.text, "regenerate it: .build/debug/mamori schema > docs/protocol-v1.schema.json"
+        )
+        let definitions = try #require(
+            ProtocolSchema.document["$defs"].flatMap { value -> [String: JSONValue]? in
+                if case .object(let object) = value { return object }
+                return nil
+            })
         #expect(definitions.count == WireOperation.allCases.count * 2 + 1)
     }
 
@@ -67,27 +70,36 @@ struct ProtocolTests {
     func declaredLimits() {
         // Byte limits count UTF-8 bytes: 22 three-byte characters are 66 bytes, over the user's 64.
         let longName = String(repeating: "長", count: 22)
-        #expect(read(#"{"op":"x","user":"\#(longName)"}"#) { try $0.string(.user) }.failureMessage
-            == "The field \"user\" is longer than 64 bytes.")
+        #expect(
+            read(#"{"op":"x","user":"\#(longName)"}"#) { try $0.string(.user) }.failureMessage
+                == "The field \"user\" is longer than 64 bytes.")
         #expect(read(#"{"op":"x","user":"tanaka"}"#) { try $0.string(.user) }.value == "tanaka")
         #expect(read(#"{"op":"x"}"#) { try $0.string(.user) }.failureMessage == "The field \"user\" is required.")
-        #expect(read(#"{"op":"x","user":7}"#) { try $0.string(.user) }.failureMessage == "The field \"user\" must be a string.")
-        #expect(read(#"{"op":"x","kind":"intern"}"#) { try $0.optionalString(.kind) }.failureMessage
-            == "The field \"kind\" must be one of contractor, fiscal-year-staff, service, staff.")
-        #expect(read(#"{"op":"x","count":21}"#) { try $0.optionalInteger(.count) }.failureMessage
-            == "The field \"count\" must be a whole number from 1 to 20.")
-        #expect(read(#"{"op":"x","count":2.5}"#) { try $0.optionalInteger(.count) }.failureMessage
-            == "The field \"count\" must be a whole number.")
+        #expect(
+            read(#"{"op":"x","user":7}"#) { try $0.string(.user) }.failureMessage
+                == "The field \"user\" must be a string.")
+        #expect(
+            read(#"{"op":"x","kind":"intern"}"#) { try $0.optionalString(.kind) }.failureMessage
+                == "The field \"kind\" must be one of contractor, fiscal-year-staff, service, staff.")
+        #expect(
+            read(#"{"op":"x","count":21}"#) { try $0.optionalInteger(.count) }.failureMessage
+                == "The field \"count\" must be a whole number from 1 to 20.")
+        #expect(
+            read(#"{"op":"x","count":2.5}"#) { try $0.optionalInteger(.count) }.failureMessage
+                == "The field \"count\" must be a whole number.")
         #expect(read(#"{"op":"x","count":20}"#) { try $0.optionalInteger(.count) }.value == 20)
-        #expect(read(#"{"op":"x","factors":["password","sms"]}"#) { try $0.optionalStrings(.factors) }.failureMessage
-            == "The field \"factors\" must be one of password, recovery-code, totp.")
-        #expect(read(#"{"op":"x","factors":["totp","totp","totp","totp","totp","totp","totp","totp","totp"]}"#) {
-            try $0.optionalStrings(.factors)
-        }.failureMessage == "The field \"factors\" has more than 8 items.")
+        #expect(
+            read(#"{"op":"x","factors":["password","sms"]}"#) { try $0.optionalStrings(.factors) }.failureMessage
+                == "The field \"factors\" must be one of password, recovery-code, totp.")
+        #expect(
+            read(#"{"op":"x","factors":["totp","totp","totp","totp","totp","totp","totp","totp","totp"]}"#) {
+                try $0.optionalStrings(.factors)
+            }.failureMessage == "The field \"factors\" has more than 8 items.")
         let since = read(#"{"op":"x","since":"2026-04-01T00:00:00+09:00"}"#) { try $0.optionalTime(.since) }.value
         #expect(since == Date(timeIntervalSince1970: 1_774_969_200))
-        #expect(read(#"{"op":"x","before":"2026-04-01"}"#) { try $0.time(.before) }.failureMessage
-            == "The field \"before\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00.")
+        #expect(
+            read(#"{"op":"x","before":"2026-04-01"}"#) { try $0.time(.before) }.failureMessage
+                == "The field \"before\" must be an ISO 8601 time with an offset, such as 2026-04-01T00:00:00+09:00.")
     }
 }
 

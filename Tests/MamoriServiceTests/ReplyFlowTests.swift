@@ -1,5 +1,6 @@
-@testable import MamoriServer
 import Testing
+
+@testable import MamoriServer
 
 /// The connection's flow rules without a channel: the order of replies, the bound on requests in
 /// flight, held reads, one flush a burst, and when an idle connection may close.

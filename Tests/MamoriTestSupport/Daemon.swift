@@ -1,7 +1,8 @@
 public import Foundation
 import MamoriProtocol
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `mamorid` started for a test: its own state folder, socket and policy copy in a
@@ -37,14 +38,14 @@ public final class DaemonHarness: @unchecked Sendable {
     public func start(extraConfiguration: String = "", timeout: TimeInterval = 20) throws -> Int32? {
         let configuration = folder.appendingPathComponent("mamorid.yaml")
         try """
-            state-directory: \(stateDirectory)
-            socket: \(socketPath)
-            policies: \(policyDirectory)
-            zone: mynumber
-            terminal: test-terminal
-            log-level: debug
-            \(extraConfiguration)
-            """.write(to: configuration, atomically: true, encoding: .utf8)
+        state-directory: \(stateDirectory)
+        socket: \(socketPath)
+        policies: \(policyDirectory)
+        zone: mynumber
+        terminal: test-terminal
+        log-level: debug
+        \(extraConfiguration)
+        """.write(to: configuration, atomically: true, encoding: .utf8)
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         }

@@ -52,7 +52,9 @@ public enum Subprocess {
             close(stdout)
             close(stderr)
         }
-        guard stdin >= 0, stdout >= 0, stderr >= 0 else { throw SubprocessError(description: "cannot open temporary files") }
+        guard stdin >= 0, stdout >= 0, stderr >= 0 else {
+            throw SubprocessError(description: "cannot open temporary files")
+        }
         let pid = try spawn(path, arguments, environment: environment, stdin: stdin, stdout: stdout, stderr: stderr)
         let status = wait(for: pid)
         return ProcessResult(
@@ -96,7 +98,9 @@ public enum Subprocess {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let result = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw SubprocessError(description: "cannot start \(path): \(String(cString: strerror(result)))") }
+        guard result == 0 else {
+            throw SubprocessError(description: "cannot start \(path): \(String(cString: strerror(result)))")
+        }
         return pid
     }
 
@@ -136,7 +140,8 @@ public enum Subprocess {
     /// The folder holding this build's products (`.build/debug` or `.build/release`): the one that
     /// holds the running test binary.
     public static var productsDirectory: URL {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: executable).deletingLastPathComponent()
     }

@@ -26,8 +26,10 @@ public enum AuditChain {
         public let hash: [UInt8]
 
         public init(
-            sequence: Int64, timeMillis: Int64, actorUID: Int?, actor: String, event: String, target: String, outcome: String,
-            detailJSON: String, terminal: String, zone: String, policyRevision: String, previousHash: [UInt8], hash: [UInt8]
+            sequence: Int64, timeMillis: Int64, actorUID: Int?, actor: String, event: String, target: String,
+            outcome: String,
+            detailJSON: String, terminal: String, zone: String, policyRevision: String, previousHash: [UInt8],
+            hash: [UInt8]
         ) {
             self.sequence = sequence
             self.timeMillis = timeMillis
@@ -47,7 +49,8 @@ public enum AuditChain {
         /// The text this entry's hash covers.
         public var canonicalJSON: String {
             AuditEntry.canonicalJSON(
-                timeMillis: timeMillis, actorUID: actorUID, actor: actor, event: event, target: target, outcome: outcome,
+                timeMillis: timeMillis, actorUID: actorUID, actor: actor, event: event, target: target,
+                outcome: outcome,
                 detailJSON: detailJSON, terminal: terminal, zone: zone, policyRevision: policyRevision
             )
         }
@@ -58,7 +61,8 @@ public enum AuditChain {
         public var entry: AuditEntry {
             let detail = (try? JSONDecoder().decode([String: String].self, from: Data(detailJSON.utf8))) ?? [:]
             return AuditEntry(
-                time: time, actorUID: actorUID, actor: actor, event: event, target: target, outcome: outcome, detail: detail,
+                time: time, actorUID: actorUID, actor: actor, event: event, target: target, outcome: outcome,
+                detail: detail,
                 terminal: terminal, zone: zone, policyRevision: policyRevision
             )
         }
@@ -153,7 +157,8 @@ public struct AuditReport: Sendable {
     /// The same report with one more problem (one found outside the entries, such as a missing witness).
     public func adding(_ problem: AuditChain.Problem) -> AuditReport {
         AuditReport(
-            entryCount: entryCount, firstSequence: firstSequence, lastSequence: lastSequence, prunedThrough: prunedThrough,
+            entryCount: entryCount, firstSequence: firstSequence, lastSequence: lastSequence,
+            prunedThrough: prunedThrough,
             prunedThroughTime: prunedThroughTime, oldestEntryTime: oldestEntryTime, checkpointCount: checkpointCount,
             lastCheckpoint: lastCheckpoint, signaturesChecked: signaturesChecked, problems: problems + [problem]
         )
@@ -195,7 +200,8 @@ public struct AuditVerifier: Sendable {
         signaturesChecked = publicKey != nil
         var witness = witness
         if let publicKey, let candidate = witness,
-            case .success(let checked) = AuditCheckpoint.validating([candidate], publicKey: publicKey), checked.valid.isEmpty
+            case .success(let checked) = AuditCheckpoint.validating([candidate], publicKey: publicKey),
+            checked.valid.isEmpty
         {
             problems.append(.witnessMismatch(sequence: candidate.sequence))
             witness = nil
@@ -257,11 +263,15 @@ public struct AuditVerifier: Sendable {
         }
         if let signed = expected[stored.sequence] {
             matched.insert(stored.sequence)
-            if !constantTimeEquals(signed, stored.hash) { problems.append(.checkpointMismatch(sequence: stored.sequence)) }
+            if !constantTimeEquals(signed, stored.hash) {
+                problems.append(.checkpointMismatch(sequence: stored.sequence))
+            }
         }
         if let witness, witness.sequence == stored.sequence {
             witnessMatched = true
-            if !constantTimeEquals(witness.headHash, stored.hash) { problems.append(.witnessMismatch(sequence: stored.sequence)) }
+            if !constantTimeEquals(witness.headHash, stored.hash) {
+                problems.append(.witnessMismatch(sequence: stored.sequence))
+            }
         }
         previous = (stored.sequence, stored.hash)
     }
@@ -288,7 +298,8 @@ public struct AuditVerifier: Sendable {
             }
         }
         return AuditReport(
-            entryCount: count, firstSequence: first?.sequence, lastSequence: previous?.sequence, prunedThrough: prunedThrough,
+            entryCount: count, firstSequence: first?.sequence, lastSequence: previous?.sequence,
+            prunedThrough: prunedThrough,
             prunedThroughTime: prunedThroughTime, oldestEntryTime: first?.time, checkpointCount: checkpoints.count,
             lastCheckpoint: checkpoints.max { $0.sequence < $1.sequence }, signaturesChecked: signaturesChecked,
             problems: problems
@@ -341,9 +352,13 @@ extension AuditReport {
             guard holds else {
                 return problems.map { "BROKEN: \($0)" } + ["\(problems.count) problem(s) in \(entries) entries."]
             }
-            var lines = ["The audit chain holds: \(entries) entries, the last is \(lastSequence.map { "\($0)" } ?? "none")."]
+            var lines = [
+                "The audit chain holds: \(entries) entries, the last is \(lastSequence.map { "\($0)" } ?? "none")."
+            ]
             if prunedThrough > 0 {
-                lines.append("Entries 1–\(prunedThrough) were pruned; the trail starts at \(prunedThrough + 1), from \(oldestEntry ?? "?").")
+                lines.append(
+                    "Entries 1–\(prunedThrough) were pruned; the trail starts at \(prunedThrough + 1), from \(oldestEntry ?? "?")."
+                )
             }
             if checkpoints > 0 {
                 let last = lastCheckpointSequence.map { "\($0)" } ?? "none"
@@ -359,9 +374,11 @@ extension AuditReport {
 
     public var summary: Summary {
         Summary(
-            holds: holds, entries: entryCount, firstSequence: firstSequence, lastSequence: lastSequence, prunedThrough: prunedThrough,
+            holds: holds, entries: entryCount, firstSequence: firstSequence, lastSequence: lastSequence,
+            prunedThrough: prunedThrough,
             oldestEntry: oldestEntryTime?.formatted(.iso8601), checkpoints: checkpointCount,
-            lastCheckpointSequence: lastCheckpoint?.sequence, lastCheckpointTime: lastCheckpoint?.time.formatted(.iso8601),
+            lastCheckpointSequence: lastCheckpoint?.sequence,
+            lastCheckpointTime: lastCheckpoint?.time.formatted(.iso8601),
             signaturesChecked: signaturesChecked, problems: problems.map(\.description)
         )
     }

@@ -1,5 +1,5 @@
-public import Foundation
 internal import Crypto
+public import Foundation
 
 /// A signed statement "the audit chain's entry N has hash H", made every so many entries and at
 /// shutdown with an Ed25519 key kept in the state folder. Whoever rewrites the whole chain
@@ -72,7 +72,8 @@ public struct AuditSigner: Sendable {
     public func sign(sequence: Int64, headHash: [UInt8], time: Date, previous: [UInt8]) -> AuditCheckpoint {
         let message = AuditCheckpoint.message(sequence: sequence, headHash: headHash, time: time, previous: previous)
         let signature = (try? key.signature(for: message)).map { Array($0) } ?? []
-        return AuditCheckpoint(sequence: sequence, headHash: headHash, time: time, previous: previous, signature: signature)
+        return AuditCheckpoint(
+            sequence: sequence, headHash: headHash, time: time, previous: previous, signature: signature)
     }
 }
 
@@ -86,7 +87,9 @@ extension AuditCheckpoint {
     struct BadKey: Error {}
 
     static func validating(_ checkpoints: [AuditCheckpoint], publicKey: [UInt8]) -> Result<Validation, BadKey> {
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else { return .failure(BadKey()) }
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else {
+            return .failure(BadKey())
+        }
         var valid: [AuditCheckpoint] = []
         var forged: [AuditCheckpoint] = []
         for checkpoint in checkpoints {

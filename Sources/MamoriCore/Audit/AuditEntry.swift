@@ -1,5 +1,5 @@
-public import Foundation
 internal import Crypto
+public import Foundation
 
 /// One entry of the audit trail. Nothing secret belongs in any field.
 public struct AuditEntry: Sendable, Hashable {
@@ -43,7 +43,8 @@ public struct AuditEntry: Sendable, Hashable {
         detail: [String: String] = [:], terminal: String, zone: String, policyRevision: String
     ) {
         self.init(
-            time: time, actorUID: actorUID, actor: actor, event: event.rawValue, target: target, outcome: outcome.rawValue,
+            time: time, actorUID: actorUID, actor: actor, event: event.rawValue, target: target,
+            outcome: outcome.rawValue,
             detail: detail, terminal: terminal, zone: zone, policyRevision: policyRevision
         )
     }
@@ -56,7 +57,8 @@ public struct AuditEntry: Sendable, Hashable {
     public var canonicalJSON: String {
         Self.canonicalJSON(
             timeMillis: Self.milliseconds(time), actorUID: actorUID, actor: actor, event: event, target: target,
-            outcome: outcome, detailJSON: canonicalDetail, terminal: terminal, zone: zone, policyRevision: policyRevision
+            outcome: outcome, detailJSON: canonicalDetail, terminal: terminal, zone: zone,
+            policyRevision: policyRevision
         )
     }
 

@@ -19,7 +19,8 @@ extension AuditVerifier {
     public static func verify(
         _ reader: some AuditPageReader, publicKey: [UInt8]?, witness: AuditCheckpoint? = nil, pageSize: Int = 5_000
     ) async throws -> AuditReport {
-        var verifier = AuditVerifier(checkpoints: try await reader.checkpoints(), publicKey: publicKey, witness: witness)
+        var verifier = AuditVerifier(
+            checkpoints: try await reader.checkpoints(), publicKey: publicKey, witness: witness)
         var after: Int64 = 0
         while true {
             let page = try await reader.auditPage(after: after, limit: pageSize)

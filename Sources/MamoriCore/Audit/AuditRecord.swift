@@ -38,7 +38,8 @@ public struct AuditRecord: Codable, Sendable, Hashable {
 
     /// The column names, in export order (CSV header, JSON keys).
     public static let columns = [
-        "seq", "time", "actor_uid", "actor", "event", "target", "outcome", "detail", "terminal", "zone", "policy_revision", "hash",
+        "seq", "time", "actor_uid", "actor", "event", "target", "outcome", "detail", "terminal", "zone",
+        "policy_revision", "hash",
     ]
 
     enum CodingKeys: String, CodingKey {
@@ -99,6 +100,7 @@ public struct AuditRecord: Codable, Sendable, Hashable {
     public var summaryLine: String {
         let details = detail.keys.sorted().map { "\($0)=\(detail[$0] ?? "")" }.joined(separator: " ")
         let uid = actorUID.map { " (uid \($0))" } ?? ""
-        return "#\(seq) \(time) \(event) \(outcome) \(actor)\(uid) → \(target)" + (details.isEmpty ? "" : "  \(details)")
+        return "#\(seq) \(time) \(event) \(outcome) \(actor)\(uid) → \(target)"
+            + (details.isEmpty ? "" : "  \(details)")
     }
 }

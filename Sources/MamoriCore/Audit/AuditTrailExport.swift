@@ -59,14 +59,17 @@ public enum AuditTrailExport {
 
         /// The checkpoint, or nil when a hash or the signature is not well formed.
         public var checkpoint: AuditCheckpoint? {
-            guard let head = AuditWitness.unhex(headHash), let signature = Data(base64Encoded: signature) else { return nil }
+            guard let head = AuditWitness.unhex(headHash), let signature = Data(base64Encoded: signature) else {
+                return nil
+            }
             var link: [UInt8]?
             if let previous {
                 guard let bytes = AuditWitness.unhex(previous) else { return nil }
                 link = bytes
             }
             return AuditCheckpoint(
-                sequence: sequence, headHash: head, time: Date(timeIntervalSince1970: Double(timeMillis) / 1000), previous: link,
+                sequence: sequence, headHash: head, time: Date(timeIntervalSince1970: Double(timeMillis) / 1000),
+                previous: link,
                 signature: Array(signature)
             )
         }
@@ -116,7 +119,9 @@ public enum AuditTrailExport {
 
         /// The stored entry, or nil when a hash is not hex.
         public var stored: AuditChain.StoredEntry? {
-            guard let previous = AuditWitness.unhex(previousHash), let hash = AuditWitness.unhex(hash) else { return nil }
+            guard let previous = AuditWitness.unhex(previousHash), let hash = AuditWitness.unhex(hash) else {
+                return nil
+            }
             return AuditChain.StoredEntry(
                 sequence: seq, timeMillis: timeMillis, actorUID: actorUID, actor: actor, event: event, target: target,
                 outcome: outcome, detailJSON: detail, terminal: terminal, zone: zone, policyRevision: policyRevision,
@@ -203,14 +208,19 @@ public actor AuditTrailFile: AuditPageReader {
     public init(path: String) throws(AuditTrailExport.Failure) {
         self.path = path
         var lines = try LineReader(path: path)
-        guard let first = lines.next() else { throw AuditTrailExport.Failure("\(path) is empty: it is not an audit trail export.") }
+        guard let first = lines.next() else {
+            throw AuditTrailExport.Failure("\(path) is empty: it is not an audit trail export.")
+        }
         guard let header = try? JSONDecoder().decode(AuditTrailExport.Header.self, from: Data(first)),
             header.type == "header", header.format == AuditTrailExport.format
         else {
-            throw AuditTrailExport.Failure("\(path):1: not an audit trail export (its first line must be a \(AuditTrailExport.format) header).")
+            throw AuditTrailExport.Failure(
+                "\(path):1: not an audit trail export (its first line must be a \(AuditTrailExport.format) header).")
         }
         if let key = header.publicKey {
-            guard let bytes = Data(base64Encoded: key) else { throw AuditTrailExport.Failure("\(path):1: the public key is not base64.") }
+            guard let bytes = Data(base64Encoded: key) else {
+                throw AuditTrailExport.Failure("\(path):1: the public key is not base64.")
+            }
             publicKey = Array(bytes)
         } else {
             publicKey = nil
@@ -290,19 +300,27 @@ public actor AuditTrailFile: AuditPageReader {
         }
         switch kind.type {
         case "entry":
-            guard let entry = try? decoder.decode(AuditTrailExport.Entry.self, from: data), let stored = entry.stored else {
-                throw AuditTrailExport.Failure("\(path):\(number): an entry without every field, or with a hash that is not hex.")
+            guard let entry = try? decoder.decode(AuditTrailExport.Entry.self, from: data), let stored = entry.stored
+            else {
+                throw AuditTrailExport.Failure(
+                    "\(path):\(number): an entry without every field, or with a hash that is not hex.")
             }
             // Sequence numbers start at 1; 0 is what a reader asks for to start from the beginning.
-            guard stored.sequence >= 1 else { throw AuditTrailExport.Failure("\(path):\(number): an entry numbered below 1.") }
+            guard stored.sequence >= 1 else {
+                throw AuditTrailExport.Failure("\(path):\(number): an entry numbered below 1.")
+            }
             return .entry(stored)
         case "checkpoint":
-            guard let line = try? decoder.decode(AuditTrailExport.Checkpoint.self, from: data), let checkpoint = line.checkpoint else {
-                throw AuditTrailExport.Failure("\(path):\(number): a checkpoint without every field, or with a malformed hash or signature.")
+            guard let line = try? decoder.decode(AuditTrailExport.Checkpoint.self, from: data),
+                let checkpoint = line.checkpoint
+            else {
+                throw AuditTrailExport.Failure(
+                    "\(path):\(number): a checkpoint without every field, or with a malformed hash or signature.")
             }
             return .checkpoint(checkpoint)
         default:
-            throw AuditTrailExport.Failure("\(path):\(number): a line of type '\(kind.type)'; only checkpoint and entry lines follow the header.")
+            throw AuditTrailExport.Failure(
+                "\(path):\(number): a line of type '\(kind.type)'; only checkpoint and entry lines follow the header.")
         }
     }
 }

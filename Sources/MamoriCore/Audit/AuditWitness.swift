@@ -28,12 +28,14 @@ public enum AuditWitness {
     public static func decode(_ bytes: [UInt8]) -> AuditCheckpoint? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
             object["format"] as? String == format, let sequence = (object["sequence"] as? NSNumber)?.int64Value,
-            let head = (object["head_hash"] as? String).flatMap(unhex), let time = (object["time_ms"] as? NSNumber)?.int64Value,
+            let head = (object["head_hash"] as? String).flatMap(unhex),
+            let time = (object["time_ms"] as? NSNumber)?.int64Value,
             let signature = (object["signature"] as? String).flatMap({ Data(base64Encoded: $0) })
         else { return nil }
         let previous = (object["previous"] as? String).flatMap(unhex)
         return AuditCheckpoint(
-            sequence: sequence, headHash: head, time: Date(timeIntervalSince1970: Double(time) / 1000), previous: previous,
+            sequence: sequence, headHash: head, time: Date(timeIntervalSince1970: Double(time) / 1000),
+            previous: previous,
             signature: Array(signature)
         )
     }
@@ -66,7 +68,9 @@ public enum AuditWitness {
             unlink(temporary)
             throw Failure(description: "The audit witness \(path) cannot be written.")
         }
-        let folder = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let folder = open(
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+            O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if folder >= 0 {
             fsync(folder)
             close(folder)
@@ -88,7 +92,9 @@ public enum AuditWitness {
         bytes.reserveCapacity(digits.count / 2)
         var index = 0
         while index < digits.count {
-            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+                return nil
+            }
             bytes.append(byte)
             index += 2
         }

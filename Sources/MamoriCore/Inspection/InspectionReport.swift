@@ -13,7 +13,8 @@ public struct InspectionReport: Codable, Sendable, Hashable {
     public var findings: [Finding]
 
     public init(
-        time: Date, timeZone: TimeZone, inspector: String, terminal: String, zone: String, policyRevision: String, findings: [Finding]
+        time: Date, timeZone: TimeZone, inspector: String, terminal: String, zone: String, policyRevision: String,
+        findings: [Finding]
     ) {
         self.time = time.formatted(Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: timeZone))
         self.inspector = inspector
@@ -61,7 +62,8 @@ public struct InspectionReport: Codable, Sendable, Hashable {
         /// Where the requirement comes from: the basic policy and the guideline.
         public var basis: String
 
-        public init(check: String, title: String, status: Status, summary: String, items: [String] = [], basis: String) {
+        public init(check: String, title: String, status: Status, summary: String, items: [String] = [], basis: String)
+        {
             self.check = check
             self.title = title
             self.status = status

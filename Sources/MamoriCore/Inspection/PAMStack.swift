@@ -27,10 +27,14 @@ public struct PAMStack: Sendable {
     }
 
     @discardableResult
-    private static func read(_ name: String, directory: String, into lines: inout [Line], visited: inout Set<String>) -> Bool {
+    private static func read(_ name: String, directory: String, into lines: inout [Line], visited: inout Set<String>)
+        -> Bool
+    {
         let path = name.hasPrefix("/") ? name : directory + "/" + name
         // An include cycle would recurse forever; Linux-PAM gives up on one too.
-        guard !visited.contains(path), let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
+        guard !visited.contains(path), let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            return false
+        }
         visited.insert(path)
         // Continuation lines (ending in a backslash) are joined first.
         let joined = text.replacingOccurrences(of: "\\\n", with: " ")
@@ -90,7 +94,8 @@ public struct PAMStack: Sendable {
         guard let index = auth.firstIndex(where: { Self.isMamori($0.module) }) else { return .absent }
         let mamori = auth[index]
         if mamori.control == "optional" { return .optional(origin: mamori.origin) }
-        for (position, earlier) in auth[..<index].enumerated() where Self.canSkip(earlier.control, linesAhead: index - position) {
+        for (position, earlier) in auth[..<index].enumerated()
+        where Self.canSkip(earlier.control, linesAhead: index - position) {
             return .bypass(origin: earlier.origin, module: earlier.module)
         }
         return .enforced

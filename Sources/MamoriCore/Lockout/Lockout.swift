@@ -84,7 +84,10 @@ public enum Lockout {
         let attempt = PasswordAttempt(
             user: user, threshold: threshold, window: window, failuresBefore: count, windowStart: first
         )
-        return (FailureState(count: count, firstFailureAt: first, lockedUntil: nil, inFlight: inFlight + 1), .reserved(attempt))
+        return (
+            FailureState(count: count, firstFailureAt: first, lockedUntil: nil, inFlight: inFlight + 1),
+            .reserved(attempt)
+        )
     }
 
     /// Counts a failure at `time` (settling `attempt` when it was reserved). Failures outside the

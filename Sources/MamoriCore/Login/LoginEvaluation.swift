@@ -33,7 +33,8 @@ public struct PasswordFacts: Sendable, Hashable {
     public var verified: Bool
 
     public init(
-        userExists: Bool, disabled: Bool, locked: Bool, hasPassword: Bool, attemptReserved: Bool, usable: Bool, verified: Bool
+        userExists: Bool, disabled: Bool, locked: Bool, hasPassword: Bool, attemptReserved: Bool, usable: Bool,
+        verified: Bool
     ) {
         self.userExists = userExists
         self.disabled = disabled

@@ -8,7 +8,8 @@ public enum HOTP {
     /// TOTP (RFC 6238) is this function with the time step as the counter; it uses the algorithm
     /// in `parameters` (RFC 4226 itself defines only SHA-1).
     public static func code(secret: [UInt8], counter: UInt64, parameters: OTPParameters = .default) -> String {
-        let value = Generator(secret: secret, algorithm: parameters.algorithm, digits: parameters.digits).value(counter: counter)
+        let value = Generator(secret: secret, algorithm: parameters.algorithm, digits: parameters.digits).value(
+            counter: counter)
         let number = String(value)
         return String(repeating: "0", count: parameters.digits - number.count) + number
     }

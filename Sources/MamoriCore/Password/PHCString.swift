@@ -115,7 +115,8 @@ public struct PHCString: Sendable, Hashable {
 
     /// A decimal in canonical form: digits only, no sign, no leading zero, fits in 32 bits.
     private static func decimal(_ text: Substring, name: String) throws(PasswordError) -> UInt32 {
-        let isCanonical = !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        let isCanonical =
+            !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
             && (text == "0" || !text.hasPrefix("0"))
         guard isCanonical, let value = UInt32(text) else {
             throw PasswordError(.malformedHash, "The value of '\(name)' in the hash must be a plain decimal number.")
@@ -138,7 +139,9 @@ public struct PHCString: Sendable, Hashable {
 
     /// Shows at most a short, printable excerpt of untrusted input in an error message.
     private static func printable(_ text: Substring) -> String {
-        let excerpt = text.prefix(16).unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" }
+        let excerpt = text.prefix(16).unicodeScalars.map {
+            $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?"
+        }
         return String(excerpt) + (text.count > 16 ? "…" : "")
     }
 }

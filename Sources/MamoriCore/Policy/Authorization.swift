@@ -88,8 +88,10 @@ public struct Decision: Sendable {
             case .unknownAction(let action): lines.append("The action '\(action)' is not in the policy; denied.")
             case .unknownRole(let role): lines.append("The role '\(role)' is not in the policy and was ignored.")
             case .ruleError(let index, let message):
-                lines.append("Rule '\(storage.rules[Int(index)].id)' cannot be evaluated (\(message)); denied to fail closed.")
-            case .noPermit: lines.append("No rule permits this action on this resource for these roles; denied by default.")
+                lines.append(
+                    "Rule '\(storage.rules[Int(index)].id)' cannot be evaluated (\(message)); denied to fail closed.")
+            case .noPermit:
+                lines.append("No rule permits this action on this resource for these roles; denied by default.")
             }
         }
         let factors = missingFactors.map(\.rawValue).joined(separator: " and ")
@@ -102,8 +104,10 @@ public struct Decision: Sendable {
             switch (effect, rule.effect) {
             case (.allow, _): lines.append("Permitted by rule '\(rule.id)'\(why).")
             case (.deny, .forbid): lines.append("Forbidden by rule '\(rule.id)'\(why).")
-            case (.stepUp, .permit): lines.append("Step up: rule '\(rule.id)' permits this only in a session with \(factors)\(why).")
-            case (.stepUp, .forbid): lines.append("Step up: rule '\(rule.id)' forbids this unless the session has \(factors)\(why).")
+            case (.stepUp, .permit):
+                lines.append("Step up: rule '\(rule.id)' permits this only in a session with \(factors)\(why).")
+            case (.stepUp, .forbid):
+                lines.append("Step up: rule '\(rule.id)' forbids this unless the session has \(factors)\(why).")
             default: lines.append("Rule '\(rule.id)'\(why).")
             }
         }

@@ -36,7 +36,8 @@ final class CompiledPolicy: Sendable {
         rules = policy.rules
         settings = policy.settings
         roleIds = policy.roles.map(\.id)
-        let roleIndex = Dictionary(policy.roles.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let roleIndex = Dictionary(
+            policy.roles.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.roleIndex = roleIndex
         let roleCount = policy.roles.count
         let parents = policy.roles.map { $0.inherits.compactMap { roleIndex[$0] } }
@@ -61,7 +62,8 @@ final class CompiledPolicy: Sendable {
         }
         for (index, role) in policy.roles.enumerated() where role.zones == nil { withoutZone.insert(index) }
         usableWithoutZone = withoutZone
-        let axisIndex = Dictionary(policy.axes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let axisIndex = Dictionary(
+            policy.axes.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
         let zoneIndex = self.zoneIndex
         assets = policy.assets.map { asset in
             CompiledAsset(
@@ -69,8 +71,10 @@ final class CompiledPolicy: Sendable {
                 levels: policy.axes.map { asset.levels[$0.id] ?? -1 }, tags: asset.tags
             )
         }
-        let assetIndex = Dictionary(policy.assets.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let actionIndex = Dictionary(policy.actions.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let assetIndex = Dictionary(
+            policy.assets.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let actionIndex = Dictionary(
+            policy.actions.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.assetIndex = assetIndex
         self.actionIndex = actionIndex
 
@@ -149,7 +153,8 @@ public struct PolicyEngine: Sendable {
         let rules = policy.byAction[action]
 
         var context = EvaluationContext(
-            request: request, asset: asset.map { policy.assets[$0] }, zone: request.zone.flatMap { policy.zoneIndex[$0] },
+            request: request, asset: asset.map { policy.assets[$0] },
+            zone: request.zone.flatMap { policy.zoneIndex[$0] },
             settings: policy.settings
         )
         // Every rule that applied, with how; read back below to combine. Rules reachable through
@@ -281,7 +286,9 @@ public struct PolicyEngine: Sendable {
         if conditions.hours != nil || conditions.weekdays != 0 {
             if let local = context.localTime() {
                 if let hours = conditions.hours, !hours.contains(minute: local.minute) { return .fails }
-                if conditions.weekdays != 0, conditions.weekdays & (1 << UInt8(local.weekday - 1)) == 0 { return .fails }
+                if conditions.weekdays != 0, conditions.weekdays & (1 << UInt8(local.weekday - 1)) == 0 {
+                    return .fails
+                }
             } else {
                 error = error ?? "the request carries no time"
             }
@@ -290,9 +297,11 @@ public struct PolicyEngine: Sendable {
             if let asset = context.asset, let organisation = context.request.organisation {
                 if asset.owner != organisation { return .fails }
             } else {
-                error = error ?? (context.asset == nil
-                    ? "the resource is not in the asset register, so it has no owner"
-                    : "the user has no organisation")
+                error =
+                    error
+                    ?? (context.asset == nil
+                        ? "the resource is not in the asset register, so it has no owner"
+                        : "the user has no organisation")
             }
         }
         if let error { return .error(error) }
@@ -315,7 +324,8 @@ public struct PolicyEngine: Sendable {
         for constraint in policy.separationOfDuty {
             let together = constraint.roles.filter { compiled.roleIndex[$0].map(after.contains) ?? false }
             if together.count > constraint.maximum {
-                violations.append(.separationOfDuty(constraint: constraint.id, roles: together, reason: constraint.reason))
+                violations.append(
+                    .separationOfDuty(constraint: constraint.id, roles: together, reason: constraint.reason))
             }
         }
         if let limit = policy.roles[index].maxHolders, holders >= limit, !heldRoles.contains(role) {

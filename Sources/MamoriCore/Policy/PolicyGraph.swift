@@ -52,11 +52,14 @@ public enum PolicyGraph {
         for (index, role) in policy.roles.enumerated() { names[role.id] = "r\(index)" }
         var lines = ["flowchart BT"]
         for role in policy.roles {
-            let text = label(role).replacingOccurrences(of: "\\n", with: "<br/>").replacingOccurrences(of: "\"", with: "#quot;")
+            let text = label(role).replacingOccurrences(of: "\\n", with: "<br/>").replacingOccurrences(
+                of: "\"", with: "#quot;")
             lines.append("  \(names[role.id] ?? role.id)[\"\(text)\"]")
         }
         for role in policy.roles {
-            for parent in role.inherits { lines.append("  \(names[role.id] ?? role.id) --> \(names[parent] ?? parent)") }
+            for parent in role.inherits {
+                lines.append("  \(names[role.id] ?? role.id) --> \(names[parent] ?? parent)")
+            }
         }
         for constraint in policy.separationOfDuty {
             for (index, first) in constraint.roles.enumerated() {

@@ -1,5 +1,5 @@
-public import Foundation
 internal import Crypto
+public import Foundation
 internal import Yams
 
 /// Reads a policy folder: every `*.yaml` file directly in it (not `tests/`), merged into one
@@ -24,7 +24,9 @@ public enum PolicyLoader {
             names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
                 .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
         } catch {
-            throw PolicyLoadError(diagnostics: [PolicyDiagnostic(.error, at: folder, "The policy folder cannot be read.")])
+            throw PolicyLoadError(diagnostics: [
+                PolicyDiagnostic(.error, at: folder, "The policy folder cannot be read.")
+            ])
         }
         var files: [(name: String, text: String)] = []
         var problems: [PolicyDiagnostic] = []
@@ -37,7 +39,8 @@ public enum PolicyLoader {
                 continue
             }
             guard data.count <= maximumFileSize else {
-                problems.append(PolicyDiagnostic(.error, at: start, "The file is larger than \(maximumFileSize) bytes."))
+                problems.append(
+                    PolicyDiagnostic(.error, at: start, "The file is larger than \(maximumFileSize) bytes."))
                 continue
             }
             guard let text = String(data: data, encoding: .utf8) else {
@@ -47,7 +50,9 @@ public enum PolicyLoader {
             files.append((path, text))
         }
         guard !problems.isEmpty || !files.isEmpty else {
-            throw PolicyLoadError(diagnostics: [PolicyDiagnostic(.error, at: folder, "The folder holds no .yaml policy files.")])
+            throw PolicyLoadError(diagnostics: [
+                PolicyDiagnostic(.error, at: folder, "The folder holds no .yaml policy files.")
+            ])
         }
         guard problems.isEmpty else { throw PolicyLoadError(diagnostics: problems) }
         return try load(files: files)
@@ -63,7 +68,9 @@ public enum PolicyLoader {
         let sorted = diagnostics.sorted { $0.location < $1.location }
         guard let policy, !sorted.contains(where: { $0.severity == .error }) else {
             // Fail closed even if a path ever forgets to explain itself.
-            let fallback = PolicyDiagnostic(.error, at: SourceLocation(file: files.first?.name ?? "policy", line: 1, column: 1), "The policy could not be loaded.")
+            let fallback = PolicyDiagnostic(
+                .error, at: SourceLocation(file: files.first?.name ?? "policy", line: 1, column: 1),
+                "The policy could not be loaded.")
             throw PolicyLoadError(diagnostics: sorted.contains { $0.severity == .error } ? sorted : sorted + [fallback])
         }
         return policy
@@ -187,30 +194,39 @@ struct PolicyAssembler {
     }
 
     mutating func readZone(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(node, what: "a zone", allowed: ["id", "title", "login-factors"], required: ["id", "login-factors"]),
+        guard
+            let fields = reader.mapping(
+                node, what: "a zone", allowed: ["id", "title", "login-factors"], required: ["id", "login-factors"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "A zone id") })
         else { return }
         let factors = fields["login-factors"].map { readFactors($0.value, &reader) } ?? []
         if let node = fields["login-factors"]?.value, factors.isEmpty {
             reader.error(node, "A zone needs at least one login factor.")
         }
-        zones.append((Zone(id: id.value, title: title(fields, &reader) ?? id.value, loginFactors: factors), id.location))
+        zones.append(
+            (Zone(id: id.value, title: title(fields, &reader) ?? id.value, loginFactors: factors), id.location))
     }
 
     func readFactors(_ node: Node, _ reader: inout YAMLReader) -> Set<Factor> {
-        Set(reader.list(node, what: "Factors").compactMap { item -> Factor? in
-            guard let name = reader.string(item, what: "A factor") else { return nil }
-            guard let factor = Factor(rawValue: name.value) else {
-                let hint = closest(to: name.value, in: Factor.allCases.map(\.rawValue)).map { " Did you mean '\($0)'?" } ?? ""
-                reader.error(item, "Unknown factor '\(name.value)'; factors are password, totp and recovery-code.\(hint)")
-                return nil
-            }
-            return factor
-        })
+        Set(
+            reader.list(node, what: "Factors").compactMap { item -> Factor? in
+                guard let name = reader.string(item, what: "A factor") else { return nil }
+                guard let factor = Factor(rawValue: name.value) else {
+                    let hint =
+                        closest(to: name.value, in: Factor.allCases.map(\.rawValue)).map { " Did you mean '\($0)'?" }
+                        ?? ""
+                    reader.error(
+                        item, "Unknown factor '\(name.value)'; factors are password, totp and recovery-code.\(hint)")
+                    return nil
+                }
+                return factor
+            })
     }
 
     mutating func readAxis(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(node, what: "a classification axis", allowed: ["axis", "title", "levels"], required: ["axis", "levels"]),
+        guard
+            let fields = reader.mapping(
+                node, what: "a classification axis", allowed: ["axis", "title", "levels"], required: ["axis", "levels"]),
             let id = fields["axis"].flatMap({ reader.identifier($0.value, what: "An axis id") }),
             let levelsNode = fields["levels"]?.value
         else { return }
@@ -218,9 +234,15 @@ struct PolicyAssembler {
         if levels.isEmpty { reader.error(levelsNode, "An axis needs at least one level.") }
         var seen: Set<String> = []
         for level in levels where !seen.insert(level.value).inserted {
-            diagnostics.append(PolicyDiagnostic(.error, at: level.location, "The level '\(level.value)' appears twice on the axis '\(id.value)'."))
+            diagnostics.append(
+                PolicyDiagnostic(
+                    .error, at: level.location, "The level '\(level.value)' appears twice on the axis '\(id.value)'."))
         }
-        axes.append((ClassificationAxis(id: id.value, title: title(fields, &reader) ?? id.value, levels: levels.map(\.value)), id.location))
+        axes.append(
+            (
+                ClassificationAxis(
+                    id: id.value, title: title(fields, &reader) ?? id.value, levels: levels.map(\.value)), id.location
+            ))
     }
 
     mutating func readOrganisation(_ node: Node, _ reader: inout YAMLReader) {
@@ -231,7 +253,8 @@ struct PolicyAssembler {
     }
 
     mutating func readAsset(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(
+        guard
+            let fields = reader.mapping(
                 node, what: "an asset", allowed: ["id", "title", "zone", "owner", "classification", "tags"],
                 required: ["id", "zone", "owner", "classification"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "An asset id") })
@@ -240,55 +263,78 @@ struct PolicyAssembler {
         if let classification = fields["classification"]?.value {
             if case .mapping(let mapping) = classification {
                 for (key, value) in mapping {
-                    if let axis = reader.identifier(key, what: "An axis id"), let level = reader.identifier(value, what: "A level") {
+                    if let axis = reader.identifier(key, what: "An axis id"),
+                        let level = reader.identifier(value, what: "A level")
+                    {
                         levels.append((axis, level))
                     }
                 }
             } else {
-                reader.error(classification, "An asset's classification maps each axis to a level, e.g. {confidentiality: 3, integrity: 2, availability: 2}.")
+                reader.error(
+                    classification,
+                    "An asset's classification maps each axis to a level, e.g. {confidentiality: 3, integrity: 2, availability: 2}."
+                )
             }
         }
-        assets.append(RawAsset(
-            id: id, title: title(fields, &reader) ?? id.value,
-            zone: fields["zone"].flatMap { reader.identifier($0.value, what: "A zone id") },
-            owner: fields["owner"].flatMap { reader.identifier($0.value, what: "An organisation id") },
-            levels: levels, tags: fields["tags"].map { reader.identifiers($0.value, what: "A tag").map(\.value) } ?? [],
-            location: id.location
-        ))
+        assets.append(
+            RawAsset(
+                id: id, title: title(fields, &reader) ?? id.value,
+                zone: fields["zone"].flatMap { reader.identifier($0.value, what: "A zone id") },
+                owner: fields["owner"].flatMap { reader.identifier($0.value, what: "An organisation id") },
+                levels: levels,
+                tags: fields["tags"].map { reader.identifiers($0.value, what: "A tag").map(\.value) } ?? [],
+                location: id.location
+            ))
     }
 
     mutating func readRole(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(
+        guard
+            let fields = reader.mapping(
                 node, what: "a role", allowed: ["id", "title", "inherits", "privileged", "max-holders", "zones"],
                 required: ["id"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "A role id") })
         else { return }
         if id.value.contains("*") {
-            diagnostics.append(PolicyDiagnostic(.error, at: id.location, "A role id may not contain '*', which rules use for any user."))
+            diagnostics.append(
+                PolicyDiagnostic(
+                    .error, at: id.location, "A role id may not contain '*', which rules use for any user."))
         }
-        roles.append(RawRole(
-            id: id, title: title(fields, &reader) ?? id.value,
-            inherits: fields["inherits"].map { reader.identifiers($0.value, what: "A role id") } ?? [],
-            privileged: fields["privileged"].flatMap { reader.bool($0.value, what: "privileged") } ?? false,
-            maxHolders: fields["max-holders"].flatMap { reader.integer($0.value, what: "max-holders", in: 1...100_000) },
-            zones: fields["zones"].map { reader.identifiers($0.value, what: "A zone id") }
-        ))
+        roles.append(
+            RawRole(
+                id: id, title: title(fields, &reader) ?? id.value,
+                inherits: fields["inherits"].map { reader.identifiers($0.value, what: "A role id") } ?? [],
+                privileged: fields["privileged"].flatMap { reader.bool($0.value, what: "privileged") } ?? false,
+                maxHolders: fields["max-holders"].flatMap {
+                    reader.integer($0.value, what: "max-holders", in: 1...100_000)
+                },
+                zones: fields["zones"].map { reader.identifiers($0.value, what: "A zone id") }
+            ))
     }
 
     mutating func readAction(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(node, what: "an action", allowed: ["id", "title", "administrative"], required: ["id"]),
+        guard
+            let fields = reader.mapping(
+                node, what: "an action", allowed: ["id", "title", "administrative"], required: ["id"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "An action id") })
         else { return }
         if id.value.contains("*") || id.value.contains("?") {
-            diagnostics.append(PolicyDiagnostic(.error, at: id.location, "An action id may not contain '*' or '?', which rules use as patterns."))
+            diagnostics.append(
+                PolicyDiagnostic(
+                    .error, at: id.location, "An action id may not contain '*' or '?', which rules use as patterns."))
         }
         let administrative = fields["administrative"].flatMap { reader.bool($0.value, what: "administrative") } ?? false
-        actions.append((PolicyAction(id: id.value, title: title(fields, &reader) ?? id.value, administrative: administrative), id.location))
+        actions.append(
+            (
+                PolicyAction(id: id.value, title: title(fields, &reader) ?? id.value, administrative: administrative),
+                id.location
+            ))
     }
 
     mutating func readSeparation(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(
-                node, what: "a separation-of-duty constraint", allowed: ["id", "separation-of-duty", "maximum", "reason"],
+        guard
+            let fields = reader.mapping(
+                node, what: "a separation-of-duty constraint",
+                allowed: ["id", "separation-of-duty", "maximum", "reason"],
                 required: ["id", "separation-of-duty"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "A constraint id") }),
             let rolesNode = fields["separation-of-duty"]?.value
@@ -299,10 +345,11 @@ struct PolicyAssembler {
         if maximum >= roleNames.count, roleNames.count >= 2 {
             reader.error(rolesNode, "A maximum of \(maximum) out of \(roleNames.count) roles can never be exceeded.")
         }
-        constraints.append(RawSeparation(
-            id: id, roles: roleNames, maximum: maximum,
-            reason: fields["reason"].flatMap { reader.string($0.value, what: "The reason")?.value } ?? ""
-        ))
+        constraints.append(
+            RawSeparation(
+                id: id, roles: roleNames, maximum: maximum,
+                reason: fields["reason"].flatMap { reader.string($0.value, what: "The reason")?.value } ?? ""
+            ))
     }
 
     mutating func readSettings(_ key: Node, _ node: Node, _ reader: inout YAMLReader) {
@@ -311,81 +358,120 @@ struct PolicyAssembler {
             return
         }
         let defaults = PolicySettings.defaults
-        guard let fields = reader.mapping(
-            node, what: "settings",
-            allowed: ["time-zone", "password", "totp", "lockout", "privileged-lockout", "session", "audit", "accounts"])
+        guard
+            let fields = reader.mapping(
+                node, what: "settings",
+                allowed: [
+                    "time-zone", "password", "totp", "lockout", "privileged-lockout", "session", "audit", "accounts",
+                ])
         else { return }
         var timeZone = defaults.timeZone
         if let zoneNode = fields["time-zone"]?.value, let name = reader.string(zoneNode, what: "time-zone") {
-            if let zone = TimeZone(identifier: name.value) { timeZone = zone } else {
+            if let zone = TimeZone(identifier: name.value) {
+                timeZone = zone
+            } else {
                 reader.error(zoneNode, "Unknown time zone '\(name.value)'; use an IANA name such as Asia/Tokyo.")
             }
         }
         var argon2 = defaults.argon2
         if let node = fields["password"]?.value,
-            let password = reader.mapping(node, what: "password settings", allowed: ["memory-kib", "iterations", "parallelism"])
+            let password = reader.mapping(
+                node, what: "password settings", allowed: ["memory-kib", "iterations", "parallelism"])
         {
             argon2 = Argon2Parameters(
-                memoryKiB: password["memory-kib"].flatMap { reader.integer($0.value, what: "memory-kib", in: 8...4_194_304) }.map(UInt32.init) ?? argon2.memoryKiB,
-                iterations: password["iterations"].flatMap { reader.integer($0.value, what: "iterations", in: 1...64) }.map(UInt32.init) ?? argon2.iterations,
-                parallelism: password["parallelism"].flatMap { reader.integer($0.value, what: "parallelism", in: 1...64) }.map(UInt32.init) ?? argon2.parallelism
+                memoryKiB: password["memory-kib"].flatMap {
+                    reader.integer($0.value, what: "memory-kib", in: 8...4_194_304)
+                }.map(UInt32.init) ?? argon2.memoryKiB,
+                iterations: password["iterations"].flatMap { reader.integer($0.value, what: "iterations", in: 1...64) }
+                    .map(UInt32.init) ?? argon2.iterations,
+                parallelism: password["parallelism"].flatMap {
+                    reader.integer($0.value, what: "parallelism", in: 1...64)
+                }.map(UInt32.init) ?? argon2.parallelism
             )
             do { try argon2.validate() } catch { reader.error(node, error.message) }
         }
         var totp = defaults.totp
         var window = defaults.totpWindow
         if let node = fields["totp"]?.value,
-            let fields = reader.mapping(node, what: "totp settings", allowed: ["algorithm", "digits", "period", "window"])
+            let fields = reader.mapping(
+                node, what: "totp settings", allowed: ["algorithm", "digits", "period", "window"])
         {
             var algorithm = totp.algorithm
             if let text = fields["algorithm"].flatMap({ reader.string($0.value, what: "algorithm") }) {
-                if let value = OTPAlgorithm(rawValue: text.value) { algorithm = value } else if let node = fields["algorithm"]?.value {
+                if let value = OTPAlgorithm(rawValue: text.value) {
+                    algorithm = value
+                } else if let node = fields["algorithm"]?.value {
                     reader.error(node, "The TOTP algorithm is sha1, sha256 or sha512.")
                 }
             }
             let digits = fields["digits"].flatMap { reader.integer($0.value, what: "digits", in: 6...8) } ?? totp.digits
-            let period = fields["period"].flatMap { reader.integer($0.value, what: "period", in: 5...600) } ?? totp.period
-            window = fields["window"].flatMap { reader.integer($0.value, what: "window", in: 0...TOTP.maximumWindow) } ?? window
-            if let parameters = try? OTPParameters(algorithm: algorithm, digits: digits, period: period) { totp = parameters }
+            let period =
+                fields["period"].flatMap { reader.integer($0.value, what: "period", in: 5...600) } ?? totp.period
+            window =
+                fields["window"].flatMap { reader.integer($0.value, what: "window", in: 0...TOTP.maximumWindow) }
+                ?? window
+            if let parameters = try? OTPParameters(algorithm: algorithm, digits: digits, period: period) {
+                totp = parameters
+            }
         }
         func lockout(_ name: String, _ fallback: LockoutSettings) -> LockoutSettings {
             guard let node = fields[name]?.value,
-                let lock = reader.mapping(node, what: "\(name) settings", allowed: ["failures", "window-minutes", "lock-minutes"])
+                let lock = reader.mapping(
+                    node, what: "\(name) settings", allowed: ["failures", "window-minutes", "lock-minutes"])
             else { return fallback }
             return LockoutSettings(
-                failures: lock["failures"].flatMap { reader.integer($0.value, what: "failures", in: 1...1000) } ?? fallback.failures,
-                windowMinutes: lock["window-minutes"].flatMap { reader.integer($0.value, what: "window-minutes", in: 1...10_080) } ?? fallback.windowMinutes,
-                lockMinutes: lock["lock-minutes"].flatMap { reader.integer($0.value, what: "lock-minutes", in: 1...525_600) } ?? fallback.lockMinutes
+                failures: lock["failures"].flatMap { reader.integer($0.value, what: "failures", in: 1...1000) }
+                    ?? fallback.failures,
+                windowMinutes: lock["window-minutes"].flatMap {
+                    reader.integer($0.value, what: "window-minutes", in: 1...10_080)
+                } ?? fallback.windowMinutes,
+                lockMinutes: lock["lock-minutes"].flatMap {
+                    reader.integer($0.value, what: "lock-minutes", in: 1...525_600)
+                } ?? fallback.lockMinutes
             )
         }
         let ordinary = lockout("lockout", defaults.lockout)
         let privileged = lockout("privileged-lockout", defaults.privilegedLockout)
         if privileged.failures > ordinary.failures, let node = fields["privileged-lockout"]?.value {
-            reader.warning(node, "Privileged accounts lock after more failures than ordinary ones; the guideline asks for stricter.")
+            reader.warning(
+                node,
+                "Privileged accounts lock after more failures than ordinary ones; the guideline asks for stricter.")
         }
         var idle = defaults.sessionIdleMinutes
         var maximumHours = defaults.sessionMaximumHours
         if let node = fields["session"]?.value,
             let session = reader.mapping(node, what: "session settings", allowed: ["idle-minutes", "maximum-hours"])
         {
-            idle = session["idle-minutes"].flatMap { reader.integer($0.value, what: "idle-minutes", in: 1...1440) } ?? idle
-            maximumHours = session["maximum-hours"].flatMap { reader.integer($0.value, what: "maximum-hours", in: 1...168) } ?? maximumHours
+            idle =
+                session["idle-minutes"].flatMap { reader.integer($0.value, what: "idle-minutes", in: 1...1440) } ?? idle
+            maximumHours =
+                session["maximum-hours"].flatMap { reader.integer($0.value, what: "maximum-hours", in: 1...168) }
+                ?? maximumHours
         }
         var retention = defaults.auditRetentionYears
         var allowedDecisions = defaults.auditAllowedDecisions
         if let node = fields["audit"]?.value,
-            let audit = reader.mapping(node, what: "audit settings", allowed: ["retention-years", "record-allowed-decisions"])
+            let audit = reader.mapping(
+                node, what: "audit settings", allowed: ["retention-years", "record-allowed-decisions"])
         {
-            retention = audit["retention-years"].flatMap { reader.integer($0.value, what: "retention-years", in: 1...100) } ?? retention
-            allowedDecisions = audit["record-allowed-decisions"].flatMap { reader.bool($0.value, what: "record-allowed-decisions") } ?? allowedDecisions
+            retention =
+                audit["retention-years"].flatMap { reader.integer($0.value, what: "retention-years", in: 1...100) }
+                ?? retention
+            allowedDecisions =
+                audit["record-allowed-decisions"].flatMap { reader.bool($0.value, what: "record-allowed-decisions") }
+                ?? allowedDecisions
         }
         var idleDays = defaults.idleAccountDays
         var reviewDays = defaults.accessReviewDays
         if let node = fields["accounts"]?.value,
             let accounts = reader.mapping(node, what: "account settings", allowed: ["idle-days", "access-review-days"])
         {
-            idleDays = accounts["idle-days"].flatMap { reader.integer($0.value, what: "idle-days", in: 1...3650) } ?? idleDays
-            reviewDays = accounts["access-review-days"].flatMap { reader.integer($0.value, what: "access-review-days", in: 1...3650) } ?? reviewDays
+            idleDays =
+                accounts["idle-days"].flatMap { reader.integer($0.value, what: "idle-days", in: 1...3650) } ?? idleDays
+            reviewDays =
+                accounts["access-review-days"].flatMap {
+                    reader.integer($0.value, what: "access-review-days", in: 1...3650)
+                } ?? reviewDays
         }
         settings = PolicySettings(
             timeZone: timeZone, argon2: argon2, totp: totp, totpWindow: window, lockout: ordinary,

@@ -90,7 +90,11 @@ public enum RuleEffect: String, Sendable, Hashable {
 /// A comparison of an asset's level on an axis, such as `confidentiality >= 3`.
 public struct LevelTest: Sendable, Hashable {
     public enum Comparison: String, Sendable, Hashable, CaseIterable {
-        case equal = "=", atLeast = ">=", atMost = "<=", above = ">", below = "<"
+        case equal = "="
+        case atLeast = ">="
+        case atMost = "<="
+        case above = ">"
+        case below = "<"
     }
 
     public let axis: String

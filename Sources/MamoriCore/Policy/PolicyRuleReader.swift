@@ -5,7 +5,8 @@ internal import Yams
 /// tests and its `when`/`unless` conditions, located for diagnostics.
 extension PolicyAssembler {
     mutating func readRule(_ node: Node, _ reader: inout YAMLReader) {
-        guard let fields = reader.mapping(
+        guard
+            let fields = reader.mapping(
                 node, what: "a rule",
                 allowed: ["id", "effect", "description", "roles", "actions", "resources", "when", "unless"],
                 required: ["id", "effect", "roles", "actions"]),
@@ -13,7 +14,10 @@ extension PolicyAssembler {
             let effectText = fields["effect"].flatMap({ reader.string($0.value, what: "The effect") })
         else { return }
         guard let effect = RuleEffect(rawValue: effectText.value) else {
-            diagnostics.append(PolicyDiagnostic(.error, at: effectText.location, "The effect must be 'permit' or 'forbid', not '\(effectText.value)'."))
+            diagnostics.append(
+                PolicyDiagnostic(
+                    .error, at: effectText.location,
+                    "The effect must be 'permit' or 'forbid', not '\(effectText.value)'."))
             return
         }
         let roleNames = fields["roles"].map { reader.identifiers($0.value, what: "A role id") } ?? []
@@ -25,7 +29,9 @@ extension PolicyAssembler {
             reader.error(node, "A rule needs at least one role, or '*' for any user.")
         }
         let actionNames = fields["actions"].map { reader.identifiers($0.value, what: "An action") } ?? []
-        if actionNames.isEmpty, let node = fields["actions"]?.value { reader.error(node, "A rule needs at least one action.") }
+        if actionNames.isEmpty, let node = fields["actions"]?.value {
+            reader.error(node, "A rule needs at least one action.")
+        }
 
         var assetsListed: [Located<String>] = []
         var patterns: [String] = []
@@ -33,10 +39,12 @@ extension PolicyAssembler {
         var assetZones: [Located<String>]?
         var tags: [String] = []
         if let resources = fields["resources"]?.value,
-            let selector = reader.mapping(resources, what: "a rule's resources", allowed: ["assets", "patterns", "where"])
+            let selector = reader.mapping(
+                resources, what: "a rule's resources", allowed: ["assets", "patterns", "where"])
         {
             assetsListed = selector["assets"].map { reader.identifiers($0.value, what: "An asset id") } ?? []
-            patterns = selector["patterns"].map { reader.identifiers($0.value, what: "A resource pattern").map(\.value) } ?? []
+            patterns =
+                selector["patterns"].map { reader.identifiers($0.value, what: "A resource pattern").map(\.value) } ?? []
             if let whereNode = selector["where"]?.value {
                 if case .mapping(let mapping) = whereNode {
                     for (key, value) in mapping {
@@ -49,26 +57,31 @@ extension PolicyAssembler {
                         }
                     }
                 } else {
-                    reader.error(whereNode, "'where' maps attributes to tests, e.g. {confidentiality: \">= 3\", zone: [mynumber]}.")
+                    reader.error(
+                        whereNode,
+                        "'where' maps attributes to tests, e.g. {confidentiality: \">= 3\", zone: [mynumber]}.")
                 }
             }
         }
-        rules.append(RawRule(
-            id: id, effect: effect,
-            description: fields["description"].flatMap { reader.string($0.value, what: "The description")?.value } ?? "",
-            roles: anyUser ? nil : roleNames, actions: actionNames, assets: assetsListed, patterns: patterns,
-            levels: levels, assetZones: assetZones, tags: tags,
-            when: fields["when"].flatMap { readConditions($0.value, &reader) },
-            unless: fields["unless"].flatMap { readConditions($0.value, &reader) },
-            location: id.location
-        ))
+        rules.append(
+            RawRule(
+                id: id, effect: effect,
+                description: fields["description"].flatMap { reader.string($0.value, what: "The description")?.value }
+                    ?? "",
+                roles: anyUser ? nil : roleNames, actions: actionNames, assets: assetsListed, patterns: patterns,
+                levels: levels, assetZones: assetZones, tags: tags,
+                when: fields["when"].flatMap { readConditions($0.value, &reader) },
+                unless: fields["unless"].flatMap { readConditions($0.value, &reader) },
+                location: id.location
+            ))
     }
 
     /// Reads `">= 3"`, `"<= 2"`, `"3A"` (equal) and the like.
     func readLevelTest(_ node: Node, _ reader: inout YAMLReader) -> (LevelTest.Comparison, Located<String>)? {
         guard let text = reader.string(node, what: "A level test") else { return nil }
         let trimmed = text.value.trimmingCharacters(in: .whitespaces)
-        let comparison = LevelTest.Comparison.allCases.filter { trimmed.hasPrefix($0.rawValue) }
+        let comparison =
+            LevelTest.Comparison.allCases.filter { trimmed.hasPrefix($0.rawValue) }
             .max { $0.rawValue.count < $1.rawValue.count } ?? .equal
         let level = trimmed.dropFirst(trimmed.hasPrefix(comparison.rawValue) ? comparison.rawValue.count : 0)
             .trimmingCharacters(in: .whitespaces)
@@ -80,9 +93,10 @@ extension PolicyAssembler {
     }
 
     func readConditions(_ node: Node, _ reader: inout YAMLReader) -> RawConditions? {
-        guard let fields = reader.mapping(
-            node, what: "conditions",
-            allowed: ["zone", "factors", "hours", "days", "user-kind", "same-organisation"])
+        guard
+            let fields = reader.mapping(
+                node, what: "conditions",
+                allowed: ["zone", "factors", "hours", "days", "user-kind", "same-organisation"])
         else { return nil }
         var conditions = RawConditions(location: reader.location(of: node))
         conditions.zones = fields["zone"].map { reader.identifiers($0.value, what: "A zone id") }
@@ -97,7 +111,10 @@ extension PolicyAssembler {
             var weekdays: Set<Int> = []
             for item in reader.list(days, what: "days") {
                 guard let name = reader.string(item, what: "A day") else { continue }
-                if name.value == "weekdays" { weekdays.formUnion(1...5); continue }
+                if name.value == "weekdays" {
+                    weekdays.formUnion(1...5)
+                    continue
+                }
                 guard let index = Self.dayNames.firstIndex(of: name.value) else {
                     reader.error(item, "Days are mon, tue, wed, thu, fri, sat, sun or weekdays, not '\(name.value)'.")
                     continue
@@ -107,16 +124,21 @@ extension PolicyAssembler {
             conditions.weekdays = weekdays
         }
         if let kinds = fields["user-kind"]?.value {
-            conditions.userKinds = Set(reader.list(kinds, what: "user-kind").compactMap { item -> UserKind? in
-                guard let name = reader.string(item, what: "A user kind") else { return nil }
-                guard let kind = UserKind(rawValue: name.value) else {
-                    reader.error(item, "User kinds are \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name.value)'.")
-                    return nil
-                }
-                return kind
-            })
+            conditions.userKinds = Set(
+                reader.list(kinds, what: "user-kind").compactMap { item -> UserKind? in
+                    guard let name = reader.string(item, what: "A user kind") else { return nil }
+                    guard let kind = UserKind(rawValue: name.value) else {
+                        reader.error(
+                            item,
+                            "User kinds are \(UserKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name.value)'."
+                        )
+                        return nil
+                    }
+                    return kind
+                })
         }
-        conditions.sameOrganisation = fields["same-organisation"].flatMap { reader.bool($0.value, what: "same-organisation") } ?? false
+        conditions.sameOrganisation =
+            fields["same-organisation"].flatMap { reader.bool($0.value, what: "same-organisation") } ?? false
         return conditions
     }
 
@@ -124,7 +146,9 @@ extension PolicyAssembler {
 
     static func timeWindow(_ text: String) -> TimeWindow? {
         let parts = text.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard parts.count == 2, let start = minutes(parts[0]), let end = minutes(parts[1]), start != end else { return nil }
+        guard parts.count == 2, let start = minutes(parts[0]), let end = minutes(parts[1]), start != end else {
+            return nil
+        }
         return TimeWindow(start: start, end: end)
     }
 

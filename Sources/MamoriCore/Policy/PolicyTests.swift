@@ -42,7 +42,9 @@ public enum PolicyTestRunner {
             .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
         guard !names.isEmpty else {
             throw PolicyLoadError(diagnostics: [
-                PolicyDiagnostic(.error, at: SourceLocation(file: directory.path, line: 1, column: 1), "The folder holds no .yaml test files.")
+                PolicyDiagnostic(
+                    .error, at: SourceLocation(file: directory.path, line: 1, column: 1),
+                    "The folder holds no .yaml test files.")
             ])
         }
         var files: [(String, String)] = []
@@ -50,7 +52,9 @@ public enum PolicyTestRunner {
             let path = directory.appendingPathComponent(name).path
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw PolicyLoadError(diagnostics: [
-                    PolicyDiagnostic(.error, at: SourceLocation(file: path, line: 1, column: 1), "The file cannot be read as UTF-8 text.")
+                    PolicyDiagnostic(
+                        .error, at: SourceLocation(file: path, line: 1, column: 1),
+                        "The file cannot be read as UTF-8 text.")
                 ])
             }
             files.append((path, text))
@@ -79,7 +83,8 @@ public enum PolicyTestRunner {
     }
 
     private static func readCase(_ node: Node, _ reader: inout YAMLReader) -> PolicyTestCase? {
-        guard let fields = reader.mapping(
+        guard
+            let fields = reader.mapping(
                 node, what: "a test case", allowed: ["name", "request", "expect", "rules", "missing"],
                 required: ["name", "request", "expect"]),
             let name = fields["name"].flatMap({ reader.string($0.value, what: "The name") }),
@@ -109,7 +114,8 @@ public enum PolicyTestRunner {
     }
 
     private static func readRequest(_ node: Node, _ reader: inout YAMLReader) -> AuthorizationRequest? {
-        guard let fields = reader.mapping(
+        guard
+            let fields = reader.mapping(
                 node, what: "a request",
                 allowed: ["user", "roles", "kind", "organisation", "zone", "factors", "time", "action", "resource"],
                 required: ["user", "action", "resource"]),
@@ -126,7 +132,9 @@ public enum PolicyTestRunner {
         if let node = fields["factors"]?.value {
             for item in reader.list(node, what: "factors") {
                 guard let text = reader.string(item, what: "A factor") else { continue }
-                if let factor = Factor(rawValue: text.value) { factors.insert(factor) } else {
+                if let factor = Factor(rawValue: text.value) {
+                    factors.insert(factor)
+                } else {
                     reader.error(item, "Unknown factor '\(text.value)'.")
                 }
             }
@@ -134,11 +142,15 @@ public enum PolicyTestRunner {
         var time: Date?
         if let node = fields["time"]?.value, let text = reader.string(node, what: "time") {
             time = ISO8601DateFormatter().date(from: text.value)
-            if time == nil { reader.error(node, "time is an ISO 8601 date and time with offset, e.g. 2026-04-01T10:00:00+09:00.") }
+            if time == nil {
+                reader.error(node, "time is an ISO 8601 date and time with offset, e.g. 2026-04-01T10:00:00+09:00.")
+            }
         }
         return AuthorizationRequest(
-            user: user.value, roles: fields["roles"].map { reader.identifiers($0.value, what: "A role id").map(\.value) } ?? [],
-            kind: kind, organisation: fields["organisation"].flatMap { reader.string($0.value, what: "organisation")?.value },
+            user: user.value,
+            roles: fields["roles"].map { reader.identifiers($0.value, what: "A role id").map(\.value) } ?? [],
+            kind: kind,
+            organisation: fields["organisation"].flatMap { reader.string($0.value, what: "organisation")?.value },
             zone: fields["zone"].flatMap { reader.string($0.value, what: "zone")?.value }, factors: factors, time: time,
             action: action.value, resource: resource.value
         )

@@ -59,7 +59,10 @@ extension PolicyAssembler {
         func levelIndex(_ axis: Located<String>, _ level: Located<String>) -> Int? {
             guard let levels = axisLevels[axis.value] else { return nil }
             guard let index = levels.firstIndex(of: level.value) else {
-                error(level.location, "The level '\(level.value)' is not on the axis '\(axis.value)' (levels: \(levels.joined(separator: ", "))).")
+                error(
+                    level.location,
+                    "The level '\(level.value)' is not on the axis '\(axis.value)' (levels: \(levels.joined(separator: ", ")))."
+                )
                 return nil
             }
             return index
@@ -78,10 +81,12 @@ extension PolicyAssembler {
             for axis in axes.map(\.0.id) where !asset.levels.contains(where: { $0.axis.value == axis }) {
                 error(asset.location, "The asset '\(asset.id.value)' has no level on the axis '\(axis)'.")
             }
-            checkedAssets.append(Asset(
-                id: asset.id.value, title: asset.title, zone: asset.zone?.value ?? "", owner: asset.owner?.value ?? "",
-                levels: levels, tags: asset.tags
-            ))
+            checkedAssets.append(
+                Asset(
+                    id: asset.id.value, title: asset.title, zone: asset.zone?.value ?? "",
+                    owner: asset.owner?.value ?? "",
+                    levels: levels, tags: asset.tags
+                ))
         }
 
         for role in roles {
@@ -99,7 +104,9 @@ extension PolicyAssembler {
                 if action.value.contains("*") || action.value.contains("?") {
                     let pattern = GlobPattern(action.value)
                     let matches = declaredActions.filter { pattern.matches($0) }
-                    if matches.isEmpty { error(action.location, "The action pattern '\(action.value)' matches no declared action.") }
+                    if matches.isEmpty {
+                        error(action.location, "The action pattern '\(action.value)' matches no declared action.")
+                    }
                     expanded += matches
                 } else {
                     check(action, isA: "action", in: actionIds)
@@ -111,8 +118,14 @@ extension PolicyAssembler {
             var tests: [LevelTest] = []
             for (axis, comparison, level) in rule.levels {
                 guard axisIds[axis.value] != nil else {
-                    let hint = closest(to: axis.value, in: Array(axisIds.keys) + ["zone", "tags"]).map { " Did you mean '\($0)'?" } ?? ""
-                    error(axis.location, "Unknown 'where' key '\(axis.value)': it is neither a classification axis nor zone or tags.\(hint)")
+                    let hint =
+                        closest(to: axis.value, in: Array(axisIds.keys) + ["zone", "tags"]).map {
+                            " Did you mean '\($0)'?"
+                        } ?? ""
+                    error(
+                        axis.location,
+                        "Unknown 'where' key '\(axis.value)': it is neither a classification axis nor zone or tags.\(hint)"
+                    )
                     continue
                 }
                 if let index = levelIndex(axis, level) {
@@ -123,7 +136,10 @@ extension PolicyAssembler {
                 conditions.zones?.forEach { check($0, isA: "zone", in: zoneIds) }
             }
             if rule.effect == .forbid, rule.when?.factors != nil, let when = rule.when {
-                error(when.location, "A forbid rule cannot require factors in 'when'; say which factors lift it with 'unless: {factors: …}'.")
+                error(
+                    when.location,
+                    "A forbid rule cannot require factors in 'when'; say which factors lift it with 'unless: {factors: …}'."
+                )
             }
             let selector = ResourceSelector(
                 assets: rule.assets.map(\.value), patterns: rule.patterns, levels: tests,
@@ -142,7 +158,8 @@ extension PolicyAssembler {
             constraint.roles.forEach { check($0, isA: "role", in: roleIds) }
             var seen: Set<String> = []
             for role in constraint.roles where !seen.insert(role.value).inserted {
-                error(role.location, "The role '\(role.value)' appears twice in the constraint '\(constraint.id.value)'.")
+                error(
+                    role.location, "The role '\(role.value)' appears twice in the constraint '\(constraint.id.value)'.")
             }
         }
         // A role whose inherited roles already break a constraint can never be granted.
@@ -151,7 +168,10 @@ extension PolicyAssembler {
             for constraint in constraints {
                 let held = constraint.roles.map(\.value).filter { closure.contains($0) }
                 if held.count > constraint.maximum {
-                    error(role.id.location, "The role '\(role.id.value)' includes \(held.joined(separator: " and ")) through inheritance, which the constraint '\(constraint.id.value)' forbids holding together.")
+                    error(
+                        role.id.location,
+                        "The role '\(role.id.value)' includes \(held.joined(separator: " and ")) through inheritance, which the constraint '\(constraint.id.value)' forbids holding together."
+                    )
                 }
             }
         }
@@ -161,8 +181,9 @@ extension PolicyAssembler {
             revision: revision, files: files, zones: zones.map(\.0), axes: axes.map(\.0),
             organisations: organisations.map(\.0), assets: checkedAssets,
             roles: roles.map {
-                Role(id: $0.id.value, title: $0.title, inherits: $0.inherits.map(\.value), privileged: $0.privileged,
-                     maxHolders: $0.maxHolders, zones: $0.zones?.map(\.value))
+                Role(
+                    id: $0.id.value, title: $0.title, inherits: $0.inherits.map(\.value), privileged: $0.privileged,
+                    maxHolders: $0.maxHolders, zones: $0.zones?.map(\.value))
             },
             actions: actions.map(\.0), rules: checkedRules,
             separationOfDuty: constraints.map {
@@ -185,7 +206,8 @@ extension PolicyAssembler {
     /// Reports each inheritance cycle once; returns every role's closure (itself and every role it
     /// inherits from, directly or not). The walk keeps a visited set, so cycles cannot hang it.
     mutating func checkInheritance() -> [String: Set<String>] {
-        let parents = Dictionary(roles.map { ($0.id.value, $0.inherits.map(\.value)) }, uniquingKeysWith: { first, _ in first })
+        let parents = Dictionary(
+            roles.map { ($0.id.value, $0.inherits.map(\.value)) }, uniquingKeysWith: { first, _ in first })
         var closures: [String: Set<String>] = [:]
         for role in roles {
             var closure: Set<String> = []
@@ -203,7 +225,10 @@ extension PolicyAssembler {
             guard (parents[id] ?? []).contains(where: { closures[$0]?.contains(id) == true }) else { continue }
             let members = (closures[id] ?? []).filter { closures[$0]?.contains(id) == true }.sorted()
             guard reported.insert(members).inserted else { continue }
-            error(role.id.location, "Roles inherit in a cycle: \(members.joined(separator: ", ")) each inherit from themselves through the others.")
+            error(
+                role.id.location,
+                "Roles inherit in a cycle: \(members.joined(separator: ", ")) each inherit from themselves through the others."
+            )
         }
         return closures
     }
@@ -212,14 +237,21 @@ extension PolicyAssembler {
         let selector = rule.resources
         if selector.namesNothing && selector.needsAsset {
             let any = assets.contains { ResourceMatcher.selects(selector, asset: $0) }
-            if !any { warning(rule.location, "The rule '\(rule.id)' can never match: its 'where' selects no asset in the register.") }
+            if !any {
+                warning(
+                    rule.location,
+                    "The rule '\(rule.id)' can never match: its 'where' selects no asset in the register.")
+            }
         }
         if let zones = rule.when.zones, let roleIds = rule.roles {
             let usable = roleIds.contains { id in
                 guard let role = roles.first(where: { $0.id.value == id }) else { return true }
                 return role.zones.map { allowed in allowed.contains { zones.contains($0.value) } } ?? true
             }
-            if !usable { warning(rule.location, "The rule '\(rule.id)' can never match: none of its roles is usable in its zones.") }
+            if !usable {
+                warning(
+                    rule.location, "The rule '\(rule.id)' can never match: none of its roles is usable in its zones.")
+            }
         }
     }
 }

@@ -79,7 +79,8 @@ struct YAMLReader {
     mutating func identifier(_ node: Node, what: String) -> Located<String>? {
         guard let text = string(node, what: what) else { return nil }
         let allowed = text.value.unicodeScalars.allSatisfy {
-            ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) || "-_.:/*?".unicodeScalars.contains($0)
+            ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil))
+                || "-_.:/*?".unicodeScalars.contains($0)
         }
         guard allowed else {
             error(node, "\(what) '\(text.value)' may hold only ASCII letters, digits and - _ . : / * ?.")
@@ -132,7 +133,8 @@ struct YAMLReader {
                 )
             )
         } catch {
-            diagnostics.append(PolicyDiagnostic(.error, at: SourceLocation(file: file, line: 1, column: 1), "This is not valid YAML."))
+            diagnostics.append(
+                PolicyDiagnostic(.error, at: SourceLocation(file: file, line: 1, column: 1), "This is not valid YAML."))
         }
         return nil
     }

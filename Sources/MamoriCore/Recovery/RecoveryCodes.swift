@@ -1,5 +1,5 @@
-public import Foundation
 internal import Crypto
+public import Foundation
 
 /// Single-use recovery codes, for a staff member who has lost the phone with their TOTP key.
 ///
