@@ -27,8 +27,8 @@ struct LoginNamesTests {
         }
     }
 
-    @Test("one uid's many connections share one lookup; the answer is kept; the operators never wait")
-    func sharedAndKept() throws {
+    /// An event loop and a one-thread pool for the lookups, shut down after `body`.
+    func withLoop(_ body: (any EventLoop, NIOThreadPool) throws -> Void) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
@@ -36,39 +36,39 @@ struct LoginNamesTests {
             try? pool.syncShutdownGracefully()
             try? group.syncShutdownGracefully()
         }
-        let directory = SlowDirectory(held: true)
-        defer { directory.gate.signal() }  // never leave the pool's thread blocked, even on failure
-        let names = LoginNames(pool: pool, lookup: { directory.lookup($0) })
-        let loop = group.next()
+        try body(group.next(), pool)
+    }
 
-        // The directory hangs: fifty connections of one uid wait on one lookup...
-        let waiting = (0..<50).map { _ in names.name(of: 65_534, on: loop) }
-        // ...while root is named at once.
-        #expect(try names.name(of: 0, on: loop).wait() == Caller.loginName(of: 0))
-        Thread.sleep(forTimeInterval: 0.2)
-        #expect(directory.calls.withLockedValue { $0 } == 1)
+    @Test("one uid's many connections share one lookup; the answer is kept; the operators never wait")
+    func sharedAndKept() throws {
+        try withLoop { loop, pool throws in
+            let directory = SlowDirectory(held: true)
+            defer { directory.gate.signal() }  // never leave the pool's thread blocked, even on failure
+            let names = LoginNames(pool: pool, lookup: { directory.lookup($0) })
 
-        directory.gate.signal()
-        for future in waiting { #expect(try future.wait() == "nobody") }
-        #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
-        #expect(directory.calls.withLockedValue { $0 } == 1, "kept for its lifetime")
+            // The directory hangs: fifty connections of one uid wait on one lookup...
+            let waiting = (0..<50).map { _ in names.name(of: 65_534, on: loop) }
+            // ...while root is named at once.
+            #expect(try names.name(of: 0, on: loop).wait() == Caller.loginName(of: 0))
+            Thread.sleep(forTimeInterval: 0.2)
+            #expect(directory.calls.withLockedValue { $0 } == 1)
+
+            directory.gate.signal()
+            for future in waiting { #expect(try future.wait() == "nobody") }
+            #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
+            #expect(directory.calls.withLockedValue { $0 } == 1, "kept for its lifetime")
+        }
     }
 
     @Test("an answer that lapsed is asked again")
     func lapses() throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        defer {
-            try? pool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
+        try withLoop { loop, pool throws in
+            let directory = SlowDirectory(held: false)
+            let names = LoginNames(pool: pool, lifetime: .milliseconds(50), lookup: { directory.lookup($0) })
+            #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
+            Thread.sleep(forTimeInterval: 0.1)
+            #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
+            #expect(directory.calls.withLockedValue { $0 } == 2)
         }
-        let directory = SlowDirectory(held: false)
-        let names = LoginNames(pool: pool, lifetime: .milliseconds(50), lookup: { directory.lookup($0) })
-        let loop = group.next()
-        #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
-        Thread.sleep(forTimeInterval: 0.1)
-        #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
-        #expect(directory.calls.withLockedValue { $0 } == 2)
     }
 }
