@@ -18,6 +18,8 @@ public struct DecisionReply: Sendable, Hashable {
     /// Whether the effect is `allow`.
     public var allowed: Bool { effect == "allow" }
 
+    /// A decision from its parts; `assignmentGeneration` is nil for one made offline on
+    /// policy files.
     public init(
         effect: String, rules: [String], reasons: [String], missingFactors: [String], policyRevision: String,
         assignmentGeneration: Int64?

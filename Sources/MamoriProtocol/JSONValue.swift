@@ -139,7 +139,10 @@ extension JSONValue {
 
 /// Literals, so that a request reads as the JSON it is: `["op": "status", "limit": 10]`.
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    /// A string literal as a JSON string.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// An integer literal as a JSON number (a `Double`: exact up to 2^53).
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    /// A boolean literal as JSON `true` or `false`.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
 }

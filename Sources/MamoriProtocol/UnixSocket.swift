@@ -6,6 +6,7 @@ public enum UnixSocket {
     public struct ConnectError: Error, Sendable, CustomStringConvertible {
         /// The system's reason, e.g. "No such file or directory".
         public let reason: String
+        /// The system's reason, as it is.
         public var description: String { reason }
     }
 

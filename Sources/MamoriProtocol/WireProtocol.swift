@@ -73,6 +73,8 @@ public struct WireRequest: Sendable {
         self.fields = fields
     }
 
+    /// A request built in code (clients, tests): `op` and, when given, `id` are written into
+    /// `fields`, replacing any there.
     public init(op: String, id: JSONValue? = nil, fields: [String: JSONValue] = [:]) {
         self.op = op
         self.id = id
@@ -219,11 +221,15 @@ public struct WireRequest: Sendable {
 
 /// A failure to report on the socket: a code and a safe, whole-sentence message.
 public struct WireError: Error, Sendable {
+    /// What clients act on.
     public let code: ErrorCode
+    /// A whole sentence for people; it is sent and logged, so it never holds a secret.
     public let message: String
     /// The request's id, when it was read before the failure.
     public let id: JSONValue?
 
+    /// A failure with its code and message; pass `id` once the request's id is known, so that the
+    /// reply carries it.
     public init(_ code: ErrorCode, _ message: String, id: JSONValue? = nil) {
         self.code = code
         self.message = message

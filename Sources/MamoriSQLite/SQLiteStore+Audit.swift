@@ -67,6 +67,8 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
         }
     }
 
+    /// Up to `limit` entries after sequence number `after`, oldest first, in one read:
+    /// ``auditEntries(after:limit:since:until:)`` with no time bounds.
     public func auditPage(after: Int64, limit: Int) async throws -> [AuditChain.StoredEntry] {
         try await auditEntries(after: after, limit: limit, since: nil, until: nil)
     }

@@ -23,6 +23,7 @@ extension SQLiteStore: CredentialStore {
 
     // MARK: Failures and lockout
 
+    /// The failures row of `name` in one read, without its attempts in flight; nil when there is none.
     public func failures(of name: String) async throws -> FailureRecord? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM failures WHERE user = ?", arguments: [name]).map(Self.failure)
@@ -54,6 +55,8 @@ extension SQLiteStore: CredentialStore {
         )
     }
 
+    /// Reads the failure state, applies ``Lockout/reserve(_:user:at:threshold:window:)`` and stores the
+    /// result in one write transaction, with no audit entry; a refusal changes nothing.
     public func reserveAttempt(
         _ name: String, at time: Date, threshold: Int, window: TimeInterval
     ) async throws -> AttemptReservation {
@@ -66,12 +69,16 @@ extension SQLiteStore: CredentialStore {
         }
     }
 
+    /// Takes one attempt in flight off the user's failure state (``Lockout/release(_:)``) in one
+    /// write transaction, with no audit entry.
     public func release(_ attempt: PasswordAttempt) async throws {
         try await write(audit: nil) { db in
             try Self.store(Lockout.release(try Self.failureState(of: attempt.user, db)), of: attempt.user, db)
         }
     }
 
+    /// Applies ``Lockout/fail(_:attempt:at:threshold:window:lockFor:)`` to the stored state, stores the
+    /// result and appends `audit`, in one write transaction; returns the new failures and lock.
     public func recordFailure(
         _ name: String, attempt: PasswordAttempt?, at time: Date, threshold: Int, window: TimeInterval,
         lockFor: TimeInterval, audit: AuditEntry
@@ -87,6 +94,8 @@ extension SQLiteStore: CredentialStore {
         }
     }
 
+    /// Applies ``Lockout/succeed(_:attempt:)`` to the stored state in one write transaction, with no
+    /// audit entry.
     public func recordSuccess(_ attempt: PasswordAttempt, at time: Date) async throws {
         try await write(audit: nil) { db in
             try Self.store(
@@ -129,6 +138,8 @@ extension SQLiteStore: CredentialStore {
         }
     }
 
+    /// Applies ``Lockout/unlock(_:)`` to the stored state and appends `audit` in one write transaction;
+    /// an account with nothing stored is no error.
     public func unlock(_ name: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try Self.store(Lockout.unlock(try Self.failureState(of: name, db)), of: name, db)
@@ -137,6 +148,8 @@ extension SQLiteStore: CredentialStore {
 
     // MARK: TOTP and recovery codes
 
+    /// `name`'s enrolment in one read, confirmed or not, its seed still sealed; nil when there is none
+    /// or its stored parameters are not ones this version accepts.
     public func totp(of name: String) async throws -> TOTPRecord? {
         try await read { db in try Self.totp(of: name, db) }
     }
@@ -186,12 +199,15 @@ extension SQLiteStore: CredentialStore {
         }
     }
 
+    /// Deletes `name`'s enrolment, confirmed or not, and appends `audit` in one write transaction; no
+    /// error when there is none. The recovery codes are kept.
     public func resetTOTP(_ name: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(sql: "DELETE FROM totp WHERE user = ?", arguments: [name])
         }
     }
 
+    /// Every recovery code of `name` in one read, used or not, in the order they were stored (digests only).
     public func recoveryCodes(of name: String) async throws -> [RecoveryCodeRecord] {
         try await read { db in try Self.recoveryCodes(of: name, db) }
     }
@@ -220,6 +236,8 @@ extension SQLiteStore: CredentialStore {
 
     // MARK: For listings and the self-inspection
 
+    /// Every enrolment in one read, by user name: true when confirmed, false when pending; users with
+    /// none are absent.
     public func totpConfirmation() async throws -> [String: Bool] {
         try await read { db in
             Dictionary(
@@ -231,6 +249,8 @@ extension SQLiteStore: CredentialStore {
         }
     }
 
+    /// Every account with failures counted or a lock set (past or not), by name, in one read; rows that
+    /// hold only attempts in flight are left out.
     public func allFailures() async throws -> [FailureRecord] {
         try await read { db in
             try Row.fetchAll(

@@ -7,16 +7,21 @@ public import MamoriStore
 extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     // MARK: Users
 
+    /// The user called `name` in one read, password hash included (keep it out of answers); nil when there
+    /// is none.
     public func user(named name: String) async throws -> UserRecord? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user)
         }
     }
 
+    /// Every user, by name, in one read.
     public func users() async throws -> [UserRecord] {
         try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY name").map(Self.user) }
     }
 
+    /// Inserts `user` and appends `audit` in one write transaction; throws `conflict` when the name is
+    /// taken. `lastLoginAt` is not stored: a new account has never logged in.
     public func addUser(_ user: UserRecord, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             guard try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user.name]) == nil else {
@@ -44,11 +49,16 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 
+    /// Sets the disabled flag and appends `audit` in one write transaction; throws `notFound` for an
+    /// unknown user. Open sessions are not closed.
     public func setDisabled(_ name: String, _ disabled: Bool, audit: AuditEntry) async throws {
         try await updateUser(
             name, sql: "UPDATE users SET disabled = ? WHERE name = ?", arguments: [disabled], audit: audit)
     }
 
+    /// Deletes the user, with their failures and (by cascade) TOTP enrolment, recovery codes and
+    /// assignments, changes the assignment generation and appends `audit`, in one write transaction.
+    /// Sessions stay on record. Throws `notFound` for an unknown user.
     public func removeUser(_ name: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
@@ -58,6 +68,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 
+    /// Stores the password hash and the must-change flag and appends `audit` in one write transaction;
+    /// throws `notFound` for an unknown user. `hash` is the Argon2id PHC string, never the password.
     public func setPassword(_ name: String, hash: String, mustChange: Bool, audit: AuditEntry) async throws {
         try await updateUser(
             name, sql: "UPDATE users SET password_hash = ?, must_change_password = ? WHERE name = ?",
@@ -67,6 +79,7 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
 
     // MARK: Role assignments
 
+    /// `name`'s assignments in one read, current or not, by role.
     public func assignments(of name: String) async throws -> [AssignmentRecord] {
         try await read { db in try Self.assignments(of: name, db) }
     }
@@ -76,6 +89,7 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
             Self.assignment)
     }
 
+    /// Every assignment in one read, current or not, by role then user.
     public func allAssignments() async throws -> [AssignmentRecord] {
         try await read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM assignments ORDER BY role, user").map(Self.assignment)
@@ -130,6 +144,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 
+    /// Deletes the assignment, changes the assignment generation and appends `audit` in one write
+    /// transaction; throws `notFound` when `name` does not hold `role` (an expired assignment counts).
     public func revoke(_ name: String, role: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(sql: "DELETE FROM assignments WHERE user = ? AND role = ?", arguments: [name, role])
@@ -140,6 +156,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 
+    /// The generation counter in one read: the `meta` row that grants, revokes and user removals
+    /// increment (0 when missing).
     public func assignmentGeneration() async throws -> Int64 {
         try await read { db in
             try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'assignment_generation'") ?? 0
@@ -148,6 +166,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
 
     // MARK: Sessions
 
+    /// Inserts `session` and appends `audit` in one write transaction. Its `closedAt` and `lastActiveAt`
+    /// are not stored: a new session is open. A duplicate id fails with `storage`.
     public func openSession(_ session: SessionRecord, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(
@@ -164,6 +184,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 
+    /// The session `id` in one read, open, closed or run out; nil when there is none. Factors this
+    /// version does not know are left out.
     public func session(_ id: String) async throws -> SessionRecord? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { row in
@@ -194,6 +216,8 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 
+    /// Sets `closedAt` to `time` and appends `audit` in one write transaction; throws `notFound` when there
+    /// is no such session or it is closed already. A session that ran out can still be closed.
     public func closeSession(_ id: String, at time: Date, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(

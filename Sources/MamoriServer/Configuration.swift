@@ -72,6 +72,7 @@ public struct DaemonConfiguration: Sendable, Hashable {
         "swaylock", "kde", "vlock", "physlock",
     ]
 
+    /// Every key at its default: the development layout, relative to the current folder.
     public init() {}
 
     static let keys = [
@@ -159,6 +160,8 @@ public struct DaemonConfiguration: Sendable, Hashable {
 
 /// A configuration or start-up problem, as one sentence for the operator.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// The problem, as one sentence for the operator.
     public let description: String
+    /// A problem described by one sentence; name the file and line when there is one.
     public init(_ description: String) { self.description = description }
 }

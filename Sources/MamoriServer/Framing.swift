@@ -16,16 +16,21 @@ public enum LineEvent: Equatable {
 ///
 /// Public for the fuzz target (`Fuzz/Line`), which checks it against a plain split of the stream.
 public struct LineDecoder: ByteToMessageDecoder {
+    /// Each complete line, or the news that one was too long.
     public typealias InboundOut = LineEvent
 
     /// The longest line passed on, in bytes, without its newline.
     public let maximumLength: Int
     private var discarding = false
 
+    /// A decoder for lines of at most `maximumLength` bytes; the daemon passes
+    /// ``WireLimits/maximumLineLength``.
     public init(maximumLength: Int) {
         self.maximumLength = maximumLength
     }
 
+    /// Passes on each complete line; reports a line as too long as soon as it outgrows the limit,
+    /// without waiting for its newline, then drops its bytes up to that newline.
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
             let length = newline - buffer.readerIndex
@@ -49,6 +54,8 @@ public struct LineDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
+    /// At end of stream, passes on what is left, so that a last request without its newline is
+    /// still answered (unless it was too long).
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
         -> DecodingState
     {

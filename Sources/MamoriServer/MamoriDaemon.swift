@@ -59,6 +59,9 @@ public final class MamoriDaemon: Service, Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
     }
 
+    /// Serves until graceful shutdown. Meanwhile it verifies the audit chain once, reloads the policy on SIGHUP
+    /// and signs the chain head every `checkpoint-seconds`; at shutdown it waits up to 5 seconds for requests
+    /// in flight, then closes the store and removes the socket.
     public func run() async throws {
         let channel = try await bind()
         logger.notice(

@@ -8,6 +8,7 @@ public import MamoriStore
 public struct StoreRequirements: Sendable {
     /// The database file in the state folder (an embedded store's; a server store ignores it).
     public let databasePath: String
+    /// Signs checkpoints with the state folder's audit key (`audit.key`).
     public let signer: AuditSigner
     /// Every this many entries, a signed checkpoint in the same transaction.
     public let checkpointInterval: Int

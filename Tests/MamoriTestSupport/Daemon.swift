@@ -8,10 +8,15 @@ import MamoriProtocol
 /// A real `mamorid` started for a test: its own state folder, socket and policy copy in a
 /// temporary folder, its log captured. Stop it with ``stop()``; the folder goes with it.
 public final class DaemonHarness: @unchecked Sendable {
+    /// The temporary folder holding everything below; removed with the harness.
     public let folder: URL
+    /// The daemon's Unix socket, inside ``folder``.
     public let socketPath: String
+    /// The daemon's state folder (database and keys), inside ``folder``.
     public let stateDirectory: String
+    /// The daemon's copy of the policies: edit it, then send SIGHUP to reload.
     public let policyDirectory: String
+    /// The daemon's stdout and stderr, appended to across restarts.
     public let logPath: String
     private var pid: pid_t?
 
@@ -117,6 +122,7 @@ public final class DaemonHarness: @unchecked Sendable {
 public final class LineClient: @unchecked Sendable {
     private let connection: LineConnection
 
+    /// Connects to the socket at `path`; a read that waits longer than `timeoutSeconds` fails.
     public init(path: String, timeoutSeconds: Int = 15) throws {
         do {
             connection = try LineConnection(path: path, receiveTimeout: timeoutSeconds)

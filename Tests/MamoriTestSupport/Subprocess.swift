@@ -9,6 +9,7 @@ public struct ProcessResult: Sendable {
     /// Everything written to stderr, as UTF-8.
     public let stderr: String
 
+    /// A result from its parts.
     public init(status: Int32, stdout: String, stderr: String) {
         self.status = status
         self.stdout = stdout
@@ -18,7 +19,9 @@ public struct ProcessResult: Sendable {
 
 /// Why a helper could not run a process at all.
 public struct SubprocessError: Error, CustomStringConvertible {
+    /// What went wrong, as one sentence for the test's failure message.
     public let description: String
+    /// An error described by one sentence.
     public init(description: String) { self.description = description }
 }
 

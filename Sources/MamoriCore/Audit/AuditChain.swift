@@ -10,21 +10,35 @@ public enum AuditChain {
     /// One stored entry as the verifier reads it: the columns as stored, the detail as its raw
     /// text (hashed as it is; parsed only when ``entry`` is asked for).
     public struct StoredEntry: Sendable {
+        /// Position in the trail, counted from 1 without gaps: a gap means entries were deleted.
         public let sequence: Int64
+        /// When it was written, in Unix milliseconds, as stored and hashed.
         public let timeMillis: Int64
+        /// The caller's Unix uid; nil (null in the hash) for the daemon's own acts.
         public let actorUID: Int?
+        /// Who acted: the caller's login name, or the daemon itself.
         public let actor: String
+        /// What happened, as a dotted name such as `auth.failure`.
         public let event: String
+        /// What it happened to: a user, role, session or resource.
         public let target: String
+        /// `success`, `failure` or `denied`.
         public let outcome: String
         /// The `detail` column exactly as stored.
         public let detailJSON: String
+        /// The terminal the act happened on.
         public let terminal: String
+        /// The zone of that terminal.
         public let zone: String
+        /// The revision of the policy in force (`sha256:…`).
         public let policyRevision: String
+        /// The stored link: the hash of the entry before it (``AuditEntry/genesis`` for entry 1).
         public let previousHash: [UInt8]
+        /// The stored hash: SHA-256 of ``previousHash`` followed by ``canonicalJSON``, when untouched.
         public let hash: [UInt8]
 
+        /// Takes the columns exactly as stored: nothing is recomputed, so that the verifier judges
+        /// what the store holds.
         public init(
             sequence: Int64, timeMillis: Int64, actorUID: Int?, actor: String, event: String, target: String,
             outcome: String,
@@ -55,6 +69,7 @@ public enum AuditChain {
             )
         }
 
+        /// ``timeMillis`` as a date.
         public var time: Date { Date(timeIntervalSince1970: Double(timeMillis) / 1000) }
 
         /// The entry, its detail parsed (an unreadable detail reads as empty).
@@ -97,6 +112,7 @@ public enum AuditChain {
         /// The trail has signed checkpoints but their witness outside the database is gone or unreadable.
         case witnessMissing(signed: Int64)
 
+        /// One sentence for the operator or auditor: what is wrong, where, and what was likely done.
         public var description: String {
             switch self {
             case .altered(let sequence):
@@ -134,8 +150,11 @@ public enum AuditChain {
 
 /// The outcome of checking a whole trail: its links, its start, and its checkpoints.
 public struct AuditReport: Sendable {
+    /// How many entries were checked.
     public let entryCount: Int
+    /// The first entry's sequence number (above 1 when pruned); nil for an empty trail.
     public let firstSequence: Int64?
+    /// The last entry's sequence number; nil for an empty trail.
     public let lastSequence: Int64?
     /// The last entry removed by pruning (0 when the trail was never pruned).
     public let prunedThrough: Int64
@@ -143,6 +162,7 @@ public struct AuditReport: Sendable {
     public let prunedThroughTime: Date?
     /// When the first remaining entry was written.
     public let oldestEntryTime: Date?
+    /// How many checkpoints are stored, whether or not their signatures hold.
     public let checkpointCount: Int
     /// The newest checkpoint.
     public let lastCheckpoint: AuditCheckpoint?
@@ -321,17 +341,26 @@ extension AuditChain {
 extension AuditReport {
     /// The report as it travels (the daemon's `audit.verify` reply) and as `--json` prints it.
     public struct Summary: Codable, Sendable, Hashable {
+        /// True when no problem was found.
         public var holds: Bool
+        /// How many entries were checked.
         public var entries: Int
+        /// The first entry's sequence number; absent for an empty trail.
         public var firstSequence: Int64?
+        /// The last entry's sequence number; absent for an empty trail.
         public var lastSequence: Int64?
+        /// The last entry removed by pruning (0 when the trail was never pruned).
         public var prunedThrough: Int64
         /// ISO 8601.
         public var oldestEntry: String?
+        /// How many checkpoints are stored.
         public var checkpoints: Int
+        /// The entry the newest checkpoint signed.
         public var lastCheckpointSequence: Int64?
         /// ISO 8601.
         public var lastCheckpointTime: String?
+        /// Whether checkpoint signatures were checked; when false the checkpoints were only
+        /// compared, not trusted, and the verdict proves less.
         public var signaturesChecked: Bool
         /// One sentence each, saying what is wrong and where.
         public var problems: [String]
@@ -372,6 +401,7 @@ extension AuditReport {
         }
     }
 
+    /// The report as it travels and as `--json` prints it: times in ISO 8601, problems as sentences.
     public var summary: Summary {
         Summary(
             holds: holds, entries: entryCount, firstSequence: firstSequence, lastSequence: lastSequence,

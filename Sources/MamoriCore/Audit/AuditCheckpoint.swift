@@ -15,6 +15,7 @@ public struct AuditCheckpoint: Sendable, Hashable {
     public let sequence: Int64
     /// That entry's hash.
     public let headHash: [UInt8]
+    /// When it was signed; the signature covers it to the millisecond.
     public let time: Date
     /// The ``digest`` of the checkpoint made before this one (32 zero bytes for the first); nil
     /// for checkpoints of the first format, which named none.
@@ -22,6 +23,8 @@ public struct AuditCheckpoint: Sendable, Hashable {
     /// Ed25519 over ``message``.
     public let signature: [UInt8]
 
+    /// A checkpoint as stored or read back; its signature is not checked here. New checkpoints
+    /// come from ``AuditSigner/sign(sequence:headHash:time:previous:)``.
     public init(sequence: Int64, headHash: [UInt8], time: Date, previous: [UInt8]? = nil, signature: [UInt8]) {
         self.sequence = sequence
         self.headHash = headHash

@@ -17,10 +17,16 @@ public struct AuditEntry: Sendable, Hashable {
     public var outcome: String
     /// Details as text pairs, e.g. which factor failed. Never a secret.
     public var detail: [String: String]
+    /// The terminal the act happened on (the daemon's `terminal` setting).
     public var terminal: String
+    /// The zone of that terminal.
     public var zone: String
+    /// The revision of the policy in force (`sha256:…`), so that a decision can be traced
+    /// to the rules it was made on.
     public var policyRevision: String
 
+    /// An entry with any event and outcome names; Mamori's own events use the ``AuditEvent``
+    /// initialiser, so that their names cannot drift.
     public init(
         time: Date, actorUID: Int?, actor: String, event: String, target: String, outcome: String,
         detail: [String: String] = [:], terminal: String, zone: String, policyRevision: String

@@ -3,21 +3,33 @@ import Foundation
 /// An audit entry as it leaves Mamori: in `audit export`, `audit tail` and the daemon's
 /// `audit.read` replies. One definition, so that the offline export and the daemon's agree.
 public struct AuditRecord: Codable, Sendable, Hashable {
+    /// The entry's sequence number in the trail.
     public let seq: Int64
     /// ISO 8601 with milliseconds, UTC.
     public let time: String
+    /// The caller's Unix uid; null for the daemon's own acts.
     public let actorUID: Int?
+    /// Who acted: the caller's login name, or the daemon itself.
     public let actor: String
+    /// What happened, as a dotted name such as `role.grant`.
     public let event: String
+    /// What it happened to: a user, role, session or resource.
     public let target: String
+    /// `success`, `failure` or `denied`.
     public let outcome: String
+    /// Details as text pairs, e.g. which factor failed. Never a secret.
     public let detail: [String: String]
+    /// The terminal the act happened on.
     public let terminal: String
+    /// The zone of that terminal.
     public let zone: String
+    /// The revision of the policy in force (`sha256:…`).
     public let policyRevision: String
     /// The entry's chain hash, hex.
     public let hash: String
 
+    /// The record of a stored entry, its detail parsed (an unreadable one reads as empty).
+    /// For reading, not verifying: a trail export (``AuditTrailExport``) keeps the detail as hashed.
     public init(_ stored: AuditChain.StoredEntry) {
         let entry = stored.entry
         seq = stored.sequence

@@ -19,13 +19,17 @@ public enum AuditTrailExport {
 
     /// The first line: what the file is and, when the exporter knew it, the verifying key.
     public struct Header: Codable, Sendable, Hashable {
+        /// Always `header`: what kind of line this is.
         public var type = "header"
+        /// ``AuditTrailExport/format``; a reader refuses a file with any other.
         public var format = AuditTrailExport.format
         /// The Ed25519 verifying key, base64; absent in an export made from a database copy alone.
         public var publicKey: String?
         /// When the export was made, ISO 8601.
         public var exported: String
 
+        /// A header naming `publicKey` (nil when the exporter has none) and the time of export.
+        /// The key is for reference only: verifiers never trust it, since whoever edits the file can replace it.
         public init(publicKey: [UInt8]?, exported: Date) {
             self.publicKey = publicKey.map { Data($0).base64EncodedString() }
             self.exported = exported.formatted(.iso8601)
@@ -39,16 +43,20 @@ public enum AuditTrailExport {
 
     /// A signed checkpoint, with the witness file's field names.
     public struct Checkpoint: Codable, Sendable, Hashable {
+        /// Always `checkpoint`.
         public var type = "checkpoint"
+        /// The sequence number of the entry the checkpoint signed.
         public var sequence: Int64
         /// Hex.
         public var headHash: String
+        /// When it was signed, in Unix milliseconds (`time_ms`).
         public var timeMillis: Int64
         /// Hex; absent for checkpoints of the first format.
         public var previous: String?
         /// Base64.
         public var signature: String
 
+        /// The line for a stored checkpoint.
         public init(_ checkpoint: AuditCheckpoint) {
             sequence = checkpoint.sequence
             headHash = AuditWitness.hex(checkpoint.headHash)
@@ -83,24 +91,36 @@ public enum AuditTrailExport {
 
     /// An entry as stored: the columns the hash covers, the link and the hash.
     public struct Entry: Codable, Sendable, Hashable {
+        /// Always `entry`.
         public var type = "entry"
+        /// The entry's sequence number.
         public var seq: Int64
+        /// When it was written, in Unix milliseconds (`time_ms`), as hashed.
         public var timeMillis: Int64
+        /// The caller's Unix uid; null for the daemon's own acts.
         public var actorUID: Int?
+        /// Who acted: the caller's login name, or the daemon itself.
         public var actor: String
+        /// What happened, as a dotted name such as `auth.failure`.
         public var event: String
+        /// What it happened to: a user, role, session or resource.
         public var target: String
+        /// `success`, `failure` or `denied`.
         public var outcome: String
         /// The stored detail text (canonical JSON of an object), not parsed: hashed as it is.
         public var detail: String
+        /// The terminal the act happened on.
         public var terminal: String
+        /// The zone of that terminal.
         public var zone: String
+        /// The revision of the policy in force (`sha256:…`).
         public var policyRevision: String
         /// Hex.
         public var previousHash: String
         /// Hex.
         public var hash: String
 
+        /// The line for a stored entry, every column copied as stored so that its hash still covers it.
         public init(_ stored: AuditChain.StoredEntry) {
             seq = stored.sequence
             timeMillis = stored.timeMillis
@@ -183,8 +203,10 @@ public enum AuditTrailExport {
 
     /// A file that is not an export, or a line that cannot be read: names the file and line.
     public struct Failure: Error, CustomStringConvertible {
+        /// One sentence naming the file and, where known, the line.
         public let description: String
 
+        /// A failure described by one sentence; name the file (`path:line:`) so the reader can find it.
         public init(_ description: String) { self.description = description }
     }
 }
@@ -240,6 +262,7 @@ public actor AuditTrailFile: AuditPageReader {
         self.lines = lines
     }
 
+    /// The checkpoints read at open, in the file's order.
     public func checkpoints() async throws -> [AuditCheckpoint] { storedCheckpoints }
 
     /// The next `limit` entries in the file's order. `after` 0 starts from the first entry; any

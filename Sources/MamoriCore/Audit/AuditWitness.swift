@@ -42,6 +42,7 @@ public enum AuditWitness {
 
     /// A failure to read or write the witness, as a sentence naming the file.
     public struct Failure: Error, CustomStringConvertible {
+        /// One sentence naming the witness file and what could not be done with it.
         public let description: String
     }
 

@@ -7,11 +7,17 @@ public struct InspectionReport: Codable, Sendable, Hashable {
     public var time: String
     /// Who ran it (the caller's login name), for the filed copy.
     public var inspector: String
+    /// The terminal that was inspected (the daemon's `terminal` setting).
     public var terminal: String
+    /// The zone of that terminal.
     public var zone: String
+    /// The revision of the policy in force (`sha256:…`), so that a finding can be traced to the rules behind it.
     public var policyRevision: String
+    /// One finding per check, in the order the checks ran.
     public var findings: [Finding]
 
+    /// A report; `time` is written as ISO 8601 in `timeZone` (the policy's), so that the filed copy reads in
+    /// local time.
     public init(
         time: Date, timeZone: TimeZone, inspector: String, terminal: String, zone: String, policyRevision: String,
         findings: [Finding]
@@ -39,6 +45,7 @@ public struct InspectionReport: Codable, Sendable, Hashable {
     public enum Status: String, Codable, Sendable, Comparable, CaseIterable {
         case pass, warn, fail
 
+        /// Orders by severity, so that the worst status is the greatest.
         public static func < (lhs: Status, rhs: Status) -> Bool { lhs.rank < rhs.rank }
         private var rank: Int {
             switch self {
@@ -53,7 +60,9 @@ public struct InspectionReport: Codable, Sendable, Hashable {
     public struct Finding: Codable, Sendable, Hashable {
         /// A stable id, e.g. `mfa-enrolment`.
         public var check: String
+        /// A short heading for people, e.g. "PAM services on this terminal".
         public var title: String
+        /// Pass, warn or fail; the worst finding decides the report's ``InspectionReport/overall``.
         public var status: Status
         /// One sentence: what was found.
         public var summary: String
@@ -62,6 +71,7 @@ public struct InspectionReport: Codable, Sendable, Hashable {
         /// Where the requirement comes from: the basic policy and the guideline.
         public var basis: String
 
+        /// A finding; leave `items` empty when no account, role or file in particular is involved.
         public init(check: String, title: String, status: Status, summary: String, items: [String] = [], basis: String)
         {
             self.check = check

@@ -9,7 +9,9 @@ import Foundation
 public struct PAMStack: Sendable {
     /// One `auth` line after includes were expanded.
     public struct Line: Sendable, Hashable {
+        /// The control field as written: `required`, `sufficient`, `optional`, … or a `[value=action …]` list.
         public let control: String
+        /// The module as written, a name such as `pam_unix.so` or an absolute path.
         public let module: String
         /// The file and line it came from, for the report.
         public let origin: String
@@ -90,6 +92,7 @@ public struct PAMStack: Sendable {
         case bypass(origin: String, module: String)
     }
 
+    /// Whether a login through this service must pass Mamori; anything but ``Verdict/enforced`` is a finding.
     public var verdict: Verdict {
         guard let index = auth.firstIndex(where: { Self.isMamori($0.module) }) else { return .absent }
         let mamori = auth[index]

@@ -7,11 +7,14 @@ public import Foundation
 public struct FailureState: Sendable, Hashable {
     /// Failures counted in the window that began at `firstFailureAt`.
     public var count: Int
+    /// When the first failure of the current window happened; the window runs from here.
     public var firstFailureAt: Date
+    /// When the lock ends; nil when none was set. A time already past means the lock has lapsed.
     public var lockedUntil: Date?
     /// Attempts reserved and not yet settled (each is an Argon2 run in progress).
     public var inFlight: Int
 
+    /// A state with the given counts; a store rebuilds what it kept with this.
     public init(count: Int, firstFailureAt: Date, lockedUntil: Date? = nil, inFlight: Int = 0) {
         self.count = count
         self.firstFailureAt = firstFailureAt
@@ -30,15 +33,18 @@ public struct FailureState: Sendable, Hashable {
 /// settle it exactly once: with ``Lockout/fail(_:attempt:at:threshold:window:lockFor:)``,
 /// ``Lockout/succeed(_:attempt:)`` or ``Lockout/release(_:)``.
 public struct PasswordAttempt: Sendable, Hashable {
+    /// The login name the attempt is for.
     public let user: String
     /// The lockout threshold and window it was reserved against.
     public let threshold: Int
+    /// The window's length, in seconds.
     public let window: TimeInterval
     /// Failures within the window when it was reserved: a success forgives only these.
     public let failuresBefore: Int
     /// Where that window started.
     public let windowStart: Date
 
+    /// An attempt with the given terms; real ones come from ``Lockout/reserve(_:user:at:threshold:window:)``.
     public init(user: String, threshold: Int, window: TimeInterval, failuresBefore: Int, windowStart: Date) {
         self.user = user
         self.threshold = threshold

@@ -20,10 +20,13 @@ public enum LoginFailure: String, Sendable, Hashable, CaseIterable {
 /// What the password step found. Gathered by the caller (the store's one read, the reservation,
 /// one Argon2 run); ``failure`` is the verdict.
 public struct PasswordFacts: Sendable, Hashable {
+    /// The login name has an account. The caller runs Argon2 even when it has none, so that timing cannot tell.
     public var userExists: Bool
+    /// An administrator disabled the account.
     public var disabled: Bool
     /// The account was locked when the attempt was to be reserved.
     public var locked: Bool
+    /// The account has a password hash stored.
     public var hasPassword: Bool
     /// The lockout let this attempt through (``AttemptReservation/reserved(_:)``).
     public var attemptReserved: Bool
@@ -32,6 +35,7 @@ public struct PasswordFacts: Sendable, Hashable {
     /// Argon2 matched it against the stored hash.
     public var verified: Bool
 
+    /// The facts of one attempt; ``failure`` is the verdict.
     public init(
         userExists: Bool, disabled: Bool, locked: Bool, hasPassword: Bool, attemptReserved: Bool, usable: Bool,
         verified: Bool

@@ -23,6 +23,7 @@ public struct OTPError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The text is not an `otpauth://totp/` key URI Mamori can read.
         public static let malformedURI = Code(.malformedURI)
 
+        /// The stable name, e.g. `malformed-base32`, for logs and machine-readable output.
         public var description: String { base.rawValue }
     }
 
@@ -31,10 +32,12 @@ public struct OTPError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A whole sentence a person can act on.
     public let message: String
 
+    /// An error of kind `code`; `message` must not contain a secret or a code.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
+    /// The message, so that printing the error prints the sentence.
     public var description: String { message }
 }

@@ -32,6 +32,9 @@ public struct OTPParameters: Sendable, Hashable {
     /// Accepted periods in seconds.
     public static let periodRange = 5...600
 
+    /// Checked parameters; the defaults are SHA-1, 6 digits, 30 seconds.
+    ///
+    /// - Throws: ``OTPError`` with code `invalid-parameters` when `digits` or `period` is out of range.
     public init(algorithm: OTPAlgorithm = .sha1, digits: Int = 6, period: Int = 30) throws(OTPError) {
         guard Self.digitRange.contains(digits) else {
             throw OTPError(.invalidParameters, "A one-time code has 6, 7 or 8 digits, not \(digits).")

@@ -22,6 +22,7 @@ public struct Argon2Parameters: Sendable, Hashable, CustomStringConvertible {
     /// Tag (output) length in bytes for new hashes; at least 16.
     public var tagLength: Int
 
+    /// Parameters as given, unchecked; ``PasswordHasher`` refuses them unless ``validate(within:)`` passes.
     public init(memoryKiB: UInt32, iterations: UInt32, parallelism: UInt32, saltLength: Int = 16, tagLength: Int = 32) {
         self.memoryKiB = memoryKiB
         self.iterations = iterations
@@ -41,6 +42,7 @@ public struct Argon2Parameters: Sendable, Hashable, CustomStringConvertible {
     /// The parameters Mamori uses when nothing else is configured.
     public static let `default` = rfc9106SecondRecommendation
 
+    /// The PHC string's parameter field, `m=…,t=…,p=…`, for logs and messages.
     public var description: String { "m=\(memoryKiB),t=\(iterations),p=\(parallelism)" }
 
     /// Checks that new hashes could be made with these parameters within `limits`.
@@ -75,6 +77,7 @@ public struct Argon2Limits: Sendable, Hashable {
     /// Largest tag accepted, in bytes.
     public var maximumTagLength: Int
 
+    /// Ceilings of one's own; most callers want ``default``.
     public init(
         maximumMemoryKiB: UInt32, maximumIterations: UInt32, maximumParallelism: UInt32,
         maximumSaltLength: Int, maximumTagLength: Int

@@ -25,6 +25,7 @@ public struct PHCString: Sendable, Hashable {
     /// The longest PHC string Mamori reads; longer input is malformed without being looked at.
     public static let maximumLength = 512
 
+    /// A hash from its parts, unchecked; ``encoded`` writes it. `version` defaults to 0x13 (19), the current one.
     public init(
         variant: Argon2Variant, version: UInt32 = 0x13, memoryKiB: UInt32, iterations: UInt32,
         parallelism: UInt32, salt: [UInt8], tag: [UInt8]

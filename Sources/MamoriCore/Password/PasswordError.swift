@@ -29,6 +29,7 @@ public struct PasswordError: Error, Hashable, Sendable, CustomStringConvertible 
         /// libargon2 itself reported an error (for example, memory could not be allocated).
         public static let libraryFailure = Code(.libraryFailure)
 
+        /// The stable name, e.g. `malformed-hash`, for logs and machine-readable output.
         public var description: String { base.rawValue }
     }
 
@@ -37,10 +38,12 @@ public struct PasswordError: Error, Hashable, Sendable, CustomStringConvertible 
     /// A whole sentence a person can act on.
     public let message: String
 
+    /// An error of kind `code`; `message` must not contain the password, the salt or the tag.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
+    /// The message, so that printing the error prints the sentence.
     public var description: String { message }
 }

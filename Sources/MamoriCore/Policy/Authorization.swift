@@ -22,6 +22,8 @@ public struct AuthorizationRequest: Sendable, Hashable {
     /// The resource: an asset id from the register, or another name such as `mamori:users/tanaka`.
     public var resource: String
 
+    /// A request; leave out what is not known rather than guess: a rule whose condition needs a missing value
+    /// denies the request (fail closed).
     public init(
         user: String, roles: [String], kind: UserKind? = nil, organisation: String? = nil, zone: String? = nil,
         factors: Set<Factor> = [], time: Date? = nil, action: String, resource: String
@@ -124,6 +126,7 @@ public enum GrantViolation: Sendable, Hashable, CustomStringConvertible {
     /// The role already has as many holders as it may.
     case holderLimit(role: String, limit: Int, holders: Int)
 
+    /// A sentence saying why the grant is refused, for the operator who asked.
     public var description: String {
         switch self {
         case .unknownRole(let role): "The role '\(role)' is not in the policy."

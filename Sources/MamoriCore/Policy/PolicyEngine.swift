@@ -121,6 +121,7 @@ public struct PolicyEngine: Sendable {
     /// The policy the engine was compiled from.
     public let policy: Policy
 
+    /// Compiles `policy`. Compiling indexes every rule, so build one engine per policy load and share it.
     public init(policy: Policy) {
         self.policy = policy
         compiled = CompiledPolicy(policy)

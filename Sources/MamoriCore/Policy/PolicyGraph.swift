@@ -2,6 +2,7 @@ import Foundation
 
 /// Draws the role hierarchy for people: each arrow points from a role to a role it inherits.
 public enum PolicyGraph {
+    /// The output language: `dot` for Graphviz (`dot -Tsvg`), `mermaid` for Markdown viewers that draw Mermaid.
     public enum Format: String, Sendable, CaseIterable {
         case dot, mermaid
     }

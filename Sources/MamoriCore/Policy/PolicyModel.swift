@@ -9,6 +9,8 @@ public enum Factor: String, Sendable, Hashable, CaseIterable, Comparable {
     /// A single-use recovery code, standing in for the TOTP device.
     case recoveryCode = "recovery-code"
 
+    /// Orders factors as declared (password, TOTP, recovery code), so that sorted lists, such as a step-up's
+    /// missing factors, come out the same every time.
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs) ?? 0 < allCases.firstIndex(of: rhs) ?? 0
     }
@@ -28,7 +30,9 @@ public enum UserKind: String, Sendable, Hashable, CaseIterable {
 
 /// A network zone of the three-layer model (三層の対策).
 public struct Zone: Sendable, Hashable {
+    /// The id that rules, assets, roles and a terminal's `zone` setting refer to.
     public let id: String
+    /// The name people read, e.g. マイナンバー利用事務系; the id when the policy gives none.
     public let title: String
     /// The factors a login on a terminal of this zone must present.
     public let loginFactors: Set<Factor>
@@ -36,7 +40,9 @@ public struct Zone: Sendable, Hashable {
 
 /// One classification axis (confidentiality, integrity, availability) with its levels, lowest first.
 public struct ClassificationAxis: Sendable, Hashable {
+    /// The id that assets and `where` tests name the axis by, e.g. `confidentiality`.
     public let id: String
+    /// The name people read, e.g. 機密性; the id when the policy gives none.
     public let title: String
     /// Level names in ascending order, e.g. `1`, `2`, `3A`, `3B`, `3C`.
     public let levels: [String]
@@ -44,23 +50,31 @@ public struct ClassificationAxis: Sendable, Hashable {
 
 /// An organisation that owns assets and employs users (a secretariat, a school).
 public struct Organisation: Sendable, Hashable {
+    /// The id that an asset's `owner` and a user's organisation refer to.
     public let id: String
+    /// The name people read, e.g. 企画課; the id when the policy gives none.
     public let title: String
 }
 
 /// An entry of the information asset register (情報資産台帳).
 public struct Asset: Sendable, Hashable {
+    /// The id that rules list and requests name as their resource.
     public let id: String
+    /// The name people read, e.g. 住民記録; the id when the policy gives none.
     public let title: String
+    /// The id of the zone the asset belongs to, which `where: {zone: …}` tests.
     public let zone: String
+    /// The id of the organisation that owns the asset; `same-organisation` compares the user's with it.
     public let owner: String
     /// The index of the asset's level on each axis, by axis id.
     public let levels: [String: Int]
+    /// Free-form labels such as `personal-data`; a `where: {tags: …}` test needs all of its tags here.
     public let tags: [String]
 }
 
 /// A role: what a user may be granted.
 public struct Role: Sendable, Hashable {
+    /// The id that assignments, rules and constraints refer to; never contains `*`, which rules use for any user.
     public let id: String
     /// The title people read (Japanese titles welcome).
     public let title: String
@@ -76,7 +90,9 @@ public struct Role: Sendable, Hashable {
 
 /// An action a rule can permit or forbid, such as `asset.read` or `mamori.role.grant`.
 public struct PolicyAction: Sendable, Hashable {
+    /// The id that requests name and rules list; never contains `*` or `?`, which rules use as patterns.
     public let id: String
+    /// The name people read; the id when the policy gives none.
     public let title: String
     /// Mamori's own administrative actions, which inspections list separately.
     public let administrative: Bool
@@ -89,6 +105,7 @@ public enum RuleEffect: String, Sendable, Hashable {
 
 /// A comparison of an asset's level on an axis, such as `confidentiality >= 3`.
 public struct LevelTest: Sendable, Hashable {
+    /// How the asset's level must relate to the test's; raw values are the operators written in a `where` test.
     public enum Comparison: String, Sendable, Hashable, CaseIterable {
         case equal = "="
         case atLeast = ">="
@@ -97,7 +114,9 @@ public struct LevelTest: Sendable, Hashable {
         case below = "<"
     }
 
+    /// The id of the axis whose level is compared.
     public let axis: String
+    /// How the asset's level must compare with ``level``: by position on the axis, not by name.
     public let comparison: Comparison
     /// Index of the level on the axis.
     public let level: Int
@@ -135,7 +154,9 @@ public struct ResourceSelector: Sendable, Hashable {
 
 /// A local time-of-day window, in minutes after midnight; `end` before `start` crosses midnight.
 public struct TimeWindow: Sendable, Hashable {
+    /// The first minute inside the window.
     public let start: Int
+    /// The first minute after the window (exclusive); never equal to ``start``.
     public let end: Int
 
     func contains(minute: Int) -> Bool {
@@ -158,6 +179,7 @@ public struct RuleConditions: Sendable, Hashable {
     /// The user's organisation owns the asset.
     public var sameOrganisation: Bool
 
+    /// No conditions: what a rule without `when` has, so that it applies in any session.
     public static let none = RuleConditions(sameOrganisation: false)
 
     var isEmpty: Bool { self == .none }
@@ -165,7 +187,9 @@ public struct RuleConditions: Sendable, Hashable {
 
 /// A permit or forbid rule.
 public struct Rule: Sendable, Hashable {
+    /// The id that decisions, explanations and test cases name the rule by.
     public let id: String
+    /// Whether the rule permits or forbids; a forbid that applies beats any permit.
     public let effect: RuleEffect
     /// Why the rule exists, for explanations.
     public let description: String
@@ -173,26 +197,37 @@ public struct Rule: Sendable, Hashable {
     public let roles: [String]?
     /// Action ids, with patterns already expanded against the declared actions.
     public let actions: [String]
+    /// Which resources the rule covers; every resource when the policy gives no `resources`.
     public let resources: ResourceSelector
+    /// Conditions that must all hold for the rule to apply; ``RuleConditions/none`` when none are given.
+    /// A permit that fails only on factors the session lacks answers step-up, naming them.
     public let when: RuleConditions
     /// The rule does not apply when all of these hold.
     public let unless: RuleConditions?
+    /// Where the rule is written in the policy files, so that warnings about it point there.
     public let location: SourceLocation
 }
 
 /// Roles one person may not hold together: no more than `maximum` of `roles` (counting inherited
 /// roles).
 public struct SeparationOfDuty: Sendable, Hashable {
+    /// The id that a refused grant names.
     public let id: String
+    /// The roles one person may not hold together; at least two. Roles held through inheritance count.
     public let roles: [String]
+    /// How many of ``roles`` one person may hold at once; 1 unless the policy says otherwise.
     public let maximum: Int
+    /// Why the duties are kept apart, e.g. 監査は独立して行う; quoted when a grant is refused. May be empty.
     public let reason: String
 }
 
 /// Lockout thresholds: `failures` within `windowMinutes` lock for `lockMinutes`.
 public struct LockoutSettings: Sendable, Hashable {
+    /// Failures within the window that lock the account.
     public let failures: Int
+    /// Minutes from the first failure during which failures add up; after that, counting starts again.
     public let windowMinutes: Int
+    /// Minutes a lock lasts once the failures reach the threshold.
     public let lockMinutes: Int
 }
 
@@ -200,11 +235,16 @@ public struct LockoutSettings: Sendable, Hashable {
 public struct PolicySettings: Sendable, Hashable {
     /// The terminal's time zone, for time-of-day conditions.
     public let timeZone: TimeZone
+    /// Argon2id cost for new hashes; a stored hash weaker than this is rehashed at the next successful login.
     public let argon2: Argon2Parameters
+    /// How codes are made for devices enrolled from now on; enrolled devices keep the parameters they got.
     public let totp: OTPParameters
     /// Steps either side of now that a TOTP code may come from.
     public let totpWindow: Int
+    /// The lockout for accounts that hold no privileged role.
     public let lockout: LockoutSettings
+    /// The lockout while an account holds a privileged role; the guideline asks for it to be stricter than
+    /// ``lockout``, and a looser one is warned about.
     public let privilegedLockout: LockoutSettings
     /// Idle minutes after which a session ends.
     public let sessionIdleMinutes: Int
@@ -236,14 +276,24 @@ public struct Policy: Sendable {
     public let revision: String
     /// The files it was read from, relative to the folder.
     public let files: [String]
+    /// The zones of the three-layer model; a policy declares at least one.
     public let zones: [Zone]
+    /// The classification axes; the guideline's usual three (confidentiality 1–3, integrity 1–2,
+    /// availability 1–2) when the policy declares none.
     public let axes: [ClassificationAxis]
+    /// The organisations that own assets and employ users.
     public let organisations: [Organisation]
+    /// The information asset register (情報資産台帳); every asset has a level on every axis.
     public let assets: [Asset]
+    /// Every role; inheritance has no cycles and no role's inherited roles break a constraint.
     public let roles: [Role]
+    /// Every action rules may name; a request for any other action is denied.
     public let actions: [PolicyAction]
+    /// The permit and forbid rules, validated, with action patterns expanded to declared actions.
     public let rules: [Rule]
+    /// Roles that one person may not hold together, checked whenever a role is granted.
     public let separationOfDuty: [SeparationOfDuty]
+    /// What the rest of Mamori reads from the policy; ``PolicySettings/defaults`` where it sets nothing.
     public let settings: PolicySettings
     /// Warnings found while loading; the policy is usable.
     public let warnings: [PolicyDiagnostic]

@@ -3,32 +3,41 @@ internal import Yams
 
 /// One test case of a policy: a request and the decision it must get.
 public struct PolicyTestCase: Sendable {
+    /// The case's name, printed when it fails.
     public let name: String
+    /// The request the engine decides.
     public let request: AuthorizationRequest
+    /// The effect the decision must have: allow, deny or step-up.
     public let expected: Decision.Effect
     /// When given, the deciding rules must be exactly these (in any order).
     public let expectedRules: [String]?
     /// When given, the missing factors of a step-up must be exactly these.
     public let expectedMissing: [Factor]?
+    /// Where the case's name is in its file, so that a failure points at it.
     public let location: SourceLocation
 }
 
 /// The outcome of one case.
 public struct PolicyTestResult: Sendable {
+    /// The case that was run.
     public let testCase: PolicyTestCase
+    /// What the engine decided, with its reasons, for the failure report.
     public let decision: Decision
     /// Sentences saying how the decision differs from the expectation; empty when it passed.
     public let failures: [String]
 
+    /// Whether the decision met every expectation of the case.
     public var passed: Bool { failures.isEmpty }
 }
 
 /// The outcome of a policy's whole test suite.
 public struct PolicyTestReport: Sendable {
+    /// One result per case, in the order the cases were given.
     public let results: [PolicyTestResult]
     /// Rules that no case made apply: untested, so a change to them would go unnoticed.
     public let unexercisedRules: [String]
 
+    /// The results that did not pass; any makes `mamori policy test` exit 1.
     public var failed: [PolicyTestResult] { results.filter { !$0.passed } }
 }
 

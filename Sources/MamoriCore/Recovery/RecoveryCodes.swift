@@ -96,6 +96,7 @@ public struct StoredRecoveryCode: Sendable, Hashable {
     /// When it was consumed; nil while unused.
     public var usedAt: Date?
 
+    /// A stored code as a store keeps it; a newly issued one is unused.
     public init(digest: [UInt8], usedAt: Date? = nil) {
         self.digest = digest
         self.usedAt = usedAt

@@ -14,7 +14,9 @@ public protocol WallClock: Sendable {
 
 /// The system's real-time clock.
 public struct SystemClock: WallClock {
+    /// The real clock; it holds no state.
     public init() {}
 
+    /// The system's current time, which jumps when the system clock is set.
     public func now() -> Date { Date() }
 }
