@@ -62,7 +62,7 @@ struct PolicyCommand: ParsableCommand {
                 return try PolicyLoader.load(directory: url)
             } catch {
                 if json {
-                    printJSON(["valid": false, "diagnostics": error.diagnostics.map(diagnosticJSON)])
+                    Terminal.printJSON(["valid": false, "diagnostics": .array(error.diagnostics.map(diagnosticJSON))])
                 } else {
                     error.diagnostics.forEach { standardError($0.description) }
                     standardError(
@@ -85,14 +85,14 @@ struct PolicyCommand: ParsableCommand {
         func run() throws {
             let policy = try folder.load()
             if folder.json {
-                printJSON([
-                    "valid": true, "revision": policy.revision, "files": policy.files,
-                    "counts": [
-                        "zones": policy.zones.count, "assets": policy.assets.count, "roles": policy.roles.count,
-                        "actions": policy.actions.count, "rules": policy.rules.count,
-                        "constraints": policy.separationOfDuty.count,
-                    ],
-                    "diagnostics": policy.warnings.map(diagnosticJSON),
+                Terminal.printJSON([
+                    "valid": true, "revision": .string(policy.revision), "files": .strings(policy.files),
+                    "counts": .object([
+                        "zones": .integer(policy.zones.count), "assets": .integer(policy.assets.count),
+                        "roles": .integer(policy.roles.count), "actions": .integer(policy.actions.count),
+                        "rules": .integer(policy.rules.count), "constraints": .integer(policy.separationOfDuty.count),
+                    ]),
+                    "diagnostics": .array(policy.warnings.map(diagnosticJSON)),
                 ])
                 return
             }
@@ -137,16 +137,18 @@ struct PolicyCommand: ParsableCommand {
             }
             let report = PolicyTestRunner.run(loaded, on: engine)
             if folder.json {
-                printJSON([
-                    "revision": policy.revision, "cases": report.results.count,
-                    "passed": report.results.count - report.failed.count,
-                    "failed": report.failed.map { result in
-                        [
-                            "name": result.testCase.name, "location": result.testCase.location.description,
-                            "failures": result.failures, "reasons": result.decision.reasons,
-                        ] as [String: Any]
-                    },
-                    "unexercised-rules": report.unexercisedRules,
+                Terminal.printJSON([
+                    "revision": .string(policy.revision), "cases": .integer(report.results.count),
+                    "passed": .integer(report.results.count - report.failed.count),
+                    "failed": .array(
+                        report.failed.map { result in
+                            .object([
+                                "name": .string(result.testCase.name),
+                                "location": .string(result.testCase.location.description),
+                                "failures": .strings(result.failures), "reasons": .strings(result.decision.reasons),
+                            ])
+                        }),
+                    "unexercised_rules": .strings(report.unexercisedRules),
                 ])
             } else {
                 for result in report.failed {
@@ -261,12 +263,15 @@ struct PolicyCommand: ParsableCommand {
             let policy = try folder.load()
             let text = PolicyGraph.render(policy, as: PolicyGraph.Format(rawValue: format) ?? .dot)
             if folder.json {
-                printJSON([
-                    "format": format, "graph": text,
-                    "roles": policy.roles.map {
-                        ["id": $0.id, "title": $0.title, "inherits": $0.inherits, "privileged": $0.privileged]
-                            as [String: Any]
-                    },
+                Terminal.printJSON([
+                    "format": .string(format), "graph": .string(text),
+                    "roles": .array(
+                        policy.roles.map {
+                            .object([
+                                "id": .string($0.id), "title": .string($0.title), "inherits": .strings($0.inherits),
+                                "privileged": .bool($0.privileged),
+                            ])
+                        }),
                 ])
             } else {
                 print(text, terminator: "")
@@ -275,17 +280,18 @@ struct PolicyCommand: ParsableCommand {
     }
 }
 
-func diagnosticJSON(_ diagnostic: PolicyDiagnostic) -> [String: Any] {
-    [
-        "file": diagnostic.location.file, "line": diagnostic.location.line, "column": diagnostic.location.column,
-        "severity": diagnostic.severity.rawValue, "message": diagnostic.message,
-    ]
+/// A diagnostic as `--json` prints it: where, how bad, and what is wrong.
+func diagnosticJSON(_ diagnostic: PolicyDiagnostic) -> JSONValue {
+    .object([
+        "file": .string(diagnostic.location.file), "line": .integer(diagnostic.location.line),
+        "column": .integer(diagnostic.location.column), "severity": .string(diagnostic.severity.rawValue),
+        "message": .string(diagnostic.message),
+    ])
 }
 
-/// Prints a JSON object with sorted keys, so that scripts and tests can compare output.
-func printJSON(_ object: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]) else {
-        return
-    }
-    print(String(decoding: data, as: UTF8.self))
+extension JSONValue {
+    /// A whole number.
+    static func integer(_ value: Int) -> JSONValue { .number(Double(value)) }
+    /// A list of strings.
+    static func strings(_ values: [String]) -> JSONValue { .array(values.map { .string($0) }) }
 }

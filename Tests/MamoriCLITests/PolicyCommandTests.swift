@@ -45,6 +45,11 @@ struct PolicyCommandTests {
         #expect(result.status == 0, "\(result.stdout)")
         #expect(result.stdout.hasSuffix(" passed, 0 failed\n"))
         #expect(!result.stdout.contains("Rules no case exercised"))
+        let json = try Subprocess.run(mamori, ["policy", "test", townPolicy, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["failed"] as? [Any] != nil && (object["failed"] as? [Any])?.isEmpty == true)
+        #expect(object["unexercised_rules"] as? [String] == [], "snake_case, as every JSON Mamori prints")
+        #expect((object["cases"] as? Int ?? 0) > 0 && object["cases"] as? Int == object["passed"] as? Int)
     }
 
     @Test("explain gives the decision, its rules and reasons; exit 1 unless allowed")
