@@ -111,19 +111,23 @@ static enum mamori_status connect_within(int fd, const struct sockaddr_un *addre
     }
 }
 
-enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const struct mamori_request *request, char *reply,
-                               size_t reply_size, uid_t *peer_uid) {
+/* A deadline timeout_ms from now on the monotonic clock; false when the clock cannot be read. */
+static bool deadline_after(const struct mamori_endpoint *endpoint, struct timespec *deadline) {
+    if (clock_gettime(CLOCK_MONOTONIC, deadline) != 0) return false;
+    int timeout_ms = endpoint->timeout_ms > 0 ? endpoint->timeout_ms : 1;
+    deadline->tv_sec += timeout_ms / 1000;
+    deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline->tv_nsec >= 1000000000L) { deadline->tv_sec += 1; deadline->tv_nsec -= 1000000000L; }
+    return true;
+}
+
+enum mamori_status mamori_open(const struct mamori_endpoint *endpoint, struct mamori_connection *connection,
+                               uid_t *peer_uid) {
+    connection->fd = -1;
     if (peer_uid != NULL) *peer_uid = (uid_t)-1;
-    if (reply == NULL || reply_size < 2) return MAMORI_PROTOCOL;
-    reply[0] = '\0';
-    if (request->overflow) return MAMORI_TOO_LONG;
     if (endpoint->socket_path == NULL || endpoint->socket_path[0] != '/') return MAMORI_UNREACHABLE;
     struct timespec deadline;
-    if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0) return MAMORI_UNREACHABLE;
-    int timeout_ms = endpoint->timeout_ms > 0 ? endpoint->timeout_ms : 1;
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec += 1; deadline.tv_nsec -= 1000000000L; }
+    if (!deadline_after(endpoint, &deadline)) return MAMORI_UNREACHABLE;
 
     struct sockaddr_un address;
     memset(&address, 0, sizeof address);
@@ -134,25 +138,40 @@ enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const str
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return MAMORI_UNREACHABLE;
-    size_t used = 0;
     enum mamori_status status = connect_within(fd, &address, &deadline);
-    if (status != MAMORI_OK) goto done;
-
-    /* Whom are we talking to? The kernel's word, read before a byte of the request leaves. */
+    if (status != MAMORI_OK) {
+        (void)close(fd);
+        return status;
+    }
+    /* Whom are we talking to? The kernel's word, read before a byte of any request leaves. */
     struct ucred credentials;
     memset(&credentials, 0, sizeof credentials);
     socklen_t credentials_length = sizeof credentials;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &credentials_length) != 0 ||
         credentials_length != sizeof credentials) {
-        status = MAMORI_UNTRUSTED;
-        goto done;
+        (void)close(fd);
+        return MAMORI_UNTRUSTED;
     }
     if (peer_uid != NULL) *peer_uid = credentials.uid;
     if (credentials.uid != 0 && !(endpoint->trust_uid && credentials.uid == endpoint->trusted_uid)) {
-        status = MAMORI_UNTRUSTED;
-        goto done;
+        (void)close(fd);
+        return MAMORI_UNTRUSTED;
     }
+    connection->fd = fd;
+    return MAMORI_OK;
+}
 
+enum mamori_status mamori_exchange(struct mamori_connection *connection, const struct mamori_endpoint *endpoint,
+                                   const struct mamori_request *request, char *reply, size_t reply_size) {
+    if (reply == NULL || reply_size < 2) return MAMORI_PROTOCOL;
+    reply[0] = '\0';
+    if (request->overflow) return MAMORI_TOO_LONG;
+    if (connection->fd < 0) return MAMORI_UNREACHABLE;
+    struct timespec deadline;
+    if (!deadline_after(endpoint, &deadline)) return MAMORI_UNREACHABLE;
+    int fd = connection->fd;
+    size_t used = 0;
+    enum mamori_status status = MAMORI_OK;
     size_t written = 0;
     while (written < request->length) {
         if (!wait_for(fd, POLLOUT, &deadline)) { status = MAMORI_TIMEOUT; goto done; }
@@ -172,6 +191,8 @@ enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const str
         reply[used] = '\0';
         char *newline = memchr(reply + start, '\n', used - start);
         if (newline != NULL) {
+            /* One request, one line: bytes past it mean the stream is not what we think it is. */
+            if ((size_t)(newline - reply) + 1 != used) { status = MAMORI_PROTOCOL; goto done; }
             /* A NUL inside the line would hide the rest of it from the scanner. */
             if (memchr(reply, '\0', (size_t)(newline - reply)) != NULL) { status = MAMORI_PROTOCOL; goto done; }
             if (newline > reply && newline[-1] == '\r') newline[-1] = '\0';
@@ -180,8 +201,30 @@ enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const str
         }
     }
 done:
-    (void)close(fd);
-    if (status != MAMORI_OK) explicit_bzero(reply, used < reply_size ? used + 1 : reply_size);
+    if (status != MAMORI_OK) {
+        explicit_bzero(reply, used < reply_size ? used + 1 : reply_size);
+        /* A connection that failed mid-exchange is not used again. */
+        mamori_close(connection);
+    }
+    return status;
+}
+
+void mamori_close(struct mamori_connection *connection) {
+    if (connection->fd >= 0) (void)close(connection->fd);
+    connection->fd = -1;
+}
+
+enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const struct mamori_request *request, char *reply,
+                               size_t reply_size, uid_t *peer_uid) {
+    if (peer_uid != NULL) *peer_uid = (uid_t)-1;
+    if (reply == NULL || reply_size < 2) return MAMORI_PROTOCOL;
+    reply[0] = '\0';
+    if (request->overflow) return MAMORI_TOO_LONG;
+    struct mamori_connection connection;
+    enum mamori_status status = mamori_open(endpoint, &connection, peer_uid);
+    if (status != MAMORI_OK) return status;
+    status = mamori_exchange(&connection, endpoint, request, reply, reply_size);
+    mamori_close(&connection);
     return status;
 }
 

@@ -48,7 +48,30 @@ void mamori_request_end(struct mamori_request *request);
 /* Wipes the request's buffer (it may hold a password). */
 void mamori_request_wipe(struct mamori_request *request);
 
+/* An open connection to a trusted mamorid: the requests of one PAM phase go over one. */
+struct mamori_connection {
+    int fd; /* -1 when closed */
+};
+
 /*
+ * Connects within the endpoint's timeout and checks the server's peer credentials (SO_PEERCRED)
+ * before anything can be sent. On MAMORI_OK the connection is open; on any other status it is
+ * closed (fd -1). peer_uid (may be NULL) receives the server's uid when it could be read.
+ */
+enum mamori_status mamori_open(const struct mamori_endpoint *endpoint, struct mamori_connection *connection,
+                               uid_t *peer_uid);
+/*
+ * Sends the request and reads one reply line into reply (NUL-terminated, without its newline)
+ * within the endpoint's timeout. On any status but MAMORI_OK the reply buffer is wiped and the
+ * connection is closed, so that it is never used again in an unknown state.
+ */
+enum mamori_status mamori_exchange(struct mamori_connection *connection, const struct mamori_endpoint *endpoint,
+                                   const struct mamori_request *request, char *reply, size_t reply_size);
+/* Closes the connection (if open); safe to call twice. */
+void mamori_close(struct mamori_connection *connection);
+
+/*
+ * One exchange on a connection of its own: mamori_open, mamori_exchange, mamori_close.
  * Connects, checks the server's peer credentials (SO_PEERCRED) before anything is sent, sends
  * the request and reads one reply line into reply (NUL-terminated, without its newline). On any
  * status but MAMORI_OK the reply buffer is wiped. peer_uid (may be NULL) receives the server's

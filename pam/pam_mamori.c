@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mamori_client.h"
@@ -55,7 +56,18 @@ struct options {
     bool debug;
     bool resolved; /* daemon_user looked up */
     struct mamori_endpoint endpoint;
+    /* The phase's one connection to mamorid, opened by the first request and closed by the
+       phase (end_phase); `opened` is when, on the monotonic clock. */
+    struct mamori_connection connection;
+    struct timespec opened;
 };
+
+/*
+ * A connection held while the user types (between status and authenticate) is reused only while
+ * younger than this; an older one is closed and a new one opened, well before mamorid's idle
+ * timeout (300 s by default) could close it under a request.
+ */
+#define CONNECTION_REUSE_SECONDS 60
 
 /* ---- small helpers ---- */
 
@@ -106,6 +118,7 @@ static void copy_prompt(char *out, size_t size, const char *value) {
 
 static void parse_options(pam_handle_t *pamh, int argc, const char **argv, struct options *options) {
     memset(options, 0, sizeof *options);
+    options->connection.fd = -1;
     options->endpoint.socket_path = "/run/mamori/mamori.sock";
     options->endpoint.timeout_ms = 5000;
     options->daemon_user = "mamori";
@@ -303,7 +316,20 @@ static int call(pam_handle_t *pamh, struct options *options, struct exchange *ex
     resolve_daemon_user(pamh, options);
     mamori_request_end(&exchange->request);
     uid_t peer = (uid_t)-1;
-    enum mamori_status status = mamori_call(&options->endpoint, &exchange->request, exchange->reply, sizeof exchange->reply, &peer);
+    enum mamori_status status = MAMORI_OK;
+    struct timespec now;
+    bool clock_ok = clock_gettime(CLOCK_MONOTONIC, &now) == 0;
+    if (options->connection.fd >= 0 && (!clock_ok || now.tv_sec - options->opened.tv_sec >= CONNECTION_REUSE_SECONDS))
+        mamori_close(&options->connection);
+    if (exchange->request.overflow) {
+        status = MAMORI_TOO_LONG;
+    } else if (options->connection.fd < 0) {
+        status = mamori_open(&options->endpoint, &options->connection, &peer);
+        if (status == MAMORI_OK && clock_ok) options->opened = now;
+    }
+    if (status == MAMORI_OK)
+        status = mamori_exchange(&options->connection, &options->endpoint, &exchange->request, exchange->reply,
+                                 sizeof exchange->reply);
     mamori_request_wipe(&exchange->request);
     const char *path = options->endpoint.socket_path != NULL ? options->endpoint.socket_path : "(invalid socket=)";
     char shown[MAX_DAEMON_USER + 1];
@@ -326,6 +352,12 @@ static int call(pam_handle_t *pamh, struct options *options, struct exchange *ex
         pam_syslog(pamh, LOG_ERR, "cannot reach mamorid at %s", path);
         return PAM_AUTHINFO_UNAVAIL;
     }
+}
+
+/* Ends a phase: its connection to mamorid, if one was opened, is closed. Returns result. */
+static int end_phase(struct options *options, int result) {
+    mamori_close(&options->connection);
+    return result;
 }
 
 /* The error code of a failed reply, or "" when there is none. */
@@ -382,10 +414,9 @@ static int keep_ticket(pam_handle_t *pamh, const char *ticket) {
     return PAM_SUCCESS;
 }
 
-PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+/* The authenticate phase; its requests share one connection, which pam_sm_authenticate closes. */
+static int authenticate_phase(pam_handle_t *pamh, int flags, struct options *options) {
     (void)flags;
-    struct options options;
-    parse_options(pamh, argc, argv, &options);
     /* Whatever an earlier attempt in this transaction left is no longer good. */
     forget_ticket(pamh);
     drop_data(pamh, DATA_PASSWORD);
@@ -393,19 +424,19 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL) return PAM_USER_UNKNOWN;
 
     bool code_needed = true;
-    int status = daemon_status(pamh, &options, &code_needed);
+    int status = daemon_status(pamh, options, &code_needed);
     if (status != PAM_SUCCESS) return status;
 
     /* The password: from an earlier module, or asked for. */
     char *password = NULL;
     const char *earlier = item(pamh, PAM_AUTHTOK);
-    if ((options.use_first_pass || options.try_first_pass) && earlier != NULL) {
+    if ((options->use_first_pass || options->try_first_pass) && earlier != NULL) {
         password = copy_secret(earlier);
         if (password == NULL) return PAM_BUF_ERR;
-    } else if (options.use_first_pass) {
+    } else if (options->use_first_pass) {
         return PAM_AUTH_ERR;
     } else {
-        password = ask(pamh, options.password_prompt);
+        password = ask(pamh, options->password_prompt);
         if (password == NULL) return PAM_CONV_ERR;
         if (pam_set_item(pamh, PAM_AUTHTOK, password) != PAM_SUCCESS)
             pam_syslog(pamh, LOG_WARNING, "cannot pass the password on to later modules");
@@ -414,7 +445,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
     /* The code: asked for whenever the zone needs one, whoever the user is. */
     char *code = NULL;
     if (code_needed) {
-        code = ask(pamh, options.code_prompt);
+        code = ask(pamh, options->code_prompt);
         if (code == NULL) {
             wipe_and_free(password);
             return PAM_CONV_ERR;
@@ -437,7 +468,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
         mamori_request_string(&exchange->request, "service", item(pamh, PAM_SERVICE));
         mamori_request_string(&exchange->request, "tty", item(pamh, PAM_TTY));
         mamori_request_string(&exchange->request, "rhost", item(pamh, PAM_RHOST));
-        result = call(pamh, &options, exchange);
+        result = call(pamh, options, exchange);
         if (result == PAM_BUF_ERR) {
             result = PAM_AUTH_ERR;
             log_failure(pamh, user, "input too long");
@@ -451,7 +482,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
                     pam_syslog(pamh, LOG_CRIT, "cannot keep the session ticket");
                 } else {
                     if (mamori_reply_bool(exchange->reply, "password_change_required")) keep_password(pamh, user, password);
-                    if (options.debug) {
+                    if (options->debug) {
                         char shown[MAX_USER + 1];
                         pam_syslog(pamh, LOG_DEBUG, "authenticated %s", printable(user, shown, sizeof shown));
                     }
@@ -475,6 +506,12 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
         drop_data(pamh, DATA_PASSWORD);
     }
     return result;
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    struct options options;
+    parse_options(pamh, argc, argv, &options);
+    return end_phase(&options, authenticate_phase(pamh, flags, &options));
 }
 
 /*
@@ -506,10 +543,9 @@ PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const cha
 
 /* ---- account ---- */
 
-PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+/* The acct mgmt phase; its requests share one connection, which pam_sm_acct_mgmt closes. */
+static int acct_mgmt_phase(pam_handle_t *pamh, int flags, struct options *options) {
     (void)flags;
-    struct options options;
-    parse_options(pamh, argc, argv, &options);
     const char *user = NULL;
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL) return PAM_USER_UNKNOWN;
     if (strlen(user) > MAX_USER) return PAM_USER_UNKNOWN;
@@ -518,7 +554,7 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
     mamori_request_begin(&exchange->request, "account");
     mamori_request_string(&exchange->request, "user", user);
     mamori_request_string(&exchange->request, "service", item(pamh, PAM_SERVICE));
-    int result = call(pamh, &options, exchange);
+    int result = call(pamh, options, exchange);
     char shown[MAX_USER + 1];
     printable(user, shown, sizeof shown);
     if (result == PAM_BUF_ERR) {
@@ -557,6 +593,12 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
     return result;
 }
 
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    struct options options;
+    parse_options(pamh, argc, argv, &options);
+    return end_phase(&options, acct_mgmt_phase(pamh, flags, &options));
+}
+
 /* ---- session ---- */
 
 /* Closes a session by id; PAM_SUCCESS also when mamorid no longer knows it. */
@@ -579,10 +621,9 @@ static int close_session(pam_handle_t *pamh, struct options *options, const char
     return result;
 }
 
-PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+/* The open session phase; its requests share one connection, which pam_sm_open_session closes. */
+static int open_session_phase(pam_handle_t *pamh, int flags, struct options *options) {
     (void)flags;
-    struct options options;
-    parse_options(pamh, argc, argv, &options);
     drop_data(pamh, DATA_PASSWORD);
     /* First of all, and on every path: the ticket leaves the PAM environment and PAM data. */
     char ticket[MAX_TOKEN + 1];
@@ -607,7 +648,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     mamori_request_string(&exchange->request, "tty", item(pamh, PAM_TTY));
     mamori_request_string(&exchange->request, "rhost", item(pamh, PAM_RHOST));
     explicit_bzero(ticket, sizeof ticket);
-    int result = call(pamh, &options, exchange);
+    int result = call(pamh, options, exchange);
     char session[MAX_TOKEN + 1];
     char owner[MAX_USER + 2];
     session[0] = '\0';
@@ -623,16 +664,16 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     } else if (!mamori_reply_string(exchange->reply, "user", owner, sizeof owner) || strcmp(owner, user) != 0) {
         /* A ticket of someone else's (put into the PAM environment by another module?): refused. */
         pam_syslog(pamh, LOG_ERR, "the ticket was not for this user: session closed");
-        (void)close_session(pamh, &options, session);
+        (void)close_session(pamh, options, session);
         result = PAM_SESSION_ERR;
     } else {
         char *kept = copy_secret(session);
         if (kept == NULL || pam_set_data(pamh, DATA_SESSION, kept, free_secret) != PAM_SUCCESS) {
             wipe_and_free(kept);
-            (void)close_session(pamh, &options, session);
+            (void)close_session(pamh, options, session);
             result = PAM_BUF_ERR;
         } else if (put_env(pamh, ENV_SESSION, session) != PAM_SUCCESS) {
-            (void)close_session(pamh, &options, session);
+            (void)close_session(pamh, options, session);
             drop_data(pamh, DATA_SESSION);
             result = PAM_SESSION_ERR;
         } else {
@@ -643,10 +684,15 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
     return result;
 }
 
-PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-    (void)flags;
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
     struct options options;
     parse_options(pamh, argc, argv, &options);
+    return end_phase(&options, open_session_phase(pamh, flags, &options));
+}
+
+/* The close session phase; its requests share one connection, which pam_sm_close_session closes. */
+static int close_session_phase(pam_handle_t *pamh, int flags, struct options *options) {
+    (void)flags;
     forget_ticket(pamh);
     const void *data = NULL;
     const char *found = NULL;
@@ -659,7 +705,13 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
     drop_data(pamh, DATA_SESSION);
     drop_env(pamh, ENV_SESSION);
     if (!valid) return PAM_SESSION_ERR;
-    return close_session(pamh, &options, session);
+    return close_session(pamh, options, session);
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    struct options options;
+    parse_options(pamh, argc, argv, &options);
+    return end_phase(&options, close_session_phase(pamh, flags, &options));
 }
 
 /* ---- password ---- */
@@ -705,22 +757,21 @@ static char *current_password(pam_handle_t *pamh, const char *user) {
     return ask(pamh, "Current password: ");
 }
 
-PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-    struct options options;
-    parse_options(pamh, argc, argv, &options);
+/* The chauthtok phase; its requests share one connection, which pam_sm_chauthtok closes. */
+static int chauthtok_phase(pam_handle_t *pamh, int flags, struct options *options) {
     const char *user = NULL;
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL || strlen(user) > MAX_USER) return PAM_USER_UNKNOWN;
 
     if (flags & PAM_PRELIM_CHECK) {
         /* Is a trusted mamorid there to take the change? Nothing is asked yet. */
         bool unused = false;
-        return daemon_status(pamh, &options, &unused) == PAM_SUCCESS ? PAM_SUCCESS : PAM_TRY_AGAIN;
+        return daemon_status(pamh, options, &unused) == PAM_SUCCESS ? PAM_SUCCESS : PAM_TRY_AGAIN;
     }
     if (!(flags & PAM_UPDATE_AUTHTOK)) return PAM_SERVICE_ERR;
 
     if (flags & PAM_CHANGE_EXPIRED_AUTHTOK) {
         bool required = false;
-        int status = change_required(pamh, &options, user, &required);
+        int status = change_required(pamh, options, user, &required);
         if (status != PAM_SUCCESS) return status;
         if (!required) return PAM_SUCCESS; /* only expired passwords are to change, and ours is not */
     }
@@ -731,7 +782,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
     int result = PAM_AUTHTOK_ERR;
     if (old == NULL) {
         result = PAM_CONV_ERR;
-    } else if (options.use_authtok) {
+    } else if (options->use_authtok) {
         const char *earlier = item(pamh, PAM_AUTHTOK);
         if (earlier == NULL) {
             pam_syslog(pamh, LOG_ERR, "use_authtok: no new password from an earlier module");
@@ -764,7 +815,7 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
             mamori_request_string(&exchange->request, "user", user);
             mamori_request_string(&exchange->request, "old_password", old);
             mamori_request_string(&exchange->request, "new_password", new_password);
-            result = call(pamh, &options, exchange);
+            result = call(pamh, options, exchange);
             if (result == PAM_BUF_ERR) {
                 result = PAM_AUTHTOK_ERR;
             } else if (result == PAM_SUCCESS && mamori_reply_ok(exchange->reply)) {
@@ -798,4 +849,10 @@ PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const c
     wipe_and_free(new_password);
     wipe_and_free(again);
     return result;
+}
+
+PAM_EXTERN int pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+    struct options options;
+    parse_options(pamh, argc, argv, &options);
+    return end_phase(&options, chauthtok_phase(pamh, flags, &options));
 }

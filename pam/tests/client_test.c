@@ -320,7 +320,7 @@ static void test_requests(void) {
 
 static char folder[64];
 
-enum behaviour { ANSWER, ANSWER_CRLF, NO_NEWLINE, WITH_NUL, TOO_LONG, SILENT, COUNT_BYTES };
+enum behaviour { ANSWER, ANSWER_CRLF, NO_NEWLINE, WITH_NUL, TOO_LONG, SILENT, COUNT_BYTES, TWO_LINES, TRAILING };
 
 /* Forks a server on folder/NAME that serves one connection; as uid when uid is not -1 (root only). */
 static pid_t serve(const char *path, enum behaviour behaviour, uid_t uid, int count_pipe) {
@@ -396,6 +396,18 @@ static pid_t serve(const char *path, enum behaviour behaviour, uid_t uid, int co
     }
     case SILENT: sleep(5); _exit(0);
     case COUNT_BYTES: break;
+    case TWO_LINES: {
+        /* One connection, two requests: each answered in turn (a PAM phase's status, then authenticate). */
+        if (write(connection, answer, strlen(answer)) != (ssize_t)strlen(answer)) _exit(10);
+        got = 0;
+        while (got == 0 || buffer[got - 1] != '\n') {
+            ssize_t n = read(connection, buffer + got, sizeof buffer - got);
+            if (n <= 0 || (got += (size_t)n) == sizeof buffer) _exit(7);
+        }
+        answer = "{\"ok\":true,\"ticket\":\"def\"}\n";
+        break;
+    }
+    case TRAILING: answer = "{\"ok\":true,\"ticket\":\"abc\"}\n{\"ok\":true}\n"; break;
     }
     size_t length = strlen(answer);
     if (write(connection, answer, length) != (ssize_t)length) _exit(10);
@@ -446,6 +458,27 @@ static void test_calls(void) {
     char small[8];
     child = serve(path, ANSWER, (uid_t)-1, -1);
     CHECK(mamori_call(&endpoint, &request, small, sizeof small, NULL) == MAMORI_PROTOCOL && small[0] == '\0');
+    reap(child);
+
+    /* A phase's requests over one connection: the second is answered on the same one. */
+    struct mamori_connection connection;
+    child = serve(path, TWO_LINES, (uid_t)-1, -1);
+    CHECK(mamori_open(&endpoint, &connection, &peer) == MAMORI_OK && connection.fd >= 0 && peer == me);
+    CHECK(mamori_exchange(&connection, &endpoint, &request, reply, MAMORI_REPLY_SIZE) == MAMORI_OK);
+    CHECK(strcmp(reply, "{\"ok\":true,\"ticket\":\"abc\"}") == 0);
+    CHECK(mamori_exchange(&connection, &endpoint, &request, reply, MAMORI_REPLY_SIZE) == MAMORI_OK);
+    CHECK(strcmp(reply, "{\"ok\":true,\"ticket\":\"def\"}") == 0);
+    mamori_close(&connection);
+    mamori_close(&connection);
+    CHECK(connection.fd == -1);
+    CHECK(mamori_exchange(&connection, &endpoint, &request, reply, MAMORI_REPLY_SIZE) == MAMORI_UNREACHABLE);
+    reap(child);
+
+    /* More than one line for one request: the stream is not what it should be; the connection goes. */
+    child = serve(path, TRAILING, (uid_t)-1, -1);
+    CHECK(mamori_open(&endpoint, &connection, NULL) == MAMORI_OK);
+    CHECK(mamori_exchange(&connection, &endpoint, &request, reply, MAMORI_REPLY_SIZE) == MAMORI_PROTOCOL);
+    CHECK(reply[0] == '\0' && connection.fd == -1);
     reap(child);
 
     struct timespec before, after;
