@@ -57,13 +57,18 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     }
 
     /// Deletes the user, with their failures and (by cascade) TOTP enrolment, recovery codes and
-    /// assignments, changes the assignment generation and appends `audit`, in one write transaction.
-    /// Sessions stay on record. Throws `notFound` for an unknown user.
+    /// assignments, closes their open sessions (which stay on record), changes the assignment
+    /// generation and appends `audit`, in one write transaction. Throws `notFound` for an unknown user.
     public func removeUser(_ name: String, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
             try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
             guard db.changesCount > 0 else { throw StoreError(.notFound, "There is no user '\(name)'.") }
             try db.execute(sql: "DELETE FROM failures WHERE user = ?", arguments: [name])
+            // A removed user's sessions end with them: none may outlive the account, nor pass to a
+            // user of the same name added later.
+            try db.execute(
+                sql: "UPDATE sessions SET closed_at = ? WHERE user = ? AND closed_at IS NULL",
+                arguments: [millis(audit.time), name])
             try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'assignment_generation'")
         }
     }

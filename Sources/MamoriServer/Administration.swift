@@ -110,6 +110,7 @@ extension MamoriService {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         try await store.removeUser(name, audit: audit(context, event: .userRemove, target: name, outcome: .success))
+        cache.forgetSessions(of: name)
         return ["user": .string(name), "removed": .bool(true)]
     }
 

@@ -68,6 +68,16 @@ final class SubjectCache: Sendable {
         }
     }
 
+    /// Forgets every cached session of `user` (removed: the store has closed them).
+    func forgetSessions(of user: String) {
+        state.withLockedValue { state in
+            for (id, session) in state.sessions where session.user == user {
+                state.sessions.removeValue(forKey: id)
+                state.sessionActivity.removeValue(forKey: id)
+            }
+        }
+    }
+
     func forgetSession(_ id: String) {
         state.withLockedValue { state in
             state.sessions.removeValue(forKey: id)

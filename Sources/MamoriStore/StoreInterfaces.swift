@@ -18,7 +18,8 @@ public protocol IdentityStore: Sendable {
     func addUser(_ user: UserRecord, audit: AuditEntry) async throws
     /// Throws `notFound` when there is no such user.
     func setDisabled(_ name: String, _ disabled: Bool, audit: AuditEntry) async throws
-    /// Removes the user with their failures, and changes the assignment generation. Throws `notFound`.
+    /// Removes the user with their failures, closes their open sessions (at `audit`'s time), and
+    /// changes the assignment generation, in one transaction. Throws `notFound`.
     func removeUser(_ name: String, audit: AuditEntry) async throws
     /// Throws `notFound`.
     func setPassword(_ name: String, hash: String, mustChange: Bool, audit: AuditEntry) async throws

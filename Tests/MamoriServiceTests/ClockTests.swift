@@ -112,4 +112,19 @@ struct ClockTests {
         #expect(after.ok, "\(after)")
         await service.stop()
     }
+
+    /// A removed user's session must not outlive the account, nor pass to a user of the same
+    /// name added later.
+    @Test("removing a user closes their sessions, also for a user of the same name added again")
+    func removalClosesSessions() async throws {
+        let service = try await InProcessService()
+        let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        let session = try await openSession(service, code: try service.code(seed, offset: 30))
+        #expect(try await use(service, session).ok)
+        #expect(try await service.call(["op": "user.remove", "user": "mori"]).ok)
+        #expect(try await use(service, session).errorCode == "not_found")
+        _ = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        #expect(try await use(service, session).errorCode == "not_found", "the old session stays closed")
+        await service.stop()
+    }
 }
