@@ -163,12 +163,17 @@ enum mamori_status mamori_open(const struct mamori_endpoint *endpoint, struct ma
 
 enum mamori_status mamori_exchange(struct mamori_connection *connection, const struct mamori_endpoint *endpoint,
                                    const struct mamori_request *request, char *reply, size_t reply_size) {
-    if (reply == NULL || reply_size < 2) return MAMORI_PROTOCOL;
-    reply[0] = '\0';
-    if (request->overflow) return MAMORI_TOO_LONG;
-    if (connection->fd < 0) return MAMORI_UNREACHABLE;
+    enum mamori_status early = MAMORI_OK;
+    if (reply == NULL || reply_size < 2) early = MAMORI_PROTOCOL;
+    else reply[0] = '\0';
+    if (early == MAMORI_OK && request->overflow) early = MAMORI_TOO_LONG;
+    if (early == MAMORI_OK && connection->fd < 0) early = MAMORI_UNREACHABLE;
     struct timespec deadline;
-    if (!deadline_after(endpoint, &deadline)) return MAMORI_UNREACHABLE;
+    if (early == MAMORI_OK && !deadline_after(endpoint, &deadline)) early = MAMORI_UNREACHABLE;
+    if (early != MAMORI_OK) {
+        mamori_close(connection); /* as every failure: the connection is not used again */
+        return early;
+    }
     int fd = connection->fd;
     size_t used = 0;
     enum mamori_status status = MAMORI_OK;

@@ -63,9 +63,8 @@ struct options {
 };
 
 /*
- * A connection held while the user types (between status and authenticate) is reused only while
- * younger than this; an older one is closed and a new one opened, well before mamorid's idle
- * timeout (300 s by default) could close it under a request.
+ * A phase's connection is reused only while younger than this (it is never held across a prompt,
+ * see prompt()); an older one is replaced, well inside mamorid's idle timeout.
  */
 #define CONNECTION_REUSE_SECONDS 60
 
@@ -354,6 +353,18 @@ static int call(pam_handle_t *pamh, struct options *options, struct exchange *ex
     }
 }
 
+/*
+ * Asks the user, with the phase's connection closed first. A connection held while someone types
+ * would be held for as long as they like, and through su or sudo its peer is root, whom mamorid
+ * admits without a per-uid limit: any local account could fill the daemon's connections, the
+ * ones kept for root included, by leaving prompts open. So requests share a connection only
+ * between prompts.
+ */
+static char *prompt(pam_handle_t *pamh, struct options *options, const char *text) {
+    mamori_close(&options->connection);
+    return ask(pamh, text);
+}
+
 /* Ends a phase: its connection to mamorid, if one was opened, is closed. Returns result. */
 static int end_phase(struct options *options, int result) {
     mamori_close(&options->connection);
@@ -436,7 +447,7 @@ static int authenticate_phase(pam_handle_t *pamh, int flags, struct options *opt
     } else if (options->use_first_pass) {
         return PAM_AUTH_ERR;
     } else {
-        password = ask(pamh, options->password_prompt);
+        password = prompt(pamh, options, options->password_prompt);
         if (password == NULL) return PAM_CONV_ERR;
         if (pam_set_item(pamh, PAM_AUTHTOK, password) != PAM_SUCCESS)
             pam_syslog(pamh, LOG_WARNING, "cannot pass the password on to later modules");
@@ -445,7 +456,7 @@ static int authenticate_phase(pam_handle_t *pamh, int flags, struct options *opt
     /* The code: asked for whenever the zone needs one, whoever the user is. */
     char *code = NULL;
     if (code_needed) {
-        code = ask(pamh, options->code_prompt);
+        code = prompt(pamh, options, options->code_prompt);
         if (code == NULL) {
             wipe_and_free(password);
             return PAM_CONV_ERR;
@@ -776,6 +787,7 @@ static int chauthtok_phase(pam_handle_t *pamh, int flags, struct options *option
         if (!required) return PAM_SUCCESS; /* only expired passwords are to change, and ours is not */
     }
 
+    mamori_close(&options->connection); /* never held while the user types: see prompt() */
     char *old = current_password(pamh, user);
     char *new_password = NULL;
     char *again = NULL;
@@ -792,7 +804,8 @@ static int chauthtok_phase(pam_handle_t *pamh, int flags, struct options *option
         } else {
             result = PAM_SUCCESS;
         }
-    } else if ((new_password = ask(pamh, "New password: ")) == NULL || (again = ask(pamh, "Retype new password: ")) == NULL) {
+    } else if ((new_password = prompt(pamh, options, "New password: ")) == NULL ||
+               (again = prompt(pamh, options, "Retype new password: ")) == NULL) {
         result = PAM_CONV_ERR;
     } else if (strcmp(new_password, again) != 0) {
         if (pam_error(pamh, "The passwords do not match.") != PAM_SUCCESS) pam_syslog(pamh, LOG_NOTICE, "cannot show a message");
