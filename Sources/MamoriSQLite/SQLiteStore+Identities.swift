@@ -172,20 +172,27 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     // MARK: Sessions
 
     /// Inserts `session` and appends `audit` in one write transaction. Its `closedAt` and `lastActiveAt`
-    /// are not stored: a new session is open. A duplicate id fails with `storage`.
+    /// are not stored: a new session is open. Throws `notFound` when the user no longer exists or is
+    /// disabled (checked in the transaction); a duplicate id fails with `storage`.
     public func openSession(_ session: SessionRecord, audit: AuditEntry) async throws {
         try await write(audit: audit) { db in
+            // Only for a user who still exists and is enabled, checked in this transaction: a ticket
+            // outlives neither the account's removal nor its disabling.
             try db.execute(
                 sql: """
                     INSERT INTO sessions (id, user, zone, terminal, factors, service, tty, remote_host, opened_at, expires_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                    WHERE EXISTS (SELECT 1 FROM users WHERE name = ? AND disabled = 0)
                     """,
                 arguments: [
                     session.id, session.user, session.zone, session.terminal,
                     session.factors.map(\.rawValue).sorted().joined(separator: ","), session.service, session.tty,
-                    session.remoteHost, millis(session.openedAt), millis(session.expiresAt),
+                    session.remoteHost, millis(session.openedAt), millis(session.expiresAt), session.user,
                 ]
             )
+            guard db.changesCount > 0 else {
+                throw StoreError(.notFound, "There is no enabled user '\(session.user)'; authenticate again.")
+            }
         }
     }
 

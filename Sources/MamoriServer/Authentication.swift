@@ -279,6 +279,7 @@ extension MamoriService {
             openedAt: context.now,
             expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600))
         )
+        let epoch = cache.epoch
         try await store.openSession(
             session,
             audit: audit(
@@ -288,7 +289,7 @@ extension MamoriService {
                     "service": session.service,
                 ]
             ))
-        cache.keep(session)
+        cache.keep(session, readAt: epoch)
         return [
             "session": .string(session.id), "user": .string(session.user),
             "expires_at": .string(ISO8601DateFormatter().string(from: session.expiresAt)),

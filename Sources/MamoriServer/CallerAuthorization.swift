@@ -88,8 +88,9 @@ extension MamoriService {
     /// A session from the cache or, once, from the store.
     func session(_ id: String) async throws -> SessionRecord? {
         if let cached = cache.session(id) { return cached }
+        let epoch = cache.epoch
         guard let stored = try await store.session(id) else { return nil }
-        cache.keep(stored)
+        cache.keep(stored, readAt: epoch)
         return stored
     }
 

@@ -57,8 +57,12 @@ final class SubjectCache: Sendable {
         }
     }
 
-    func keep(_ session: SessionRecord) {
+    /// Keeps a session read from the store when the cache was at `epoch`, unless a write to users
+    /// or assignments has happened since: a read that raced `user.remove` must not put back a
+    /// session the removal closed.
+    func keep(_ session: SessionRecord, readAt epoch: Int) {
         state.withLockedValue { state in
+            guard state.epoch == epoch else { return }
             if state.sessions.count >= Self.sessionLimit {
                 let now = clock.now()
                 state.sessions = state.sessions.filter { $0.value.isOpen(at: now) }

@@ -95,6 +95,8 @@ public protocol AssignmentStore: Sendable {
 
 /// Login sessions.
 public protocol SessionStore: Sendable {
+    /// Stores a new open session with its audit entry, atomically; throws `notFound` when its user
+    /// no longer exists or is disabled, so that a ticket outlives neither.
     func openSession(_ session: SessionRecord, audit: AuditEntry) async throws
     func session(_ id: String) async throws -> SessionRecord?
     /// Saves when open sessions were last used (at shutdown), so that a restart does not make

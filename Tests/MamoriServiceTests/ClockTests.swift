@@ -123,8 +123,17 @@ struct ClockTests {
         #expect(try await use(service, session).ok)
         #expect(try await service.call(["op": "user.remove", "user": "mori"]).ok)
         #expect(try await use(service, session).errorCode == "not_found")
-        _ = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        let seed2 = try await service.enrol("mori", password: "mori password", roles: ["staff"])
         #expect(try await use(service, session).errorCode == "not_found", "the old session stays closed")
+        // A ticket taken before the removal opens no session after it.
+        let login = try await service.call([
+            "op": "authenticate", "user": "mori", "password": "mori password",
+            "code": .string(try service.code(seed2, offset: 30)),
+        ])
+        let ticket = try #require(login.string("ticket"), "\(login)")
+        #expect(try await service.call(["op": "user.remove", "user": "mori"]).ok)
+        let opened = try await service.call(["op": "session.open", "ticket": .string(ticket), "service": "login"])
+        #expect(opened.errorCode == "not_found", "\(opened)")
         await service.stop()
     }
 }
