@@ -48,12 +48,20 @@ struct Caller: Sendable {
     /// The login name of `uid` from the password database (getpwuid_r: thread-safe). It may ask a
     /// directory service (sssd, LDAP) and wait on it: call it off the event loop.
     static func loginName(of uid: uid_t) -> String? {
+        if case .found(let name) = lookUpLoginName(of: uid) { return name }
+        return nil
+    }
+
+    /// The password database's answer for `uid`, telling "no such uid" from a lookup that failed
+    /// (a directory service down), which must not be remembered as "no name".
+    static func lookUpLoginName(of uid: uid_t) -> LoginNames.Answer {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 4096)
         let status = getpwuid_r(uid, &entry, &buffer, buffer.count, &result)
-        guard status == 0, result != nil, let name = entry.pw_name else { return nil }
-        return String(cString: name)
+        guard status == 0 else { return .failed }
+        guard result != nil, let name = entry.pw_name else { return .found(nil) }
+        return .found(String(cString: name))
     }
 }
 

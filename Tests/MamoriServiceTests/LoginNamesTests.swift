@@ -44,7 +44,7 @@ struct LoginNamesTests {
         try withLoop { loop, pool throws in
             let directory = SlowDirectory(held: true)
             defer { directory.gate.signal() }  // never leave the pool's thread blocked, even on failure
-            let names = LoginNames(pool: pool, lookup: { directory.lookup($0) })
+            let names = LoginNames(pool: pool, lookup: { .found(directory.lookup($0)) })
 
             // The directory hangs: fifty connections of one uid wait on one lookup...
             let waiting = (0..<50).map { _ in names.name(of: 65_534, on: loop) }
@@ -64,11 +64,39 @@ struct LoginNamesTests {
     func lapses() throws {
         try withLoop { loop, pool throws in
             let directory = SlowDirectory(held: false)
-            let names = LoginNames(pool: pool, lifetime: .milliseconds(50), lookup: { directory.lookup($0) })
+            let names = LoginNames(
+                pool: pool, lifetime: .milliseconds(50), lookup: { .found(directory.lookup($0)) })
             #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
             Thread.sleep(forTimeInterval: 0.1)
             #expect(try names.name(of: 65_534, on: loop).wait() == "nobody")
             #expect(directory.calls.withLockedValue { $0 } == 2)
+        }
+    }
+
+    @Test("a hung lookup holds no connection past the wait limit; a failed one is not remembered")
+    func hungAndFailed() throws {
+        try withLoop { loop, pool throws in
+            let directory = SlowDirectory(held: true)
+            defer { directory.gate.signal() }
+            let names = LoginNames(
+                pool: pool, waitLimit: .milliseconds(200), lookup: { .found(directory.lookup($0)) })
+            // The directory hangs: the caller goes on without a name (no Mamori user's rights).
+            #expect(try names.name(of: 65_534, on: loop).wait() == nil)
+            #expect(try names.name(of: 65_534, on: loop).wait() == nil)
+            #expect(directory.calls.withLockedValue { $0 } == 1, "still one lookup in flight")
+        }
+        try withLoop { loop, pool throws in
+            let failures = NIOLockedValueBox(0)
+            let names = LoginNames(
+                pool: pool,
+                lookup: { uid in
+                    if uid == 0 || uid == geteuid() { return .found(Caller.loginName(of: uid)) }
+                    failures.withLockedValue { $0 += 1 }
+                    return .failed
+                })
+            #expect(try names.name(of: 65_534, on: loop).wait() == nil)
+            #expect(try names.name(of: 65_534, on: loop).wait() == nil)
+            #expect(failures.withLockedValue { $0 } == 2, "a failure is asked again, not kept as 'no name'")
         }
     }
 }
