@@ -4,10 +4,13 @@
 #include "mamori_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +62,26 @@ void mamori_request_string(struct mamori_request *request, const char *key, cons
     append_escaped(request, key);
     append(request, ":", 1);
     append_escaped(request, value);
+}
+
+void mamori_request_integer(struct mamori_request *request, const char *key, long long value) {
+    char digits[24];
+    int length = snprintf(digits, sizeof digits, "%lld", value);
+    if (length <= 0 || (size_t)length >= sizeof digits) {
+        request->overflow = true;
+        return;
+    }
+    append(request, ",", 1);
+    append_escaped(request, key);
+    append(request, ":", 1);
+    append(request, digits, (size_t)length);
+}
+
+void mamori_request_deadline(struct mamori_request *request, const struct mamori_endpoint *endpoint) {
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) return; /* then mamorid waits as long as it takes */
+    mamori_request_integer(request, "deadline",
+                           (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + endpoint->timeout_ms);
 }
 
 void mamori_request_end(struct mamori_request *request) { append(request, "}\n", 2); }
@@ -432,4 +455,59 @@ bool mamori_reply_array_contains(const char *reply, const char *key, const char 
     }
     explicit_bzero(item, sizeof item);
     return found;
+}
+
+bool mamori_reply_has_array(const char *reply, const char *key) {
+    const char *p = find_key(reply, key);
+    return p != NULL && *p == '[' && skip_value(p) != NULL;
+}
+
+/* ---- the login factors notice ---- */
+
+#define NOTICE_SUFFIX ".factors"
+
+enum mamori_status mamori_read_notice(const struct mamori_endpoint *endpoint, char *notice, size_t size) {
+    if (size == 0) return MAMORI_TOO_LONG;
+    notice[0] = '\0';
+    if (endpoint->socket_path == NULL || endpoint->socket_path[0] != '/') return MAMORI_UNREACHABLE;
+    char path[sizeof ((struct sockaddr_un *)0)->sun_path + sizeof NOTICE_SUFFIX];
+    size_t length = strlen(endpoint->socket_path);
+    if (length + sizeof NOTICE_SUFFIX > sizeof path) return MAMORI_TOO_LONG;
+    memcpy(path, endpoint->socket_path, length);
+    memcpy(path + length, NOTICE_SUFFIX, sizeof NOTICE_SUFFIX);
+
+    /* Non-blocking, so that a FIFO put there cannot hold the login; never through a link. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return errno == ENOENT ? MAMORI_UNREACHABLE : MAMORI_UNTRUSTED;
+    struct stat info;
+    enum mamori_status status = MAMORI_OK;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        status = MAMORI_UNTRUSTED;
+    } else if (info.st_uid != 0 && !(endpoint->trust_uid && info.st_uid == endpoint->trusted_uid)) {
+        status = MAMORI_UNTRUSTED; /* someone else could have written it */
+    } else if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0 || info.st_nlink != 1) {
+        status = MAMORI_UNTRUSTED; /* others may write it, or it is a link to another's notice */
+    } else if (info.st_size <= 0 || info.st_size >= (off_t)size) {
+        status = MAMORI_PROTOCOL;
+    } else {
+        size_t used = 0;
+        while (used < (size_t)info.st_size) {
+            ssize_t got = read(fd, notice + used, (size_t)info.st_size - used);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            used += (size_t)got;
+        }
+        notice[used] = '\0';
+        /* One whole line: read to its newline, with no NUL and nothing after it. */
+        if (used != (size_t)info.st_size || used == 0 || notice[used - 1] != '\n' || strlen(notice) != used ||
+            memchr(notice, '\n', used - 1) != NULL) {
+            status = MAMORI_PROTOCOL;
+        } else {
+            notice[used - 1] = '\0';
+            if (!mamori_reply_has_array(notice, "login_factors")) status = MAMORI_PROTOCOL;
+        }
+    }
+    (void)close(fd);
+    if (status != MAMORI_OK) notice[0] = '\0';
+    return status;
 }

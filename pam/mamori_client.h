@@ -44,6 +44,14 @@ struct mamori_request {
 void mamori_request_begin(struct mamori_request *request, const char *op);
 /* Adds "key":"value" (both escaped); a NULL value is left out. */
 void mamori_request_string(struct mamori_request *request, const char *key, const char *value);
+/* Adds "key":value, a whole number. */
+void mamori_request_integer(struct mamori_request *request, const char *key, long long value);
+/*
+ * Adds "deadline": the wall-clock time, in milliseconds since 1970, at which the endpoint's
+ * timeout runs out from now. mamorid does nothing for a request it reads later, so a request
+ * left behind in a frozen or overloaded daemon spends no one-time code once its caller gave up.
+ */
+void mamori_request_deadline(struct mamori_request *request, const struct mamori_endpoint *endpoint);
 void mamori_request_end(struct mamori_request *request);
 /* Wipes the request's buffer (it may hold a password). */
 void mamori_request_wipe(struct mamori_request *request);
@@ -80,6 +88,18 @@ void mamori_close(struct mamori_connection *connection);
 enum mamori_status mamori_call(const struct mamori_endpoint *endpoint, const struct mamori_request *request, char *reply,
                                size_t reply_size, uid_t *peer_uid);
 
+/*
+ * Reads the daemon's notice of its zone's login factors, <socket_path>.factors: one JSON line
+ * with a "login_factors" array, written by mamorid at start and at each policy reload. It is
+ * believed only from a regular file (one link) owned by root or the trusted uid that no one else may write,
+ * of at most size - 1 bytes. MAMORI_OK with the line (NUL-terminated, without its newline) in
+ * notice; MAMORI_UNREACHABLE when there is none, MAMORI_UNTRUSTED when its owner or mode is
+ * wrong, MAMORI_TOO_LONG when the path is, MAMORI_PROTOCOL when it is not such a line. On any
+ * status but MAMORI_OK notice is the empty string. It decides only what a login is asked:
+ * mamorid checks every factor the zone needs.
+ */
+enum mamori_status mamori_read_notice(const struct mamori_endpoint *endpoint, char *notice, size_t size);
+
 /* Reads a top-level field of a reply: true when "ok" is true. */
 bool mamori_reply_ok(const char *reply);
 /*
@@ -93,5 +113,7 @@ bool mamori_reply_bool(const char *reply, const char *key);
 bool mamori_reply_error_code(const char *reply, char *out, size_t out_size);
 /* Whether a top-level array of strings contains value. */
 bool mamori_reply_array_contains(const char *reply, const char *key, const char *value);
+/* Whether a top-level field is an array. */
+bool mamori_reply_has_array(const char *reply, const char *key);
 
 #endif

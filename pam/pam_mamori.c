@@ -313,6 +313,7 @@ static void exchange_free(struct exchange *exchange) {
  */
 static int call(pam_handle_t *pamh, struct options *options, struct exchange *exchange) {
     resolve_daemon_user(pamh, options);
+    mamori_request_deadline(&exchange->request, &options->endpoint);
     mamori_request_end(&exchange->request);
     uid_t peer = (uid_t)-1;
     enum mamori_status status = MAMORI_OK;
@@ -399,6 +400,39 @@ static int daemon_status(pam_handle_t *pamh, struct options *options, bool *code
     return result;
 }
 
+/*
+ * Whether the zone needs a code: from the daemon's notice beside the socket when there is a
+ * trusted one (no connection), else from `status`. PAM_SUCCESS, or PAM_AUTHINFO_UNAVAIL. The
+ * notice only decides what is asked; authenticate checks every factor the zone needs.
+ */
+static int login_factors(pam_handle_t *pamh, struct options *options, bool *code_needed, bool *from_notice) {
+    resolve_daemon_user(pamh, options);
+    *from_notice = false;
+    char notice[1024];
+    enum mamori_status status = mamori_read_notice(&options->endpoint, notice, sizeof notice);
+    if (status == MAMORI_OK) {
+        *code_needed = mamori_reply_array_contains(notice, "login_factors", "totp");
+        *from_notice = true;
+        return PAM_SUCCESS;
+    }
+    if (status != MAMORI_UNREACHABLE)
+        pam_syslog(pamh, LOG_WARNING, "ignoring the login factors notice beside %s (%s): asking mamorid",
+                   options->endpoint.socket_path, status == MAMORI_UNTRUSTED ? "wrong owner or mode" : "unreadable");
+    return daemon_status(pamh, options, code_needed);
+}
+
+/*
+ * A login refused here, without asking mamorid (an empty code, over-long input): PAM_AUTH_ERR,
+ * but only once mamorid is known to answer. When the prompts came from the notice, nothing has
+ * asked it yet, and a daemon that is hung must give PAM_AUTHINFO_UNAVAIL, as it did before the
+ * prompts, so that a break-glass stack falls through to the local password whatever was typed.
+ */
+static int refuse_locally(pam_handle_t *pamh, struct options *options, bool from_notice) {
+    bool unused = false;
+    if (from_notice && daemon_status(pamh, options, &unused) != PAM_SUCCESS) return PAM_AUTHINFO_UNAVAIL;
+    return PAM_AUTH_ERR;
+}
+
 /* ---- auth ---- */
 
 /* Keeps the verified password for a password change later in this transaction. */
@@ -435,7 +469,8 @@ static int authenticate_phase(pam_handle_t *pamh, int flags, struct options *opt
     if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL) return PAM_USER_UNKNOWN;
 
     bool code_needed = true;
-    int status = daemon_status(pamh, options, &code_needed);
+    bool from_notice = false;
+    int status = login_factors(pamh, options, &code_needed, &from_notice);
     if (status != PAM_SUCCESS) return status;
 
     /* The password: from an earlier module, or asked for. */
@@ -445,7 +480,7 @@ static int authenticate_phase(pam_handle_t *pamh, int flags, struct options *opt
         password = copy_secret(earlier);
         if (password == NULL) return PAM_BUF_ERR;
     } else if (options->use_first_pass) {
-        return PAM_AUTH_ERR;
+        return refuse_locally(pamh, options, from_notice);
     } else {
         password = prompt(pamh, options, options->password_prompt);
         if (password == NULL) return PAM_CONV_ERR;
@@ -467,8 +502,10 @@ static int authenticate_phase(pam_handle_t *pamh, int flags, struct options *opt
     struct exchange *exchange = NULL;
     if (strlen(user) > MAX_USER || strlen(password) > MAX_PASSWORD || (code != NULL && strlen(code) > MAX_CODE)) {
         log_failure(pamh, user, "input too long");
+        result = refuse_locally(pamh, options, from_notice);
     } else if (code_needed && (code == NULL || code[0] == '\0')) {
         log_failure(pamh, user, "empty code");
+        result = refuse_locally(pamh, options, from_notice);
     } else if ((exchange = exchange_new(pamh)) == NULL) {
         result = PAM_BUF_ERR;
     } else {

@@ -49,6 +49,7 @@ public enum ProtocolSchema {
         if !operation.requestFields.contains(where: { $0.name == WireField.session.name }) {
             fields.append(WireField.session.optional)
         }
+        fields.append(WireField.deadline.optional)
         return object(fields)
     }
 

@@ -13,6 +13,14 @@ extension WireField {
     public static let session = WireField(
         "session", .string(maxBytes: 128), "An open session's id; on any request, the caller's own session."
     )
+    /// When the client stops waiting, in milliseconds since 1970 (UTC). Any request may carry one:
+    /// mamorid does nothing for a request it reads, or whose password check would start, after it,
+    /// and answers `busy`. So a request that waited in a frozen or overloaded daemon after its
+    /// client gave up spends no one-time code and changes no password unseen.
+    public static let deadline = WireField(
+        "deadline", .integer(0...99_999_999_999_999),
+        "Milliseconds since 1970 after which the client no longer waits: nothing is done past it (busy)."
+    )
     /// The PAM service that asks (`login`, `sshd`, `sudo`), for the audit trail.
     public static let service = WireField(
         "service", .string(maxBytes: 64), "The PAM service asking, for the audit trail.")

@@ -40,7 +40,8 @@ public enum WireOperation: String, Sendable, CaseIterable {
     case reviewRecord = "review.record"
     case inspect
 
-    /// The fields the request takes besides `op`, `id` and `session` (which every request may carry).
+    /// The fields the request takes besides `op`, `id`, `session` and `deadline` (which every
+    /// request may carry).
     public var requestFields: [WireField] {
         switch self {
         case .status, .userList, .roleList, .policyReload, .policyStatus, .auditPublicKey, .auditVerify, .inspect:

@@ -209,7 +209,14 @@ extension MamoriService {
     /// Runs Argon2 on the bounded pool, in the caller's share of it.
     func runArgon2<T: Sendable>(_ context: RequestContext, _ body: @escaping @Sendable () throws -> T) async throws -> T
     {
-        try await argonPool.run(for: context.caller, body)
+        // A check that waited in the queue past the client's deadline is not started: no one
+        // would read its answer, and it could spend a code or count a failure the client never sees.
+        let clock = self.clock
+        let deadline = context.deadline
+        return try await argonPool.run(for: context.caller) {
+            if let deadline, clock.now() > deadline { throw MamoriService.pastDeadline }
+            return try body()
+        }
     }
 
     func account(_ context: RequestContext) async throws -> [String: JSONValue] {

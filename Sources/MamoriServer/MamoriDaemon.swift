@@ -63,7 +63,31 @@ public final class MamoriDaemon: Service, Sendable {
     /// and signs the chain head every `checkpoint-seconds`; at shutdown it waits up to 5 seconds for requests
     /// in flight, then closes the store and removes the socket.
     public func run() async throws {
+        let notice = LoginFactorsNotice(socketPath: configuration.socketPath)
+        // An earlier run's notice goes first: if this start fails, none is left to prompt for a daemon that is not there.
+        notice.withdraw()
         let channel = try await bind()
+        let zone = configuration.zone
+        let service = self.service
+        // Serialised, and always of the policy in force then, so that two reloads finishing
+        // together cannot leave the older policy's factors behind; nothing once stopped, so that
+        // a reload finishing during the shutdown cannot bring the notice back.
+        let publishing = NIOLockedValueBox(false)
+        let publish: @Sendable () -> Void = { [logger] in
+            publishing.withLockedValue { stopped in
+                if stopped { return }
+                do {
+                    try notice.publish(policy: service.engine.policy, zone: zone)
+                } catch {
+                    // Without it pam_mamori.so asks `status` first: a second connection, nothing
+                    // worse. A stale notice would prompt for the wrong factors, so none is left.
+                    notice.withdraw()
+                    logger.warning("the login factors could not be published", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        service.observePolicy { _ in publish() }
+        publish()
         logger.notice(
             "mamorid serving",
             metadata: [
@@ -71,7 +95,6 @@ public final class MamoriDaemon: Service, Sendable {
                 "terminal": "\(configuration.terminal)", "policy": "\(service.engine.revision)",
             ]
         )
-        let service = self.service
         let logger = self.logger
         // Check the whole chain once at start, beside serving: a trail altered while the daemon
         // was stopped is reported (critical log, `status`) without anyone asking.
@@ -124,6 +147,10 @@ public final class MamoriDaemon: Service, Sendable {
         for _ in 0..<500 where inFlight.value > 0 { try? await Task.sleep(for: .milliseconds(10)) }
         try? await group.shutdownGracefully()
         await self.service.shutdown()
+        publishing.withLockedValue { stopped in
+            stopped = true
+            notice.withdraw()
+        }
         unlink(configuration.socketPath)
         logger.notice("mamorid stopped")
     }

@@ -34,6 +34,8 @@ final class MamoriService: Sendable {
     /// The last verification of the audit chain (at start, then by each `audit.verify` and `inspect`),
     /// which `status` reports so that monitoring sees a broken chain without asking for it.
     let lastChainCheck = NIOLockedValueBox<ChainCheck?>(nil)
+    /// Told of each policy ``reload(actor:)`` swaps in (the daemon republishes its ``LoginFactorsNotice``).
+    let policyObservers = NIOLockedValueBox<[@Sendable (Policy) -> Void]>([])
 
     struct ChainCheck {
         let time: Date
@@ -82,6 +84,11 @@ final class MamoriService: Sendable {
     }
 
     var engine: PolicyEngine { engineBox.withLockedValue { $0 } }
+
+    /// Calls `observer` with every policy swapped in from now on.
+    func observePolicy(_ observer: @escaping @Sendable (Policy) -> Void) {
+        policyObservers.withLockedValue { $0.append(observer) }
+    }
 
     /// Signs the chain's head, so that nothing written before the stop can be cut off unseen.
     func shutdown() async {
@@ -202,7 +209,10 @@ final class MamoriService: Sendable {
         defer {
             if changes != .nothing { cache.invalidate(assignmentsChanged: changes == .assignments) }
         }
-        let context = RequestContext(request: request, caller: caller, now: clock.now(), engine: engine)
+        let now = clock.now()
+        let deadline = try request.optionalInteger(.deadline).map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        if let deadline, now > deadline { throw Self.pastDeadline }
+        let context = RequestContext(request: request, caller: caller, now: now, engine: engine, deadline: deadline)
         switch operation {
         case .status: return try await status(context)
         case .authenticate: return try await authenticate(context)
@@ -244,7 +254,12 @@ final class MamoriService: Sendable {
         let caller: Caller
         let now: Date
         let engine: PolicyEngine
+        /// When the client stops waiting (`deadline`), if it said.
+        var deadline: Date? = nil
     }
+
+    /// A request read after its client stopped waiting: nothing was done.
+    static let pastDeadline = WireError(.busy, "The request came after its deadline; nothing was done.")
 
     /// `audit.public_key`: the key that verifies the chain's checkpoints (public, so not recorded).
     func publicKey(_ context: RequestContext) async throws -> [String: JSONValue] {

@@ -79,6 +79,7 @@ extension MamoriService {
         }
         try await store.appendAudit(entry(.success, ["new_revision": policy.revision]))
         engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
+        for observer in policyObservers.withLockedValue({ $0 }) { observer(policy) }
         logger.notice("policy reloaded", metadata: ["old": "\(old)", "new": "\(policy.revision)"])
         return (old, policy.revision)
     }

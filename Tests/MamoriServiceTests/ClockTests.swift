@@ -136,4 +136,35 @@ struct ClockTests {
         #expect(opened.errorCode == "not_found", "\(opened)")
         await service.stop()
     }
+
+    /// `deadline`: a request read after its client stopped waiting (a frozen or overloaded
+    /// daemon) does nothing, so it spends no one-time code and counts no failure.
+    @Test("a request past its deadline does nothing: busy, no code spent, no failure counted")
+    func pastDeadline() async throws {
+        let service = try await InProcessService()
+        _ = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        let codes = try await service.call(["op": "recovery.issue", "user": "mori", "count": 1]).strings("codes")
+        let code = try #require(codes.first)
+        let now = Int(service.clock.now().timeIntervalSince1970 * 1000)
+        func authenticate(_ password: String, deadline: Int) async throws -> Reply {
+            try await service.call([
+                "op": "authenticate", "user": "mori", "password": .string(password), "code": .string(code),
+                "deadline": .number(Double(deadline)),
+            ])
+        }
+        let late = try await authenticate("mori password", deadline: now - 1)
+        #expect(late.errorCode == "busy" && late.errorMessage?.contains("deadline") == true, "\(late)")
+        for _ in 0..<12 {
+            #expect(try await authenticate("wrong", deadline: now - 1).errorCode == "busy")
+        }
+        let shown = try await service.call(["op": "user.show", "user": "mori"])
+        #expect(shown.fields["locked"] == .bool(false), "twelve late guesses lock nothing: \(shown)")
+        let trail = try await service.call(["op": "audit.read", "after": 0, "limit": 1000, "purpose": "export"])
+        #expect(!JSONValue.object(trail.fields).text.contains("auth.failure"), "no late guess was recorded")
+        // Exactly at the deadline is still in time; the code was not spent by the late request.
+        let inTime = try await authenticate("mori password", deadline: now)
+        #expect(inTime.ok, "\(inTime)")
+        #expect(try await authenticate("mori password", deadline: now + 5000).errorCode == "auth_failed")
+        await service.stop()
+    }
 }

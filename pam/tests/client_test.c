@@ -12,6 +12,7 @@
 #include "../mamori_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,9 +269,27 @@ static void test_requests(void) {
     CHECK(request.length == strlen(request.text));
     mamori_request_wipe(&request);
     CHECK(request.length == 0);
+
     bool zero = true;
     for (size_t i = 0; i < sizeof request.text; i++) zero = zero && request.text[i] == '\0';
     CHECK(zero);
+
+    /* Whole numbers, and the deadline: the endpoint's timeout from now on the wall clock. */
+    mamori_request_begin(&request, "status");
+    mamori_request_integer(&request, "n", -42);
+    mamori_request_end(&request);
+    CHECK(strcmp(request.text, "{\"op\":\"status\",\"n\":-42}\n") == 0);
+    struct mamori_endpoint endpoint = {.socket_path = "/nowhere", .timeout_ms = 5000};
+    struct timespec before, after;
+    clock_gettime(CLOCK_REALTIME, &before);
+    mamori_request_begin(&request, "status");
+    mamori_request_deadline(&request, &endpoint);
+    mamori_request_end(&request);
+    clock_gettime(CLOCK_REALTIME, &after);
+    long long deadline = -1;
+    CHECK(sscanf(request.text, "{\"op\":\"status\",\"deadline\":%lld}", &deadline) == 1);
+    CHECK(deadline >= (long long)before.tv_sec * 1000 + before.tv_nsec / 1000000 + 5000);
+    CHECK(deadline <= (long long)after.tv_sec * 1000 + after.tv_nsec / 1000000 + 5000);
 
     /* Every byte but NUL survives escaping and unescaping. */
     char all[256];
@@ -530,6 +549,100 @@ static void test_calls(void) {
     free(reply);
 }
 
+/* Writes text to path with mode (whatever the umask). */
+static void write_file(const char *path, const char *text, mode_t mode) {
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fchmod(fd, mode) != 0) abort();
+    close(fd);
+}
+
+/* The login factors notice beside the socket: believed only whole, and only from its owner. */
+static void test_notice(void) {
+    char socket_path[128], path[160], link_target[160];
+    snprintf(socket_path, sizeof socket_path, "%s/n.sock", folder);
+    snprintf(path, sizeof path, "%s.factors", socket_path);
+    snprintf(link_target, sizeof link_target, "%s/elsewhere", folder);
+    uid_t me = geteuid();
+    struct mamori_endpoint endpoint = {.socket_path = socket_path, .timeout_ms = 1000, .trust_uid = me != 0, .trusted_uid = me};
+    char notice[256];
+    const char *good = "{\"login_factors\":[\"password\",\"totp\"],\"policy_revision\":\"r1\",\"zone\":\"mynumber\"}\n";
+
+    unlink(path);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNREACHABLE && notice[0] == '\0');
+
+    write_file(path, good, 0644);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_OK);
+    CHECK(mamori_reply_array_contains(notice, "login_factors", "totp") && strchr(notice, '\n') == NULL);
+    /* Exactly big enough: the line and its NUL (the newline is dropped). */
+    CHECK(mamori_read_notice(&endpoint, notice, strlen(good) + 1) == MAMORI_OK);
+    CHECK(mamori_read_notice(&endpoint, notice, strlen(good)) == MAMORI_PROTOCOL && notice[0] == '\0');
+
+    /* Writable by others, or by the group: someone else may have written it. */
+    write_file(path, good, 0666);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNTRUSTED && notice[0] == '\0');
+    write_file(path, good, 0664);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNTRUSTED);
+
+    /* Owned by another user: believed only when that is the daemon's user. */
+    if (me == 0) {
+        write_file(path, good, 0644);
+        CHECK(chown(path, 65534, 65534) == 0);
+        CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNTRUSTED);
+        struct mamori_endpoint daemon_user = {.socket_path = socket_path, .timeout_ms = 1000, .trust_uid = true, .trusted_uid = 65534};
+        CHECK(mamori_read_notice(&daemon_user, notice, sizeof notice) == MAMORI_OK);
+    } else {
+        struct mamori_endpoint root_only = {.socket_path = socket_path, .timeout_ms = 1000, .trust_uid = false};
+        write_file(path, good, 0644);
+        CHECK(mamori_read_notice(&root_only, notice, sizeof notice) == MAMORI_UNTRUSTED);
+    }
+
+    /* A second name for the file: a hard link to another instance's notice is not believed. */
+    write_file(path, good, 0644);
+    CHECK(link(path, link_target) == 0);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNTRUSTED);
+    unlink(link_target);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_OK);
+
+    /* Never through a link, never a FIFO (which would also block a reader). */
+    unlink(path);
+    write_file(link_target, good, 0644);
+    CHECK(symlink(link_target, path) == 0);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNTRUSTED);
+    unlink(path);
+    unlink(link_target);
+    CHECK(mkfifo(path, 0644) == 0);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_UNTRUSTED);
+    unlink(path);
+
+    /* Not one line with a login_factors array: not believed. */
+    const char *bad[] = {
+        "", "\n", "{\"login_factors\":[\"password\"]}",  /* no newline */
+        "{\"login_factors\":[\"password\"]}\n{\"login_factors\":[]}\n", "{\"zone\":\"mynumber\"}\n",
+        "{\"login_factors\":\"totp\"}\n", "{\"login_factors\":[\"password\"\n", "not json\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(path, bad[i], 0644);
+        CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_PROTOCOL && notice[0] == '\0');
+    }
+    /* A NUL inside. */
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    static const char with_nul[] = "{\"login_factors\":[]}\0x\n";
+    CHECK(fd >= 0 && write(fd, with_nul, sizeof with_nul - 1) == (ssize_t)(sizeof with_nul - 1));
+    if (fd >= 0) close(fd);
+    CHECK(mamori_read_notice(&endpoint, notice, sizeof notice) == MAMORI_PROTOCOL);
+    unlink(path);
+
+    /* A socket path with no room for the suffix. */
+    char long_path[200];
+    memset(long_path, 'a', sizeof long_path - 1);
+    long_path[0] = '/';
+    long_path[sizeof long_path - 1] = '\0';
+    struct mamori_endpoint too_long = {.socket_path = long_path, .timeout_ms = 1000};
+    CHECK(mamori_read_notice(&too_long, notice, sizeof notice) == MAMORI_TOO_LONG);
+}
+
 int main(void) {
     alarm(120); /* a server child that died before answering must not hang the test */
     snprintf(folder, sizeof folder, "/tmp/mamori-client-test-XXXXXX");
@@ -542,6 +655,7 @@ int main(void) {
     test_malformed_and_deep();
     test_requests();
     test_calls();
+    test_notice();
     rmdir(folder);
     printf("client_test: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;

@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         (void)mamori_reply_bool(line, keys[k]);
         (void)mamori_reply_array_contains(line, keys[k], "totp");
+        (void)mamori_reply_has_array(line, keys[k]);
     }
     memset(out, 'x', sizeof out);
     if (mamori_reply_error_code(line, out, sizeof out) && memchr(out, '\0', sizeof out) == NULL) abort();

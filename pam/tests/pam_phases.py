@@ -20,6 +20,7 @@ missing; what the run makes in it is removed at the end). Run as root. Checks:
 
 Prints one line per check; exits 1 on any failure, with mamorid's log.
 """
+import json
 import os
 import re
 import shutil
@@ -142,6 +143,7 @@ def main():
         checks.check("no test error", False, f"timed out: {expired.cmd[:5]}")
     finally:
         daemon.stop()
+        checks.check("a stopped mamorid leaves no login factors notice", not os.path.exists(daemon.socket + ".factors"))
         if checks.failed:
             print_log("mamorid log", daemon.log())
         shutil.rmtree(folder, ignore_errors=True)
@@ -168,16 +170,63 @@ def run_checks(checks, daemon, harness, folder):
 
     # --- no connection is held while the user types ---
     # Through su or sudo the module's connections come from root, whom mamorid admits without a
-    # per-uid limit: one held across a prompt would let any account fill the daemon. So auth uses
-    # one connection for status and a fresh one for authenticate, and account one of its own.
+    # per-uid limit: one held across a prompt would let any account fill the daemon. The zone's
+    # factors come from the notice beside the socket, so auth prompts first and then uses one
+    # connection for authenticate, and account one of its own.
     def connections():
         return len(re.findall(r"\] connection$", daemon.log(), re.M))
+    notice_path = daemon.socket + ".factors"
+    notice_stat = os.stat(notice_path)
+    with open(notice_path, encoding="utf-8") as handle:
+        notice = json.loads(handle.read())
+    check("the login factors notice: the zone's factors, mode 0644, owned by the daemon's user",
+          notice.get("login_factors") == ["password", "totp"] and notice.get("zone") == "mynumber"
+          and notice_stat.st_mode & 0o777 == 0o644 and notice_stat.st_uid == os.geteuid(), (notice, oct(notice_stat.st_mode)))
     before = connections()
     lines = harness.run("mamori", "tanaka", "auth,account", "pw-tanaka-1", codes[6])
     after = connections()
-    check("no connection held across a prompt: auth (status | prompts | authenticate) and account, three",
-          "auth 0 PAM_SUCCESS" in lines and "account 0 PAM_SUCCESS" in lines and after - before == 3,
+    check("one connection a phase: auth (prompts | authenticate) and account, two",
+          "auth 0 PAM_SUCCESS" in lines and "account 0 PAM_SUCCESS" in lines and after - before == 2,
           (before, after, lines))
+
+    # A notice anyone may write is not believed: the module asks status first (a second connection).
+    os.chmod(notice_path, 0o666)
+    before = connections()
+    lines = harness.run("mamori", "tanaka", "auth", "pw-tanaka-1", codes[7])
+    after = connections()
+    check("a notice others may write is ignored: auth asks status, two connections",
+          lines == ["prompt-off Password: ", "prompt-off Verification code: ", "auth 0 PAM_SUCCESS"] and after - before == 2,
+          (before, after, lines))
+    # One that says "password only" where the zone needs a code skips the prompt, and the login fails.
+    os.chmod(notice_path, 0o644)
+    with open(notice_path, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"login_factors": ["password"], "zone": "mynumber"}) + "\n")
+    lines = harness.run("mamori", "tanaka", "auth", "pw-tanaka-1")
+    check("a notice decides only the prompts: without the code mamorid refuses",
+          lines == ["prompt-off Password: ", "auth 7 PAM_AUTH_ERR"], lines)
+    # A reload publishes it again.
+    daemon.must({"op": "policy.reload"})
+    with open(notice_path, encoding="utf-8") as handle:
+        check("policy.reload publishes the notice again", json.loads(handle.read()).get("login_factors") == ["password", "totp"])
+    # A hung mamorid with the notice in place: the prompts come first, and an empty code still
+    # gives PAM_AUTHINFO_UNAVAIL (a break-glass stack falls through), never PAM_AUTH_ERR.
+    daemon.pause()
+    try:
+        lines = harness.run("mamori", "tanaka", "auth", "pw-tanaka-1", "")
+    finally:
+        daemon.resume()
+    check("a hung mamorid, an empty code: PAM_AUTHINFO_UNAVAIL after the prompts",
+          lines == ["prompt-off Password: ", "prompt-off Verification code: ", "auth 9 PAM_AUTHINFO_UNAVAIL"], lines)
+    lines = harness.run("mamori", "tanaka", "auth", "pw-tanaka-1", "")
+    check("a live mamorid, an empty code: PAM_AUTH_ERR",
+          lines == ["prompt-off Password: ", "prompt-off Verification code: ", "auth 7 PAM_AUTH_ERR"], lines)
+    os.unlink(notice_path)
+    before = connections()
+    lines = harness.run("mamori", "tanaka", "auth", "pw-tanaka-1", codes[8])
+    after = connections()
+    check("without a notice: status, then authenticate", "auth 0 PAM_SUCCESS" in lines and after - before == 2,
+          (before, after, lines))
+    daemon.must({"op": "policy.reload"})
 
     lines = harness.run("mamori", "tanaka", "forked-auth,env,setcred,env,open,env", "pw-tanaka-1", codes[1])
     envs = env_of(lines)
