@@ -1,7 +1,7 @@
 /// A policy decision as every client sees it, in one shape (``ReplyFields/decision``): the
 /// `authorize` reply, `mamori check --json`, and `mamori policy explain --json`, which decides
 /// offline and so has no assignment generation.
-public struct DecisionReply: Sendable, Hashable {
+public struct DecisionReply: WireReplyBody, Hashable {
     /// `allow`, `deny` or `step-up`.
     public var effect: String
     /// The ids of the rules that decided.
@@ -46,26 +46,36 @@ public struct DecisionReply: Sendable, Hashable {
         return fields
     }
 
-    /// Reads a decision from a reply's fields; nil when one is missing or of another type.
-    public init?(fields: [String: JSONValue]) {
-        func strings(_ key: String) -> [String]? {
-            guard case .array(let values)? = fields[key] else { return nil }
-            var result: [String] = []
-            for value in values {
-                guard case .string(let text) = value else { return nil }
-                result.append(text)
-            }
-            return result
-        }
-        guard case .string(let effect)? = fields["effect"], case .string(let revision)? = fields["policy_revision"],
-            let rules = strings("rules"), let reasons = strings("reasons"), let missing = strings("missing_factors")
-        else { return nil }
-        var generation: Int64?
-        if case .number(let value)? = fields["assignment_generation"] { generation = Int64(value) }
+    enum CodingKeys: String, CodingKey {
+        case effect, allowed, rules, reasons
+        case missingFactors = "missing_factors"
+        case policyRevision = "policy_revision"
+        case assignmentGeneration = "assignment_generation"
+    }
+
+    /// Reads a decision (`allowed` follows from `effect`).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
-            effect: effect, rules: rules, reasons: reasons, missingFactors: missing, policyRevision: revision,
-            assignmentGeneration: generation
+            effect: try container.decode(String.self, forKey: .effect),
+            rules: try container.decode([String].self, forKey: .rules),
+            reasons: try container.decode([String].self, forKey: .reasons),
+            missingFactors: try container.decode([String].self, forKey: .missingFactors),
+            policyRevision: try container.decode(String.self, forKey: .policyRevision),
+            assignmentGeneration: try container.decodeIfPresent(Int64.self, forKey: .assignmentGeneration)
         )
+    }
+
+    /// Writes the decision with `allowed`, as ``fields`` does.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(effect, forKey: .effect)
+        try container.encode(allowed, forKey: .allowed)
+        try container.encode(rules, forKey: .rules)
+        try container.encode(reasons, forKey: .reasons)
+        try container.encode(missingFactors, forKey: .missingFactors)
+        try container.encode(policyRevision, forKey: .policyRevision)
+        try container.encodeIfPresent(assignmentGeneration, forKey: .assignmentGeneration)
     }
 
     /// What a person reads: the effect, then what is missing, the rules, the reasons and the revision.

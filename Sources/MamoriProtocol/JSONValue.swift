@@ -54,6 +54,12 @@ extension JSONValue {
         self = parsed
     }
 
+    /// A list of Codable values as JSON, encoded in one pass.
+    public static func list<T: Encodable>(encoding values: [T]) throws -> [JSONValue] {
+        guard case .array(let list) = try JSONValue(encoding: values) else { return [] }
+        return list
+    }
+
     /// Decodes this value as `type`.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))
@@ -145,4 +151,44 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
     /// A boolean literal as JSON `true` or `false`.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+}
+
+/// Any JSON, inside a `Codable` reply: the parts whose Swift types live in MamoriCore (audit
+/// entries, the inspection report) travel as this.
+extension JSONValue: Codable {
+    /// Reads whatever JSON value is there.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// Writes the value as it is.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value):
+            if value.rounded() == value && abs(value) < 1e15 {
+                try container.encode(Int64(value))
+            } else {
+                try container.encode(value)
+            }
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let values): try container.encode(values)
+        }
+    }
 }

@@ -3,8 +3,10 @@
 /// Request fields are declared once (``WireField``'s catalogue): the daemon reads every request
 /// field through its declaration, so a limit written there is the limit enforced, and the JSON
 /// Schema in `docs/protocol-v1.schema.json` is generated from the same declarations
-/// (``ProtocolSchema``). Replies are declared beside each ``WireOperation`` and the test suite checks
-/// every reply the daemon tests receive against the generated schema.
+/// (``ProtocolSchema``). Replies are declared beside each ``WireOperation``; their Swift types
+/// (``WireReplyBody``, one per operation) are what the daemon builds and the command reads, and
+/// the test suite checks every reply the daemon tests receive against the generated schema and
+/// decodes it with its type.
 public indirect enum WireType: Sendable {
     /// A string of at most `maxBytes` UTF-8 bytes, matching `pattern` (an ECMA-262 regular
     /// expression, for the schema) when one is given.

@@ -9,34 +9,29 @@ extension MamoriService {
     private func userResource(_ name: String) -> String { "mamori:users/\(name)" }
 
     /// - Parameter totpConfirmed: nil without a TOTP enrolment, false while it awaits its first code.
-    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totpConfirmed: Bool?) -> [String:
-        JSONValue]
+    private func describe(_ user: UserRecord, roles: [AssignmentRecord], locked: Bool, totpConfirmed: Bool?)
+        -> UserDescription
     {
         let formatter = ISO8601DateFormatter()
-        return [
-            "user": .string(user.name), "display_name": .string(user.displayName), "kind": .string(user.kind.rawValue),
-            "organisation": user.organisation.map { .string($0) } ?? .null, "disabled": .bool(user.disabled),
-            "created_at": .string(formatter.string(from: user.createdAt)),
-            "last_login_at": user.lastLoginAt.map { .string(formatter.string(from: $0)) } ?? .null,
-            "must_change_password": .bool(user.mustChangePassword), "has_password": .bool(user.passwordHash != nil),
-            "totp": .string(totpConfirmed.map { $0 ? "confirmed" : "pending" } ?? "none"),
-            "locked": .bool(locked),
-            "roles": .array(roles.map(assignmentJSON)),
-        ]
+        return UserDescription(
+            user: user.name, displayName: user.displayName, kind: user.kind.rawValue, organisation: user.organisation,
+            disabled: user.disabled, createdAt: formatter.string(from: user.createdAt),
+            lastLoginAt: user.lastLoginAt.map { formatter.string(from: $0) },
+            mustChangePassword: user.mustChangePassword, hasPassword: user.passwordHash != nil,
+            totp: totpConfirmed.map { $0 ? "confirmed" : "pending" } ?? "none", locked: locked,
+            roles: roles.map(describe))
     }
 
-    private func assignmentJSON(_ assignment: AssignmentRecord) -> JSONValue {
+    private func describe(_ assignment: AssignmentRecord) -> AssignmentDescription {
         let formatter = ISO8601DateFormatter()
-        return .object([
-            "user": .string(assignment.user), "role": .string(assignment.role),
-            "granted_by": .string(assignment.grantedBy),
-            "granted_at": .string(formatter.string(from: assignment.grantedAt)),
-            "expires_at": assignment.expiresAt.map { .string(formatter.string(from: $0)) } ?? .null,
-            "current": .bool(assignment.isCurrent(at: clock.now())),
-        ])
+        return AssignmentDescription(
+            user: assignment.user, role: assignment.role, grantedBy: assignment.grantedBy,
+            grantedAt: formatter.string(from: assignment.grantedAt),
+            expiresAt: assignment.expiresAt.map { formatter.string(from: $0) },
+            current: assignment.isCurrent(at: clock.now()))
     }
 
-    func addUser(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func addUser(_ context: RequestContext) async throws -> UserDescription {
         let request = context.request
         let name = try Self.userName(request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
@@ -64,7 +59,7 @@ extension MamoriService {
         return describe(user, roles: [], locked: false, totpConfirmed: nil)
     }
 
-    func showUser(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func showUser(_ context: RequestContext) async throws -> UserDescription {
         let name = try Self.userName(context.request)
         if context.caller.name != name || context.caller.isOperator {
             try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
@@ -79,23 +74,21 @@ extension MamoriService {
         )
     }
 
-    func listUsers(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func listUsers(_ context: RequestContext) async throws -> UserListReply {
         try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
         // Four reads for the whole list, not three per user.
         let assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
         let locked = Set(try await store.allFailures().filter { $0.isLocked(at: context.now) }.map(\.user))
         let totp = try await store.totpConfirmation()
         let users = try await store.users().map { user in
-            JSONValue.object(
-                describe(
-                    user, roles: assignments[user.name] ?? [], locked: locked.contains(user.name),
-                    totpConfirmed: totp[user.name]
-                ))
+            describe(
+                user, roles: assignments[user.name] ?? [], locked: locked.contains(user.name),
+                totpConfirmed: totp[user.name])
         }
-        return ["users": .array(users)]
+        return UserListReply(users: users)
     }
 
-    func setDisabled(_ context: RequestContext, _ disabled: Bool) async throws -> [String: JSONValue] {
+    func setDisabled(_ context: RequestContext, _ disabled: Bool) async throws -> UserDisabledReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         try await store.setDisabled(
@@ -103,19 +96,19 @@ extension MamoriService {
             audit: audit(
                 context, event: disabled ? .userDisable : .userEnable, target: name, outcome: .success
             ))
-        return ["user": .string(name), "disabled": .bool(disabled)]
+        return UserDisabledReply(user: name, disabled: disabled)
     }
 
-    func removeUser(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func removeUser(_ context: RequestContext) async throws -> UserRemovedReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         try await store.removeUser(name, audit: audit(context, event: .userRemove, target: name, outcome: .success))
         cache.forgetSessions(of: name)
-        return ["user": .string(name), "removed": .bool(true)]
+        return UserRemovedReply(user: name)
     }
 
     /// Sets a temporary password: the next login must change it.
-    func setTemporaryPassword(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func setTemporaryPassword(_ context: RequestContext) async throws -> PasswordSetReply {
         let request = context.request
         let name = try Self.userName(request)
         try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
@@ -127,13 +120,13 @@ extension MamoriService {
             audit: audit(
                 context, event: .userPasswd, target: name, outcome: .success, detail: ["temporary": "yes"]
             ))
-        return ["user": .string(name), "must_change_password": .bool(true)]
+        return PasswordSetReply(user: name, mustChangePassword: true)
     }
 
     /// Changes one's own password: the old one must verify, through the same counting as a login
     /// (a wrong old password is a failure against the lockout; a locked or disabled account is
     /// refused); the new one must differ and be at least 8 bytes.
-    func changePassword(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func changePassword(_ context: RequestContext) async throws -> PasswordSetReply {
         let request = context.request
         let name = try Self.userName(request)
         try await requireSelfOrPermission(context, user: name)
@@ -170,30 +163,30 @@ extension MamoriService {
             audit: audit(
                 context, event: .passwordChange, target: name, outcome: .success
             ))
-        return ["user": .string(name), "must_change_password": .bool(false)]
+        return PasswordSetReply(user: name, mustChangePassword: false)
     }
 
-    func unlock(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func unlock(_ context: RequestContext) async throws -> UserUnlockedReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.account.unlock", resource: userResource(name))
         try await store.unlock(name, audit: audit(context, event: .userUnlock, target: name, outcome: .success))
-        return ["user": .string(name), "locked": .bool(false)]
+        return UserUnlockedReply(user: name)
     }
 
-    func userRoles(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func userRoles(_ context: RequestContext) async throws -> UserRolesReply {
         let name = try Self.userName(context.request)
         if context.caller.name != name || context.caller.isOperator {
             try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
         }
         let assignments = try await store.assignments(of: name)
-        return ["user": .string(name), "roles": .array(assignments.map(assignmentJSON))]
+        return UserRolesReply(user: name, roles: assignments.map(describe))
     }
 
     // MARK: Second factors
 
     /// Makes a new TOTP seed, stores it sealed and unconfirmed, and returns it once (with the key
     /// URI) so that it can be shown to its owner.
-    func beginEnrolment(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func beginEnrolment(_ context: RequestContext) async throws -> EnrolmentReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
         if try await store.totp(of: name)?.confirmed == true {
@@ -209,15 +202,13 @@ extension MamoriService {
         try await store.beginTOTP(
             record, audit: audit(context, event: .totpEnrollBegin, target: name, outcome: .success))
         let uri = try OTPAuthURI(issuer: configuration.issuer, account: name, secret: seed, parameters: parameters)
-        return [
-            "user": .string(name), "secret": .string(Base32.encode(seed)), "uri": .string(uri.uri),
-            "algorithm": .string(parameters.algorithm.rawValue), "digits": .number(Double(parameters.digits)),
-            "period": .number(Double(parameters.period)),
-        ]
+        return EnrolmentReply(
+            user: name, secret: Base32.encode(seed), uri: uri.uri, algorithm: parameters.algorithm.rawValue,
+            digits: parameters.digits, period: parameters.period)
     }
 
     /// Confirms an enrolment with a first code from the device.
-    func confirmEnrolment(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func confirmEnrolment(_ context: RequestContext) async throws -> EnrolmentConfirmedReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
         let code = try context.request.string(.code)
@@ -237,18 +228,18 @@ extension MamoriService {
         }
         try await store.confirmTOTP(
             name, step: step, audit: audit(context, event: .totpEnrollConfirm, target: name, outcome: .success))
-        return ["user": .string(name), "confirmed": .bool(true)]
+        return EnrolmentConfirmedReply(user: name)
     }
 
-    func resetTOTP(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func resetTOTP(_ context: RequestContext) async throws -> TOTPResetReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
         try await store.resetTOTP(name, audit: audit(context, event: .totpReset, target: name, outcome: .success))
-        return ["user": .string(name), "totp": .string("none")]
+        return TOTPResetReply(user: name)
     }
 
     /// Issues a new set of recovery codes, replacing the old; the codes are in this reply only.
-    func issueRecoveryCodes(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func issueRecoveryCodes(_ context: RequestContext) async throws -> RecoveryCodesReply {
         let name = try Self.userName(context.request)
         try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
         guard try await store.user(named: name) != nil else {
@@ -261,12 +252,12 @@ extension MamoriService {
             audit: audit(
                 context, event: .recoveryIssue, target: name, outcome: .success, detail: ["count": "\(count)"]
             ))
-        return ["user": .string(name), "codes": .array(issued.map { .string($0.formatted) })]
+        return RecoveryCodesReply(user: name, codes: issued.map(\.formatted))
     }
 
     // MARK: Roles
 
-    func grant(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func grant(_ context: RequestContext) async throws -> RoleGrantReply {
         let request = context.request
         let name = try Self.userName(request)
         let role = try request.string(.role)
@@ -301,7 +292,7 @@ extension MamoriService {
             throw WireError(
                 .invalid, "The role '\(role)' cannot be granted to \(name): " + violations.joined(separator: " "))
         }
-        return ["assignment": assignmentJSON(assignment)]
+        return RoleGrantReply(assignment: describe(assignment))
     }
 
     /// The end of a calendar day in the policy's time zone, for "until: 2027-03-31" (the
@@ -317,27 +308,25 @@ extension MamoriService {
         return calendar.date(byAdding: .day, value: 1, to: start)
     }
 
-    func revoke(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func revoke(_ context: RequestContext) async throws -> RoleRevokeReply {
         let name = try Self.userName(context.request)
         let role = try context.request.string(.role)
         try await requirePermission(context, action: "mamori.role.revoke", resource: "mamori:roles/\(role)")
         try await store.revoke(
             name, role: role,
             audit: audit(context, event: .roleRevoke, target: name, outcome: .success, detail: ["role": role]))
-        return ["user": .string(name), "role": .string(role), "revoked": .bool(true)]
+        return RoleRevokeReply(user: name, role: role)
     }
 
-    func listRoles(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func listRoles(_ context: RequestContext) async throws -> RoleListReply {
         try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
         let assignments = try await store.allAssignments()
-        let roles: [JSONValue] = context.engine.policy.roles.map { role in
-            let holders = assignments.filter { $0.role == role.id && $0.isCurrent(at: context.now) }.map(\.user)
-            return .object([
-                "role": .string(role.id), "title": .string(role.title), "privileged": .bool(role.privileged),
-                "max_holders": role.maxHolders.map { .number(Double($0)) } ?? .null,
-                "inherits": .array(role.inherits.map { .string($0) }), "holders": .array(holders.map { .string($0) }),
-            ])
+        let roles = context.engine.policy.roles.map { role in
+            RoleDescription(
+                role: role.id, title: role.title, privileged: role.privileged, maxHolders: role.maxHolders,
+                inherits: role.inherits,
+                holders: assignments.filter { $0.role == role.id && $0.isCurrent(at: context.now) }.map(\.user))
         }
-        return ["roles": .array(roles)]
+        return RoleListReply(roles: roles)
     }
 }

@@ -13,7 +13,7 @@ extension MamoriService {
     static let auditResource = "mamori:audit"
 
     /// `audit.read`: the newest `last` entries, or up to `limit` entries after `after`.
-    func readAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func readAudit(_ context: RequestContext) async throws -> AuditReadReply {
         let request = context.request
         let purpose = try request.optionalString(.purpose) ?? "read"
         try await requirePermission(
@@ -43,10 +43,8 @@ extension MamoriService {
                     detail: ["purpose": purpose, "entries": "\(entries.count)"]
                 ))
         }
-        return [
-            "entries": try JSONValue(encoding: entries.map(AuditRecord.init)), "more": .bool(more),
-            "last_sequence": .number(Double(head)),
-        ]
+        return AuditReadReply(
+            entries: try JSONValue.list(encoding: entries.map(AuditRecord.init)), more: more, lastSequence: head)
     }
 
     /// `audit.trail`: the trail exactly as stored, for an export an auditor verifies offline
@@ -54,15 +52,15 @@ extension MamoriService {
     /// detail as the stored text; the first page (`after` 0) also carries every checkpoint and
     /// the verifying key. Checkpoints are read before the entries, so every one they name is
     /// among the entries that follow unless the trail was cut.
-    func readTrail(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func readTrail(_ context: RequestContext) async throws -> AuditTrailReply {
         try await requirePermission(context, action: "mamori.audit.export", resource: Self.auditResource)
         let after = try context.request.optionalInteger(.after) ?? 0
         let limit = try context.request.optionalInteger(.limit) ?? 500
-        var reply: [String: JSONValue] = [:]
+        var reply = AuditTrailReply(entries: [], more: false)
         if after == 0 {
-            reply["checkpoints"] = try JSONValue(
+            reply.checkpoints = try JSONValue.list(
                 encoding: try await store.checkpoints().map(AuditTrailExport.Checkpoint.init))
-            reply["public_key"] = .string(Data(auditSigner.publicKey).base64EncodedString())
+            reply.publicKey = Data(auditSigner.publicKey).base64EncodedString()
         }
         let entries = try await store.auditPage(after: Int64(after), limit: limit)
         if context.caller.connection.firstRead("trail") {
@@ -73,8 +71,8 @@ extension MamoriService {
                     detail: ["purpose": "export", "format": "trail", "entries": "\(entries.count)"]
                 ))
         }
-        reply["entries"] = try JSONValue(encoding: entries.map(AuditTrailExport.Entry.init))
-        reply["more"] = .bool(entries.count == limit)
+        reply.entries = try JSONValue.list(encoding: entries.map(AuditTrailExport.Entry.init))
+        reply.more = entries.count == limit
         return reply
     }
 
@@ -87,7 +85,9 @@ extension MamoriService {
                 context, event: .auditVerify, target: Self.auditResource, outcome: report.holds ? .success : .failure,
                 detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
             ))
-        guard case .object(let fields) = try JSONValue(encoding: report.summary) else { return [:] }
+        guard case .object(let fields) = try JSONValue(encoding: report.summary) else {
+            throw WireError(.internal, "The verification could not be written.")
+        }
         return fields
     }
 
@@ -119,7 +119,7 @@ extension MamoriService {
     }
 
     /// `audit.prune`: removes entries written before `before`, only past the policy's retention.
-    func pruneAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func pruneAudit(_ context: RequestContext) async throws -> AuditPruneReply {
         try await requirePermission(context, action: "mamori.audit.prune", resource: Self.auditResource)
         let (text, cutoff) = try context.request.time(.before)
         let settings = context.engine.policy.settings
@@ -148,12 +148,12 @@ extension MamoriService {
         }
         logger.notice(
             "audit trail pruned", metadata: ["through": "\(result.prunedThrough)", "removed": "\(result.removed)"])
-        return ["removed": .number(Double(result.removed)), "pruned_through": .number(Double(result.prunedThrough))]
+        return AuditPruneReply(removed: result.removed, prunedThrough: result.prunedThrough)
     }
 
     /// `review.record`: a security manager states that the access review (who holds which role)
     /// was done; `inspect` checks its date against the policy's interval.
-    func recordReview(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func recordReview(_ context: RequestContext) async throws -> ReviewRecordReply {
         try await requirePermission(context, action: "mamori.review.record", resource: "mamori:reviews")
         let note = try context.request.optionalString(.note) ?? ""
         let assignments = try await store.allAssignments().filter { $0.isCurrent(at: context.now) }
@@ -163,13 +163,11 @@ extension MamoriService {
             audit(
                 context, event: .accessReview, target: "mamori:assignments", outcome: .success, detail: detail
             ))
-        return [
-            "recorded": .string(context.now.formatted(.iso8601)), "assignments": .number(Double(assignments.count)),
-        ]
+        return ReviewRecordReply(recorded: context.now.formatted(.iso8601), assignments: assignments.count)
     }
 
     /// `inspect`: the self-inspection report.
-    func inspect(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func inspect(_ context: RequestContext) async throws -> InspectReply {
         try await requirePermission(context, action: "mamori.inspect", resource: Self.auditResource)
         // Verified through checkChain, so that `status` shows this verification too.
         let chain = try await checkChain(at: context.now)
@@ -185,6 +183,6 @@ extension MamoriService {
                 )
                 .merging(["result": report.overall.rawValue]) { first, _ in first }
             ))
-        return ["report": try JSONValue(encoding: report)]
+        return InspectReply(report: try JSONValue(encoding: report))
     }
 }

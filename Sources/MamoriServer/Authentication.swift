@@ -110,7 +110,7 @@ extension MamoriService {
         }
     }
 
-    func authenticate(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func authenticate(_ context: RequestContext) async throws -> AuthenticateReply {
         let request = context.request
         let name = try Self.userName(request)
         try await requireSelfOrPermission(context, user: name)
@@ -184,10 +184,9 @@ extension MamoriService {
                             user: name, factors: factors, expires: context.now.addingTimeInterval(Self.ticketLifetime)
                         )
                     }
-                    return [
-                        "user": .string(name), "factors": .array(factors.map(\.rawValue).sorted().map { .string($0) }),
-                        "ticket": .string(ticket), "password_change_required": .bool(user.mustChangePassword),
-                    ]
+                    return AuthenticateReply(
+                        user: name, factors: factors.map(\.rawValue).sorted(), ticket: ticket,
+                        passwordChangeRequired: user.mustChangePassword)
                 }
                 // The step or the recovery code was taken meanwhile, or the account was locked meanwhile.
                 reason = .replay
@@ -219,11 +218,11 @@ extension MamoriService {
         }
     }
 
-    func account(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func account(_ context: RequestContext) async throws -> AccountReply {
         let name = try Self.userName(context.request)
         try await requireSelfOrPermission(context, user: name)
         guard let user = try await store.user(named: name) else {
-            return ["result": .string("unknown_user")]
+            return AccountReply(result: "unknown_user")
         }
         let assignments = try await store.assignments(of: name)
         let current = assignments.filter { $0.isCurrent(at: context.now) }
@@ -263,10 +262,10 @@ extension MamoriService {
                 context, action: "login", resource: name
             )
         }
-        return ["result": .string(result), "reasons": .array(reasons.map { .string($0) })]
+        return AccountReply(result: result, reasons: reasons)
     }
 
-    func openSession(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func openSession(_ context: RequestContext) async throws -> SessionOpenReply {
         let request = context.request
         let ticketText = try request.string(.ticket)
         let ticket = tickets.withLockedValue { book -> Ticket? in
@@ -297,13 +296,12 @@ extension MamoriService {
                 ]
             ))
         cache.keep(session, readAt: epoch)
-        return [
-            "session": .string(session.id), "user": .string(session.user),
-            "expires_at": .string(ISO8601DateFormatter().string(from: session.expiresAt)),
-        ]
+        return SessionOpenReply(
+            session: session.id, user: session.user,
+            expiresAt: ISO8601DateFormatter().string(from: session.expiresAt))
     }
 
-    func closeSession(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func closeSession(_ context: RequestContext) async throws -> SessionCloseReply {
         let id = try context.request.string(.session)
         guard let session = try await store.session(id) else {
             throw WireError(.notFound, "There is no session '\(id)'.")
@@ -312,6 +310,6 @@ extension MamoriService {
         cache.forgetSession(id)
         try await store.closeSession(
             id, at: context.now, audit: audit(context, event: .sessionClose, target: id, outcome: .success))
-        return ["session": .string(id)]
+        return SessionCloseReply(session: id)
     }
 }

@@ -214,38 +214,38 @@ final class MamoriService: Sendable {
         if let deadline, now > deadline { throw Self.pastDeadline }
         let context = RequestContext(request: request, caller: caller, now: now, engine: engine, deadline: deadline)
         switch operation {
-        case .status: return try await status(context)
-        case .authenticate: return try await authenticate(context)
-        case .account: return try await account(context)
-        case .sessionOpen: return try await openSession(context)
-        case .sessionClose: return try await closeSession(context)
+        case .status: return try await status(context).replyFields()
+        case .authenticate: return try await authenticate(context).replyFields()
+        case .account: return try await account(context).replyFields()
+        case .sessionOpen: return try await openSession(context).replyFields()
+        case .sessionClose: return try await closeSession(context).replyFields()
         case .authorize: return try await authorize(context)
-        case .userAdd: return try await addUser(context)
-        case .userShow: return try await showUser(context)
-        case .userList: return try await listUsers(context)
-        case .userDisable: return try await setDisabled(context, true)
-        case .userEnable: return try await setDisabled(context, false)
-        case .userRemove: return try await removeUser(context)
-        case .userPasswd: return try await setTemporaryPassword(context)
-        case .userUnlock: return try await unlock(context)
-        case .userRoles: return try await userRoles(context)
-        case .passwordChange: return try await changePassword(context)
-        case .totpEnrollBegin: return try await beginEnrolment(context)
-        case .totpEnrollConfirm: return try await confirmEnrolment(context)
-        case .totpReset: return try await resetTOTP(context)
-        case .recoveryIssue: return try await issueRecoveryCodes(context)
-        case .roleGrant: return try await grant(context)
-        case .roleRevoke: return try await revoke(context)
-        case .roleList: return try await listRoles(context)
-        case .policyReload: return try await reloadPolicy(context)
-        case .policyStatus: return try await policyStatus(context)
-        case .auditPublicKey: return try await publicKey(context)
-        case .auditRead: return try await readAudit(context)
-        case .auditTrail: return try await readTrail(context)
+        case .userAdd: return try await addUser(context).replyFields()
+        case .userShow: return try await showUser(context).replyFields()
+        case .userList: return try await listUsers(context).replyFields()
+        case .userDisable: return try await setDisabled(context, true).replyFields()
+        case .userEnable: return try await setDisabled(context, false).replyFields()
+        case .userRemove: return try await removeUser(context).replyFields()
+        case .userPasswd: return try await setTemporaryPassword(context).replyFields()
+        case .userUnlock: return try await unlock(context).replyFields()
+        case .userRoles: return try await userRoles(context).replyFields()
+        case .passwordChange: return try await changePassword(context).replyFields()
+        case .totpEnrollBegin: return try await beginEnrolment(context).replyFields()
+        case .totpEnrollConfirm: return try await confirmEnrolment(context).replyFields()
+        case .totpReset: return try await resetTOTP(context).replyFields()
+        case .recoveryIssue: return try await issueRecoveryCodes(context).replyFields()
+        case .roleGrant: return try await grant(context).replyFields()
+        case .roleRevoke: return try await revoke(context).replyFields()
+        case .roleList: return try await listRoles(context).replyFields()
+        case .policyReload: return try await reloadPolicy(context).replyFields()
+        case .policyStatus: return try await policyStatus(context).replyFields()
+        case .auditPublicKey: return try await publicKey(context).replyFields()
+        case .auditRead: return try await readAudit(context).replyFields()
+        case .auditTrail: return try await readTrail(context).replyFields()
         case .auditVerify: return try await verifyAudit(context)
-        case .auditPrune: return try await pruneAudit(context)
-        case .reviewRecord: return try await recordReview(context)
-        case .inspect: return try await inspect(context)
+        case .auditPrune: return try await pruneAudit(context).replyFields()
+        case .reviewRecord: return try await recordReview(context).replyFields()
+        case .inspect: return try await inspect(context).replyFields()
         }
     }
 
@@ -262,11 +262,9 @@ final class MamoriService: Sendable {
     static let pastDeadline = WireError(.busy, "The request came after its deadline; nothing was done.")
 
     /// `audit.public_key`: the key that verifies the chain's checkpoints (public, so not recorded).
-    func publicKey(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func publicKey(_ context: RequestContext) async throws -> AuditPublicKeyReply {
         try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
-        return [
-            "public_key": .string(Data(auditSigner.publicKey).base64EncodedString()), "algorithm": .string("ed25519"),
-        ]
+        return AuditPublicKeyReply(publicKey: Data(auditSigner.publicKey).base64EncodedString())
     }
 }
 

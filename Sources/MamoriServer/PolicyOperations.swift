@@ -9,47 +9,41 @@ import NIOConcurrencyHelpers
 /// swapping the policy whole or not at all.
 extension MamoriService {
 
-    func status(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func status(_ context: RequestContext) async throws -> StatusReply {
         try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
         let counts = try await store.counts(at: context.now)
         let durability = try await store.durability()
         let factors = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? []
-        return [
-            "login_factors": .array(factors.sorted().map { .string($0.rawValue) }),
-            "version": .string(MamoriVersion.current), "protocol": .number(Double(WireLimits.protocolVersion)),
-            "zone": .string(configuration.zone), "terminal": .string(configuration.terminal),
-            "policy_revision": .string(context.engine.revision),
-            "uptime_seconds": .number(context.now.timeIntervalSince(startedAt).rounded(.down)),
-            "counts": .object(counts.mapValues { .number(Double($0)) }),
-            "storage": .object(durability.mapValues { .string($0) }),
-            "audit_chain": lastChainCheck.withLockedValue { check in
-                guard let check else { return .object(["checked": .bool(false)]) }
-                return .object([
-                    "checked": .bool(true), "holds": .bool(check.holds), "entries": .number(Double(check.entries)),
-                    "problems": .number(Double(check.problems)), "verified_at": .string(check.time.formatted(.iso8601)),
-                ])
-            },
-        ]
+        let chain = lastChainCheck.withLockedValue { check in
+            guard let check else { return StatusReply.ChainCheck(checked: false) }
+            return StatusReply.ChainCheck(
+                checked: true, holds: check.holds, entries: check.entries, problems: check.problems,
+                verifiedAt: check.time.formatted(.iso8601))
+        }
+        return StatusReply(
+            version: MamoriVersion.current, protocolVersion: WireLimits.protocolVersion, zone: configuration.zone,
+            terminal: configuration.terminal, loginFactors: factors.sorted().map(\.rawValue),
+            policyRevision: context.engine.revision,
+            uptimeSeconds: Int(context.now.timeIntervalSince(startedAt).rounded(.down)), counts: counts,
+            storage: durability, auditChain: chain)
     }
 
-    func policyStatus(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func policyStatus(_ context: RequestContext) async throws -> PolicyStatusReply {
         try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
         let policy = context.engine.policy
-        return [
-            "revision": .string(policy.revision), "directory": .string(configuration.policyDirectory),
-            "files": .array(policy.files.map { .string($0) }),
-            "counts": .object([
-                "zones": .number(Double(policy.zones.count)), "assets": .number(Double(policy.assets.count)),
-                "roles": .number(Double(policy.roles.count)), "rules": .number(Double(policy.rules.count)),
-            ]),
-            "warnings": .array(policy.warnings.map { .string($0.description) }),
-        ]
+        return PolicyStatusReply(
+            revision: policy.revision, directory: configuration.policyDirectory, files: policy.files,
+            counts: [
+                "zones": policy.zones.count, "assets": policy.assets.count, "roles": policy.roles.count,
+                "rules": policy.rules.count,
+            ],
+            warnings: policy.warnings.map(\.description))
     }
 
-    func reloadPolicy(_ context: RequestContext) async throws -> [String: JSONValue] {
+    func reloadPolicy(_ context: RequestContext) async throws -> PolicyReloadReply {
         try await requirePermission(context, action: "mamori.policy.reload", resource: "mamori:policy")
         let (old, new) = try await reload(actor: context)
-        return ["previous_revision": .string(old), "revision": .string(new)]
+        return PolicyReloadReply(previousRevision: old, revision: new)
     }
 
     /// Loads the policy folder again and swaps it in whole, or keeps the old one on any error.

@@ -44,18 +44,19 @@ struct AuditCommand: ParsableCommand {
                 bounds.merging([
                     "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
                 ]) { $1 }, over: connection)
-            let records = try decodeEntries(reply)
+            let page = try ConnectionOptions.read(reply, as: AuditReadReply.self)
+            let records = try decodeEntries(page)
             try body(records)
-            guard let last = records.last, case .bool(true)? = reply["more"] else {
+            guard let last = records.last, page.more else {
                 return records.last?.seq ?? after
             }
             after = last.seq
         }
     }
 
-    static func decodeEntries(_ reply: [String: JSONValue]) throws(CommandFailure) -> [AuditRecord] {
+    static func decodeEntries(_ page: AuditReadReply) throws(CommandFailure) -> [AuditRecord] {
         do {
-            return try (reply["entries"] ?? .array([])).decode([AuditRecord].self)
+            return try JSONValue.array(page.entries).decode([AuditRecord].self)
         } catch {
             throw CommandFailure("mamorid sent audit entries this command cannot read.")
         }
@@ -216,13 +217,14 @@ struct AuditCommand: ParsableCommand {
             while true {
                 let reply = try connection.call(
                     .auditTrail, ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
+                let page = try ConnectionOptions.read(reply, as: AuditTrailReply.self)
                 let entries: [AuditTrailExport.Entry]
                 do {
-                    entries = try (reply["entries"] ?? .array([])).decode([AuditTrailExport.Entry].self)
+                    entries = try JSONValue.array(page.entries).decode([AuditTrailExport.Entry].self)
                     if after == 0 {
-                        let key = Data(base64Encoded: reply.text("public_key")).map(Array.init)
+                        let key = page.publicKey.flatMap { Data(base64Encoded: $0) }.map(Array.init)
                         print(AuditTrailExport.line(AuditTrailExport.Header(publicKey: key, exported: Date())))
-                        let checkpoints = try (reply["checkpoints"] ?? .array([])).decode(
+                        let checkpoints = try JSONValue.array(page.checkpoints ?? []).decode(
                             [AuditTrailExport.Checkpoint].self)
                         for checkpoint in checkpoints { print(AuditTrailExport.line(checkpoint)) }
                     }
@@ -230,7 +232,7 @@ struct AuditCommand: ParsableCommand {
                     throw CommandFailure("mamorid sent an audit trail this command cannot read.")
                 }
                 for entry in entries { print(AuditTrailExport.line(entry)) }
-                guard let last = entries.last, case .bool(true)? = reply["more"] else { return }
+                guard let last = entries.last, page.more else { return }
                 after = last.seq
             }
         }
@@ -265,10 +267,11 @@ struct AuditCommand: ParsableCommand {
             let daemon = try connection.connect()
             let reply = try connection.call(
                 .auditRead, ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
-            let records = try AuditCommand.decodeEntries(reply)
+            let page = try ConnectionOptions.read(reply, as: AuditReadReply.self)
+            let records = try AuditCommand.decodeEntries(page)
             show(records)
             guard follow else { return }
-            var after = Int64(reply.text("last_sequence")) ?? records.last?.seq ?? 0
+            var after = page.lastSequence
             while true {
                 Thread.sleep(forTimeInterval: interval)
                 // One connection for every poll: mamorid records the follower once. If mamorid
@@ -297,17 +300,16 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             guard let cutoff = AuditCommand.date(before) else { return }
-            let reply = try connection.call(
-                .auditPrune, ["before": .string(cutoff.formatted(.iso8601))],
-                timeout: DaemonConnection.wholeTrailTimeout
-            )
-            if connection.json { return Terminal.printJSON(reply) }
-            let removed = reply.text("removed")
-            if removed == "0" {
+            guard
+                let pruned = try connection.call(
+                    .auditPrune, ["before": .string(cutoff.formatted(.iso8601))], reading: AuditPruneReply.self,
+                    timeout: DaemonConnection.wholeTrailTimeout)
+            else { return }
+            if pruned.removed == 0 {
                 print("Nothing to prune: no entry was written before \(before).")
             } else {
                 print(
-                    "Pruned \(removed) entries, through entry \(reply.text("pruned_through")); a signed checkpoint anchors the rest."
+                    "Pruned \(pruned.removed) entries, through entry \(pruned.prunedThrough); a signed checkpoint anchors the rest."
                 )
             }
         }
@@ -321,9 +323,8 @@ struct AuditCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call(.auditPublicKey)
-            if connection.json { return Terminal.printJSON(reply) }
-            print(reply.text("public_key"))
+            guard let key = try connection.call(.auditPublicKey, reading: AuditPublicKeyReply.self) else { return }
+            print(key.publicKey)
         }
     }
 }

@@ -43,10 +43,7 @@ struct CheckCommand: ParsableCommand {
             if let zone { fields["zone"] = .string(zone) }
             if let factors { fields["factors"] = .array(factors.split(separator: ",").map { .string(String($0)) }) }
         }
-        let reply = try connection.call(.authorize, fields)
-        guard let decision = DecisionReply(fields: reply) else {
-            throw CommandFailure("mamorid sent a decision this command cannot read.", exitCode: .commandFailed)
-        }
+        let decision = try ConnectionOptions.read(try connection.call(.authorize, fields), as: DecisionReply.self)
         if connection.json {
             Terminal.printJSON(decision.fields)
         } else {

@@ -77,6 +77,32 @@ struct ConnectionOptions: ParsableArguments {
         throw CommandFailure(Self.sentence(code: code, message: message), exitCode: Self.exitCode(for: code))
     }
 
+    /// Sends one request and reads its success reply as `type`, the operation's reply type in
+    /// MamoriProtocol. With `--json` the reply is printed as it came and nil is returned: the
+    /// command has nothing more to print.
+    func call<Reply: WireReplyBody>(
+        _ op: WireOperation, _ fields: [String: JSONValue] = [:], reading type: Reply.Type,
+        over connection: DaemonConnection? = nil, timeout: Int = DaemonConnection.defaultTimeout
+    ) throws -> Reply? {
+        let reply = try call(op, fields, over: connection, timeout: timeout)
+        if json {
+            Terminal.printJSON(reply)
+            return nil
+        }
+        return try Self.read(reply, as: type)
+    }
+
+    /// A success reply's fields as `type`; a failure names the operation, never a value.
+    static func read<Reply: WireReplyBody>(_ reply: [String: JSONValue], as type: Reply.Type) throws -> Reply {
+        do {
+            return try Reply(reply: reply)
+        } catch {
+            throw CommandFailure(
+                "mamorid's reply does not have the shape this mamori expects (\(Reply.self)); are both the same version?",
+                exitCode: .commandFailed)
+        }
+    }
+
     static func exitCode(for code: String) -> ExitCode {
         switch code {
         case ErrorCode.denied.rawValue, ErrorCode.stepUpRequired.rawValue: .permissionDenied

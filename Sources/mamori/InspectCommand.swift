@@ -31,14 +31,15 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let reply = try connection.call(.inspect, timeout: DaemonConnection.wholeTrailTimeout)
+        let inspected = try ConnectionOptions.read(reply, as: InspectReply.self)
         let report: InspectionReport
         do {
-            report = try (reply["report"] ?? .null).decode(InspectionReport.self)
+            report = try inspected.report.decode(InspectionReport.self)
         } catch {
             throw CommandFailure("mamorid sent a report this command cannot read.")
         }
         if connection.json {
-            print(reply["report"]?.text ?? "{}")
+            print(inspected.report.text)
         } else {
             switch format {
             case "markdown": print(InspectionRendering.markdown(report))
@@ -187,11 +188,10 @@ struct ReviewCommand: ParsableCommand {
         func run() throws {
             var fields: [String: JSONValue] = [:]
             if let note { fields["note"] = .string(note) }
-            let reply = try connection.call(.reviewRecord, fields)
-            if connection.json { return Terminal.printJSON(reply) }
-            print(
-                "Access review recorded at \(reply.text("recorded")) (\(reply.text("assignments")) current assignments)."
-            )
+            guard let review = try connection.call(.reviewRecord, fields, reading: ReviewRecordReply.self) else {
+                return
+            }
+            print("Access review recorded at \(review.recorded) (\(review.assignments) current assignments).")
         }
     }
 }

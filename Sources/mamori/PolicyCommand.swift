@@ -19,9 +19,8 @@ struct PolicyCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call(.policyReload)
-            if connection.json { return Terminal.printJSON(reply) }
-            print("Reloaded the policy: \(reply.text("previous_revision")) → \(reply.text("revision"))")
+            guard let reloaded = try connection.call(.policyReload, reading: PolicyReloadReply.self) else { return }
+            print("Reloaded the policy: \(reloaded.previousRevision) → \(reloaded.revision)")
         }
     }
 
@@ -30,19 +29,17 @@ struct PolicyCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call(.policyStatus)
-            if connection.json { return Terminal.printJSON(reply) }
-            let counts = reply.object("counts")
+            guard let status = try connection.call(.policyStatus, reading: PolicyStatusReply.self) else { return }
+            func count(_ key: String) -> Int { status.counts[key] ?? 0 }
             print(
                 Terminal.fields([
-                    ("revision", reply.text("revision")), ("folder", reply.text("directory")),
-                    ("files", "\(reply.list("files").count)"),
+                    ("revision", status.revision), ("folder", status.directory), ("files", "\(status.files.count)"),
                     (
                         "contents",
-                        "\(counts.text("zones")) zones, \(counts.text("assets")) assets, \(counts.text("roles")) roles, \(counts.text("rules")) rules"
+                        "\(count("zones")) zones, \(count("assets")) assets, \(count("roles")) roles, \(count("rules")) rules"
                     ),
                 ]))
-            for warning in reply.list("warnings") { print("warning: \(warning.string)") }
+            for warning in status.warnings { print("warning: \(warning)") }
         }
     }
 

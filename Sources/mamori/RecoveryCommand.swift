@@ -17,10 +17,12 @@ struct RecoveryCommand: ParsableCommand {
         @Option(help: "How many codes (1–20).") var count = 10
 
         func run() throws {
-            let reply = try connection.call(.recoveryIssue, ["user": .string(user), "count": .number(Double(count))])
-            if connection.json { return Terminal.printJSON(reply) }
+            let fields: [String: JSONValue] = ["user": .string(user), "count": .number(Double(count))]
+            guard let issued = try connection.call(.recoveryIssue, fields, reading: RecoveryCodesReply.self) else {
+                return
+            }
             print("Recovery codes for \(user) — give them to the user; they are not shown again:")
-            for code in reply.list("codes") { print("  \(code.string)") }
+            for code in issued.codes { print("  \(code)") }
         }
     }
 }

@@ -23,10 +23,8 @@ struct RoleCommand: ParsableCommand {
         func run() throws {
             var fields: [String: JSONValue] = ["user": .string(user), "role": .string(role)]
             if let until { fields["until"] = .string(until) }
-            let reply = try connection.call(.roleGrant, fields)
-            if connection.json { return Terminal.printJSON(reply) }
-            let assignment = reply.object("assignment")
-            let end = assignment.text("expires_at") == "-" ? "" : " until \(assignment.text("expires_at"))"
+            guard let granted = try connection.call(.roleGrant, fields, reading: RoleGrantReply.self) else { return }
+            let end = granted.assignment.expiresAt.map { " until \($0)" } ?? ""
             print("Granted \(role) to \(user)\(end).")
         }
     }
@@ -38,8 +36,8 @@ struct RoleCommand: ParsableCommand {
         @Argument(help: "The role's id.") var role: String
 
         func run() throws {
-            let reply = try connection.call(.roleRevoke, ["user": .string(user), "role": .string(role)])
-            if connection.json { return Terminal.printJSON(reply) }
+            let fields: [String: JSONValue] = ["user": .string(user), "role": .string(role)]
+            guard try connection.call(.roleRevoke, fields, reading: RoleRevokeReply.self) != nil else { return }
             print("Revoked \(role) from \(user).")
         }
     }
@@ -49,14 +47,12 @@ struct RoleCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call(.roleList)
-            if connection.json { return Terminal.printJSON(reply) }
-            let rows = reply.list("roles").map(\.object).map { role -> [String] in
-                let holders = role.list("holders").map(\.string)
-                let limit = role.text("max_holders")
+            guard let list = try connection.call(.roleList, reading: RoleListReply.self) else { return }
+            let rows = list.roles.map { role -> [String] in
+                let held = role.maxHolders.map { "\(role.holders.count)/\($0)" } ?? "\(role.holders.count)"
                 return [
-                    role.text("role"), role.text("title"), role.text("privileged") == "yes" ? "privileged" : "",
-                    limit == "-" ? "\(holders.count)" : "\(holders.count)/\(limit)", holders.joined(separator: ", "),
+                    role.role, role.title, role.privileged ? "privileged" : "", held,
+                    role.holders.joined(separator: ", "),
                 ]
             }
             print(Terminal.table(["ROLE", "TITLE", "", "HOLDERS", "WHO"], rows))

@@ -10,24 +10,23 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     func run() throws {
-        let reply = try connection.call(.status)
-        if connection.json { return Terminal.printJSON(reply) }
-        let counts = reply.object("counts")
-        let chain = reply.object("audit_chain")
+        guard let status = try connection.call(.status, reading: StatusReply.self) else { return }
+        let chain = status.auditChain
+        let verified = chain.verifiedAt ?? "-"
         let chainState =
-            chain.text("checked") == "yes"
-            ? (chain.text("holds") == "yes"
-                ? "holds (\(chain.text("entries")) entries, verified \(chain.text("verified_at")))"
-                : "BROKEN: \(chain.text("problems")) problem(s), verified \(chain.text("verified_at")); run `mamori audit verify`")
+            chain.checked
+            ? (chain.holds == true
+                ? "holds (\(chain.entries ?? 0) entries, verified \(verified))"
+                : "BROKEN: \(chain.problems ?? 0) problem(s), verified \(verified); run `mamori audit verify`")
             : "not verified yet"
-        print("mamorid \(reply.text("version")) (protocol \(reply.text("protocol"))) at \(connection.socketPath)")
+        func count(_ key: String) -> String { status.counts[key].map(String.init) ?? "-" }
+        print("mamorid \(status.version) (protocol \(status.protocolVersion)) at \(connection.socketPath)")
         print(
             Terminal.fields([
-                ("zone", reply.text("zone")), ("terminal", reply.text("terminal")),
-                ("policy", reply.text("policy_revision")), ("uptime", "\(reply.text("uptime_seconds")) s"),
-                ("users", counts.text("users")), ("open sessions", counts.text("open_sessions")),
-                ("locked users", counts.text("locked_users")), ("audit entries", counts.text("audit_entries")),
-                ("audit chain", chainState),
+                ("zone", status.zone), ("terminal", status.terminal), ("policy", status.policyRevision),
+                ("uptime", "\(status.uptimeSeconds) s"), ("users", count("users")),
+                ("open sessions", count("open_sessions")), ("locked users", count("locked_users")),
+                ("audit entries", count("audit_entries")), ("audit chain", chainState),
             ]))
     }
 }

@@ -25,20 +25,15 @@ struct TOTPCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            let begin = try connection.call(.totpEnrollBegin, ["user": .string(user)])
-            let uri = begin.text("uri")
-            if connection.json {
-                Terminal.printJSON(begin)
-            } else {
-                if let drawing = QRCode.draw(uri) { print(drawing) }
+            // With --json the reply is printed as it came (and nil returned); the prompt follows either way.
+            if let begin = try connection.call(.totpEnrollBegin, ["user": .string(user)], reading: EnrolmentReply.self)
+            {
+                if let drawing = QRCode.draw(begin.uri) { print(drawing) }
                 print("Scan the code with the authenticator app, or enter the key by hand:")
                 print(
                     Terminal.fields([
-                        ("key", begin.text("secret")), ("URI", uri),
-                        (
-                            "settings",
-                            "\(begin.text("algorithm").uppercased()), \(begin.text("digits")) digits, \(begin.text("period")) s"
-                        ),
+                        ("key", begin.secret), ("URI", begin.uri),
+                        ("settings", "\(begin.algorithm.uppercased()), \(begin.digits) digits, \(begin.period) s"),
                     ]))
             }
             // The key must be on the screen (or in the pipe) before the prompt waits for the code:
@@ -47,8 +42,10 @@ struct TOTPCommand: ParsableCommand {
             FileHandle.standardError.write(Data("Code shown by the app: ".utf8))
             let typed = try SecretInput.read(prompt: "", maximumLength: 64, fromStandardInput: true)
             let code = String(decoding: typed, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            let confirmed = try connection.call(.totpEnrollConfirm, ["user": .string(user), "code": .string(code)])
-            if connection.json { return Terminal.printJSON(confirmed) }
+            let fields: [String: JSONValue] = ["user": .string(user), "code": .string(code)]
+            guard try connection.call(.totpEnrollConfirm, fields, reading: EnrolmentConfirmedReply.self) != nil else {
+                return
+            }
             print("TOTP is enrolled for \(user).")
         }
     }
@@ -59,7 +56,8 @@ struct TOTPCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
         func run() throws {
-            try UserCommand.Simple.run(.totpReset, user, connection, done: "Removed the TOTP device of \(user).")
+            try UserCommand.Simple.run(
+                .totpReset, user, connection, reading: TOTPResetReply.self, done: "Removed the TOTP device of \(user).")
         }
     }
 

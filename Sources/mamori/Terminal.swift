@@ -51,28 +51,3 @@ enum Terminal {
         print(JSONValue.object(fields).text)
     }
 }
-
-extension Dictionary where Key == String, Value == JSONValue {
-    func text(_ key: String) -> String {
-        switch self[key] {
-        case .string(let value)?: value
-        case .number(let value)?: value.rounded() == value ? String(Int64(value)) : String(value)
-        case .bool(let value)?: value ? "yes" : "no"
-        case .null?, nil: "-"
-        default: "…"
-        }
-    }
-
-    func list(_ key: String) -> [JSONValue] {
-        if case .array(let values)? = self[key] { values } else { [] }
-    }
-
-    func object(_ key: String) -> [String: JSONValue] {
-        if case .object(let value)? = self[key] { value } else { [:] }
-    }
-}
-
-extension JSONValue {
-    var object: [String: JSONValue] { if case .object(let value) = self { value } else { [:] } }
-    var string: String { if case .string(let value) = self { value } else { "" } }
-}

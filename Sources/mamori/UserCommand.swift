@@ -23,8 +23,7 @@ struct UserCommand: ParsableCommand {
             var fields: [String: JSONValue] = ["user": .string(user), "kind": .string(kind)]
             if let displayName { fields["display_name"] = .string(displayName) }
             if let organisation { fields["organisation"] = .string(organisation) }
-            let reply = try connection.call(.userAdd, fields)
-            if connection.json { return Terminal.printJSON(reply) }
+            guard try connection.call(.userAdd, fields, reading: UserDescription.self) != nil else { return }
             print(
                 "Added \(user). Next: mamori user passwd \(user); mamori totp enroll \(user); mamori role grant \(user) ROLE"
             )
@@ -37,21 +36,16 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            let reply = try connection.call(.userShow, ["user": .string(user)])
-            if connection.json { return Terminal.printJSON(reply) }
-            print(reply.text("user"))
+            guard let shown = try connection.call(.userShow, ["user": .string(user)], reading: UserDescription.self)
+            else { return }
+            print(shown.user)
             print(
                 Terminal.fields([
-                    ("name", reply.text("display_name")), ("kind", reply.text("kind")),
-                    ("organisation", reply.text("organisation")), ("status", UserCommand.status(reply)),
-                    (
-                        "password",
-                        reply.text("has_password") == "yes"
-                            ? (reply.text("must_change_password") == "yes" ? "temporary" : "set") : "none"
-                    ),
-                    ("TOTP", reply.text("totp")), ("created", reply.text("created_at")),
-                    ("last login", reply.text("last_login_at")),
-                    ("roles", UserCommand.roles(reply.list("roles"))),
+                    ("name", shown.displayName), ("kind", shown.kind), ("organisation", shown.organisation ?? "-"),
+                    ("status", UserCommand.status(shown)),
+                    ("password", shown.hasPassword ? (shown.mustChangePassword ? "temporary" : "set") : "none"),
+                    ("TOTP", shown.totp), ("created", shown.createdAt), ("last login", shown.lastLoginAt ?? "-"),
+                    ("roles", UserCommand.roles(shown.roles)),
                 ]))
         }
     }
@@ -61,12 +55,11 @@ struct UserCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            let reply = try connection.call(.userList)
-            if connection.json { return Terminal.printJSON(reply) }
-            let rows = reply.list("users").map(\.object).map { user in
+            guard let list = try connection.call(.userList, reading: UserListReply.self) else { return }
+            let rows = list.users.map { user in
                 [
-                    user.text("user"), user.text("display_name"), user.text("kind"), user.text("organisation"),
-                    user.text("totp"), UserCommand.status(user), UserCommand.roles(user.list("roles")),
+                    user.user, user.displayName, user.kind, user.organisation ?? "-", user.totp,
+                    UserCommand.status(user), UserCommand.roles(user.roles),
                 ]
             }
             print(Terminal.table(["USER", "NAME", "KIND", "ORGANISATION", "TOTP", "STATUS", "ROLES"], rows))
@@ -75,9 +68,11 @@ struct UserCommand: ParsableCommand {
 
     /// A user-changing command with only the user as argument.
     struct Simple {
-        static func run(_ op: WireOperation, _ user: String, _ connection: ConnectionOptions, done: String) throws {
-            let reply = try connection.call(op, ["user": .string(user)])
-            if connection.json { return Terminal.printJSON(reply) }
+        static func run<Reply: WireReplyBody>(
+            _ op: WireOperation, _ user: String, _ connection: ConnectionOptions, reading type: Reply.Type,
+            done: String
+        ) throws {
+            guard try connection.call(op, ["user": .string(user)], reading: type) != nil else { return }
             print(done)
         }
     }
@@ -86,14 +81,18 @@ struct UserCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user: no login, no roles, until enabled.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try Simple.run(.userDisable, user, connection, done: "Disabled \(user).") }
+        func run() throws {
+            try Simple.run(.userDisable, user, connection, reading: UserDisabledReply.self, done: "Disabled \(user).")
+        }
     }
 
     struct Enable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try Simple.run(.userEnable, user, connection, done: "Enabled \(user).") }
+        func run() throws {
+            try Simple.run(.userEnable, user, connection, reading: UserDisabledReply.self, done: "Enabled \(user).")
+        }
     }
 
     struct Remove: ParsableCommand {
@@ -101,7 +100,9 @@ struct UserCommand: ParsableCommand {
             abstract: "Remove a user with their credentials and roles (the audit trail keeps their history).")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user's login name.") var user: String
-        func run() throws { try Simple.run(.userRemove, user, connection, done: "Removed \(user).") }
+        func run() throws {
+            try Simple.run(.userRemove, user, connection, reading: UserRemovedReply.self, done: "Removed \(user).")
+        }
     }
 
     struct Passwd: ParsableCommand {
@@ -119,9 +120,10 @@ struct UserCommand: ParsableCommand {
                 maximumLength: PasswordHasher.maximumPasswordLength,
                 pipeFlag: "--password-stdin", fromStandardInput: passwordStdin
             )
-            let reply = try connection.call(
-                .userPasswd, ["user": .string(user), "password": .string(String(decoding: password, as: UTF8.self))])
-            if connection.json { return Terminal.printJSON(reply) }
+            let fields: [String: JSONValue] = [
+                "user": .string(user), "password": .string(String(decoding: password, as: UTF8.self)),
+            ]
+            guard try connection.call(.userPasswd, fields, reading: PasswordSetReply.self) != nil else { return }
             print("Set a temporary password for \(user); it must be changed at the next login.")
         }
     }
@@ -133,28 +135,26 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            let reply = try connection.call(.userRoles, ["user": .string(user)])
-            if connection.json { return Terminal.printJSON(reply) }
-            let rows = reply.list("roles").map(\.object).map { role in
+            guard let held = try connection.call(.userRoles, ["user": .string(user)], reading: UserRolesReply.self)
+            else { return }
+            let rows = held.roles.map { role in
                 [
-                    role.text("role"), role.text("granted_by"), role.text("granted_at"), role.text("expires_at"),
-                    role.text("current") == "yes" ? "current" : "expired",
+                    role.role, role.grantedBy, role.grantedAt, role.expiresAt ?? "-",
+                    role.current ? "current" : "expired",
                 ]
             }
             print(Terminal.table(["ROLE", "GRANTED BY", "GRANTED AT", "UNTIL", "STATE"], rows))
         }
     }
 
-    static func status(_ user: [String: JSONValue]) -> String {
-        if user.text("disabled") == "yes" { return "disabled" }
-        if user.text("locked") == "yes" { return "locked" }
+    static func status(_ user: UserDescription) -> String {
+        if user.disabled { return "disabled" }
+        if user.locked { return "locked" }
         return "active"
     }
 
-    static func roles(_ roles: [JSONValue]) -> String {
-        let names = roles.map(\.object).map {
-            $0.text("current") == "yes" ? $0.text("role") : "\($0.text("role")) (expired)"
-        }
+    static func roles(_ roles: [AssignmentDescription]) -> String {
+        let names = roles.map { $0.current ? $0.role : "\($0.role) (expired)" }
         return names.isEmpty ? "-" : names.joined(separator: ", ")
     }
 }
