@@ -53,9 +53,10 @@ public struct DecisionReply: WireReplyBody, Hashable {
         case assignmentGeneration = "assignment_generation"
     }
 
-    /// Reads a decision (`allowed` follows from `effect`).
+    /// Reads a decision; `allowed` must be there, though it follows from `effect`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        _ = try container.decode(Bool.self, forKey: .allowed)
         self.init(
             effect: try container.decode(String.self, forKey: .effect),
             rules: try container.decode([String].self, forKey: .rules),

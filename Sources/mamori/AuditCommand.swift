@@ -34,23 +34,18 @@ struct AuditCommand: ParsableCommand {
         _ options: ConnectionOptions, over connection: DaemonConnection, purpose: String, after: Int64 = 0,
         since: Date? = nil, until: Date? = nil, body: ([AuditRecord]) throws -> Void
     ) throws -> Int64 {
-        var after = after
-        var bounds: [String: JSONValue] = [:]
-        if let since { bounds["since"] = .string(since.formatted(.iso8601)) }
-        if let until { bounds["until"] = .string(until.formatted(.iso8601)) }
+        var request = AuditReadRequest(
+            purpose: purpose, after: after, limit: 1000, since: since?.formatted(.iso8601),
+            until: until?.formatted(.iso8601))
         while true {
-            let reply = try options.call(
-                .auditRead,
-                bounds.merging([
-                    "after": .number(Double(after)), "limit": .number(1000), "purpose": .string(purpose),
-                ]) { $1 }, over: connection)
+            let reply = try options.call(.auditRead, request, over: connection)
             let page = try ConnectionOptions.read(reply, as: AuditReadReply.self)
             let records = try decodeEntries(page)
             try body(records)
             guard let last = records.last, page.more else {
-                return records.last?.seq ?? after
+                return records.last?.seq ?? request.after ?? 0
             }
-            after = last.seq
+            request.after = last.seq
         }
     }
 
@@ -215,8 +210,7 @@ struct AuditCommand: ParsableCommand {
         private func trail(over daemon: DaemonConnection) throws {
             var after: Int64 = 0
             while true {
-                let reply = try connection.call(
-                    .auditTrail, ["after": .number(Double(after)), "limit": .number(1000)], over: daemon)
+                let reply = try connection.call(.auditTrail, AuditTrailRequest(after: after, limit: 1000), over: daemon)
                 let page = try ConnectionOptions.read(reply, as: AuditTrailReply.self)
                 let entries: [AuditTrailExport.Entry]
                 do {
@@ -265,8 +259,7 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             let daemon = try connection.connect()
-            let reply = try connection.call(
-                .auditRead, ["last": .number(Double(count)), "purpose": .string("tail")], over: daemon)
+            let reply = try connection.call(.auditRead, AuditReadRequest(purpose: "tail", last: count), over: daemon)
             let page = try ConnectionOptions.read(reply, as: AuditReadReply.self)
             let records = try AuditCommand.decodeEntries(page)
             show(records)
@@ -302,7 +295,7 @@ struct AuditCommand: ParsableCommand {
             guard let cutoff = AuditCommand.date(before) else { return }
             guard
                 let pruned = try connection.call(
-                    .auditPrune, ["before": .string(cutoff.formatted(.iso8601))], reading: AuditPruneReply.self,
+                    .auditPrune, AuditPruneRequest(before: cutoff.formatted(.iso8601)), reading: AuditPruneReply.self,
                     timeout: DaemonConnection.wholeTrailTimeout)
             else { return }
             if pruned.removed == 0 {

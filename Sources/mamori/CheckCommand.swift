@@ -33,17 +33,14 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
-        var fields: [String: JSONValue] = [
-            "action": .string(words[words.count - 2]), "resource": .string(words[words.count - 1]),
-        ]
-        if let session {
-            fields["session"] = .string(session)
-        } else {
-            fields["user"] = .string(words[0])
-            if let zone { fields["zone"] = .string(zone) }
-            if let factors { fields["factors"] = .array(factors.split(separator: ",").map { .string(String($0)) }) }
+        var question = AuthorizeRequest(action: words[words.count - 2], resource: words[words.count - 1])
+        if session == nil {
+            question.user = words[0]
+            question.zone = zone
+            question.factors = factors.map { $0.split(separator: ",").map(String.init) }
         }
-        let decision = try ConnectionOptions.read(try connection.call(.authorize, fields), as: DecisionReply.self)
+        let decision = try ConnectionOptions.read(
+            try connection.call(.authorize, question, session: session), as: DecisionReply.self)
         if connection.json {
             Terminal.printJSON(decision.fields)
         } else {

@@ -45,16 +45,19 @@ struct ConnectionOptions: ParsableArguments {
     /// the policy sees the factors it was opened with.
     ///
     /// - Parameters:
+    ///   - session: the session to name instead of $MAMORI_SESSION (`mamori check --session`).
     ///   - connection: an open connection to reuse (a follower's polls, an export's pages); by
     ///     default each call opens its own.
     ///   - timeout: seconds to wait for the reply on a connection this call opens.
     func call(
-        _ op: WireOperation, _ fields: [String: JSONValue] = [:], over connection: DaemonConnection? = nil,
-        timeout: Int = DaemonConnection.defaultTimeout
+        _ op: WireOperation, _ body: some WireRequestBody = EmptyRequest(), session: String? = nil,
+        over connection: DaemonConnection? = nil, timeout: Int = DaemonConnection.defaultTimeout
     ) throws -> [String: JSONValue] {
-        var request = fields
+        var request = try body.fields()
         request["op"] = .string(op.rawValue)
-        if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"],
+        if let session {
+            request["session"] = .string(session)
+        } else if request["session"] == nil, let session = ProcessInfo.processInfo.environment["MAMORI_SESSION"],
             !session.isEmpty
         {
             request["session"] = .string(session)
@@ -81,10 +84,10 @@ struct ConnectionOptions: ParsableArguments {
     /// MamoriProtocol. With `--json` the reply is printed as it came and nil is returned: the
     /// command has nothing more to print.
     func call<Reply: WireReplyBody>(
-        _ op: WireOperation, _ fields: [String: JSONValue] = [:], reading type: Reply.Type,
+        _ op: WireOperation, _ body: some WireRequestBody = EmptyRequest(), reading type: Reply.Type,
         over connection: DaemonConnection? = nil, timeout: Int = DaemonConnection.defaultTimeout
     ) throws -> Reply? {
-        let reply = try call(op, fields, over: connection, timeout: timeout)
+        let reply = try call(op, body, over: connection, timeout: timeout)
         if json {
             Terminal.printJSON(reply)
             return nil

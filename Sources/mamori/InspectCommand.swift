@@ -186,9 +186,8 @@ struct ReviewCommand: ParsableCommand {
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
-            var fields: [String: JSONValue] = [:]
-            if let note { fields["note"] = .string(note) }
-            guard let review = try connection.call(.reviewRecord, fields, reading: ReviewRecordReply.self) else {
+            let request = ReviewRecordRequest(note: note)
+            guard let review = try connection.call(.reviewRecord, request, reading: ReviewRecordReply.self) else {
                 return
             }
             print("Access review recorded at \(review.recorded) (\(review.assignments) current assignments).")

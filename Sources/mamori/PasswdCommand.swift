@@ -23,11 +23,10 @@ struct PasswdCommand: ParsableCommand {
         let new = try SecretInput.read(
             prompt: "New password: ", confirm: true, maximumLength: limit, pipeFlag: "--password-stdin",
             fromStandardInput: passwordStdin)
-        let fields: [String: JSONValue] = [
-            "user": .string(user), "old_password": .string(String(decoding: old, as: UTF8.self)),
-            "new_password": .string(String(decoding: new, as: UTF8.self)),
-        ]
-        guard try connection.call(.passwordChange, fields, reading: PasswordSetReply.self) != nil else { return }
+        let request = PasswordChangeRequest(
+            user: user, oldPassword: String(decoding: old, as: UTF8.self),
+            newPassword: String(decoding: new, as: UTF8.self))
+        guard try connection.call(.passwordChange, request, reading: PasswordSetReply.self) != nil else { return }
         print("Changed the password of \(user).")
     }
 

@@ -17,8 +17,8 @@ struct RecoveryCommand: ParsableCommand {
         @Option(help: "How many codes (1–20).") var count = 10
 
         func run() throws {
-            let fields: [String: JSONValue] = ["user": .string(user), "count": .number(Double(count))]
-            guard let issued = try connection.call(.recoveryIssue, fields, reading: RecoveryCodesReply.self) else {
+            let request = RecoveryIssueRequest(user: user, count: count)
+            guard let issued = try connection.call(.recoveryIssue, request, reading: RecoveryCodesReply.self) else {
                 return
             }
             print("Recovery codes for \(user) — give them to the user; they are not shown again:")

@@ -21,9 +21,8 @@ struct RoleCommand: ParsableCommand {
         @Option(help: "The last day the role counts (YYYY-MM-DD), or an ISO 8601 time.") var until: String?
 
         func run() throws {
-            var fields: [String: JSONValue] = ["user": .string(user), "role": .string(role)]
-            if let until { fields["until"] = .string(until) }
-            guard let granted = try connection.call(.roleGrant, fields, reading: RoleGrantReply.self) else { return }
+            let request = RoleGrantRequest(user: user, role: role, until: until)
+            guard let granted = try connection.call(.roleGrant, request, reading: RoleGrantReply.self) else { return }
             let end = granted.assignment.expiresAt.map { " until \($0)" } ?? ""
             print("Granted \(role) to \(user)\(end).")
         }
@@ -36,8 +35,8 @@ struct RoleCommand: ParsableCommand {
         @Argument(help: "The role's id.") var role: String
 
         func run() throws {
-            let fields: [String: JSONValue] = ["user": .string(user), "role": .string(role)]
-            guard try connection.call(.roleRevoke, fields, reading: RoleRevokeReply.self) != nil else { return }
+            let request = RoleRevokeRequest(user: user, role: role)
+            guard try connection.call(.roleRevoke, request, reading: RoleRevokeReply.self) != nil else { return }
             print("Revoked \(role) from \(user).")
         }
     }

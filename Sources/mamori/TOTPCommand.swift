@@ -26,7 +26,7 @@ struct TOTPCommand: ParsableCommand {
 
         func run() throws {
             // With --json the reply is printed as it came (and nil returned); the prompt follows either way.
-            if let begin = try connection.call(.totpEnrollBegin, ["user": .string(user)], reading: EnrolmentReply.self)
+            if let begin = try connection.call(.totpEnrollBegin, UserRequest(user: user), reading: EnrolmentReply.self)
             {
                 if let drawing = QRCode.draw(begin.uri) { print(drawing) }
                 print("Scan the code with the authenticator app, or enter the key by hand:")
@@ -42,8 +42,8 @@ struct TOTPCommand: ParsableCommand {
             FileHandle.standardError.write(Data("Code shown by the app: ".utf8))
             let typed = try SecretInput.read(prompt: "", maximumLength: 64, fromStandardInput: true)
             let code = String(decoding: typed, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            let fields: [String: JSONValue] = ["user": .string(user), "code": .string(code)]
-            guard try connection.call(.totpEnrollConfirm, fields, reading: EnrolmentConfirmedReply.self) != nil else {
+            let request = EnrolmentConfirmRequest(user: user, code: code)
+            guard try connection.call(.totpEnrollConfirm, request, reading: EnrolmentConfirmedReply.self) != nil else {
                 return
             }
             print("TOTP is enrolled for \(user).")

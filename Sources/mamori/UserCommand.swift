@@ -20,10 +20,8 @@ struct UserCommand: ParsableCommand {
         @Option(help: "The organisation (an id from the policy).") var organisation: String?
 
         func run() throws {
-            var fields: [String: JSONValue] = ["user": .string(user), "kind": .string(kind)]
-            if let displayName { fields["display_name"] = .string(displayName) }
-            if let organisation { fields["organisation"] = .string(organisation) }
-            guard try connection.call(.userAdd, fields, reading: UserDescription.self) != nil else { return }
+            let request = UserAddRequest(user: user, displayName: displayName, kind: kind, organisation: organisation)
+            guard try connection.call(.userAdd, request, reading: UserDescription.self) != nil else { return }
             print(
                 "Added \(user). Next: mamori user passwd \(user); mamori totp enroll \(user); mamori role grant \(user) ROLE"
             )
@@ -36,7 +34,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            guard let shown = try connection.call(.userShow, ["user": .string(user)], reading: UserDescription.self)
+            guard let shown = try connection.call(.userShow, UserRequest(user: user), reading: UserDescription.self)
             else { return }
             print(shown.user)
             print(
@@ -72,7 +70,7 @@ struct UserCommand: ParsableCommand {
             _ op: WireOperation, _ user: String, _ connection: ConnectionOptions, reading type: Reply.Type,
             done: String
         ) throws {
-            guard try connection.call(op, ["user": .string(user)], reading: type) != nil else { return }
+            guard try connection.call(op, UserRequest(user: user), reading: type) != nil else { return }
             print(done)
         }
     }
@@ -120,10 +118,8 @@ struct UserCommand: ParsableCommand {
                 maximumLength: PasswordHasher.maximumPasswordLength,
                 pipeFlag: "--password-stdin", fromStandardInput: passwordStdin
             )
-            let fields: [String: JSONValue] = [
-                "user": .string(user), "password": .string(String(decoding: password, as: UTF8.self)),
-            ]
-            guard try connection.call(.userPasswd, fields, reading: PasswordSetReply.self) != nil else { return }
+            let request = UserPasswdRequest(user: user, password: String(decoding: password, as: UTF8.self))
+            guard try connection.call(.userPasswd, request, reading: PasswordSetReply.self) != nil else { return }
             print("Set a temporary password for \(user); it must be changed at the next login.")
         }
     }
@@ -135,7 +131,7 @@ struct UserCommand: ParsableCommand {
         @Argument(help: "The user's login name.") var user: String
 
         func run() throws {
-            guard let held = try connection.call(.userRoles, ["user": .string(user)], reading: UserRolesReply.self)
+            guard let held = try connection.call(.userRoles, UserRequest(user: user), reading: UserRolesReply.self)
             else { return }
             let rows = held.roles.map { role in
                 [

@@ -10,61 +10,60 @@ struct EveryOperationTests {
     func everyOperation() async throws {
         let service = try await InProcessService()
         let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
-        let login = try await service.call([
-            "op": "authenticate", "user": "mori", "password": "mori password",
-            "code": .string(try service.code(seed, offset: 30)),
-        ])
-        let ticket = try #require(login.string("ticket"), "\(login)")
-        let session = try #require(
-            try await service.call(["op": "session.open", "ticket": .string(ticket), "service": "login"]).string(
-                "session")
-        )
-        var served: Set<String> = [
-            "user.add", "user.passwd", "totp.enroll.begin", "totp.enroll.confirm", "role.grant",
-            "authenticate", "session.open",
+        let login = try await service.call(
+            .authenticate,
+            AuthenticateRequest(user: "mori", password: "mori password", code: try service.code(seed, offset: 30)))
+        let ticket = try AuthenticateReply(reply: login.fields).ticket
+        let opened = try await service.call(.sessionOpen, SessionOpenRequest(ticket: ticket, service: "login"))
+        let session = try SessionOpenReply(reply: opened.fields).session
+        var served: Set<WireOperation> = [
+            .userAdd, .userPasswd, .totpEnrollBegin, .totpEnrollConfirm, .roleGrant, .authenticate, .sessionOpen,
         ]
-        let requests: [[String: JSONValue]] = [
-            ["op": "status"],
-            ["op": "account", "user": "mori", "service": "login"],
-            ["op": "authorize", "session": .string(session), "action": "mamori.status", "resource": "mamori:status"],
-            [
-                "op": "authorize", "user": "mori", "action": "asset.read", "resource": "point.participants",
-                "zone": "mynumber", "factors": .array(["password", "totp"]),
-            ],
-            ["op": "user.show", "user": "mori"],
-            ["op": "user.list"],
-            ["op": "user.roles", "user": "mori"],
-            ["op": "user.disable", "user": "mori"],
-            ["op": "user.enable", "user": "mori"],
-            ["op": "user.unlock", "user": "mori"],
-            [
-                "op": "password.change", "user": "mori", "old_password": "mori password",
-                "new_password": "a new passphrase",
-            ],
-            ["op": "recovery.issue", "user": "mori", "count": 2],
-            ["op": "role.list"],
-            ["op": "policy.status"],
-            ["op": "policy.reload"],
-            ["op": "audit.public_key"],
-            ["op": "audit.read", "last": 5, "purpose": "tail"],
-            ["op": "audit.read", "after": 0, "limit": 3, "since": "2020-01-01T00:00:00+09:00"],
-            ["op": "audit.trail", "after": 0, "limit": 10],
-            ["op": "audit.trail", "after": 5, "limit": 10],
-            ["op": "audit.verify"],
-            ["op": "audit.prune", "before": "2000-01-01T00:00:00+09:00"],
-            ["op": "review.record", "note": "FY2026 review"],
-            ["op": "inspect"],
-            ["op": "session.close", "session": .string(session)],
-            ["op": "totp.reset", "user": "mori"],
-            ["op": "role.revoke", "user": "mori", "role": "staff"],
-            ["op": "user.remove", "user": "mori"],
+        // Each request built from its operation's Swift type; each reply read with its own.
+        let mori = UserRequest(user: "mori")
+        let requests: [(WireOperation, any WireRequestBody, session: String?)] = [
+            (.status, EmptyRequest(), nil),
+            (.account, AccountRequest(user: "mori", service: "login"), nil),
+            (.authorize, AuthorizeRequest(action: "mamori.status", resource: "mamori:status"), session),
+            (
+                .authorize,
+                AuthorizeRequest(
+                    action: "asset.read", resource: "point.participants", user: "mori", zone: "mynumber",
+                    factors: ["password", "totp"]), nil
+            ),
+            (.userShow, mori, nil), (.userList, EmptyRequest(), nil), (.userRoles, mori, nil),
+            (.userDisable, mori, nil), (.userEnable, mori, nil), (.userUnlock, mori, nil),
+            (
+                .passwordChange,
+                PasswordChangeRequest(user: "mori", oldPassword: "mori password", newPassword: "a new passphrase"), nil
+            ),
+            (.recoveryIssue, RecoveryIssueRequest(user: "mori", count: 2), nil),
+            (.roleList, EmptyRequest(), nil), (.policyStatus, EmptyRequest(), nil),
+            (.policyReload, EmptyRequest(), nil),
+            (.auditPublicKey, EmptyRequest(), nil),
+            (.auditRead, AuditReadRequest(purpose: "tail", last: 5), nil),
+            (.auditRead, AuditReadRequest(after: 0, limit: 3, since: "2020-01-01T00:00:00+09:00"), nil),
+            (.auditTrail, AuditTrailRequest(after: 0, limit: 10), nil),
+            (.auditTrail, AuditTrailRequest(after: 5, limit: 10), nil),
+            (.auditVerify, EmptyRequest(), nil),
+            (.auditPrune, AuditPruneRequest(before: "2000-01-01T00:00:00+09:00"), nil),
+            (.reviewRecord, ReviewRecordRequest(note: "FY2026 review"), nil),
+            (.inspect, EmptyRequest(), nil),
+            (.sessionClose, SessionCloseRequest(session: session), nil),
+            (.totpReset, mori, nil),
+            (.roleRevoke, RoleRevokeRequest(user: "mori", role: "staff"), nil),
+            (.userRemove, mori, nil),
         ]
-        for request in requests {
-            let reply = try await service.call(request)
-            #expect(reply.ok, "\(request["op"] ?? .null): \(reply)")
-            if case .string(let op)? = request["op"] { served.insert(op) }
+        for (operation, body, session) in requests {
+            #expect(type(of: body) == operation.requestType, "\(operation.rawValue)")
+            let reply = try await service.call(operation, body, session: session)
+            #expect(reply.ok, "\(operation.rawValue): \(reply)")
+            if let replyType = operation.replyType {
+                #expect(throws: Never.self, "\(operation.rawValue)") { _ = try replyType.init(reply: reply.fields) }
+            }
+            served.insert(operation)
         }
-        #expect(served == Set(WireOperation.allCases.map(\.rawValue)))
+        #expect(served == Set(WireOperation.allCases))
         await service.stop()
     }
 }

@@ -94,6 +94,17 @@ final class InProcessService: @unchecked Sendable {
         return Reply(fields: reply)
     }
 
+    /// One request built from its Swift type (MamoriProtocol's request types), answered by the service.
+    func call(
+        _ operation: WireOperation, _ body: some WireRequestBody = EmptyRequest(), session: String? = nil,
+        as caller: Caller = InProcessService.root
+    ) async throws -> Reply {
+        var fields = try body.fields()
+        fields["op"] = .string(operation.rawValue)
+        if let session { fields["session"] = .string(session) }
+        return try await call(fields, as: caller)
+    }
+
     /// The TOTP code of `secret` at the service's current time, from oathtool.
     func code(_ secret: String, offset: TimeInterval = 0) throws -> String {
         let time = Int(clock.now().addingTimeInterval(offset).timeIntervalSince1970)
