@@ -57,9 +57,10 @@ test:
 	@# login through a real OpenSSH sshd and ssh client.
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam check MAMORID=$(CURDIR)/.build/debug/mamorid
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam sshd-test MAMORID=$(CURDIR)/.build/debug/mamorid MAMORI_PYTHON=$(MAMORI_PYTHON)
-	@# Every reply the tests receive is logged and checked against the published schema.
+	@# Every reply the tests receive is logged and checked against the published schema; the
+	@# PostgreSQL tests run against a private server started for them and removed after.
 	rm -f .build/replies.jsonl
-	MAMORI_REPLY_LOG=$(CURDIR)/.build/replies.jsonl $(SWIFT) test --disable-xctest
+	MAMORI_REPLY_LOG=$(CURDIR)/.build/replies.jsonl scripts/with-postgres $(SWIFT) test --disable-xctest
 	$(MAMORI_PYTHON) scripts/check-replies docs/protocol-v1.schema.json .build/replies.jsonl
 
 # libFuzzer for FUZZ_SECONDS per target: the PAM module's reply scanner and request escaping (C,

@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // libargon2 from Debian's libargon2-dev: the reference implementation, not a re-write.
@@ -54,6 +55,15 @@ let package = Package(
         .target(
             name: "MamoriSQLite",
             dependencies: ["MamoriCore", "MamoriStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The town's store, for mamori-hub: PostgreSQL through postgres-nio (docs/town.md).
+        .target(
+            name: "MamoriPostgres",
+            dependencies: [
+                "MamoriCore", "MamoriStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "MamoriServer",
@@ -135,6 +145,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        // Against a real PostgreSQL server: the private one `make test` starts (scripts/with-postgres).
+        .testTarget(
+            name: "MamoriPostgresTests",
+            dependencies: [
+                "MamoriPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

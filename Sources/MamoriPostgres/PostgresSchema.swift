@@ -1,0 +1,202 @@
+public import Logging
+public import PostgresNIO
+
+/// The hub's schema on PostgreSQL: numbered migrations, applied in order in one transaction under
+/// one advisory lock, so that two hubs starting together on one database apply each exactly once
+/// and neither sees half a schema. A migration that has shipped is never edited: add a new one.
+///
+/// The tables mirror the embedded store's (MamoriSQLite), with the same units: times are
+/// milliseconds since 1970 (`BIGINT`), so that an entry's hash, which covers its time in
+/// milliseconds, reads the same from either store. `user` is a reserved word here, so the
+/// columns that name a user are `user_name`.
+public enum PostgresSchema {
+    /// One step of the schema.
+    struct Migration: Sendable {
+        let version: Int
+        let name: String
+        let sql: [String]
+    }
+
+    /// The advisory lock every migrator takes first (an arbitrary constant: "mamori" in ASCII).
+    static let lockKey: Int64 = 0x6D61_6D6F_7269
+
+    static let migrations: [Migration] = [
+        Migration(
+            version: 1, name: "the store's tables",
+            sql: [
+                """
+                CREATE TABLE users (
+                    name TEXT PRIMARY KEY,
+                    display_name TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    organisation TEXT,
+                    disabled BOOLEAN NOT NULL DEFAULT false,
+                    created_at BIGINT NOT NULL,
+                    last_login_at BIGINT,
+                    must_change_password BOOLEAN NOT NULL DEFAULT false,
+                    password_hash TEXT
+                )
+                """,
+                """
+                CREATE TABLE totp (
+                    user_name TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+                    sealed_seed BYTEA NOT NULL,
+                    algorithm TEXT NOT NULL,
+                    digits INTEGER NOT NULL,
+                    period INTEGER NOT NULL,
+                    last_step BIGINT,
+                    confirmed BOOLEAN NOT NULL DEFAULT false,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE recovery_codes (
+                    id BIGSERIAL PRIMARY KEY,
+                    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                    digest BYTEA NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                """
+                CREATE TABLE assignments (
+                    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    granted_by TEXT NOT NULL,
+                    granted_at BIGINT NOT NULL,
+                    expires_at BIGINT,
+                    PRIMARY KEY (user_name, role)
+                )
+                """,
+                """
+                CREATE TABLE failures (
+                    user_name TEXT PRIMARY KEY,
+                    count INTEGER NOT NULL,
+                    first_failure_at BIGINT NOT NULL,
+                    locked_until BIGINT,
+                    in_flight INTEGER NOT NULL DEFAULT 0
+                )
+                """,
+                """
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY,
+                    user_name TEXT NOT NULL,
+                    zone TEXT NOT NULL,
+                    terminal TEXT NOT NULL,
+                    factors TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    tty TEXT,
+                    remote_host TEXT,
+                    opened_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    closed_at BIGINT,
+                    last_active_at BIGINT
+                )
+                """,
+                """
+                CREATE TABLE audit (
+                    seq BIGINT PRIMARY KEY,
+                    time BIGINT NOT NULL,
+                    actor_uid BIGINT,
+                    actor TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    terminal TEXT NOT NULL,
+                    zone TEXT NOT NULL,
+                    policy_revision TEXT NOT NULL,
+                    prev_hash BYTEA NOT NULL,
+                    hash BYTEA NOT NULL
+                )
+                """,
+                // Entries are only ever added (and pruned from the front): an UPDATE is refused
+                // by the server itself, whoever sends it.
+                """
+                CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE EXCEPTION 'the audit trail is append-only';
+                END
+                $$
+                """,
+                """
+                CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+                    FOR EACH ROW EXECUTE FUNCTION audit_append_only()
+                """,
+                """
+                CREATE TABLE checkpoints (
+                    id BIGSERIAL PRIMARY KEY,
+                    audit_seq BIGINT NOT NULL,
+                    head_hash BYTEA NOT NULL,
+                    time BIGINT NOT NULL,
+                    signature BYTEA NOT NULL,
+                    previous BYTEA
+                )
+                """,
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+                "INSERT INTO meta (key, value) VALUES ('assignment_generation', 0)",
+            ]
+        )
+    ]
+
+    /// The newest version this build knows.
+    public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
+
+    /// Brings the database up to ``latestVersion``; returns the versions this call applied (none
+    /// when another hub, or an earlier start, did). Throws when the database is newer than this
+    /// build: a hub must not write a schema it does not know.
+    @discardableResult
+    public static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
+        do {
+            return try await migrateInTransaction(client, logger: logger)
+        } catch let error as PostgresTransactionError {
+            // The transaction was rolled back; say why in this module's words when it was ours.
+            if let refusal = error.closureError as? SchemaError, error.rollbackError == nil { throw refusal }
+            throw error
+        }
+    }
+
+    private static func migrateInTransaction(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
+        try await client.withTransaction(logger: logger) { connection in
+            // Held to the end of the transaction: a second migrator waits here, then finds the work done.
+            try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )
+                """, logger: logger)
+            var present = Set<Int>()
+            for try await version in try await connection.query(
+                "SELECT version FROM schema_migrations", logger: logger
+            ).decode(Int.self) {
+                present.insert(version)
+            }
+            if let newest = present.max(), newest > latestVersion {
+                throw SchemaError(
+                    "The database has schema version \(newest); this build knows up to \(latestVersion). Upgrade it.")
+            }
+            var applied: [Int] = []
+            for migration in migrations where !present.contains(migration.version) {
+                for statement in migration.sql {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                applied.append(migration.version)
+            }
+            if !applied.isEmpty { logger.notice("schema migrated", metadata: ["applied": "\(applied)"]) }
+            return applied
+        }
+    }
+}
+
+/// The database's schema cannot be used by this build.
+public struct SchemaError: Error, CustomStringConvertible {
+    /// A sentence for the operator.
+    public let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import MamoriPostgres
+import PostgresNIO
+import Testing
+
+/// The hub's schema on a real PostgreSQL server: the private one `make test` starts
+/// (scripts/with-postgres), named by `MAMORI_TEST_POSTGRES` (host:port). Each test works in a
+/// database of its own, dropped at the end.
+@Suite(
+    "the PostgreSQL schema", .enabled(if: TestServer.address != nil, "run through make test, which starts PostgreSQL"))
+struct PostgresSchemaTests {
+    @Test("an empty database gets every migration once; a second run applies nothing")
+    func migratesOnce() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            #expect(try await PostgresSchema.migrate(client, logger: logger) == [1])
+            #expect(try await PostgresSchema.migrate(client, logger: logger) == [])
+            var tables: Set<String> = []
+            for try await name in try await client.query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", logger: logger
+            ).decode(String.self) {
+                tables.insert(name)
+            }
+            #expect(
+                tables == [
+                    "users", "totp", "recovery_codes", "assignments", "failures", "sessions", "audit", "checkpoints",
+                    "meta", "schema_migrations",
+                ])
+        }
+    }
+
+    @Test("two hubs migrating one database together: one applies, the other waits and finds it done")
+    func concurrentMigrators() async throws {
+        try await TestServer.withDatabase { client, database, logger in
+            try await TestServer.withClient(database: database, logger: logger) { second in
+                async let first = PostgresSchema.migrate(client, logger: logger)
+                async let other = PostgresSchema.migrate(second, logger: logger)
+                let results = try await [first, other]
+                #expect(results.sorted { $0.count < $1.count } == [[], [1]])
+            }
+            let rows = try await client.query("SELECT count(*) FROM schema_migrations", logger: logger)
+            for try await count in rows.decode(Int.self) { #expect(count == 1) }
+        }
+    }
+
+    @Test("the server itself refuses to change an audit entry")
+    func auditIsAppendOnly() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let hash = ByteBuffer(repeating: 7, count: 32)
+            try await client.query(
+                """
+                INSERT INTO audit (seq, time, actor, event, target, outcome, detail, terminal, zone,
+                    policy_revision, prev_hash, hash)
+                VALUES (1, 0, 'root', 'role.grant', 'sato', 'success', '{}', 't', 'mynumber', 'r', \(hash), \(hash))
+                """, logger: logger)
+            await #expect(throws: PSQLError.self) {
+                try await client.query("UPDATE audit SET target = 'tanaka' WHERE seq = 1", logger: logger)
+            }
+            for try await target in try await client.query("SELECT target FROM audit", logger: logger).decode(
+                String.self)
+            {
+                #expect(target == "sato")
+            }
+        }
+    }
+
+    @Test("a database newer than this build is refused, not written")
+    func newerSchemaRefused() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            try await client.query(
+                "INSERT INTO schema_migrations (version, name) VALUES (999, 'later')", logger: logger)
+            do {
+                try await PostgresSchema.migrate(client, logger: logger)
+                Issue.record("a newer schema was migrated")
+            } catch let error as SchemaError {
+                #expect(error.description.contains("version 999"))
+            } catch {
+                Issue.record("\(String(reflecting: error))")
+            }
+        }
+    }
+}
+
+/// The private server `make test` runs, and a fresh database on it for each test.
+enum TestServer {
+    /// `host:port` of the server, from `MAMORI_TEST_POSTGRES`.
+    static let address: (host: String, port: Int)? = {
+        guard let text = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES"],
+            let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...])
+        else { return nil }
+        return (String(text[..<colon]), port)
+    }()
+
+    /// The role scripts/with-postgres makes (trust authentication on loopback only).
+    static let role = "mamori"
+
+    struct NoServer: Error {}
+
+    @discardableResult
+    static func withClient<T: Sendable>(
+        database: String, logger: Logger, _ body: (PostgresClient) async throws -> T
+    ) async throws -> T {
+        guard let address else { throw NoServer() }
+        let client = PostgresClient(
+            configuration: .init(
+                host: address.host, port: address.port, username: role, password: nil, database: database,
+                tls: .disable),
+            backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    /// Runs `body` with a client of a new, empty database, which is dropped afterwards.
+    static func withDatabase(_ body: (PostgresClient, String, Logger) async throws -> Void) async throws {
+        var logger = Logger(label: "test.postgres")
+        // Warnings include "run() hasn't been called yet", which a lease at start waits out.
+        logger.logLevel = .error
+        let name = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await withClient(database: "postgres", logger: logger) { admin in
+            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+        }
+        do {
+            try await withClient(database: name, logger: logger) { try await body($0, name, logger) }
+        } catch {
+            try? await dropDatabase(name, logger: logger)
+            throw error
+        }
+        try await dropDatabase(name, logger: logger)
+    }
+
+    private static func dropDatabase(_ name: String, logger: Logger) async throws {
+        try await withClient(database: "postgres", logger: logger) { admin in
+            try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(name) WITH (FORCE)"), logger: logger)
+        }
+    }
+}
