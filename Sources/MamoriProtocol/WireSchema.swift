@@ -59,6 +59,13 @@ public struct WireField: Sendable {
         self.summary = summary
     }
 
+    /// Whether `text` fits this string field's byte limit (true for a field without one): for
+    /// readers that take the value without ``WireRequest/string(_:)``, such as `authorize`'s fast path.
+    public func fits(_ text: String) -> Bool {
+        guard case .string(let maxBytes?, _) = type else { return true }
+        return text.utf8.count <= maxBytes
+    }
+
     /// The same field, which the object may leave out.
     public var optional: WireField {
         WireField(name: name, type: type, required: false, secret: secret, summary: summary)

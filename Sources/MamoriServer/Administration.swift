@@ -34,7 +34,7 @@ extension MamoriService {
     func addUser(_ context: RequestContext) async throws -> UserDescription {
         let request = context.request
         let name = try Self.userName(request)
-        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        try await requirePermission(context, action: .userManage, resource: userResource(name))
         // The declaration lists the core's kinds (a test keeps the two equal), so this maps.
         guard let kind = UserKind(rawValue: try request.optionalString(.kind) ?? UserKind.staff.rawValue) else {
             throw WireError(
@@ -62,7 +62,7 @@ extension MamoriService {
     func showUser(_ context: RequestContext) async throws -> UserDescription {
         let name = try Self.userName(context.request)
         if context.caller.name != name || context.caller.isOperator {
-            try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+            try await requirePermission(context, action: .userManage, resource: userResource(name))
         }
         guard let user = try await store.user(named: name) else {
             throw WireError(.notFound, "There is no user '\(name)'.")
@@ -75,7 +75,7 @@ extension MamoriService {
     }
 
     func listUsers(_ context: RequestContext) async throws -> UserListReply {
-        try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
+        try await requirePermission(context, action: .userManage, resource: "mamori:users/*")
         // Four reads for the whole list, not three per user.
         let assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
         let locked = Set(try await store.allFailures().filter { $0.isLocked(at: context.now) }.map(\.user))
@@ -90,7 +90,7 @@ extension MamoriService {
 
     func setDisabled(_ context: RequestContext, _ disabled: Bool) async throws -> UserDisabledReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        try await requirePermission(context, action: .userManage, resource: userResource(name))
         try await store.setDisabled(
             name, disabled,
             audit: audit(
@@ -101,7 +101,7 @@ extension MamoriService {
 
     func removeUser(_ context: RequestContext) async throws -> UserRemovedReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        try await requirePermission(context, action: .userManage, resource: userResource(name))
         try await store.removeUser(name, audit: audit(context, event: .userRemove, target: name, outcome: .success))
         cache.forgetSessions(of: name)
         return UserRemovedReply(user: name)
@@ -111,7 +111,7 @@ extension MamoriService {
     func setTemporaryPassword(_ context: RequestContext) async throws -> PasswordSetReply {
         let request = context.request
         let name = try Self.userName(request)
-        try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+        try await requirePermission(context, action: .userManage, resource: userResource(name))
         let password = Array(try request.string(.temporaryPassword).utf8)
         let hasher = try PasswordHasher(parameters: context.engine.policy.settings.argon2, random: random)
         let hash = try await runArgon2(context) { try hasher.hash(password) }
@@ -168,7 +168,7 @@ extension MamoriService {
 
     func unlock(_ context: RequestContext) async throws -> UserUnlockedReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.account.unlock", resource: userResource(name))
+        try await requirePermission(context, action: .accountUnlock, resource: userResource(name))
         try await store.unlock(name, audit: audit(context, event: .userUnlock, target: name, outcome: .success))
         return UserUnlockedReply(user: name)
     }
@@ -176,7 +176,7 @@ extension MamoriService {
     func userRoles(_ context: RequestContext) async throws -> UserRolesReply {
         let name = try Self.userName(context.request)
         if context.caller.name != name || context.caller.isOperator {
-            try await requirePermission(context, action: "mamori.user.manage", resource: userResource(name))
+            try await requirePermission(context, action: .userManage, resource: userResource(name))
         }
         let assignments = try await store.assignments(of: name)
         return UserRolesReply(user: name, roles: assignments.map(describe))
@@ -188,7 +188,7 @@ extension MamoriService {
     /// URI) so that it can be shown to its owner.
     func beginEnrolment(_ context: RequestContext) async throws -> EnrolmentReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        try await requirePermission(context, action: .totpEnroll, resource: userResource(name))
         if try await store.totp(of: name)?.confirmed == true {
             throw WireError(
                 .conflict,
@@ -210,7 +210,7 @@ extension MamoriService {
     /// Confirms an enrolment with a first code from the device.
     func confirmEnrolment(_ context: RequestContext) async throws -> EnrolmentConfirmedReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        try await requirePermission(context, action: .totpEnroll, resource: userResource(name))
         let code = try context.request.string(.code)
         guard let record = try await store.totp(of: name) else {
             throw WireError(.notFound, "'\(name)' has no TOTP enrolment to confirm.")
@@ -233,7 +233,7 @@ extension MamoriService {
 
     func resetTOTP(_ context: RequestContext) async throws -> TOTPResetReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        try await requirePermission(context, action: .totpEnroll, resource: userResource(name))
         try await store.resetTOTP(name, audit: audit(context, event: .totpReset, target: name, outcome: .success))
         return TOTPResetReply(user: name)
     }
@@ -241,7 +241,7 @@ extension MamoriService {
     /// Issues a new set of recovery codes, replacing the old; the codes are in this reply only.
     func issueRecoveryCodes(_ context: RequestContext) async throws -> RecoveryCodesReply {
         let name = try Self.userName(context.request)
-        try await requirePermission(context, action: "mamori.totp.enroll", resource: userResource(name))
+        try await requirePermission(context, action: .totpEnroll, resource: userResource(name))
         guard try await store.user(named: name) != nil else {
             throw WireError(.notFound, "There is no user '\(name)'.")
         }
@@ -261,7 +261,7 @@ extension MamoriService {
         let request = context.request
         let name = try Self.userName(request)
         let role = try request.string(.role)
-        try await requirePermission(context, action: "mamori.role.grant", resource: "mamori:roles/\(role)")
+        try await requirePermission(context, action: .roleGrant, resource: "mamori:roles/\(role)")
         var expires: Date?
         if let until = try request.optionalString(.until) {
             let timeZone = context.engine.policy.settings.timeZone
@@ -311,7 +311,7 @@ extension MamoriService {
     func revoke(_ context: RequestContext) async throws -> RoleRevokeReply {
         let name = try Self.userName(context.request)
         let role = try context.request.string(.role)
-        try await requirePermission(context, action: "mamori.role.revoke", resource: "mamori:roles/\(role)")
+        try await requirePermission(context, action: .roleRevoke, resource: "mamori:roles/\(role)")
         try await store.revoke(
             name, role: role,
             audit: audit(context, event: .roleRevoke, target: name, outcome: .success, detail: ["role": role]))
@@ -319,7 +319,7 @@ extension MamoriService {
     }
 
     func listRoles(_ context: RequestContext) async throws -> RoleListReply {
-        try await requirePermission(context, action: "mamori.user.manage", resource: "mamori:users/*")
+        try await requirePermission(context, action: .userManage, resource: "mamori:users/*")
         let assignments = try await store.allAssignments()
         let roles = context.engine.policy.roles.map { role in
             RoleDescription(

@@ -17,7 +17,7 @@ extension MamoriService {
         let request = context.request
         let purpose = try request.optionalString(.purpose) ?? "read"
         try await requirePermission(
-            context, action: purpose == "export" ? "mamori.audit.export" : "mamori.audit.read",
+            context, action: purpose == "export" ? .auditExport : .auditRead,
             resource: Self.auditResource
         )
         let entries: [AuditChain.StoredEntry]
@@ -53,7 +53,7 @@ extension MamoriService {
     /// the verifying key. Checkpoints are read before the entries, so every one they name is
     /// among the entries that follow unless the trail was cut.
     func readTrail(_ context: RequestContext) async throws -> AuditTrailReply {
-        try await requirePermission(context, action: "mamori.audit.export", resource: Self.auditResource)
+        try await requirePermission(context, action: .auditExport, resource: Self.auditResource)
         let after = try context.request.optionalInteger(.after) ?? 0
         let limit = try context.request.optionalInteger(.limit) ?? 500
         var reply = AuditTrailReply(entries: [], more: false)
@@ -78,7 +78,7 @@ extension MamoriService {
 
     /// `audit.verify`: the whole chain with the daemon's own key.
     func verifyAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
-        try await requirePermission(context, action: "mamori.audit.read", resource: Self.auditResource)
+        try await requirePermission(context, action: .auditRead, resource: Self.auditResource)
         let report = try await checkChain(at: context.now)
         try await store.appendAudit(
             audit(
@@ -120,7 +120,7 @@ extension MamoriService {
 
     /// `audit.prune`: removes entries written before `before`, only past the policy's retention.
     func pruneAudit(_ context: RequestContext) async throws -> AuditPruneReply {
-        try await requirePermission(context, action: "mamori.audit.prune", resource: Self.auditResource)
+        try await requirePermission(context, action: .auditPrune, resource: Self.auditResource)
         let (text, cutoff) = try context.request.time(.before)
         let settings = context.engine.policy.settings
         var calendar = Calendar(identifier: .gregorian)
@@ -154,7 +154,7 @@ extension MamoriService {
     /// `review.record`: a security manager states that the access review (who holds which role)
     /// was done; `inspect` checks its date against the policy's interval.
     func recordReview(_ context: RequestContext) async throws -> ReviewRecordReply {
-        try await requirePermission(context, action: "mamori.review.record", resource: "mamori:reviews")
+        try await requirePermission(context, action: .reviewRecord, resource: "mamori:reviews")
         let note = try context.request.optionalString(.note) ?? ""
         let assignments = try await store.allAssignments().filter { $0.isCurrent(at: context.now) }
         var detail = ["assignments": "\(assignments.count)"]
@@ -168,7 +168,7 @@ extension MamoriService {
 
     /// `inspect`: the self-inspection report.
     func inspect(_ context: RequestContext) async throws -> InspectReply {
-        try await requirePermission(context, action: "mamori.inspect", resource: Self.auditResource)
+        try await requirePermission(context, action: .inspect, resource: Self.auditResource)
         // Verified through checkChain, so that `status` shows this verification too.
         let chain = try await checkChain(at: context.now)
         let report = try await SelfInspection(

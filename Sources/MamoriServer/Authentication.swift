@@ -222,47 +222,32 @@ extension MamoriService {
         let name = try Self.userName(context.request)
         try await requireSelfOrPermission(context, user: name)
         guard let user = try await store.user(named: name) else {
-            return AccountReply(result: "unknown_user")
+            return AccountReply(result: AccountResult.unknownUser.rawValue)
         }
         let assignments = try await store.assignments(of: name)
         let current = assignments.filter { $0.isCurrent(at: context.now) }
-        let usable = context.engine.roles(current.map(\.role), takingEffectIn: configuration.zone)
-        var result = "allowed"
-        var reasons: [String] = []
-        if user.disabled {
-            result = "denied"
-            reasons.append("The account is disabled.")
-        } else if try await store.failures(of: name)?.isLocked(at: context.now) == true {
-            result = "denied"
-            reasons.append("The account is locked after failed logins.")
-        } else if current.isEmpty && !assignments.isEmpty {
-            result = "expired"
-            reasons.append("Every role assignment of this user has expired.")
-        } else if usable.isEmpty {
-            result = "denied"
-            reasons.append("The user holds no role that takes effect in the \(configuration.zone) zone.")
-        } else {
-            let decision = context.engine.evaluate(
+        let facts = AccountFacts(
+            disabled: user.disabled, locked: try await store.failures(of: name)?.isLocked(at: context.now) == true,
+            hasAssignments: !assignments.isEmpty, hasCurrentAssignments: !current.isEmpty,
+            rolesInZone: context.engine.roles(current.map(\.role), takingEffectIn: configuration.zone),
+            mustChangePassword: user.mustChangePassword, zone: configuration.zone)
+        let (result, reasons) = facts.verdict { roles in
+            context.engine.evaluate(
                 AuthorizationRequest(
-                    user: name, roles: usable, kind: user.kind, organisation: user.organisation,
-                    zone: configuration.zone, factors: [], time: context.now, action: "login",
+                    user: name, roles: roles, kind: user.kind, organisation: user.organisation,
+                    zone: configuration.zone, factors: [], time: context.now, action: MamoriAction.login.rawValue,
                     resource: "mamori:terminals/\(configuration.terminal)"
                 ))
-            // Factors are checked by authenticate; here only whether a login may happen at all.
-            if decision.effect == .deny {
-                result = "denied"
-                reasons += decision.reasons
-            } else if user.mustChangePassword {
-                result = "password_change_required"
-            }
         }
-        if result != "allowed" {
+        if result != .allowed {
             try await recordDenial(
-                audit(context, event: .accountRefused, target: name, outcome: .denied, detail: ["result": result]),
-                context, action: "login", resource: name
+                audit(
+                    context, event: .accountRefused, target: name, outcome: .denied,
+                    detail: ["result": result.rawValue]),
+                context, action: MamoriAction.login.rawValue, resource: name
             )
         }
-        return AccountReply(result: result, reasons: reasons)
+        return AccountReply(result: result.rawValue, reasons: reasons)
     }
 
     func openSession(_ context: RequestContext) async throws -> SessionOpenReply {

@@ -96,7 +96,8 @@ extension MamoriService {
 
     /// Lets the request through if the policy permits the caller `action` on `resource` (an
     /// operator — root or the daemon's own user — always, and logged); otherwise records the denial and throws `denied` or `step_up_required`.
-    func requirePermission(_ context: RequestContext, action: String, resource: String) async throws {
+    func requirePermission(_ context: RequestContext, action: MamoriAction, resource: String) async throws {
+        let action = action.rawValue
         if context.caller.isOperator {
             logger.notice(
                 "operator acts",
@@ -138,7 +139,7 @@ extension MamoriService {
     /// or a caller the policy lets `mamori.authenticate` on that user.
     func requireSelfOrPermission(_ context: RequestContext, user: String) async throws {
         if context.caller.name == user && !context.caller.isOperator { return }
-        try await requirePermission(context, action: "mamori.authenticate", resource: "mamori:users/\(user)")
+        try await requirePermission(context, action: .authenticate, resource: "mamori:users/\(user)")
     }
 
     static func userName(_ request: WireRequest) throws -> String {

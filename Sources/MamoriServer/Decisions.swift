@@ -25,13 +25,13 @@ extension MamoriService {
             }
             if context.caller.name != session.user || context.caller.isOperator {
                 try await requirePermission(
-                    context, action: "mamori.session.query", resource: "mamori:sessions/\(sessionID)")
+                    context, action: .sessionQuery, resource: "mamori:sessions/\(sessionID)")
             }
             subject = try await self.subject(
                 session.user, action: action, resource: resource, sessionID: sessionID, context: context)
         } else {
             let name = try Self.userName(request)
-            try await requirePermission(context, action: "mamori.session.query", resource: "mamori:users/\(name)")
+            try await requirePermission(context, action: .sessionQuery, resource: "mamori:users/\(name)")
             var hypothetical = try await self.subject(
                 name, action: action, resource: resource, sessionID: nil, context: context)
             // Asking by user may describe a session that does not exist: "what if she logged in
@@ -81,10 +81,10 @@ extension MamoriService {
     /// needs is in memory and the answer needs no audit write: the hot path, with no task, no
     /// thread hop and no database read. Returns nil whenever the full path is needed.
     func answerQuickly(_ request: WireRequest, caller: Caller) -> [UInt8]? {
-        guard request.op == "authorize",
-            case .string(let sessionID)? = request.fields["session"],
-            case .string(let action)? = request.fields["action"], action.utf8.count <= 128,
-            case .string(let resource)? = request.fields["resource"], resource.utf8.count <= 512,
+        guard request.op == WireOperation.authorize.rawValue,
+            case .string(let sessionID)? = request.fields[WireField.session.name],
+            case .string(let action)? = request.fields[WireField.action.name], WireField.action.fits(action),
+            case .string(let resource)? = request.fields[WireField.resource.name], WireField.resource.fits(resource),
             let session = cache.session(sessionID)
         else { return nil }
         let now = clock.now()

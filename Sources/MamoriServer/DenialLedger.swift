@@ -113,7 +113,7 @@ final class DenialLedger: Sendable {
                 .map { tally in
                     var summary = tally.first
                     summary.time = now
-                    summary.event = "decision.deny.repeated"
+                    summary.event = AuditEvent.decisionDenyRepeated.rawValue
                     summary.detail["repeats"] = "\(tally.repeats)"
                     summary.detail["since"] = started.formatted(.iso8601)
                     summary.detail["resources"] = tally.resources.joined(separator: " ")

@@ -263,7 +263,7 @@ final class MamoriService: Sendable {
 
     /// `audit.public_key`: the key that verifies the chain's checkpoints (public, so not recorded).
     func publicKey(_ context: RequestContext) async throws -> AuditPublicKeyReply {
-        try await requirePermission(context, action: "mamori.audit.read", resource: "mamori:audit")
+        try await requirePermission(context, action: .auditRead, resource: "mamori:audit")
         return AuditPublicKeyReply(publicKey: Data(auditSigner.publicKey).base64EncodedString())
     }
 }

@@ -10,7 +10,7 @@ import NIOConcurrencyHelpers
 extension MamoriService {
 
     func status(_ context: RequestContext) async throws -> StatusReply {
-        try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
+        try await requirePermission(context, action: .status, resource: "mamori:status")
         let counts = try await store.counts(at: context.now)
         let durability = try await store.durability()
         let factors = context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? []
@@ -29,7 +29,7 @@ extension MamoriService {
     }
 
     func policyStatus(_ context: RequestContext) async throws -> PolicyStatusReply {
-        try await requirePermission(context, action: "mamori.status", resource: "mamori:status")
+        try await requirePermission(context, action: .status, resource: "mamori:status")
         let policy = context.engine.policy
         return PolicyStatusReply(
             revision: policy.revision, directory: configuration.policyDirectory, files: policy.files,
@@ -41,7 +41,7 @@ extension MamoriService {
     }
 
     func reloadPolicy(_ context: RequestContext) async throws -> PolicyReloadReply {
-        try await requirePermission(context, action: "mamori.policy.reload", resource: "mamori:policy")
+        try await requirePermission(context, action: .policyReload, resource: "mamori:policy")
         let (old, new) = try await reload(actor: context)
         return PolicyReloadReply(previousRevision: old, revision: new)
     }

@@ -61,7 +61,8 @@ struct SelfInspection {
                 let decision = engine.evaluate(
                     AuthorizationRequest(
                         user: user.name, roles: usable, kind: user.kind, organisation: user.organisation, zone: zone.id,
-                        factors: zone.loginFactors, time: now, action: "login", resource: "mamori:terminals/inspection"
+                        factors: zone.loginFactors, time: now, action: MamoriAction.login.rawValue,
+                        resource: "mamori:terminals/inspection"
                     ))
                 return decision.isAllowed
             }

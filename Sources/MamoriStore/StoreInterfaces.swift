@@ -11,6 +11,7 @@ public import MamoriCore
 
 /// Users: the accounts Mamori knows, people and programs.
 public protocol IdentityStore: Sendable {
+    /// The user of that name, or nil.
     func user(named name: String) async throws -> UserRecord?
     /// Every user, by name.
     func users() async throws -> [UserRecord]
@@ -29,6 +30,7 @@ public protocol IdentityStore: Sendable {
 public protocol CredentialStore: Sendable {
     /// A login's whole state in one read.
     func loginState(of name: String) async throws -> LoginState
+    /// The user's failed-login count and lock, or nil when there is none.
     func failures(of name: String) async throws -> FailureRecord?
     /// Every account with failures on record, locked or not, by name.
     func allFailures() async throws -> [FailureRecord]
@@ -59,6 +61,7 @@ public protocol CredentialStore: Sendable {
     /// Forgives every failure and lifts the lock; attempts in flight stay reserved.
     func unlock(_ name: String, audit: AuditEntry) async throws
 
+    /// The user's TOTP enrolment (sealed seed, parameters, last step), or nil.
     func totp(of name: String) async throws -> TOTPRecord?
     /// Every user's TOTP state: true when confirmed, false when enrolment is pending.
     func totpConfirmation() async throws -> [String: Bool]
@@ -66,7 +69,9 @@ public protocol CredentialStore: Sendable {
     func beginTOTP(_ record: TOTPRecord, audit: AuditEntry) async throws
     /// Confirms an enrolment with the step of its first code, which is then used up. Throws `notFound`.
     func confirmTOTP(_ name: String, step: UInt64, audit: AuditEntry) async throws
+    /// Removes the user's TOTP enrolment, with `audit` in the same transaction.
     func resetTOTP(_ name: String, audit: AuditEntry) async throws
+    /// The user's recovery codes as digests, the used ones with when.
     func recoveryCodes(of name: String) async throws -> [RecoveryCodeRecord]
     /// Replaces a user's recovery codes with a new set (digests only).
     func replaceRecoveryCodes(_ name: String, with codes: [StoredRecoveryCode], audit: AuditEntry) async throws
@@ -98,6 +103,7 @@ public protocol SessionStore: Sendable {
     /// Stores a new open session with its audit entry, atomically; throws `notFound` when its user
     /// no longer exists or is disabled, so that a ticket outlives neither.
     func openSession(_ session: SessionRecord, audit: AuditEntry) async throws
+    /// The session of that id, open or closed, or nil.
     func session(_ id: String) async throws -> SessionRecord?
     /// Saves when open sessions were last used (at shutdown), so that a restart does not make
     /// them look idle. Bookkeeping, not an act: no audit entry.

@@ -167,4 +167,25 @@ struct ClockTests {
         #expect(try await authenticate("mori password", deadline: now + 5000).errorCode == "auth_failed")
         await service.stop()
     }
+
+    /// An assignment whose end has passed no longer grants: `account` says `expired` and
+    /// `user.roles` marks it not current, once the clock is past its end (no edited timestamp).
+    @Test("an assignment past its end: account expired, the role not current")
+    func endedAssignment() async throws {
+        let service = try await InProcessService()
+        _ = try await service.enrol("endo", password: "endo password", roles: [])
+        let end = service.clock.now().addingTimeInterval(3600).formatted(.iso8601)
+        let granted = try await service.call(
+            .roleGrant, RoleGrantRequest(user: "endo", role: "fiscal-year-staff", until: end))
+        #expect(granted.ok, "\(granted)")
+        let before = try AccountReply(reply: try await service.call(.account, AccountRequest(user: "endo")).fields)
+        #expect(before.result != "expired", "\(before)")
+
+        service.clock.advance(by: 2 * 3600)
+        let after = try AccountReply(reply: try await service.call(.account, AccountRequest(user: "endo")).fields)
+        #expect(after.result == "expired", "\(after)")
+        let roles = try UserRolesReply(reply: try await service.call(.userRoles, UserRequest(user: "endo")).fields)
+        #expect(roles.roles.map(\.current) == [false])
+        await service.stop()
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import MamoriCore
 import MamoriProtocol
+import MamoriServer
 import MamoriTestSupport
 import Testing
 
@@ -35,10 +36,29 @@ struct ProtocolTests {
         }
     }
 
+    @Test("every action mamorid asks about is declared in the bundled policy, administrative but login")
+    func actionsDeclared() throws {
+        let policy = try PolicyLoader.load(
+            directory: Self.repository.appendingPathComponent("policies", isDirectory: true))
+        let declared = Dictionary(uniqueKeysWithValues: policy.actions.map { ($0.id, $0.administrative) })
+        for action in MamoriAction.allCases {
+            let administrative = declared[action.rawValue]
+            #expect(administrative != nil, "policies/actions.yaml does not declare \(action.rawValue)")
+            if action != .login && action != .status {
+                #expect(administrative == true, "\(action.rawValue) should be administrative")
+            }
+        }
+    }
+
     @Test("the declared enumerations and limits are the core's")
     func matchesCore() {
         #expect(WireField.factorNames == Factor.allCases.map(\.rawValue).sorted())
         #expect(WireField.userKinds == UserKind.allCases.map(\.rawValue).sorted())
+        if case .oneOf(let results)? = WireOperation.account.replyFields.first(where: { $0.name == "result" })?.type {
+            #expect(results == AccountResult.allCases.map(\.rawValue).sorted())
+        } else {
+            Issue.record("account's result is not declared as one of a list")
+        }
         guard case .string(let maxBytes, _) = WireField.temporaryPassword.type else {
             Issue.record("the temporary password is not declared as a string")
             return

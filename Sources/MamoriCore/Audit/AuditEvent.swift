@@ -11,6 +11,8 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case sessionClose = "session.close"
     case decisionAllow = "decision.allow"
     case decisionDeny = "decision.deny"
+    /// The repeats of a denied decision within one interval, counted in one entry.
+    case decisionDenyRepeated = "decision.deny.repeated"
     /// A caller denied too often, cut off until the interval ends.
     case callerRateLimited = "caller.rate_limited"
     case userAdd = "user.add"

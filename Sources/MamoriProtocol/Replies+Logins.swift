@@ -1,0 +1,156 @@
+// The replies of logins and sessions.
+// Each type's keys are its operation's declared reply fields (WireOperation.replyFields);
+// WireTypeTests keeps the two equal.
+
+/// `status`: what the daemon runs on.
+public struct StatusReply: WireReplyBody, Hashable {
+    /// The daemon's version (``MamoriVersion/current``).
+    public var version: String
+    /// The protocol version it speaks.
+    public var protocolVersion: Int
+    /// The terminal's zone.
+    public var zone: String
+    /// The terminal's name.
+    public var terminal: String
+    /// The factors a login on this terminal must present.
+    public var loginFactors: [String]
+    /// The policy in force.
+    public var policyRevision: String
+    /// Seconds since the daemon started.
+    public var uptimeSeconds: Int
+    /// How many users, open sessions, locked users and audit entries the store holds.
+    public var counts: [String: Int]
+    /// The store's durability settings.
+    public var storage: [String: String]
+    /// The last verification of the whole audit chain.
+    public var auditChain: ChainCheck
+
+    /// The last verification of the audit chain; only `checked` until one has finished.
+    public struct ChainCheck: Codable, Sendable, Hashable {
+        /// Whether a verification has finished since the start.
+        public var checked: Bool
+        /// Whether the chain held.
+        public var holds: Bool?
+        /// Entries verified.
+        public var entries: Int?
+        /// Problems found.
+        public var problems: Int?
+        /// When, ISO 8601.
+        public var verifiedAt: String?
+
+        /// A check's result; all nil (and `checked` false) before the first.
+        public init(
+            checked: Bool, holds: Bool? = nil, entries: Int? = nil, problems: Int? = nil, verifiedAt: String? = nil
+        ) {
+            self.checked = checked
+            self.holds = holds
+            self.entries = entries
+            self.problems = problems
+            self.verifiedAt = verifiedAt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case checked, holds, entries, problems
+            case verifiedAt = "verified_at"
+        }
+    }
+
+    /// A status from its parts.
+    public init(
+        version: String, protocolVersion: Int, zone: String, terminal: String, loginFactors: [String],
+        policyRevision: String, uptimeSeconds: Int, counts: [String: Int], storage: [String: String],
+        auditChain: ChainCheck
+    ) {
+        self.version = version
+        self.protocolVersion = protocolVersion
+        self.zone = zone
+        self.terminal = terminal
+        self.loginFactors = loginFactors
+        self.policyRevision = policyRevision
+        self.uptimeSeconds = uptimeSeconds
+        self.counts = counts
+        self.storage = storage
+        self.auditChain = auditChain
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, zone, terminal, counts, storage
+        case protocolVersion = "protocol"
+        case loginFactors = "login_factors"
+        case policyRevision = "policy_revision"
+        case uptimeSeconds = "uptime_seconds"
+        case auditChain = "audit_chain"
+    }
+}
+
+/// `authenticate`: the factors checked and the ticket that opens the session.
+public struct AuthenticateReply: WireReplyBody, Hashable {
+    /// The user's login name.
+    public var user: String
+    /// The factors checked, sorted.
+    public var factors: [String]
+    /// Opens the session: single use, 5 minutes. A secret: never logged.
+    public var ticket: String
+    /// Whether the password must be changed before the session opens.
+    public var passwordChangeRequired: Bool
+
+    /// A reply from its parts.
+    public init(user: String, factors: [String], ticket: String, passwordChangeRequired: Bool) {
+        self.user = user
+        self.factors = factors
+        self.ticket = ticket
+        self.passwordChangeRequired = passwordChangeRequired
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case user, factors, ticket
+        case passwordChangeRequired = "password_change_required"
+    }
+}
+
+/// `account`: whether the user may log in here now.
+public struct AccountReply: WireReplyBody, Hashable {
+    /// `allowed`, `denied`, `expired`, `password_change_required` or `unknown_user`.
+    public var result: String
+    /// Why not, one sentence each; absent when allowed.
+    public var reasons: [String]?
+
+    /// A reply from its parts.
+    public init(result: String, reasons: [String]? = nil) {
+        self.result = result
+        self.reasons = reasons
+    }
+}
+
+/// `session.open`: the new session.
+public struct SessionOpenReply: WireReplyBody, Hashable {
+    /// The new session's id.
+    public var session: String
+    /// Whose it is.
+    public var user: String
+    /// When it ends at the latest, ISO 8601.
+    public var expiresAt: String
+
+    /// A reply from its parts.
+    public init(session: String, user: String, expiresAt: String) {
+        self.session = session
+        self.user = user
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case session, user
+        case expiresAt = "expires_at"
+    }
+}
+
+/// `session.close`: the closed session's id.
+public struct SessionCloseReply: WireReplyBody, Hashable {
+    /// The closed session's id.
+    public var session: String
+
+    /// A reply from its parts.
+    public init(session: String) {
+        self.session = session
+    }
+}
