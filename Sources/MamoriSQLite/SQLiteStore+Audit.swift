@@ -99,10 +99,9 @@ extension SQLiteStore: AuditTrail, MamoriStorage {
             let keptFrom = try Int64.fetchOne(
                 db, sql: "SELECT MIN(seq) FROM audit WHERE time >= ?", arguments: [millis(cutoff)])
             let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit") ?? 0
-            let through = keptFrom.map { $0 - 1 } ?? last
-            let first = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit") ?? 1
-            guard through >= first else {
-                let result = AuditPruneResult(prunedThrough: first - 1, removed: 0)
+            let first = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit")
+            guard let through = AuditPruning.anchor(first: first, last: last, firstKept: keptFrom) else {
+                let result = AuditPruneResult(prunedThrough: (first ?? 1) - 1, removed: 0)
                 try self.append(audit(result), db)
                 return result
             }
