@@ -101,8 +101,12 @@ public final class SQLiteStore: Sendable {
     }
 
     func append(_ entry: AuditEntry, _ db: Database) throws {
+        // The newest entry's hash; with none left after pruning everything, the hash the anchoring
+        // checkpoint signed (numbering goes on: AUTOINCREMENT never reuses a number).
         let previous = try [UInt8](
-            Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Data(AuditEntry.genesis))
+            Data.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+                ?? Data.fetchOne(db, sql: "SELECT head_hash FROM checkpoints ORDER BY id DESC LIMIT 1")
+                ?? Data(AuditEntry.genesis))
         let canonical = entry.canonicalJSON
         let hash = AuditEntry.chainHash(previous: previous, canonicalJSON: canonical)
         try db.execute(

@@ -188,4 +188,20 @@ struct ClockTests {
         #expect(roles.roles.map(\.current) == [false])
         await service.stop()
     }
+
+    /// Pruning when every entry is past the retention: the prune's own entry is then the first of
+    /// the trail, and must link to the anchor (the checkpoint signed at the last entry removed).
+    @Test("pruning every entry leaves a trail that verifies from its anchor")
+    func pruneEverything() async throws {
+        let service = try await InProcessService()
+        _ = try await service.enrol("mori", password: "mori password", roles: ["staff"])
+        service.clock.advance(by: 20 * 366 * 86_400)
+        let cutoff = service.clock.now().addingTimeInterval(-11 * 366 * 86_400).formatted(.iso8601)
+        let pruned = try await service.call(.auditPrune, AuditPruneRequest(before: cutoff))
+        let result = try AuditPruneReply(reply: pruned.fields)
+        #expect(result.removed > 0, "\(pruned)")
+        let verified = try await service.call(.auditVerify)
+        #expect(verified.fields["holds"] == .bool(true), "\(verified)")
+        await service.stop()
+    }
 }
