@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(
             name: "MamoriPostgresTests",
             dependencies: [
-                "MamoriPostgres",
+                "MamoriPostgres", "MamoriCore", "MamoriStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -133,7 +133,9 @@ public enum PostgresSchema {
                 )
                 """,
                 "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-                "INSERT INTO meta (key, value) VALUES ('assignment_generation', 0)",
+                // audit_sequence: the newest number ever given, so that numbering never goes back,
+                // even when every entry was pruned (or deleted, which the verifier then reports).
+                "INSERT INTO meta (key, value) VALUES ('assignment_generation', 0), ('audit_sequence', 0)",
             ]
         )
     ]

@@ -1,0 +1,115 @@
+import Foundation
+import Logging
+import MamoriCore
+import MamoriPostgres
+import MamoriStore
+import PostgresNIO
+import Testing
+
+/// The hub's store on a real PostgreSQL server: users, and the audit chain that records every
+/// change, checked by the same verifier auditors run.
+@Suite(
+    "the PostgreSQL store", .enabled(if: TestServer.address != nil, "run through make test, which starts PostgreSQL"))
+struct PostgresStoreTests {
+    static let signer = try! AuditSigner(rawKey: SystemRandomBytes().bytes(32))
+
+    static func entry(_ event: AuditEvent, _ target: String, at time: Date = Date()) -> AuditEntry {
+        AuditEntry(
+            time: time, actorUID: 0, actor: "root", event: event, target: target, outcome: .success,
+            detail: ["note": "ü \"quoted\""], terminal: "hub", zone: "mynumber", policyRevision: "sha256:test")
+    }
+
+    static func user(_ name: String) -> UserRecord {
+        UserRecord(
+            name: name, displayName: "名前 \(name)", kind: .fiscalYearStaff,
+            organisation: name == "sato" ? nil : "planning",
+            createdAt: Date(timeIntervalSince1970: 1_790_000_000.123))
+    }
+
+    @Test("users round trip; a taken or unknown name changes nothing; every change is one verified entry")
+    func users() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let store = PostgresStore(client: client, signer: Self.signer, checkpointInterval: 2, logger: logger)
+            try await store.addUser(Self.user("tanaka"), audit: Self.entry(.userAdd, "tanaka"))
+            try await store.addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+            await #expect(throws: StoreError.self) {
+                try await store.addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+            }
+            await #expect(throws: StoreError.self) {
+                try await store.setDisabled("nobody", true, audit: Self.entry(.userDisable, "nobody"))
+            }
+            try await store.setDisabled("sato", true, audit: Self.entry(.userDisable, "sato"))
+            try await store.setPassword(
+                "tanaka", hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA", mustChange: true,
+                audit: Self.entry(.userPasswd, "tanaka"))
+
+            let sato = try #require(try await store.user(named: "sato"))
+            #expect(sato.disabled && sato.organisation == nil && sato.kind == .fiscalYearStaff)
+            #expect(sato.displayName == "名前 sato" && sato.createdAt == Self.user("sato").createdAt)
+            let tanaka = try #require(try await store.user(named: "tanaka"))
+            #expect(tanaka.mustChangePassword && tanaka.passwordHash?.hasPrefix("$argon2id$") == true)
+            #expect(try await store.users().map(\.name) == ["sato", "tanaka"])
+            #expect(try await store.user(named: "nobody") == nil)
+
+            try await store.removeUser("tanaka", audit: Self.entry(.userRemove, "tanaka"))
+            #expect(try await store.users().map(\.name) == ["sato"])
+
+            // Five changes, five entries: the refused ones wrote nothing.
+            let report = try await AuditVerifier.verify(store, publicKey: Self.signer.publicKey)
+            #expect(report.problems.isEmpty, "\(report.problems)")
+            #expect(report.entryCount == 5 && report.lastSequence == 5)
+            #expect(report.checkpointCount == 2 && report.signaturesChecked)
+            let page = try await store.auditPage(after: 0, limit: 10)
+            #expect(page.map(\.event) == ["user.add", "user.add", "user.disable", "user.passwd", "user.remove"])
+        }
+    }
+
+    @Test("two hubs writing at once make one chain, numbered without gaps")
+    func concurrentHubs() async throws {
+        try await TestServer.withDatabase { client, database, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            try await TestServer.withClient(database: database, logger: logger) { other in
+                let first = PostgresStore(client: client, signer: Self.signer, checkpointInterval: 10, logger: logger)
+                let second = PostgresStore(client: other, signer: Self.signer, checkpointInterval: 10, logger: logger)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (store, prefix) in [(first, "a"), (second, "b")] {
+                        group.addTask {
+                            for index in 0..<30 {
+                                let name = "\(prefix)\(index)"
+                                try await store.addUser(Self.user(name), audit: Self.entry(.userAdd, name))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let report = try await AuditVerifier.verify(second, publicKey: Self.signer.publicKey)
+                #expect(report.problems.isEmpty, "\(report.problems)")
+                #expect(report.entryCount == 60 && report.firstSequence == 1 && report.lastSequence == 60)
+                #expect(report.checkpointCount == 6)
+            }
+        }
+    }
+
+    @Test("an entry deleted, or edited with the guard switched off, is found by the verifier")
+    func tampering() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let store = PostgresStore(client: client, signer: Self.signer, checkpointInterval: 100, logger: logger)
+            for name in ["a", "b", "c", "d", "e"] {
+                try await store.addUser(Self.user(name), audit: Self.entry(.userAdd, name))
+            }
+            #expect(try await AuditVerifier.verify(store, publicKey: Self.signer.publicKey).problems.isEmpty)
+
+            // Whoever can switch the trigger off (the database's owner) can edit; the chain shows it.
+            try await client.query("ALTER TABLE audit DISABLE TRIGGER audit_no_update", logger: logger)
+            try await client.query("UPDATE audit SET target = 'someone else' WHERE seq = 2", logger: logger)
+            let edited = try await AuditVerifier.verify(store, publicKey: Self.signer.publicKey)
+            #expect(!edited.problems.isEmpty)
+
+            try await client.query("DELETE FROM audit WHERE seq = 4", logger: logger)
+            let cut = try await AuditVerifier.verify(store, publicKey: Self.signer.publicKey)
+            #expect(cut.problems.map(\.description).contains { $0.contains("entry 4 is missing") }, "\(cut.problems)")
+        }
+    }
+}
