@@ -148,11 +148,12 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Against a real PostgreSQL server: the private one `make test` starts (scripts/with-postgres).
+        // Against a real PostgreSQL server: the private one `make test` starts (scripts/with-postgres),
+        // and the conformance every store passes, run on both stores.
         .testTarget(
             name: "MamoriPostgresTests",
             dependencies: [
-                "MamoriPostgres", "MamoriCore", "MamoriStore",
+                "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
