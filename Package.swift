@@ -124,7 +124,11 @@ let package = Package(
         ),
         .target(
             name: "MamoriTestSupport",
-            dependencies: ["MamoriProtocol"],
+            dependencies: [
+                "MamoriProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/MamoriTestSupport"
         ),
         .testTarget(
@@ -140,7 +144,8 @@ let package = Package(
         .testTarget(
             name: "MamoriServiceTests",
             dependencies: [
-                "MamoriServer", "MamoriSQLite", "MamoriStore", "MamoriCore", "MamoriProtocol", "MamoriTestSupport",
+                "MamoriServer", "MamoriSQLite", "MamoriPostgres", "MamoriStore", "MamoriCore", "MamoriProtocol",
+                "MamoriTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -153,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "MamoriPostgresTests",
             dependencies: [
-                "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore",
+                "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore", "MamoriTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

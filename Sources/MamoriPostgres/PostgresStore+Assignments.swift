@@ -1,4 +1,5 @@
 public import Foundation
+import Logging
 public import MamoriCore
 public import MamoriStore
 import PostgresNIO
@@ -16,18 +17,23 @@ extension PostgresStore: AssignmentStore, SessionStore {
 
     /// `name`'s assignments, current or not, by role.
     public func assignments(of name: String) async throws -> [AssignmentRecord] {
-        try await read { client in
-            var found: [AssignmentRecord] = []
-            for try await row in try await client.query(
-                """
-                SELECT user_name, role, granted_by, granted_at, expires_at FROM assignments
-                WHERE user_name = \(name) ORDER BY role
-                """, logger: logger
-            ).decode(AssignmentRow.self) {
-                found.append(Self.assignment(row))
-            }
-            return found
+        let logger = self.logger
+        return try await connection { try await Self.assignments(of: name, $0, logger: logger) }
+    }
+
+    static func assignments(of name: String, _ connection: PostgresConnection, logger: Logger) async throws
+        -> [AssignmentRecord]
+    {
+        var found: [AssignmentRecord] = []
+        for try await row in try await connection.query(
+            """
+            SELECT user_name, role, granted_by, granted_at, expires_at FROM assignments
+            WHERE user_name = \(name) ORDER BY role
+            """, logger: logger
+        ).decode(AssignmentRow.self) {
+            found.append(assignment(row))
         }
+        return found
     }
 
     /// Every assignment, current or not, by role then user.

@@ -1,3 +1,4 @@
+import Logging
 public import MamoriCore
 public import MamoriStore
 import PostgresNIO
@@ -19,15 +20,20 @@ extension PostgresStore: IdentityStore {
 
     /// The user called `name`, password hash included (keep it out of answers); nil when there is none.
     public func user(named name: String) async throws -> UserRecord? {
-        try await read { client in
-            var found: UserRecord?
-            for try await row in try await client.query(
-                "SELECT \(unescaped: Self.userColumns) FROM users WHERE name = \(name)", logger: logger
-            ).decode(UserRow.self) {
-                found = Self.user(row)
-            }
-            return found
+        let logger = self.logger
+        return try await connection { try await Self.user(named: name, $0, logger: logger) }
+    }
+
+    static func user(named name: String, _ connection: PostgresConnection, logger: Logger) async throws
+        -> UserRecord?
+    {
+        var found: UserRecord?
+        for try await row in try await connection.query(
+            "SELECT \(unescaped: userColumns) FROM users WHERE name = \(name)", logger: logger
+        ).decode(UserRow.self) {
+            found = user(row)
         }
+        return found
     }
 
     /// Every user, by name.

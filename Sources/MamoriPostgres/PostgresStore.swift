@@ -3,6 +3,7 @@ public import Logging
 public import MamoriCore
 import MamoriStore
 public import PostgresNIO
+import Synchronization
 
 /// Mamori's state on PostgreSQL, for the hub that a town's terminals share (docs/town.md, to
 /// come). Built step by step towards a full ``MamoriStorage``: so far the audit chain (appends,
@@ -22,6 +23,14 @@ public final class PostgresStore: Sendable {
     /// Signs a checkpoint of the chain head every `checkpointInterval` entries (nil: never).
     let signer: AuditSigner?
     let checkpointInterval: Int64
+    /// Called with each new checkpoint once its transaction has committed (the daemon's witness).
+    let onCheckpoint: (@Sendable (AuditCheckpoint) -> Void)?
+
+    /// The checkpoints the current writing transaction made, handed to ``onCheckpoint`` after commit.
+    final class MadeCheckpoints: Sendable {
+        let made = Mutex<[AuditCheckpoint]>([])
+    }
+    @TaskLocal static var madeCheckpoints: MadeCheckpoints?
 
     /// The advisory lock every writing transaction takes first ("audit" in ASCII).
     static let chainLock: Int64 = 0x61_7564_6974
@@ -29,12 +38,19 @@ public final class PostgresStore: Sendable {
     /// A store on `client`, which the caller runs (`client.run()`) for as long as the store is used.
     /// Call ``PostgresSchema/migrate(_:logger:)`` first.
     ///
-    /// - Parameter signer: the audit key; with it, every `checkpointInterval`-th entry gets a signed
-    ///   checkpoint in the same transaction.
-    public init(client: PostgresClient, signer: AuditSigner? = nil, checkpointInterval: Int = 100, logger: Logger) {
+    /// - Parameters:
+    ///   - signer: the audit key; with it, every `checkpointInterval`-th entry gets a signed
+    ///     checkpoint in the same transaction.
+    ///   - onCheckpoint: called with each new checkpoint once its transaction has committed: where
+    ///     the daemon keeps its witness.
+    public init(
+        client: PostgresClient, signer: AuditSigner? = nil, checkpointInterval: Int = 100,
+        onCheckpoint: (@Sendable (AuditCheckpoint) -> Void)? = nil, logger: Logger
+    ) {
         self.client = client
         self.signer = signer
         self.checkpointInterval = Int64(max(1, checkpointInterval))
+        self.onCheckpoint = onCheckpoint
         self.logger = logger
     }
 
@@ -46,13 +62,20 @@ public final class PostgresStore: Sendable {
         audit: AuditEntry?, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let logger = self.logger
+        let made = MadeCheckpoints()
         do {
-            return try await client.withTransaction(logger: logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: logger)
-                let result = try await body(connection)
-                if let audit { try await self.append(audit, connection) }
-                return result
+            let result = try await Self.$madeCheckpoints.withValue(made) {
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: logger)
+                    let result = try await body(connection)
+                    if let audit { try await self.append(audit, connection) }
+                    return result
+                }
             }
+            if let onCheckpoint {
+                for checkpoint in made.made.withLock({ $0 }) { onCheckpoint(checkpoint) }
+            }
+            return result
         } catch let error as PostgresTransactionError {
             if let refusal = error.closureError as? StoreError { throw refusal }
             throw failure(error)
@@ -69,6 +92,22 @@ public final class PostgresStore: Sendable {
             throw error
         } catch {
             throw failure(error)
+        }
+    }
+
+    /// Runs reads on one connection of the pool.
+    func connection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await read { client in try await client.withConnection { try await body($0) } }
+    }
+
+    /// Runs reads in one repeatable-read, read-only transaction: they all see one snapshot.
+    func snapshot<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = self.logger
+        return try await read { client in
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+                return try await body(connection)
+            }
         }
     }
 
@@ -127,6 +166,7 @@ public final class PostgresStore: Sendable {
                 \(AuditEntry.milliseconds(checkpoint.time)), \(ByteBuffer(bytes: checkpoint.signature)),
                 \(checkpoint.previous.map { ByteBuffer(bytes: $0) }))
             """, logger: logger)
+        Self.madeCheckpoints?.made.withLock { $0.append(checkpoint) }
     }
 
     private func newestCheckpoint(_ connection: PostgresConnection) async throws -> AuditCheckpoint? {
@@ -149,48 +189,6 @@ public final class PostgresStore: Sendable {
     /// Appends one entry on its own (an act with nothing else to change, such as a denial).
     public func appendAudit(_ entry: AuditEntry) async throws {
         try await write(audit: entry) { _ in }
-    }
-}
-
-extension PostgresStore: AuditPageReader {
-    /// Every checkpoint, in the order they were made.
-    public func checkpoints() async throws -> [AuditCheckpoint] {
-        try await read { client in
-            var checkpoints: [AuditCheckpoint] = []
-            for try await row in try await client.query(
-                "SELECT audit_seq, head_hash, time, signature, previous FROM checkpoints ORDER BY id", logger: logger
-            ).decode((Int64, ByteBuffer, Int64, ByteBuffer, ByteBuffer?).self) {
-                checkpoints.append(Self.checkpoint(row))
-            }
-            return checkpoints
-        }
-    }
-
-    /// Up to `limit` entries after `after`, in order, exactly as stored (the detail as hashed).
-    public func auditPage(after: Int64, limit: Int) async throws -> [AuditChain.StoredEntry] {
-        try await read { client in
-            var entries: [AuditChain.StoredEntry] = []
-            let rows = try await client.query(
-                """
-                SELECT seq, time, actor_uid, actor, event, target, outcome, detail, terminal, zone,
-                    policy_revision, prev_hash, hash
-                FROM audit WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))
-                """, logger: logger)
-            for try await row in rows.decode(
-                (
-                    Int64, Int64, Int64?, String, String, String, String, String, String, String, String, ByteBuffer,
-                    ByteBuffer
-                ).self)
-            {
-                entries.append(
-                    AuditChain.StoredEntry(
-                        sequence: row.0, timeMillis: row.1, actorUID: row.2.map { Int($0) }, actor: row.3,
-                        event: row.4, target: row.5, outcome: row.6, detailJSON: row.7, terminal: row.8, zone: row.9,
-                        policyRevision: row.10, previousHash: Array(row.11.readableBytesView),
-                        hash: Array(row.12.readableBytesView)))
-            }
-            return entries
-        }
     }
 }
 

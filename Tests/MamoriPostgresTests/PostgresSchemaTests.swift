@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MamoriPostgres
+import MamoriTestSupport
 import PostgresNIO
 import Testing
 
@@ -79,63 +80,6 @@ struct PostgresSchemaTests {
             } catch {
                 Issue.record("\(String(reflecting: error))")
             }
-        }
-    }
-}
-
-/// The private server `make test` runs, and a fresh database on it for each test.
-enum TestServer {
-    /// `host:port` of the server, from `MAMORI_TEST_POSTGRES`.
-    static let address: (host: String, port: Int)? = {
-        guard let text = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES"],
-            let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...])
-        else { return nil }
-        return (String(text[..<colon]), port)
-    }()
-
-    /// The role scripts/with-postgres makes (trust authentication on loopback only).
-    static let role = "mamori"
-
-    struct NoServer: Error {}
-
-    @discardableResult
-    static func withClient<T: Sendable>(
-        database: String, logger: Logger, _ body: (PostgresClient) async throws -> T
-    ) async throws -> T {
-        guard let address else { throw NoServer() }
-        let client = PostgresClient(
-            configuration: .init(
-                host: address.host, port: address.port, username: role, password: nil, database: database,
-                tls: .disable),
-            backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
-    }
-
-    /// Runs `body` with a client of a new, empty database, which is dropped afterwards.
-    static func withDatabase(_ body: (PostgresClient, String, Logger) async throws -> Void) async throws {
-        var logger = Logger(label: "test.postgres")
-        // Warnings include "run() hasn't been called yet", which a lease at start waits out.
-        logger.logLevel = .error
-        let name = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        try await withClient(database: "postgres", logger: logger) { admin in
-            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
-        }
-        do {
-            try await withClient(database: name, logger: logger) { try await body($0, name, logger) }
-        } catch {
-            try? await dropDatabase(name, logger: logger)
-            throw error
-        }
-        try await dropDatabase(name, logger: logger)
-    }
-
-    private static func dropDatabase(_ name: String, logger: Logger) async throws {
-        try await withClient(database: "postgres", logger: logger) { admin in
-            try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(name) WITH (FORCE)"), logger: logger)
         }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import MamoriCore
 import MamoriPostgres
 import MamoriStore
+import MamoriTestSupport
 import PostgresNIO
 import Testing
 

@@ -4,6 +4,7 @@ import MamoriCore
 import MamoriPostgres
 import MamoriSQLite
 import MamoriStore
+import MamoriTestSupport
 import Testing
 
 /// What every store promises the service, run on the embedded SQLite store and on PostgreSQL

@@ -1,5 +1,7 @@
 import Foundation
+import MamoriPostgres
 import MamoriProtocol
+import MamoriTestSupport
 import Testing
 
 /// Every operation served once, so that `make test`'s schema check (scripts/check-replies) sees a
@@ -9,6 +11,27 @@ struct EveryOperationTests {
     @Test("each operation answers the operator with success")
     func everyOperation() async throws {
         let service = try await InProcessService()
+        try await Self.serveEach(service)
+        await service.stop()
+    }
+
+    /// The same service on PostgreSQL, as the hub will keep it: every operation, and the chain it
+    /// wrote verified at the end.
+    @Test(
+        "each operation answers with success on the PostgreSQL store too",
+        .enabled(if: TestServer.address != nil, "run through make test, which starts PostgreSQL"))
+    func everyOperationOnPostgres() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let service = try await InProcessService(backing: .postgres(client))
+            try await Self.serveEach(service)
+            let verified = try await service.call(.auditVerify)
+            #expect(verified.fields["holds"] == .bool(true), "\(verified)")
+            await service.stop()
+        }
+    }
+
+    static func serveEach(_ service: InProcessService) async throws {
         let seed = try await service.enrol("mori", password: "mori password", roles: ["staff"])
         let login = try await service.call(
             .authenticate,
@@ -64,6 +87,5 @@ struct EveryOperationTests {
             served.insert(operation)
         }
         #expect(served == Set(WireOperation.allCases))
-        await service.stop()
     }
 }

@@ -1,9 +1,11 @@
 import Foundation
 import Logging
 import MamoriCore
+import MamoriPostgres
 import MamoriProtocol
 import MamoriSQLite
 import MamoriTestSupport
+import PostgresNIO
 import Synchronization
 
 @testable import MamoriServer
@@ -28,7 +30,15 @@ final class InProcessService: @unchecked Sendable {
     let folder: URL
     let clock: ManualClock
     let configuration: DaemonConfiguration
+    let backing: Backing
     private(set) var service: MamoriService
+
+    /// Where the service keeps its state: the SQLite file the daemon uses, or a PostgreSQL
+    /// database (already migrated) as the hub will.
+    enum Backing {
+        case sqlite
+        case postgres(PostgresClient)
+    }
 
     /// The break-glass operator (the test runs as root).
     static let root = Caller(uid: 0, pid: 1, name: "root")
@@ -36,8 +46,9 @@ final class InProcessService: @unchecked Sendable {
     /// A caller with a Unix name that is not an operator.
     static func user(_ name: String, uid: UInt32 = 4242) -> Caller { Caller(uid: uid, pid: 2, name: name) }
 
-    init(clock: ManualClock = ManualClock()) async throws {
+    init(clock: ManualClock = ManualClock(), backing: Backing = .sqlite) async throws {
         self.clock = clock
+        self.backing = backing
         folder = FileManager.default.temporaryDirectory.appendingPathComponent(
             "mamori-service-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -56,17 +67,26 @@ final class InProcessService: @unchecked Sendable {
         configuration.socketPath = folder.appendingPathComponent("unused.sock").path
         configuration.terminal = "in-process"
         self.configuration = configuration
-        service = try await Self.open(configuration, clock: clock)
+        service = try await Self.open(configuration, clock: clock, backing: backing)
     }
 
-    private static func open(_ configuration: DaemonConfiguration, clock: ManualClock) async throws -> MamoriService {
-        try await ServiceFactory.make(
-            configuration: configuration, logger: Logger(label: "mamori-test") { _ in SwiftLogNoOpLogHandler() },
+    private static func open(_ configuration: DaemonConfiguration, clock: ManualClock, backing: Backing) async throws
+        -> MamoriService
+    {
+        let logger = Logger(label: "mamori-test") { _ in SwiftLogNoOpLogHandler() }
+        return try await ServiceFactory.make(
+            configuration: configuration, logger: logger,
             openStore: { needs in
-                try SQLiteStore(
-                    path: needs.databasePath, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
-                    onCheckpoint: needs.onCheckpoint
-                )
+                switch backing {
+                case .sqlite:
+                    return try SQLiteStore(
+                        path: needs.databasePath, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
+                        onCheckpoint: needs.onCheckpoint)
+                case .postgres(let client):
+                    return PostgresStore(
+                        client: client, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
+                        onCheckpoint: needs.onCheckpoint, logger: logger)
+                }
             },
             clock: clock
         )
@@ -76,7 +96,7 @@ final class InProcessService: @unchecked Sendable {
     /// opens a new one on the same state folder and clock.
     func restart() async throws {
         await service.shutdown()
-        service = try await Self.open(configuration, clock: clock)
+        service = try await Self.open(configuration, clock: clock, backing: backing)
     }
 
     func stop() async {
