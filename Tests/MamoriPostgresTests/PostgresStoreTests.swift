@@ -113,4 +113,68 @@ struct PostgresStoreTests {
             #expect(cut.problems.map(\.description).contains { $0.contains("entry 4 is missing") }, "\(cut.problems)")
         }
     }
+
+    /// Two hubs on one database, as two terminals' logins reach them: failures on both count
+    /// towards one lockout, and one TOTP step is accepted once, whichever hub sees it first.
+    @Test("failures on two hubs add up to one lock; a step accepted on one is refused on the other")
+    func acrossHubs() async throws {
+        try await TestServer.withDatabase { client, database, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            try await TestServer.withClient(database: database, logger: logger) { other in
+                let hubs = [
+                    PostgresStore(client: client, logger: logger), PostgresStore(client: other, logger: logger),
+                ]
+                try await hubs[0].addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+                let now = Date(timeIntervalSince1970: 1_790_000_000)
+                // Ten failures, five through each hub, at once: the town policy's threshold.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for hub in hubs {
+                        group.addTask {
+                            for _ in 0..<5 {
+                                guard
+                                    case .reserved(let attempt) = try await hub.reserveAttempt(
+                                        "sato", at: now, threshold: 10, window: 900)
+                                else { continue }
+                                _ = try await hub.recordFailure(
+                                    "sato", attempt: attempt, at: now, threshold: 10, window: 900, lockFor: 1800,
+                                    audit: Self.entry(.authFailure, "sato"))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let failures = try #require(try await hubs[1].failures(of: "sato"))
+                #expect(failures.count == 10 && failures.lockedUntil == now.addingTimeInterval(1800))
+                #expect(
+                    try await hubs[0].reserveAttempt("sato", at: now, threshold: 10, window: 900)
+                        == .refused(locked: true))
+
+                // One step, offered to both hubs at once: exactly one accepts it.
+                try await hubs[0].unlock("sato", audit: Self.entry(.userUnlock, "sato"))
+                try await hubs[0].beginTOTP(
+                    TOTPRecord(user: "sato", sealedSeed: [1, 2, 3], parameters: .default, createdAt: now),
+                    audit: Self.entry(.totpEnrollBegin, "sato"))
+                try await hubs[1].confirmTOTP("sato", step: 100, audit: Self.entry(.totpEnrollConfirm, "sato"))
+                let accepted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for hub in hubs {
+                        group.addTask {
+                            guard
+                                case .reserved(let attempt) = try await hub.reserveAttempt(
+                                    "sato", at: now, threshold: 10, window: 900)
+                            else { return false }
+                            return try await hub.recordLogin(
+                                "sato", at: now, attempt: attempt, acceptedStep: 101, consumedRecoveryCode: nil,
+                                rehash: nil, audit: Self.entry(.authSuccess, "sato"))
+                        }
+                    }
+                    var results: [Bool] = []
+                    for try await result in group { results.append(result) }
+                    return results
+                }
+                #expect(accepted.sorted { !$0 && $1 } == [false, true], "\(accepted)")
+                #expect(try await hubs[1].totp(of: "sato")?.lastAcceptedStep == 101)
+                #expect(try await AuditVerifier.verify(hubs[0], publicKey: nil).problems.isEmpty)
+            }
+        }
+    }
 }
