@@ -73,7 +73,10 @@ public enum PostgresSchema {
                     count INTEGER NOT NULL,
                     first_failure_at BIGINT NOT NULL,
                     locked_until BIGINT,
-                    in_flight INTEGER NOT NULL DEFAULT 0
+                    in_flight INTEGER NOT NULL DEFAULT 0,
+                    -- When the newest attempt was reserved: reservations a crashed hub left behind
+                    -- are let go once this is older than any password check can take.
+                    in_flight_at BIGINT
                 )
                 """,
                 """

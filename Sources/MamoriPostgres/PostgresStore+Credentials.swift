@@ -57,33 +57,53 @@ extension PostgresStore: CredentialStore {
     static func failureState(of name: String, _ connection: PostgresConnection, logger: Logger) async throws
         -> FailureState?
     {
-        var state: FailureState?
-        for try await row in try await connection.query(
-            "SELECT count, first_failure_at, locked_until, in_flight FROM failures WHERE user_name = \(name)",
-            logger: logger
-        ).decode((Int32, Int64, Int64?, Int32).self) {
-            state = FailureState(
-                count: Int(row.0), firstFailureAt: date(row.1), lockedUntil: row.2.map(date), inFlight: Int(row.3))
-        }
-        return state
+        try await failureRow(of: name, connection, logger: logger)?.state
     }
 
-    /// Stores what the lockout arithmetic made of the state: an empty or nil state is deleted.
-    static func store(_ state: FailureState?, of name: String, _ connection: PostgresConnection, logger: Logger)
-        async throws
+    /// The stored state and when its newest attempt was reserved.
+    static func failureRow(of name: String, _ connection: PostgresConnection, logger: Logger) async throws
+        -> (state: FailureState, reservedAt: Date?)?
     {
+        var found: (state: FailureState, reservedAt: Date?)?
+        for try await row in try await connection.query(
+            """
+            SELECT count, first_failure_at, locked_until, in_flight, in_flight_at FROM failures
+            WHERE user_name = \(name)
+            """, logger: logger
+        ).decode((Int32, Int64, Int64?, Int32, Int64?).self) {
+            found = (
+                FailureState(
+                    count: Int(row.0), firstFailureAt: date(row.1), lockedUntil: row.2.map(date), inFlight: Int(row.3)),
+                row.4.map(date)
+            )
+        }
+        return found
+    }
+
+    /// How long a reserved attempt may stay unsettled before it is let go: far longer than any
+    /// password check (Argon2 runs for under a second, and a check queued past its caller's
+    /// deadline is dropped), so only attempts a crashed or cut-off hub left behind are.
+    static let reservationLifetime: TimeInterval = 600
+
+    /// Stores what the lockout arithmetic made of the state: an empty or nil state is deleted.
+    static func store(
+        _ state: FailureState?, of name: String, reservedAt: Date? = nil, _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
         guard let state, !state.isEmpty else {
             try await connection.query("DELETE FROM failures WHERE user_name = \(name)", logger: logger)
             return
         }
         try await connection.query(
             """
-            INSERT INTO failures (user_name, count, first_failure_at, locked_until, in_flight)
+            INSERT INTO failures (user_name, count, first_failure_at, locked_until, in_flight, in_flight_at)
             VALUES (\(name), \(Int32(state.count)), \(AuditEntry.milliseconds(state.firstFailureAt)),
-                \(state.lockedUntil.map(AuditEntry.milliseconds)), \(Int32(state.inFlight)))
+                \(state.lockedUntil.map(AuditEntry.milliseconds)), \(Int32(state.inFlight)),
+                \(reservedAt.map(AuditEntry.milliseconds)))
             ON CONFLICT (user_name) DO UPDATE SET count = EXCLUDED.count,
                 first_failure_at = EXCLUDED.first_failure_at, locked_until = EXCLUDED.locked_until,
-                in_flight = EXCLUDED.in_flight
+                in_flight = EXCLUDED.in_flight,
+                in_flight_at = COALESCE(EXCLUDED.in_flight_at, failures.in_flight_at)
             """, logger: logger)
     }
 
@@ -94,10 +114,17 @@ extension PostgresStore: CredentialStore {
     {
         let logger = self.logger
         return try await write(audit: nil) { connection in
-            let stored = try await Self.failureState(of: name, connection, logger: logger)
+            let row = try await Self.failureRow(of: name, connection, logger: logger)
+            var stored = row?.state
+            // Attempts reserved so long ago are not in flight any more: the hub that held them is gone.
+            if let reservedAt = row?.reservedAt, time.timeIntervalSince(reservedAt) > Self.reservationLifetime {
+                stored?.inFlight = 0
+            }
             let (state, reservation) = Lockout.reserve(
                 stored, user: name, at: time, threshold: threshold, window: window)
-            if case .reserved = reservation { try await Self.store(state, of: name, connection, logger: logger) }
+            if case .reserved = reservation {
+                try await Self.store(state, of: name, reservedAt: time, connection, logger: logger)
+            }
             return reservation
         }
     }

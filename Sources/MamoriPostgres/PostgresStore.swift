@@ -32,6 +32,10 @@ public final class PostgresStore: Sendable {
     }
     @TaskLocal static var madeCheckpoints: MadeCheckpoints?
 
+    /// The longest a writing transaction waits for the chain lock (or any row lock) before it
+    /// fails with `storage`, rather than queueing behind a stalled hub for ever.
+    static let lockTimeout = "10s"
+
     /// The advisory lock every writing transaction takes first ("audit" in ASCII).
     static let chainLock: Int64 = 0x61_7564_6974
 
@@ -66,6 +70,12 @@ public final class PostgresStore: Sendable {
         do {
             let result = try await Self.$madeCheckpoints.withValue(made) {
                 try await client.withTransaction(logger: logger) { connection in
+                    // Read committed (whatever the server's default), so that what the body reads
+                    // is read after the lock is held; and a bounded wait for the lock, so that a
+                    // hub stalled inside a transaction cannot hold every login on every hub.
+                    try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
+                    try await connection.query(
+                        "SELECT set_config('lock_timeout', \(Self.lockTimeout), true)", logger: logger)
                     try await connection.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: logger)
                     let result = try await body(connection)
                     if let audit { try await self.append(audit, connection) }
@@ -112,8 +122,31 @@ public final class PostgresStore: Sendable {
     }
 
     private func failure(_ error: any Error) -> StoreError {
-        logger.error("a PostgreSQL request failed", metadata: ["error": "\(String(reflecting: error))"])
+        logger.error("a PostgreSQL request failed", metadata: ["error": "\(Self.safeDescription(error))"])
         return StoreError(.storage, "The database could not complete the request; nothing was changed.")
+    }
+
+    /// What went wrong, fit for a log line. Never `String(reflecting:)` of postgres-nio's errors:
+    /// that holds the query with its bound values (password hashes, sealed seeds, code digests),
+    /// and a decoding error the cell's raw data. The server's SQLSTATE and message name no value.
+    static func safeDescription(_ error: any Error) -> String {
+        switch error {
+        case let error as PSQLError:
+            let state = error.serverInfo?[.sqlState] ?? "-"
+            let message = error.serverInfo?[.message] ?? "-"
+            return "PSQLError \(error.code), SQLSTATE \(state): \(message)"
+        case let error as PostgresDecodingError:
+            return "cannot decode column \(error.columnName) as \(error.targetType)"
+        case let error as PostgresTransactionError:
+            let parts = [
+                ("begin", error.beginError), ("body", error.closureError), ("commit", error.commitError),
+                ("rollback", error.rollbackError),
+            ]
+            return parts.compactMap { name, inner in inner.map { "\(name): \(safeDescription($0))" } }
+                .joined(separator: "; ")
+        default:
+            return "\(type(of: error))"
+        }
     }
 
     // MARK: The chain

@@ -21,21 +21,21 @@ final class WitnessKeeper: Sendable {
 
     /// Records `checkpoint` as the newest head if it is newer than the witness.
     func witness(_ checkpoint: AuditCheckpoint) {
-        let newer = newest.withLockedValue { newest in
-            guard checkpoint.sequence > newest else { return false }
+        // The file is written under the lock: with checkpoints from several transactions (a store
+        // that commits them in parallel), an older one must never land on disk after a newer one.
+        newest.withLockedValue { newest in
+            guard checkpoint.sequence > newest else { return }
             newest = checkpoint.sequence
-            return true
-        }
-        guard newer else { return }
-        let line = AuditWitness.logLine(checkpoint)
-        logger.notice("\(line)")
-        line.withCString { text in
-            withVaList([text]) { vsyslog(LOG_AUTHPRIV | LOG_NOTICE, "%s", $0) }
-        }
-        do {
-            try AuditWitness.write(checkpoint, to: path)
-        } catch {
-            logger.critical("the audit witness could not be written", metadata: ["error": "\(error)"])
+            let line = AuditWitness.logLine(checkpoint)
+            logger.notice("\(line)")
+            line.withCString { text in
+                withVaList([text]) { vsyslog(LOG_AUTHPRIV | LOG_NOTICE, "%s", $0) }
+            }
+            do {
+                try AuditWitness.write(checkpoint, to: path)
+            } catch {
+                logger.critical("the audit witness could not be written", metadata: ["error": "\(error)"])
+            }
         }
     }
 

@@ -38,7 +38,9 @@ public protocol CredentialStore: Sendable {
     /// Reserves a password attempt (``Lockout/reserve(_:user:at:threshold:window:)`` on the stored
     /// state, in one transaction). Every reserved attempt must be settled by ``recordFailure(_:attempt:at:threshold:window:lockFor:audit:)``,
     /// ``recordLogin(_:at:attempt:acceptedStep:consumedRecoveryCode:rehash:audit:)``, ``recordSuccess(_:at:)``
-    /// or ``release(_:)``; opening the store again releases every reservation.
+    /// or ``release(_:)``. Reservations a crash left unsettled are let go: by the embedded store
+    /// when it opens again, by a shared store (several hubs) once they are older than any check
+    /// can take.
     func reserveAttempt(_ name: String, at time: Date, threshold: Int, window: TimeInterval) async throws
         -> AttemptReservation
     /// Gives back an attempt that was not evaluated.

@@ -5,6 +5,7 @@ import MamoriPostgres
 import MamoriStore
 import MamoriTestSupport
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// The hub's store on a real PostgreSQL server: users, and the audit chain that records every
@@ -177,4 +178,69 @@ struct PostgresStoreTests {
             }
         }
     }
+
+    /// A hub that crashed between reserving attempts and settling them leaves them counted; they
+    /// are let go once older than any check can take, or the account would stay refused for good.
+    @Test("attempts a crashed hub left reserved are let go after their lifetime, not before")
+    func abandonedReservations() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let store = PostgresStore(client: client, logger: logger)
+            try await store.addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+            let now = Date(timeIntervalSince1970: 1_790_000_000)
+            for _ in 0..<10 {
+                let reservation = try await store.reserveAttempt("sato", at: now, threshold: 10, window: 900)
+                guard case .reserved = reservation else {
+                    Issue.record("refused early: \(reservation)")
+                    return
+                }
+            }
+            #expect(
+                try await store.reserveAttempt("sato", at: now.addingTimeInterval(60), threshold: 10, window: 900)
+                    == .refused(locked: false), "ten unsettled attempts fill the threshold")
+            let later = now.addingTimeInterval(11 * 60)
+            let reservation = try await store.reserveAttempt("sato", at: later, threshold: 10, window: 900)
+            guard case .reserved = reservation else {
+                Issue.record("still refused after the reservations' lifetime: \(reservation)")
+                return
+            }
+        }
+    }
+
+    /// A failing statement is logged by its SQLSTATE and the server's message, never with the
+    /// query and its bound values (which can be hashes, sealed seeds or code digests).
+    @Test("a failed statement logs its SQLSTATE, never the query or its values")
+    func failuresLogNoValues() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let lines = LogCapture()
+            let store = PostgresStore(client: client, logger: Logger(label: "test") { _ in lines })
+            let digest = Array("secret-digest-0123456789".utf8)
+            // No user "ghost": the insert breaks the foreign key, and the whole change is refused.
+            await #expect(throws: StoreError.self) {
+                try await store.replaceRecoveryCodes(
+                    "ghost", with: [StoredRecoveryCode(digest: digest)], audit: Self.entry(.recoveryIssue, "ghost"))
+            }
+            let logged = lines.text
+            #expect(logged.contains("SQLSTATE 23503"), "\(logged)")
+            #expect(!logged.contains("INSERT") && !logged.contains("recovery_codes (") && !logged.contains("secret"))
+            #expect(try await store.auditHead() == 0, "the refused change wrote no entry")
+        }
+    }
+}
+
+/// A log handler that keeps every line, with its metadata, for a test to read.
+final class LogCapture: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let fields = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+        lines.withLock { $0.append("\(event.message) \(fields)") }
+    }
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
 }
