@@ -4,13 +4,11 @@ public import PostgresNIO
 
 /// The private server `make test` runs, and a fresh database on it for each test.
 public enum TestServer {
-    /// `host:port` of the server, from `MAMORI_TEST_POSTGRES`.
-    public static let address: (host: String, port: Int)? = {
-        guard let text = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES"],
-            let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...])
-        else { return nil }
-        return (String(text[..<colon]), port)
-    }()
+    /// The server's Unix socket, from `MAMORI_TEST_POSTGRES` (scripts/with-postgres listens on
+    /// nothing else).
+    public static let address: String? = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES"].flatMap {
+        $0.hasPrefix("/") ? $0 : nil
+    }
 
     /// The role scripts/with-postgres makes (trust authentication on loopback only).
     public static let role = "mamori"
@@ -25,9 +23,7 @@ public enum TestServer {
     ) async throws -> T {
         guard let address else { throw NoServer() }
         let client = PostgresClient(
-            configuration: .init(
-                host: address.host, port: address.port, username: role, password: nil, database: database,
-                tls: .disable),
+            configuration: .init(unixSocketPath: address, username: role, password: nil, database: database),
             backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
