@@ -167,42 +167,65 @@ extension PostgresStore: CredentialStore {
 
     /// Records a successful login: the failures settled, the last login, and when given the
     /// accepted TOTP step (only if later than the stored one: a step is accepted once, on any
-    /// terminal), a consumed recovery code and a stronger hash. Returns false, changing nothing,
-    /// when the account was locked meanwhile, or the step or the code was taken meanwhile.
+    /// terminal), a consumed recovery code and a stronger hash (only over the one verified).
+    /// Returns false, changing nothing (the transaction is rolled back), when the account was
+    /// locked, the step taken, the code used or the password replaced meanwhile.
     public func recordLogin(
         _ name: String, at time: Date, attempt: PasswordAttempt, acceptedStep: UInt64?, consumedRecoveryCode: Int64?,
-        rehash: String?, audit: AuditEntry
+        rehash: PasswordRehash?, audit: AuditEntry
     ) async throws -> Bool {
         let logger = self.logger
-        return try await write(audit: nil) { connection in
-            let failures = try await Self.failureState(of: name, connection, logger: logger)
-            if failures?.isLocked(at: time) == true { return false }
-            if let step = acceptedStep {
-                let taken = try await connection.query(
-                    """
-                    UPDATE totp SET last_step = \(Int64(step))
-                    WHERE user_name = \(name) AND (last_step IS NULL OR last_step < \(Int64(step))) RETURNING user_name
-                    """, logger: logger)
-                guard try await Self.count(taken) == 1 else { return false }
+        let taken = StoreError(.takenMeanwhile, "The login's state changed before it was recorded.")
+        do {
+            return try await write(audit: nil) { connection in
+                try await self.recordLogin(
+                    name, at: time, attempt: attempt, acceptedStep: acceptedStep,
+                    consumedRecoveryCode: consumedRecoveryCode, rehash: rehash, audit: audit, refusing: taken,
+                    connection, logger: logger)
             }
-            if let code = consumedRecoveryCode {
-                let used = try await connection.query(
-                    """
-                    UPDATE recovery_codes SET used_at = \(AuditEntry.milliseconds(time))
-                    WHERE id = \(code) AND user_name = \(name) AND used_at IS NULL RETURNING id
-                    """, logger: logger)
-                guard try await Self.count(used) == 1 else { return false }
-            }
-            try await connection.query(
-                """
-                UPDATE users SET last_login_at = \(AuditEntry.milliseconds(time)),
-                    password_hash = COALESCE(\(rehash), password_hash)
-                WHERE name = \(name)
-                """, logger: logger)
-            try await Self.store(Lockout.succeed(failures, attempt: attempt), of: name, connection, logger: logger)
-            try await self.append(audit, connection)
-            return true
+        } catch let error as StoreError where error.code == .takenMeanwhile {
+            return false
         }
+    }
+
+    private func recordLogin(
+        _ name: String, at time: Date, attempt: PasswordAttempt, acceptedStep: UInt64?, consumedRecoveryCode: Int64?,
+        rehash: PasswordRehash?, audit: AuditEntry, refusing taken: StoreError, _ connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Bool {
+        let failures = try await Self.failureState(of: name, connection, logger: logger)
+        if failures?.isLocked(at: time) == true { throw taken }
+        if let step = acceptedStep {
+            let accepted = try await connection.query(
+                """
+                UPDATE totp SET last_step = \(Int64(step))
+                WHERE user_name = \(name) AND (last_step IS NULL OR last_step < \(Int64(step))) RETURNING user_name
+                """, logger: logger)
+            guard try await Self.count(accepted) == 1 else { throw taken }
+        }
+        if let code = consumedRecoveryCode {
+            let used = try await connection.query(
+                """
+                UPDATE recovery_codes SET used_at = \(AuditEntry.milliseconds(time))
+                WHERE id = \(code) AND user_name = \(name) AND used_at IS NULL RETURNING id
+                """, logger: logger)
+            guard try await Self.count(used) == 1 else { throw taken }
+        }
+        if let rehash {
+            // Only over the hash the login verified: a password set meanwhile, on any hub,
+            // stays, and the login, judged on the old one, fails closed.
+            let upgraded = try await connection.query(
+                """
+                UPDATE users SET password_hash = \(rehash.upgraded)
+                WHERE name = \(name) AND password_hash = \(rehash.verified) RETURNING name
+                """, logger: logger)
+            guard try await Self.count(upgraded) == 1 else { throw taken }
+        }
+        try await connection.query(
+            "UPDATE users SET last_login_at = \(AuditEntry.milliseconds(time)) WHERE name = \(name)", logger: logger)
+        try await Self.store(Lockout.succeed(failures, attempt: attempt), of: name, connection, logger: logger)
+        try await self.append(audit, connection)
+        return true
     }
 
     /// Forgives every failure and lifts the lock (``Lockout/unlock(_:)``), and appends `audit`.

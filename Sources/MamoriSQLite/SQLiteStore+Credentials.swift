@@ -105,32 +105,53 @@ extension SQLiteStore: CredentialStore {
 
     /// Records a successful login: resets failures, stores the last login and, when given, the
     /// accepted TOTP step (only if later than the stored one, so a race cannot accept a step
-    /// twice), a consumed recovery code, and a stronger password hash. Returns false, changing
-    /// nothing, when the step was taken meanwhile or the recovery code was used meanwhile.
+    /// twice), a consumed recovery code, and a stronger password hash (only over the one the
+    /// login verified). Returns false, changing nothing (the transaction is rolled back), when the
+    /// account was locked, the step taken, the code used or the password replaced meanwhile.
     public func recordLogin(
         _ name: String, at time: Date, attempt: PasswordAttempt, acceptedStep: UInt64?, consumedRecoveryCode: Int64?,
-        rehash: String?, audit: AuditEntry
+        rehash: PasswordRehash?, audit: AuditEntry
+    ) async throws -> Bool {
+        let taken = StoreError(.takenMeanwhile, "The login's state changed before it was recorded.")
+        do {
+            return try await recordLogin(
+                name, at: time, attempt: attempt, acceptedStep: acceptedStep,
+                consumedRecoveryCode: consumedRecoveryCode,
+                rehash: rehash, audit: audit, refusing: taken)
+        } catch let error as StoreError where error.code == .takenMeanwhile {
+            return false
+        }
+    }
+
+    private func recordLogin(
+        _ name: String, at time: Date, attempt: PasswordAttempt, acceptedStep: UInt64?, consumedRecoveryCode: Int64?,
+        rehash: PasswordRehash?, audit: AuditEntry, refusing taken: StoreError
     ) async throws -> Bool {
         try await write(audit: nil) { db in
             // Locked meanwhile by attempts that failed while this one was evaluated: fail closed.
             let failures = try Self.failureState(of: name, db)
-            if failures?.isLocked(at: time) == true { return false }
+            if failures?.isLocked(at: time) == true { throw taken }
             if let step = acceptedStep {
                 try db.execute(
                     sql: "UPDATE totp SET last_step = ? WHERE user = ? AND (last_step IS NULL OR last_step < ?)",
                     arguments: [Int64(step), name, Int64(step)]
                 )
-                guard db.changesCount == 1 else { return false }
+                guard db.changesCount == 1 else { throw taken }
             }
             if let code = consumedRecoveryCode {
                 try db.execute(
                     sql: "UPDATE recovery_codes SET used_at = ? WHERE id = ? AND used_at IS NULL",
                     arguments: [millis(time), code])
-                guard db.changesCount == 1 else { return false }
+                guard db.changesCount == 1 else { throw taken }
             }
             try db.execute(sql: "UPDATE users SET last_login_at = ? WHERE name = ?", arguments: [millis(time), name])
             if let rehash {
-                try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [rehash, name])
+                // Only over the hash the login verified: a password set meanwhile stays, and the
+                // login, judged on the old one, fails closed.
+                try db.execute(
+                    sql: "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+                    arguments: [rehash.upgraded, name, rehash.verified])
+                guard db.changesCount == 1 else { throw taken }
             }
             try Self.store(Lockout.succeed(failures, attempt: attempt), of: name, db)
             try self.append(audit, db)

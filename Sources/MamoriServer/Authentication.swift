@@ -158,9 +158,10 @@ extension MamoriService {
 
             if reason == nil, let user = check.user, let attempt = check.attempt {
                 let hasher = try PasswordHasher(parameters: settings.argon2, random: random)
-                var rehash: String?
+                var rehash: PasswordRehash?
                 if let storedHash = user.passwordHash, (try? hasher.needsRehash(storedHash)) == true {
-                    rehash = try await runArgon2(context) { try hasher.hash(password) }
+                    rehash = PasswordRehash(
+                        verified: storedHash, upgraded: try await runArgon2(context) { try hasher.hash(password) })
                 }
                 let recorded = try await store.recordLogin(
                     name, at: context.now, attempt: attempt, acceptedStep: acceptedStep,

@@ -170,6 +170,22 @@ public struct SessionRecord: Sendable, Hashable {
     public func isOpen(at time: Date) -> Bool { closedAt == nil && time < expiresAt }
 }
 
+/// A stronger hash of the password a login just verified, to store in place of the one it was
+/// verified against, and only if that one is still the stored hash: a password set meanwhile (on
+/// another terminal, by an administrator) is never overwritten by an upgrade of the old one.
+public struct PasswordRehash: Sendable, Hashable {
+    /// The stored hash the login verified the password against.
+    public var verified: String
+    /// The new hash of the same password at the policy's parameters.
+    public var upgraded: String
+
+    /// An upgrade of `verified` to `upgraded`.
+    public init(verified: String, upgraded: String) {
+        self.verified = verified
+        self.upgraded = upgraded
+    }
+}
+
 /// A stored recovery code with its row id.
 public struct RecoveryCodeRecord: Sendable, Hashable {
     /// The store's identifier of this code, which ``CredentialStore/recordLogin(_:at:attempt:acceptedStep:consumedRecoveryCode:rehash:audit:)``
@@ -202,6 +218,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let conflict = Code(rawValue: "conflict")
         /// The store could not read or write: nothing was changed.
         public static let storage = Code(rawValue: "storage")
+        /// What a login was judged on changed before it was recorded (its step was accepted, its
+        /// recovery code used, its password replaced): the transaction was rolled back. Stores
+        /// throw it inside their transaction and answer `recordLogin` with false.
+        public static let takenMeanwhile = Code(rawValue: "taken-meanwhile")
 
         /// The code's name.
         public var description: String { rawValue }

@@ -54,11 +54,12 @@ public protocol CredentialStore: Sendable {
     func recordSuccess(_ attempt: PasswordAttempt, at time: Date) async throws
     /// Records a successful login in one transaction: settles `attempt`, stores the last login
     /// and, when given, the accepted TOTP step (only if later than the stored one), the consumed
-    /// recovery code (only if unused) and a stronger password hash. Returns false, changing
-    /// nothing, when the account was locked meanwhile, the step was taken or the code used.
+    /// recovery code (only if unused) and a stronger password hash (only over the hash verified).
+    /// Returns false, changing nothing, when the account was locked meanwhile, the step was taken,
+    /// the code used or the password replaced.
     func recordLogin(
         _ name: String, at time: Date, attempt: PasswordAttempt, acceptedStep: UInt64?, consumedRecoveryCode: Int64?,
-        rehash: String?, audit: AuditEntry
+        rehash: PasswordRehash?, audit: AuditEntry
     ) async throws -> Bool
     /// Forgives every failure and lifts the lock; attempts in flight stay reserved.
     func unlock(_ name: String, audit: AuditEntry) async throws

@@ -12,7 +12,7 @@ import Testing
 /// enabled user, and one audit entry for each change that lands (none for one refused).
 @Suite("the store conformance, on SQLite and on PostgreSQL")
 struct StoreConformanceTests {
-    typealias Store = IdentityStore & AssignmentStore & SessionStore & AuditPageReader
+    typealias Store = MamoriStorage
 
     static let signer = try! AuditSigner(rawKey: SystemRandomBytes().bytes(32))
     static let start = Date(timeIntervalSince1970: 1_790_000_000)
@@ -113,6 +113,31 @@ struct StoreConformanceTests {
         await #expect(throws: StoreError.self) {
             try await store.closeSession("s2", at: start, audit: entry(.sessionClose, "s2"))
         }
+
+        // A login judged on a password that was replaced meanwhile records nothing, not even its
+        // step (the whole transaction goes); judged on the current one, it records all.
+        try await store.beginTOTP(
+            TOTPRecord(user: "tanaka", sealedSeed: [1, 2, 3], parameters: .default, createdAt: start),
+            audit: entry(.totpEnrollBegin, "tanaka"))
+        try await store.confirmTOTP("tanaka", step: 100, audit: entry(.totpEnrollConfirm, "tanaka"))
+        try await store.setPassword("tanaka", hash: "hash-b", mustChange: false, audit: entry(.userPasswd, "tanaka"))
+        written += 3
+        func login(verified: String) async throws -> Bool {
+            guard
+                case .reserved(let attempt) = try await store.reserveAttempt(
+                    "tanaka", at: start, threshold: 10, window: 900)
+            else { return false }
+            return try await store.recordLogin(
+                "tanaka", at: start, attempt: attempt, acceptedStep: 101, consumedRecoveryCode: nil,
+                rehash: PasswordRehash(verified: verified, upgraded: "hash-c"), audit: entry(.authSuccess, "tanaka"))
+        }
+        #expect(try await login(verified: "hash-a") == false)
+        #expect(try await store.totp(of: "tanaka")?.lastAcceptedStep == 100, "the step is not spent")
+        #expect(try await store.user(named: "tanaka")?.passwordHash == "hash-b", "the new password stays")
+        #expect(try await login(verified: "hash-b") == true)
+        written += 1
+        #expect(try await store.totp(of: "tanaka")?.lastAcceptedStep == 101)
+        #expect(try await store.user(named: "tanaka")?.passwordHash == "hash-c")
 
         // Removing a user closes their open sessions, ends their assignments, changes the generation.
         let before = try await store.assignmentGeneration()
