@@ -58,9 +58,11 @@ test:
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam check MAMORID=$(CURDIR)/.build/debug/mamorid
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam sshd-test MAMORID=$(CURDIR)/.build/debug/mamorid MAMORI_PYTHON=$(MAMORI_PYTHON)
 	@# Every reply the tests receive is logged and checked against the published schema; the
-	@# PostgreSQL tests run against a private server started for them and removed after.
+	@# PostgreSQL tests run against two private servers started for them and removed after (the
+	@# second for the suite that crashes and restarts its server).
 	rm -f .build/replies.jsonl
-	MAMORI_REPLY_LOG=$(CURDIR)/.build/replies.jsonl scripts/with-postgres $(SWIFT) test --disable-xctest
+	MAMORI_REPLY_LOG=$(CURDIR)/.build/replies.jsonl scripts/with-postgres \
+		scripts/with-postgres --as MAMORI_TEST_POSTGRES_SPARE $(SWIFT) test --disable-xctest
 	$(MAMORI_PYTHON) scripts/check-replies docs/protocol-v1.schema.json .build/replies.jsonl
 
 # libFuzzer for FUZZ_SECONDS per target: the PAM module's reply scanner and request escaping (C,
