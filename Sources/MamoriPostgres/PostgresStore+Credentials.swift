@@ -254,8 +254,11 @@ extension PostgresStore: CredentialStore {
             FROM totp WHERE user_name = \(name)
             """, logger: logger
         ).decode((ByteBuffer, String, Int32, Int32, Int64?, Bool, Int64).self) {
+            // A step below zero comes from no clock: the row is not trusted (no enrolment, so a
+            // login that needs a code fails, never one whose replay check was lost).
             guard let algorithm = OTPAlgorithm(rawValue: row.1),
-                let parameters = try? OTPParameters(algorithm: algorithm, digits: Int(row.2), period: Int(row.3))
+                let parameters = try? OTPParameters(algorithm: algorithm, digits: Int(row.2), period: Int(row.3)),
+                (row.4 ?? 0) >= 0
             else { continue }
             record = TOTPRecord(
                 user: name, sealedSeed: Array(row.0.readableBytesView), parameters: parameters,

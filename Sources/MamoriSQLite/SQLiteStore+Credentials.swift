@@ -177,12 +177,16 @@ extension SQLiteStore: CredentialStore {
 
     static func totp(of name: String, _ db: Database) throws -> TOTPRecord? {
         try Row.fetchOne(db, sql: "SELECT * FROM totp WHERE user = ?", arguments: [name]).flatMap { row in
+            // A step below zero comes from no clock: the row is not trusted, and with no enrolment
+            // a login that needs a code fails (never one whose replay check was lost).
+            let lastStep = row["last_step"] as Int64?
             guard let algorithm = OTPAlgorithm(rawValue: row["algorithm"]),
-                let parameters = try? OTPParameters(algorithm: algorithm, digits: row["digits"], period: row["period"])
+                let parameters = try? OTPParameters(algorithm: algorithm, digits: row["digits"], period: row["period"]),
+                (lastStep ?? 0) >= 0
             else { return nil }
             return TOTPRecord(
                 user: row["user"], sealedSeed: [UInt8](row["sealed_seed"] as Data), parameters: parameters,
-                lastAcceptedStep: (row["last_step"] as Int64?).map { UInt64($0) }, confirmed: row["confirmed"],
+                lastAcceptedStep: lastStep.map { UInt64($0) }, confirmed: row["confirmed"],
                 createdAt: date(row["created_at"])
             )
         }

@@ -207,6 +207,25 @@ struct PostgresStoreTests {
         }
     }
 
+    /// A stored step below zero (an edited row) would crash a conversion, or, read as "never
+    /// used", lose the replay check: the enrolment is not trusted at all.
+    @Test("an enrolment whose stored step is negative is read as none")
+    func negativeStep() async throws {
+        try await TestServer.withDatabase { client, _, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let store = PostgresStore(client: client, logger: logger)
+            try await store.addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+            try await store.beginTOTP(
+                TOTPRecord(user: "sato", sealedSeed: [1, 2, 3], parameters: .default, createdAt: Date()),
+                audit: Self.entry(.totpEnrollBegin, "sato"))
+            try await store.confirmTOTP("sato", step: 100, audit: Self.entry(.totpEnrollConfirm, "sato"))
+            #expect(try await store.totp(of: "sato")?.lastAcceptedStep == 100)
+            try await client.query("UPDATE totp SET last_step = -5 WHERE user_name = 'sato'", logger: logger)
+            #expect(try await store.totp(of: "sato") == nil)
+            #expect(try await store.loginState(of: "sato").totp == nil)
+        }
+    }
+
     /// A failing statement is logged by its SQLSTATE and the server's message, never with the
     /// query and its bound values (which can be hashes, sealed seeds or code digests).
     @Test("a failed statement logs its SQLSTATE, never the query or its values")
