@@ -5,6 +5,7 @@ import MamoriPostgres
 import MamoriSQLite
 import MamoriStore
 import MamoriTestSupport
+import Synchronization
 import Testing
 
 /// What every store promises the service, run on the embedded SQLite store and on PostgreSQL
@@ -28,8 +29,11 @@ struct StoreConformanceTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try SQLiteStore(path: folder.appendingPathComponent("m.sqlite").path, signer: Self.signer)
-        try await Self.conforms(store)
+        let witnessed = Witnessed()
+        let store = try SQLiteStore(
+            path: folder.appendingPathComponent("m.sqlite").path, signer: Self.signer, checkpointInterval: 4,
+            onCheckpoint: witnessed.add)
+        try await Self.conforms(store, witnessed: witnessed)
         try await store.close()
     }
 
@@ -37,11 +41,21 @@ struct StoreConformanceTests {
     func postgres() async throws {
         try await TestServer.withDatabase { client, _, logger in
             try await PostgresSchema.migrate(client, logger: logger)
-            try await Self.conforms(PostgresStore(client: client, signer: Self.signer, logger: logger))
+            let witnessed = Witnessed()
+            let store = PostgresStore(
+                client: client, signer: Self.signer, checkpointInterval: 4, onCheckpoint: witnessed.add, logger: logger)
+            try await Self.conforms(store, witnessed: witnessed)
         }
     }
 
-    static func conforms(_ store: some Store) async throws {
+    /// The checkpoints a store handed to its witness, after their transactions committed.
+    final class Witnessed: Sendable {
+        private let sequences = Mutex<[Int64]>([])
+        var all: [Int64] { sequences.withLock { $0 } }
+        func add(_ checkpoint: AuditCheckpoint) { sequences.withLock { $0.append(checkpoint.sequence) } }
+    }
+
+    static func conforms(_ store: some Store, witnessed: Witnessed) async throws {
         var written = 0
         func user(_ name: String) -> UserRecord {
             UserRecord(name: name, displayName: name, kind: .staff, organisation: nil, createdAt: start)
@@ -150,9 +164,27 @@ struct StoreConformanceTests {
             try await store.revoke("sato", role: "staff", audit: entry(.roleRevoke, "sato"))
         }
 
-        // One entry for each change that landed; the chain holds.
+        // One entry for each change that landed; the chain holds; every 4th entry was signed,
+        // and each checkpoint reached the witness once its transaction had committed.
         let report = try await AuditVerifier.verify(store, publicKey: signer.publicKey)
         #expect(report.problems.isEmpty, "\(report.problems)")
         #expect(report.entryCount == written)
+        #expect(try await store.checkpoints().map(\.sequence) == Array(stride(from: 4, through: Int64(written), by: 4)))
+        #expect(witnessed.all == (try await store.checkpoints().map(\.sequence)))
+
+        // Pruning every entry (all written before the cutoff): the prune's own entry links to the
+        // anchor signed at the last one removed, and the trail verifies from there.
+        let pruned = try await store.pruneAudit(before: start.addingTimeInterval(1)) { result in
+            AuditEntry(
+                time: start.addingTimeInterval(2), actorUID: 0, actor: "root", event: .auditPrune, target: "audit",
+                outcome: .success, detail: ["pruned_through": "\(result.prunedThrough)"], terminal: "t",
+                zone: "mynumber", policyRevision: "r")
+        }
+        #expect(pruned == AuditPruneResult(prunedThrough: Int64(written), removed: written))
+        let after = try await AuditVerifier.verify(store, publicKey: signer.publicKey)
+        #expect(after.problems.isEmpty, "\(after.problems)")
+        #expect(after.prunedThrough == Int64(written) && after.entryCount == 1)
+        #expect(try await store.auditHead() == Int64(written) + 1, "numbering goes on after the anchor")
+        #expect(witnessed.all.last == Int64(written), "the anchor reached the witness")
     }
 }
