@@ -140,7 +140,23 @@ public enum PostgresSchema {
                 // even when every entry was pruned (or deleted, which the verifier then reports).
                 "INSERT INTO meta (key, value) VALUES ('assignment_generation', 0), ('audit_sequence', 0)",
             ]
-        )
+        ),
+        Migration(
+            version: 2, name: "the change feed",
+            sql: [
+                // Every change terminals must learn of (users, credentials, assignments, locks, the
+                // policy), numbered under the chain lock: numbers commit in order, without gaps.
+                """
+                CREATE TABLE changes (
+                    number BIGINT PRIMARY KEY,
+                    time BIGINT NOT NULL,
+                    kind TEXT NOT NULL,
+                    subject TEXT NOT NULL
+                )
+                """,
+                "INSERT INTO meta (key, value) VALUES ('change_sequence', 0)",
+            ]
+        ),
     ]
 
     /// The newest version this build knows.

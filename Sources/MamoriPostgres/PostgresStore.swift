@@ -183,6 +183,7 @@ public final class PostgresStore: Sendable {
         if let signer, sequence % checkpointInterval == 0 {
             try await sign(signer, sequence: sequence, headHash: hash, time: entry.time, connection)
         }
+        try await recordChange(entry, connection)
     }
 
     /// Signs and stores a checkpoint naming the newest one stored.

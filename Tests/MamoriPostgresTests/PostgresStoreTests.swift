@@ -207,6 +207,52 @@ struct PostgresStoreTests {
         }
     }
 
+    /// The change feed: every change terminals must learn of, numbered in commit order without
+    /// gaps however many hubs write, with a NOTIFY that a listening hub hears at commit.
+    @Test("changes are numbered in commit order across hubs, only state changes count, and LISTEN hears them")
+    func changeFeed() async throws {
+        try await TestServer.withDatabase { client, database, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            try await TestServer.withClient(database: database, logger: logger) { other in
+                let hubs = [
+                    PostgresStore(client: client, logger: logger), PostgresStore(client: other, logger: logger),
+                ]
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (hub, prefix) in zip(hubs, ["a", "b"]) {
+                        group.addTask {
+                            for index in 0..<20 {
+                                let name = "\(prefix)\(index)"
+                                try await hub.addUser(Self.user(name), audit: Self.entry(.userAdd, name))
+                                // Not a change: terminals hold no copy of the trail's reads.
+                                try await hub.appendAudit(Self.entry(.auditRead, "mamori:audit"))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let changes = try await hubs[0].changes(after: 0, limit: 1000)
+                #expect(changes.map(\.number) == Array(1...40), "contiguous, from 1")
+                #expect(Set(changes.map(\.kind)) == ["user.add"])
+                // The order of the numbers is the order of the commits: the audit chain's order.
+                let added = try await hubs[1].auditEntries(after: 0, limit: 1000, since: nil, until: nil)
+                    .filter { $0.event == "user.add" }.map(\.target)
+                #expect(changes.map(\.subject) == added)
+                #expect(try await hubs[1].changes(after: 38, limit: 10).map(\.number) == [39, 40])
+
+                // A hub listening hears the next change's number when it commits.
+                let heard = try await client.withConnection { connection in
+                    try await connection.listen(on: PostgresStore.changeChannel) { notifications in
+                        try await hubs[1].setDisabled("a3", true, audit: Self.entry(.userDisable, "a3"))
+                        for try await notification in notifications { return notification.payload }
+                        return ""
+                    }
+                }
+                #expect(heard == "41")
+                #expect(try await hubs[0].changes(after: 40, limit: 10).map(\.kind) == ["user.disable"])
+            }
+        }
+    }
+
     /// A stored step below zero (an edited row) would crash a conversion, or, read as "never
     /// used", lose the replay check: the enrolment is not trusted at all.
     @Test("an enrolment whose stored step is negative is read as none")

@@ -1,0 +1,70 @@
+public import Foundation
+import Logging
+import MamoriCore
+import MamoriStore
+import PostgresNIO
+
+/// One change a terminal must learn of: a user, a credential, an assignment, a lock or the policy.
+public struct StoreChange: Sendable, Hashable {
+    /// Its place in the feed: numbers commit in order, without gaps.
+    public let number: Int64
+    /// When it was made.
+    public let time: Date
+    /// What changed: the audit event that recorded it (`role.revoke`, `user.disable`, …).
+    public let kind: String
+    /// Whom or what it concerns: the audit entry's target (a user, the policy).
+    public let subject: String
+}
+
+/// The change feed: what the hub pushes to terminals so that a revocation on one is visible on
+/// all. Each change is written in the transaction that makes it, numbered under the chain lock (so
+/// numbers commit in the order they are given, and a reader that has seen N has seen every number
+/// below), and rings `NOTIFY` on ``changeChannel`` with its number, delivered at commit.
+extension PostgresStore {
+    /// The channel a hub `LISTEN`s on for new changes; the payload is the change's number.
+    public static let changeChannel = "mamori_changes"
+
+    /// The audit events that change what terminals hold: users and their credentials, role
+    /// assignments, locks, the policy.
+    static let changeEvents: Set<String> = Set(
+        [
+            AuditEvent.userAdd, .userDisable, .userEnable, .userRemove, .userPasswd, .userUnlock, .passwordChange,
+            .totpEnrollConfirm, .totpReset, .recoveryIssue, .roleGrant, .roleRevoke, .authLockout, .policyReload,
+        ].map(\.rawValue))
+
+    /// Records `entry` as a change when it is one; the caller holds the chain lock.
+    func recordChange(_ entry: AuditEntry, _ connection: PostgresConnection) async throws {
+        guard entry.outcome == AuditOutcome.success.rawValue || entry.event == AuditEvent.authLockout.rawValue,
+            Self.changeEvents.contains(entry.event)
+        else { return }
+        var number: Int64 = 0
+        for try await value in try await connection.query(
+            "UPDATE meta SET value = value + 1 WHERE key = 'change_sequence' RETURNING value", logger: logger
+        ).decode(Int64.self) {
+            number = value
+        }
+        guard number > 0 else { throw StoreError(.storage, "The database has no change sequence; migrate it.") }
+        try await connection.query(
+            """
+            INSERT INTO changes (number, time, kind, subject)
+            VALUES (\(number), \(AuditEntry.milliseconds(entry.time)), \(entry.event), \(entry.target))
+            """, logger: logger)
+        try await connection.query("SELECT pg_notify(\(Self.changeChannel), \(String(number)))", logger: logger)
+    }
+
+    /// Up to `limit` changes after `after`, in order: what a terminal asks for with `since=N`.
+    public func changes(after: Int64, limit: Int) async throws -> [StoreChange] {
+        try await read { client in
+            var changes: [StoreChange] = []
+            for try await row in try await client.query(
+                """
+                SELECT number, time, kind, subject FROM changes WHERE number > \(after)
+                ORDER BY number LIMIT \(Int64(max(0, limit)))
+                """, logger: logger
+            ).decode((Int64, Int64, String, String).self) {
+                changes.append(StoreChange(number: row.0, time: date(row.1), kind: row.2, subject: row.3))
+            }
+            return changes
+        }
+    }
+}
