@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "mamori", targets: ["mamori"]),
         .executable(name: "mamorid", targets: ["mamorid"]),
+        .executable(name: "mamori-hub", targets: ["mamori-hub"]),
         .library(name: "MamoriCore", targets: ["MamoriCore"]),
     ],
     dependencies: [
@@ -63,6 +64,16 @@ let package = Package(
                 "MamoriCore", "MamoriStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The town's hub (docs/town.md): so far its database's tools.
+        .executableTarget(
+            name: "mamori-hub",
+            dependencies: [
+                "MamoriCore", "MamoriPostgres", "MamoriProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         .target(
@@ -158,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "MamoriPostgresTests",
             dependencies: [
-                "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore", "MamoriTestSupport",
+                "mamori-hub", "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore", "MamoriTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
