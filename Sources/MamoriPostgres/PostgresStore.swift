@@ -33,8 +33,9 @@ public final class PostgresStore: Sendable {
     @TaskLocal static var madeCheckpoints: MadeCheckpoints?
 
     /// The longest a writing transaction waits for the chain lock (or any row lock) before it
-    /// fails with `storage`, rather than queueing behind a stalled hub for ever.
-    static let lockTimeout = "10s"
+    /// fails with `storage`, rather than queueing behind a stalled hub for ever, as PostgreSQL's
+    /// `lock_timeout` setting ("10000ms").
+    let lockTimeout: String
 
     /// The advisory lock every writing transaction takes first ("audit" in ASCII).
     static let chainLock: Int64 = 0x61_7564_6974
@@ -47,10 +48,14 @@ public final class PostgresStore: Sendable {
     ///     checkpoint in the same transaction.
     ///   - onCheckpoint: called with each new checkpoint once its transaction has committed: where
     ///     the daemon keeps its witness.
+    ///   - lockTimeout: the longest a write waits for the chain lock before failing with `storage`.
     public init(
         client: PostgresClient, signer: AuditSigner? = nil, checkpointInterval: Int = 100,
-        onCheckpoint: (@Sendable (AuditCheckpoint) -> Void)? = nil, logger: Logger
+        onCheckpoint: (@Sendable (AuditCheckpoint) -> Void)? = nil, lockTimeout: Duration = .seconds(10),
+        logger: Logger
     ) {
+        let (seconds, attoseconds) = lockTimeout.components
+        self.lockTimeout = "\(max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))ms"
         self.client = client
         self.signer = signer
         self.checkpointInterval = Int64(max(1, checkpointInterval))
@@ -74,9 +79,12 @@ public final class PostgresStore: Sendable {
                     // is read after the lock is held; and a bounded wait for the lock, so that a
                     // hub stalled inside a transaction cannot hold every login on every hub.
                     try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
+                    // One round trip: the subquery sets the timeout before the lock is asked for.
                     try await connection.query(
-                        "SELECT set_config('lock_timeout', \(Self.lockTimeout), true)", logger: logger)
-                    try await connection.query("SELECT pg_advisory_xact_lock(\(Self.chainLock))", logger: logger)
+                        """
+                        SELECT pg_advisory_xact_lock(\(Self.chainLock))
+                        FROM (SELECT set_config('lock_timeout', \(lockTimeout), true)) AS timeout
+                        """, logger: logger)
                     let result = try await body(connection)
                     if let audit { try await self.append(audit, connection) }
                     return result

@@ -253,6 +253,43 @@ struct PostgresStoreTests {
         }
     }
 
+    /// A hub stalled inside a transaction holds the chain lock; the others must fail after
+    /// `lockTimeout`, not queue behind it for ever, and write again once it is gone.
+    @Test("a write waits at most lockTimeout for a chain lock another hub holds, and changes nothing")
+    func boundedLockWait() async throws {
+        try await TestServer.withDatabase { client, database, logger in
+            try await PostgresSchema.migrate(client, logger: logger)
+            let store = PostgresStore(client: client, lockTimeout: .milliseconds(300), logger: logger)
+            try await TestServer.withClient(database: database, logger: logger) { stalled in
+                let (locked, holding) = AsyncStream<Void>.makeStream()
+                let (released, release) = AsyncStream<Void>.makeStream()
+                async let held: Void = stalled.withTransaction(logger: logger) { connection in
+                    try await connection.query(
+                        "SELECT pg_advisory_xact_lock(\(0x61_7564_6974 as Int64))", logger: logger)
+                    holding.yield()
+                    for await _ in released { break }
+                }
+                for await _ in locked { break }
+                // Without a bound the write would wait for this: it fails the test, never hangs it.
+                let backstop = Task {
+                    try? await Task.sleep(for: .seconds(10))
+                    release.yield()
+                }
+                defer { backstop.cancel() }
+                let started = ContinuousClock.now
+                await #expect(throws: StoreError.self) {
+                    try await store.addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+                }
+                #expect(ContinuousClock.now - started < .seconds(10), "the wait was bounded")
+                release.yield()
+                try await held
+            }
+            #expect(try await store.user(named: "sato") == nil, "the refused write changed nothing")
+            try await store.addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
+            #expect(try await store.auditHead() == 1)
+        }
+    }
+
     /// A stored step below zero (an edited row) would crash a conversion, or, read as "never
     /// used", lose the replay check: the enrolment is not trusted at all.
     @Test("an enrolment whose stored step is negative is read as none")
