@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // libargon2 from Debian's libargon2-dev: the reference implementation, not a re-write.
@@ -66,14 +69,50 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The town's hub (docs/town.md): so far its database's tools.
+        // What a hub and its terminals share (docs/town.md): TLS with the hub's CA, the terminal's
+        // key and certificate, the join. The `mamori` command links it for `mamori join`.
+        .target(
+            name: "MamoriTown",
+            dependencies: [
+                "MamoriCore", "MamoriProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The hub's side (docs/town.md): its CA, the terminals' TLS listener, the change watch.
+        .target(
+            name: "MamoriHub",
+            dependencies: [
+                "MamoriCore", "MamoriProtocol", "MamoriStore", "MamoriServer", "MamoriPostgres", "MamoriTown",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The town's hub (docs/town.md): its database's tools, and serving.
         .executableTarget(
             name: "mamori-hub",
             dependencies: [
-                "MamoriCore", "MamoriPostgres", "MamoriProtocol",
+                "MamoriCore", "MamoriPostgres", "MamoriProtocol", "MamoriServer", "MamoriHub", "MamoriTown",
+                "MamoriStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -103,8 +142,9 @@ let package = Package(
             name: "mamori",
             dependencies: [
                 // No store: offline verification reads an export (mamorid export-audit writes one
-                // from a database copy), so the command links neither GRDB nor SQLite.
-                "MamoriCore", "MamoriProtocol", "CQRencode",
+                // from a database copy), so the command links neither GRDB nor SQLite. MamoriTown
+                // (TLS) is for `mamori join`.
+                "MamoriCore", "MamoriProtocol", "CQRencode", "MamoriTown",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -158,6 +198,7 @@ let package = Package(
                 "MamoriServer", "MamoriSQLite", "MamoriPostgres", "MamoriStore", "MamoriCore", "MamoriProtocol",
                 "MamoriTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -169,9 +210,16 @@ let package = Package(
         .testTarget(
             name: "MamoriPostgresTests",
             dependencies: [
-                "mamori-hub", "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore", "MamoriTestSupport",
+                "mamori-hub", "mamori", "MamoriPostgres", "MamoriSQLite", "MamoriCore", "MamoriStore",
+                "MamoriTestSupport",
+                "MamoriHub", "MamoriTown", "MamoriProtocol",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(

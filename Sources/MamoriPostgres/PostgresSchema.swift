@@ -157,6 +157,28 @@ public enum PostgresSchema {
                 "INSERT INTO meta (key, value) VALUES ('change_sequence', 0)",
             ]
         ),
+        Migration(
+            version: 3, name: "the terminals",
+            sql: [
+                // A join token and a certificate are kept as SHA-256 digests: a copy of the
+                // database can neither join a terminal nor make one's certificate.
+                """
+                CREATE TABLE terminals (
+                    name TEXT PRIMARY KEY,
+                    zone TEXT NOT NULL,
+                    added_at BIGINT NOT NULL,
+                    added_by TEXT NOT NULL,
+                    token_digest BYTEA UNIQUE,
+                    token_expires_at BIGINT,
+                    joined_at BIGINT,
+                    certificate_serial TEXT,
+                    certificate_digest BYTEA UNIQUE,
+                    certificate_expires_at BIGINT,
+                    removed_at BIGINT
+                )
+                """
+            ]
+        ),
     ]
 
     /// The newest version this build knows.

@@ -25,11 +25,12 @@ extension PostgresStore {
     public static let changeChannel = "mamori_changes"
 
     /// The audit events that change what terminals hold: users and their credentials, role
-    /// assignments, locks, the policy.
+    /// assignments, locks, the policy; and a terminal's removal, on which every hub closes its connections.
     static let changeEvents: Set<String> = Set(
         [
             AuditEvent.userAdd, .userDisable, .userEnable, .userRemove, .userPasswd, .userUnlock, .passwordChange,
             .totpEnrollConfirm, .totpReset, .recoveryIssue, .roleGrant, .roleRevoke, .authLockout, .policyReload,
+            .terminalRemove,
         ].map(\.rawValue))
 
     /// Records `entry` as a change when it is one; the caller holds the chain lock.
@@ -65,6 +66,60 @@ extension PostgresStore {
                 changes.append(StoreChange(number: row.0, time: date(row.1), kind: row.2, subject: row.3))
             }
             return changes
+        }
+    }
+}
+
+extension PostgresStore {
+    /// The newest change number given (0 before any).
+    public func latestChangeNumber() async throws -> Int64 {
+        try await read { client in
+            var newest: Int64 = 0
+            for try await value in try await client.query(
+                "SELECT value FROM meta WHERE key = 'change_sequence'", logger: logger
+            ).decode(Int64.self) {
+                newest = value
+            }
+            return newest
+        }
+    }
+
+    /// Calls `deliver` with each batch of changes committed after `after`, in order, until the
+    /// task is cancelled. One connection LISTENs on ``changeChannel``; every notification, and
+    /// every reconnection after a lost connection (a second later), reads what is new, so that a
+    /// missed notification delays a change until the next one and loses nothing.
+    public func watchChanges(after: Int64, deliver: @escaping @Sendable ([StoreChange]) async -> Void) async {
+        var last = after
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.changeChannel) { notifications in
+                        // Whatever committed before the LISTEN took hold.
+                        last = try await self.deliverChanges(after: last, deliver)
+                        for try await _ in notifications {
+                            last = try await self.deliverChanges(after: last, deliver)
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                logger.warning(
+                    "the change feed's LISTEN connection failed; listening again",
+                    metadata: ["error": "\(Self.safeDescription(error))"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func deliverChanges(after: Int64, _ deliver: @Sendable ([StoreChange]) async -> Void) async throws
+        -> Int64
+    {
+        var last = after
+        while true {
+            let batch = try await changes(after: last, limit: 500)
+            guard let newest = batch.last else { return last }
+            await deliver(batch)
+            last = newest.number
         }
     }
 }

@@ -92,6 +92,9 @@ extension WireOperation {
         case .auditPrune: AuditPruneReply.self
         case .reviewRecord: ReviewRecordReply.self
         case .inspect: InspectReply.self
+        case .terminalAdd: TerminalAddReply.self
+        case .terminalList: TerminalListReply.self
+        case .terminalRemove: TerminalRemovedReply.self
         }
     }
 }

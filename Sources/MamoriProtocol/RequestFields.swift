@@ -115,4 +115,17 @@ extension WireField {
         "before", .time, "Remove entries written before this time (past the retention only).")
     /// A note on the access review.
     public static let note = WireField("note", .string(maxBytes: 500), "A note on the access review.")
+
+    // MARK: Terminals (a hub's)
+
+    /// A terminal's name: what its certificate names, unique in the town.
+    public static let terminal = WireField(
+        "terminal", .string(maxBytes: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$"), "A terminal's name in the town."
+    )
+    /// The policy zone a terminal is in.
+    public static let terminalZone = WireField("zone", .string(maxBytes: 64), "The policy zone the terminal is in.")
+    /// How long a join token is accepted.
+    public static let expiresHours = WireField(
+        "expires_hours", .integer(1...168), "How many hours the join token is accepted (default 24)."
+    )
 }

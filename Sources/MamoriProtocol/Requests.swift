@@ -338,11 +338,45 @@ public struct ReviewRecordRequest: WireRequestBody, Hashable {
     }
 }
 
+/// `terminal.add` (a hub's).
+public struct TerminalAddRequest: WireRequestBody, Hashable {
+    /// The terminal's name.
+    public var terminal: String
+    /// The policy zone it is in.
+    public var zone: String
+    /// How many hours its join token is accepted (default 24).
+    public var expiresHours: Int?
+
+    /// Adds a terminal.
+    public init(terminal: String, zone: String, expiresHours: Int? = nil) {
+        self.terminal = terminal
+        self.zone = zone
+        self.expiresHours = expiresHours
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case terminal, zone
+        case expiresHours = "expires_hours"
+    }
+}
+
+/// `terminal.remove` (a hub's).
+public struct TerminalRequest: WireRequestBody, Hashable {
+    /// The terminal's name.
+    public var terminal: String
+
+    /// Names a terminal.
+    public init(terminal: String) {
+        self.terminal = terminal
+    }
+}
+
 extension WireOperation {
     /// The type of the operation's request fields, for clients.
     public var requestType: any WireRequestBody.Type {
         switch self {
-        case .status, .userList, .roleList, .policyReload, .policyStatus, .auditPublicKey, .auditVerify, .inspect:
+        case .status, .userList, .roleList, .policyReload, .policyStatus, .auditPublicKey, .auditVerify, .inspect,
+            .terminalList:
             EmptyRequest.self
         case .userShow, .userDisable, .userEnable, .userRemove, .userUnlock, .userRoles, .totpEnrollBegin, .totpReset:
             UserRequest.self
@@ -362,6 +396,8 @@ extension WireOperation {
         case .auditTrail: AuditTrailRequest.self
         case .auditPrune: AuditPruneRequest.self
         case .reviewRecord: ReviewRecordRequest.self
+        case .terminalAdd: TerminalAddRequest.self
+        case .terminalRemove: TerminalRequest.self
         }
     }
 }

@@ -39,12 +39,17 @@ public enum WireOperation: String, Sendable, CaseIterable {
     case auditPrune = "audit.prune"
     case reviewRecord = "review.record"
     case inspect
+    // A hub's terminals (docs/town.md); a daemon that is not a hub refuses them.
+    case terminalAdd = "terminal.add"
+    case terminalList = "terminal.list"
+    case terminalRemove = "terminal.remove"
 
     /// The fields the request takes besides `op`, `id`, `session` and `deadline` (which every
     /// request may carry).
     public var requestFields: [WireField] {
         switch self {
-        case .status, .userList, .roleList, .policyReload, .policyStatus, .auditPublicKey, .auditVerify, .inspect:
+        case .status, .userList, .roleList, .policyReload, .policyStatus, .auditPublicKey, .auditVerify, .inspect,
+            .terminalList:
             return []
         case .authenticate:
             return [.user, .password, .code.optional, .service.optional, .tty.optional, .remoteHost.optional]
@@ -71,6 +76,8 @@ public enum WireOperation: String, Sendable, CaseIterable {
         case .auditTrail: return [.after.optional, .limit.optional]
         case .auditPrune: return [.before]
         case .reviewRecord: return [.note.optional]
+        case .terminalAdd: return [.terminal, .terminalZone, .expiresHours.optional]
+        case .terminalRemove: return [.terminal]
         }
     }
 
@@ -156,6 +163,17 @@ public enum WireOperation: String, Sendable, CaseIterable {
                 .init("assignments", .integer(), "How many assignments the review covered."),
             ]
         case .inspect: return [.init("report", .object(Reply.inspection), "The self-inspection report.")]
+        case .terminalAdd:
+            return [
+                Reply.terminal, .init("zone", .string(), "The terminal's zone."),
+                .init(
+                    "token", .string(), secret: true,
+                    "The one-time join token: give it to the terminal's installer only."),
+                .init("expires_at", .time, "When the token stops being accepted."),
+            ]
+        case .terminalList:
+            return [.init("terminals", .list(.object(Reply.terminalDescription)), "Every terminal, removed ones too.")]
+        case .terminalRemove: return [Reply.terminal, .init("removed", .boolean, "Always true.")]
         }
     }
 }
@@ -218,6 +236,25 @@ public enum ReplyFields {
         .init("granted_at", .time, "When."),
         .init("expires_at", .nullable(.time), "When it ends, or null."),
         .init("current", .boolean, "Whether it counts now."),
+    ]
+
+    /// The terminal a reply is about.
+    public static let terminal = WireField("terminal", .string(), "The terminal's name.")
+
+    /// A terminal as a hub's administrators see it.
+    public static let terminalDescription: [WireField] = [
+        terminal,
+        .init("zone", .string(), "Its zone."),
+        .init(
+            "state", .oneOf(["awaiting-join", "joined", "removed", "token-expired"]),
+            "Awaiting its join, its token expired unused, joined, or removed."),
+        .init("added_at", .time, "When it was added."),
+        .init("added_by", .string(), "Who added it."),
+        .init("token_expires_at", .nullable(.time), "When its unused join token expires, or null."),
+        .init("joined_at", .nullable(.time), "When it joined, or null."),
+        .init("certificate_serial", .nullable(.string()), "Its certificate's serial number (hex), or null."),
+        .init("certificate_expires_at", .nullable(.time), "When its certificate expires, or null."),
+        .init("removed_at", .nullable(.time), "When it was removed, or null."),
     ]
 
     /// A user as administrators see them.

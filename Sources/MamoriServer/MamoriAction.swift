@@ -32,4 +32,6 @@ public enum MamoriAction: String, CaseIterable, Sendable {
     case inspect = "mamori.inspect"
     /// Recording the access review.
     case reviewRecord = "mamori.review.record"
+    /// Adding, listing or removing a hub's terminals, on `mamori:terminals/NAME`.
+    case terminalManage = "mamori.terminal.manage"
 }

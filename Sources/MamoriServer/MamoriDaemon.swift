@@ -50,14 +50,21 @@ public final class MamoriDaemon: Service, Sendable {
     private let admission: Admission
 
     /// Prepares the state folder, opens the store with `openStore` and loads the policy; throws,
-    /// with a sentence for the operator, when any of them is unusable.
-    public init(configuration: DaemonConfiguration, logger: Logger, openStore: StoreOpener) async throws {
+    /// with a sentence for the operator, when any of them is unusable. With `openHub`, the daemon
+    /// is a hub's local socket: it also keeps the town's terminals (docs/town.md).
+    public init(
+        configuration: DaemonConfiguration, logger: Logger, openHub: HubOpener? = nil, openStore: StoreOpener
+    ) async throws {
         self.configuration = configuration
         self.logger = logger
-        service = try await ServiceFactory.make(configuration: configuration, logger: logger, openStore: openStore)
+        service = try await ServiceFactory.make(
+            configuration: configuration, logger: logger, openStore: openStore, openHub: openHub)
         admission = Admission(limits: Admission.Limits(configuration))
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
     }
+
+    /// The revision of the policy in force, for entries written beside the daemon (a hub's joins).
+    public var policyRevision: String { service.engine.revision }
 
     /// Serves until graceful shutdown. Meanwhile it verifies the audit chain once, reloads the policy on SIGHUP
     /// and signs the chain head every `checkpoint-seconds`; at shutdown it waits up to 5 seconds for requests

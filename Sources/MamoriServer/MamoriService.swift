@@ -36,6 +36,8 @@ final class MamoriService: Sendable {
     let lastChainCheck = NIOLockedValueBox<ChainCheck?>(nil)
     /// Told of each policy ``reload(actor:)`` swaps in (the daemon republishes its ``LoginFactorsNotice``).
     let policyObservers = NIOLockedValueBox<[@Sendable (Policy) -> Void]>([])
+    /// Set on a hub: its register of terminals and its CA's pin.
+    let hub: HubRole?
 
     struct ChainCheck {
         let time: Date
@@ -61,8 +63,9 @@ final class MamoriService: Sendable {
     init(
         configuration: DaemonConfiguration, store: any MamoriStorage, policy: Policy, cipher: SeedCipher,
         auditSigner: AuditSigner, witness: WitnessKeeper, assignmentGeneration: Int64, clock: any WallClock,
-        random: any RandomByteSource, logger: Logger
+        random: any RandomByteSource, logger: Logger, hub: HubRole? = nil
     ) {
+        self.hub = hub
         self.configuration = configuration
         self.store = store
         self.cipher = cipher
@@ -246,6 +249,9 @@ final class MamoriService: Sendable {
         case .auditPrune: return try await pruneAudit(context).replyFields()
         case .reviewRecord: return try await recordReview(context).replyFields()
         case .inspect: return try await inspect(context).replyFields()
+        case .terminalAdd: return try await addTerminal(context).replyFields()
+        case .terminalList: return try await listTerminals(context).replyFields()
+        case .terminalRemove: return try await removeTerminal(context).replyFields()
         }
     }
 

@@ -19,14 +19,18 @@ public struct StoreRequirements: Sendable {
 /// Opens the store a daemon runs on (mamorid: the SQLite store). Throw with a sentence for the operator.
 public typealias StoreOpener = @Sendable (StoreRequirements) throws -> any MamoriStorage
 
+/// Makes a daemon a hub (docs/town.md), given the store it opened: a server's store that keeps the
+/// town's terminals. Throw with a sentence for the operator.
+public typealias HubOpener = @Sendable (any MamoriStorage) throws -> HubRole
+
 /// The daemon's set-up, all the I/O before serving: the state folder and its keys, the store,
 /// the policy folder; then the service from its parts.
 enum ServiceFactory {
     static func make(
-        configuration: DaemonConfiguration, logger: Logger, openStore: StoreOpener,
+        configuration: DaemonConfiguration, logger: Logger, openStore: StoreOpener, openHub: HubOpener? = nil,
         clock: any WallClock = SystemClock(), random: any RandomByteSource = SystemRandomBytes()
     ) async throws(ConfigurationError) -> MamoriService {
-        let keys = try StateFolder.prepare(configuration.stateDirectory)
+        let keys = try StateFolder.prepare(configuration.stateDirectory, databaseFile: openHub == nil)
         let cipher: SeedCipher
         let signer: AuditSigner
         do {
@@ -39,6 +43,7 @@ enum ServiceFactory {
         let databasePath = configuration.stateDirectory + "/" + StateFolder.databaseName
         let store: any MamoriStorage
         let generation: Int64
+        let hub: HubRole?
         do {
             store = try openStore(
                 StoreRequirements(
@@ -46,14 +51,15 @@ enum ServiceFactory {
                     onCheckpoint: { witness.witness($0) }
                 ))
             generation = try await store.assignmentGeneration()
+            hub = try openHub?(store)
         } catch {
             throw ConfigurationError("\(error)")
         }
-        try StateFolder.checkOwnership(databasePath, what: "database", secret: true)
+        if hub == nil { try StateFolder.checkOwnership(databasePath, what: "database", secret: true) }
         let policy = try loadPolicy(configuration)
         return MamoriService(
             configuration: configuration, store: store, policy: policy, cipher: cipher, auditSigner: signer,
-            witness: witness, assignmentGeneration: generation, clock: clock, random: random, logger: logger
+            witness: witness, assignmentGeneration: generation, clock: clock, random: random, logger: logger, hub: hub
         )
     }
 

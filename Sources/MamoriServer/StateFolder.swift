@@ -13,7 +13,11 @@ enum StateFolder {
 
     /// Creates the folder (0700) and the key files (0600, 32 random bytes each: the TOTP seed key
     /// and the audit signing key) if missing, checks ownership and modes, and returns both keys.
-    static func prepare(_ path: String) throws(ConfigurationError) -> (seed: [UInt8], audit: [UInt8]) {
+    /// With `databaseFile` (an embedded store's), the same for the database file; a hub's store is a
+    /// server's, and its folder holds keys only.
+    static func prepare(_ path: String, databaseFile: Bool = true) throws(ConfigurationError) -> (
+        seed: [UInt8], audit: [UInt8]
+    ) {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         if !manager.fileExists(atPath: path, isDirectory: &isDirectory) {
@@ -30,6 +34,7 @@ enum StateFolder {
         let seed = try key(path + "/" + keyName)
         let audit = try key(path + "/" + auditKeyName)
         let databasePath = path + "/" + databaseName
+        guard databaseFile else { return (seed, audit) }
         if !manager.fileExists(atPath: databasePath) {
             // An empty file is a new SQLite database; made here so that it (and the -wal and -shm
             // files SQLite gives the same mode) is 0600 whatever the umask.

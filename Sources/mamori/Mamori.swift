@@ -25,7 +25,7 @@ struct Mamori: AsyncParsableCommand {
             RoleCommand.self, UnlockCommand.self, CheckCommand.self, PolicyCommand.self, AuditCommand.self,
             InspectCommand.self,
             ReviewCommand.self,
-            PasswordCommand.self, SchemaCommand.self,
+            PasswordCommand.self, SchemaCommand.self, JoinCommand.self,
         ]
     )
 

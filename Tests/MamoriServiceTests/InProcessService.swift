@@ -1,9 +1,11 @@
+import Crypto
 import Foundation
 import Logging
 import MamoriCore
 import MamoriPostgres
 import MamoriProtocol
 import MamoriSQLite
+import MamoriStore
 import MamoriTestSupport
 import PostgresNIO
 import Synchronization
@@ -38,6 +40,11 @@ final class InProcessService: @unchecked Sendable {
     enum Backing {
         case sqlite
         case postgres(PostgresClient)
+
+        var isPostgres: Bool {
+            if case .postgres = self { return true }
+            return false
+        }
     }
 
     /// The break-glass operator (the test runs as root).
@@ -70,6 +77,13 @@ final class InProcessService: @unchecked Sendable {
         service = try await Self.open(configuration, clock: clock, backing: backing)
     }
 
+    /// On PostgreSQL the service is a hub's, which keeps the town's terminals.
+    private static let openHub: HubOpener = { store in
+        guard let registry = store as? any TerminalRegistry else { throw StoreError(.storage, "no register") }
+        let key = SymmetricKey(size: .bits256)
+        return HubRole(registry: registry, caPin: Array(repeating: 7, count: 32)) { $0.secretDigest(key: key) }
+    }
+
     private static func open(_ configuration: DaemonConfiguration, clock: ManualClock, backing: Backing) async throws
         -> MamoriService
     {
@@ -88,6 +102,7 @@ final class InProcessService: @unchecked Sendable {
                         onCheckpoint: needs.onCheckpoint, logger: logger)
                 }
             },
+            openHub: backing.isPostgres ? Self.openHub : nil,
             clock: clock
         )
     }

@@ -18,11 +18,19 @@ public final class DaemonHarness: @unchecked Sendable {
     public let policyDirectory: String
     /// The daemon's stdout and stderr, appended to across restarts.
     public let logPath: String
+    /// The program started (`mamorid`, or `mamori-hub` to serve a hub) and the arguments before `--config`.
+    private let product: String
+    private let arguments: [String]
     private var pid: pid_t?
 
-    /// Prepares a folder with a copy of `policies` (the repository's by default).
-    public init(policies source: String? = nil) throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("mamorid-\(UUID().uuidString.prefix(8))")
+    /// Prepares a folder with a copy of `policies` (the repository's by default). With `product`
+    /// `mamori-hub` and `arguments` `["serve", …database and listener options]`, the harness runs
+    /// a hub, whose Unix socket answers as mamorid's does.
+    public init(policies source: String? = nil, product: String = "mamorid", arguments: [String] = []) throws {
+        self.product = product
+        self.arguments = arguments
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "\(product)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         socketPath = folder.appendingPathComponent("mamori.sock").path
         stateDirectory = folder.appendingPathComponent("state").path
@@ -62,7 +70,8 @@ public final class DaemonHarness: @unchecked Sendable {
         }
         guard log >= 0, null >= 0 else { throw SubprocessError(description: "cannot open \(logPath)") }
         let started = try Subprocess.spawn(
-            Subprocess.product("mamorid"), ["--config", configuration.path], stdin: null, stdout: log, stderr: log
+            Subprocess.product(product), arguments + ["--config", configuration.path], stdin: null, stdout: log,
+            stderr: log
         )
         pid = started
         let deadline = Date().addingTimeInterval(timeout)
@@ -78,7 +87,7 @@ public final class DaemonHarness: @unchecked Sendable {
             }
             usleep(20_000)
         }
-        throw SubprocessError(description: "mamorid did not start within \(timeout) s; log:\n\(log)")
+        throw SubprocessError(description: "\(product) did not start within \(timeout) s; log:\n\(self.log)")
     }
 
     /// The running daemon's process id.

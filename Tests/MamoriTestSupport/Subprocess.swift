@@ -154,3 +154,23 @@ public enum Subprocess {
         productsDirectory.appendingPathComponent(name).path
     }
 }
+
+/// A loopback TCP port free now, for a server a test starts (the kernel's pick for port 0; another
+/// process could take it before the server binds, which on a test machine does not happen).
+public func freeLoopbackPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw SubprocessError(description: "socket() failed") }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+            bind(descriptor, generic, length) == 0 && getsockname(descriptor, generic, &length) == 0
+        }
+    }
+    guard bound else { throw SubprocessError(description: "no free loopback port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

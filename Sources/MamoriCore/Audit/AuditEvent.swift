@@ -36,6 +36,12 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case accessReview = "access.review"
     /// A self-inspection report was made.
     case inspect
+    /// A hub's administrator added a terminal and issued its join token.
+    case terminalAdd = "terminal.add"
+    /// A terminal used its join token and received its certificate.
+    case terminalJoin = "terminal.join"
+    /// A terminal was removed from service: its certificate is refused from then on.
+    case terminalRemove = "terminal.remove"
 }
 
 /// How the act an audit entry records ended.

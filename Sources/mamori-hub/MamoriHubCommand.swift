@@ -2,20 +2,25 @@ import ArgumentParser
 import Foundation
 import Logging
 import MamoriCore
+import MamoriHub
 import MamoriPostgres
 import MamoriProtocol
+import MamoriServer
 import PostgresNIO
+import ServiceLifecycle
+import UnixSignals
 
-/// `mamori-hub`: the town's hub over PostgreSQL (docs/town.md). So far its database's tools:
-/// `migrate` brings the schema up to this build's, `changes` prints the change feed. Serving
-/// terminals comes next.
+/// `mamori-hub`: the town's hub over PostgreSQL (docs/town.md). `serve` runs it: the hub's own
+/// Unix socket (the `mamori` command's, on PostgreSQL) and the terminals' TLS port. `terminal`
+/// adds, lists and removes terminals through that socket; `migrate` and `changes` are the
+/// database's tools.
 @main
 struct MamoriHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mamori-hub",
-        abstract: "The town's hub over PostgreSQL: its database's schema and change feed (serving terminals to come).",
+        abstract: "The town's hub over PostgreSQL: serves the town's terminals, and keeps their register.",
         version: MamoriVersion.current,
-        subcommands: [Migrate.self, Changes.self]
+        subcommands: [Serve.self, TerminalCommand.self, Migrate.self, Changes.self]
     )
 }
 
@@ -62,6 +67,11 @@ struct DatabaseOptions: ParsableArguments {
 
     /// The database did not answer within `--wait` seconds.
     struct Unreachable: Error {}
+
+    /// A client on the database, not yet running.
+    func client(logger: Logger) -> PostgresClient {
+        PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
 
     /// Runs `body` with a running client, for at most `--wait` seconds: the client keeps retrying
     /// a server that does not answer, and an operator's command must end.

@@ -1,0 +1,57 @@
+public import Logging
+public import MamoriPostgres
+public import MamoriTown
+import NIOCore
+public import ServiceLifecycle
+
+/// The hub's side towards its terminals, as a `Service`: the terminal port, and the watch on the
+/// change feed that closes a removed terminal's connections as soon as the removal commits, on
+/// whichever hub it was made.
+public final class HubTerminalService: Service, Sendable {
+    let listener: TerminalListener
+    let store: PostgresStore
+    let connections: TerminalConnections
+    let address: HubAddress
+    let logger: Logger
+
+    /// The service from its parts: the listener, the store whose change feed it watches, the
+    /// connections it closes, the address it binds.
+    public init(
+        listener: TerminalListener, store: PostgresStore, connections: TerminalConnections, address: HubAddress,
+        logger: Logger
+    ) {
+        self.listener = listener
+        self.store = store
+        self.connections = connections
+        self.address = address
+        self.logger = logger
+    }
+
+    /// Serves until graceful shutdown.
+    public func run() async throws {
+        // From the newest change on: a terminal removed before this start is refused at its
+        // handshake, by the register.
+        let start = try await store.latestChangeNumber()
+        let channel = try await listener.bind(host: address.host, port: address.port)
+        logger.notice("mamori-hub serving terminals", metadata: ["address": "\(address)"])
+        let connections = self.connections
+        let logger = self.logger
+        let watch = Task {
+            await store.watchChanges(after: start) { changes in
+                for change in changes where change.kind == "terminal.remove" {
+                    let closed = connections.close(terminal: change.subject)
+                    logger.notice(
+                        "a removed terminal's connections were closed",
+                        metadata: ["terminal": "\(change.subject)", "connections": "\(closed)"])
+                }
+            }
+        }
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+        watch.cancel()
+        await watch.value
+    }
+}

@@ -1,0 +1,315 @@
+import Foundation
+import Logging
+import MamoriCore
+import MamoriProtocol
+import MamoriServer
+import MamoriStore
+import MamoriTown
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import NIOTLS
+import X509
+
+/// Who is at the other end of a terminal connection.
+enum TerminalPeer {
+    /// No certificate: it may only join.
+    case joining
+    /// A terminal in service, by its certificate.
+    case terminal(TerminalRecord)
+}
+
+/// Holds a connection until its TLS handshake is done and the peer is known (a joined terminal, or
+/// a joiner without a certificate), then puts the request handler in its place.
+///
+/// - Until the peer is known to be a terminal, the connection counts against the listener's
+///   anonymous limits, and it is closed ``TerminalListener/Limits/joinSeconds`` after it was
+///   accepted, whatever it is doing then: a slow handshake, a join, or nothing.
+/// - Bytes that arrive before the handler is in place wait here, up to one line's worth.
+final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let listener: TerminalListener
+    private let address: String
+    private var held: [ByteBuffer] = []
+    private var heldBytes = 0
+    private var deadline: Scheduled<Void>?
+    private var counted = true
+
+    init(listener: TerminalListener, address: String) {
+        self.listener = listener
+        self.address = address
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: .seconds(listener.limits.joinSeconds)) {
+            channel.close(promise: nil)
+        }
+        // The anonymous count is given back when the connection closes, unless it became a
+        // terminal's first; the deadline stays with the connection until then.
+        let listener = self.listener
+        let address = self.address
+        let counted = NIOLoopBound(self, eventLoop: context.eventLoop)
+        channel.closeFuture.whenComplete { _ in
+            if counted.value.counted { listener.anonymous.leave(address) }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        heldBytes += bytes.readableBytes
+        guard heldBytes <= WireLimits.maximumLineLength else {
+            context.close(promise: nil)
+            return
+        }
+        held.append(bytes)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case TLSUserEvent.handshakeCompleted = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+        guard let presented = tls?.peerCertificate else {
+            install(context: context, peer: .joining)
+            return
+        }
+        guard let der = try? presented.toDERBytes() else {
+            context.close(promise: nil)
+            return
+        }
+        let registry = listener.registry
+        let digest = HubAuthority.digest(der: der)
+        // Read before the lookup: a removal acted on meanwhile refuses this connection (below).
+        let removals = listener.connections.removals
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { try await registry.joinedTerminal(certificateDigest: digest) }
+            .whenComplete { result in
+                let (gate, context) = bound.value
+                switch result {
+                case .success(let terminal?):
+                    guard
+                        gate.listener.connections.add(
+                            context.channel, terminal: terminal.name, ifNoRemovalSince: removals)
+                    else {
+                        gate.refuse(
+                            context: context, WireError(.busy, "A terminal was removed meanwhile; connect again."))
+                        return
+                    }
+                    gate.becameTerminal()
+                    gate.install(context: context, peer: .terminal(terminal))
+                case .success(nil):
+                    gate.listener.logger.notice(
+                        "a terminal certificate not in service was refused", metadata: ["peer": "\(gate.address)"])
+                    gate.refuse(
+                        context: context,
+                        WireError(
+                            .denied,
+                            "This terminal's certificate is not in service: the terminal was removed, or joined again since."
+                        ))
+                case .failure:
+                    gate.refuse(context: context, WireError(.busy, "The hub cannot read its register now; try again."))
+                }
+            }
+    }
+
+    /// A terminal's connection is its stream for as long as it runs: no deadline, and it no longer
+    /// counts as anonymous.
+    private func becameTerminal() {
+        deadline?.cancel()
+        deadline = nil
+        if counted {
+            counted = false
+            listener.anonymous.leave(address)
+        }
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ error: WireError) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: WireReply.failure(error))))
+            .assumeIsolated().whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    private func install(context: ChannelHandlerContext, peer: TerminalPeer) {
+        do {
+            try context.pipeline.syncOperations.addHandlers(
+                [
+                    ByteToMessageHandler(LineDecoder(maximumLength: WireLimits.maximumLineLength)),
+                    TerminalRequestHandler(listener: listener, peer: peer, address: address),
+                ], position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let waiting = held
+        held = []
+        for bytes in waiting { context.fireChannelRead(wrapInboundOut(bytes)) }
+        context.pipeline.syncOperations.removeHandler(self, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A failed handshake (no certificate of the CA, an expired one): the peer learns it from TLS.
+        listener.logger.info(
+            "a terminal connection failed", metadata: ["peer": "\(address)", "error": "\(type(of: error))"])
+        context.close(promise: nil)
+    }
+}
+
+/// Answers a terminal connection's request lines one at a time, in order. Lines that arrive while
+/// one is being answered wait, up to ``maximumWaiting``; past that the connection is closed, so a
+/// peer that sends without reading costs the hub a bounded amount. A joiner's connection is closed
+/// after its first answer.
+final class TerminalRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = LineEvent
+    typealias OutboundOut = ByteBuffer
+
+    static let maximumWaiting = 16
+
+    private let listener: TerminalListener
+    private let peer: TerminalPeer
+    private let address: String
+    private var waiting: [LineEvent] = []
+    private var busy = false
+
+    init(listener: TerminalListener, peer: TerminalPeer, address: String) {
+        self.listener = listener
+        self.peer = peer
+        self.address = address
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        waiting.append(unwrapInboundIn(data))
+        guard waiting.count <= Self.maximumWaiting else {
+            context.close(promise: nil)
+            return
+        }
+        next(context: context)
+    }
+
+    private func next(context: ChannelHandlerContext) {
+        guard !busy, !waiting.isEmpty else { return }
+        busy = true
+        let event = waiting.removeFirst()
+        let reply: EventLoopFuture<[UInt8]>
+        switch event {
+        case .tooLong:
+            reply = context.eventLoop.makeSucceededFuture(
+                WireReply.failure(WireError(.lineTooLong, "The line is longer than the hub reads.")))
+        case .line(let line):
+            reply = answer(line, context: context)
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        reply.whenSuccess { bytes in
+            let (handler, context) = bound.value
+            let written = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes)))
+            if case .joining = handler.peer {
+                written.whenComplete { _ in bound.value.1.close(promise: nil) }
+                return
+            }
+            handler.busy = false
+            handler.next(context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func answer(_ line: ByteBuffer, context: ChannelHandlerContext) -> EventLoopFuture<[UInt8]> {
+        let request: WireRequest
+        do {
+            request = try WireRequest(line: line.readableBytesView)
+        } catch {
+            return context.eventLoop.makeSucceededFuture(WireReply.failure(error))
+        }
+        switch (peer, HubOperation(rawValue: request.op)) {
+        case (.joining, .join?):
+            let listener = self.listener
+            let address = self.address
+            return context.eventLoop.makeFutureWithTask { await Self.join(request, listener: listener, peer: address) }
+        case (.joining, _):
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(
+                    WireError(
+                        .denied, "This connection presents no terminal certificate: it may only join (terminal.join).",
+                        id: request.id)))
+        case (.terminal(let terminal), .hello?):
+            let reply = TerminalHelloReply(
+                terminal: terminal.name, zone: terminal.zone, hubVersion: MamoriVersion.current)
+            return context.eventLoop.makeSucceededFuture(Self.encode(reply, id: request.id))
+        case (.terminal, _):
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(
+                    WireError(
+                        .unknownOperation, "The hub does not serve \"\(request.op)\" to terminals.", id: request.id)))
+        }
+    }
+
+    static func encode(_ reply: some WireReplyBody, id: JSONValue?) -> [UInt8] {
+        do {
+            return WireReply.success(try reply.replyFields(), id: id)
+        } catch {
+            return WireReply.failure(WireError(.internal, "The reply could not be written.", id: id))
+        }
+    }
+
+    /// `terminal.join`. Every refusal of the token reads alike, whatever was wrong with it; at most
+    /// ``TerminalListener/Limits/concurrentJoins`` are worked on at once.
+    static func join(_ request: WireRequest, listener: TerminalListener, peer: String) async -> [UInt8] {
+        let refused = WireError(
+            .denied, "The join token is not accepted: it is unknown, used or expired, or its terminal was removed.",
+            id: request.id)
+        guard case .string(let tokenText)? = request.fields["token"], case .string(let csr)? = request.fields["csr"],
+            csr.utf8.count <= 16_384
+        else {
+            return WireReply.failure(
+                WireError(.badRequest, "terminal.join takes \"token\" and \"csr\" (PEM) strings.", id: request.id))
+        }
+        guard let token = JoinToken(tokenText) else { return WireReply.failure(refused) }
+        let signingRequest: CertificateSigningRequest
+        do {
+            signingRequest = try HubAuthority.checkRequest(csr)
+        } catch {
+            return WireReply.failure(WireError(.invalid, "\(error)", id: request.id))
+        }
+        let limit = listener.limits.concurrentJoins
+        let admitted = listener.joins.withLockedValue { joins -> Bool in
+            guard joins < limit else { return false }
+            joins += 1
+            return true
+        }
+        guard admitted else {
+            return WireReply.failure(WireError(.busy, "The hub is busy with other joins; try again.", id: request.id))
+        }
+        defer { listener.joins.withLockedValue { $0 -= 1 } }
+        let authority = listener.authority
+        let now = listener.clock.now()
+        do {
+            let joined = try await listener.registry.joinTerminal(
+                tokenDigest: token.secretDigest(key: listener.tokenKey), now: now,
+                issue: { terminal in
+                    try authority.issueTerminalCertificate(request: signingRequest, terminal: terminal, now: now)
+                },
+                audit: { terminal in
+                    listener.joinEntry(terminal, serial: terminal.certificateSerial ?? "", peer: peer)
+                })
+            guard let (terminal, certificate) = joined else {
+                listener.logger.notice("a join token was refused", metadata: ["peer": "\(peer)"])
+                return WireReply.failure(refused)
+            }
+            listener.logger.notice(
+                "a terminal joined", metadata: ["terminal": "\(terminal.name)", "serial": "\(certificate.serial)"])
+            return encode(
+                TerminalJoinReply(
+                    terminal: terminal.name, zone: terminal.zone, certificate: certificate.pem,
+                    ca: authority.certificatePEM),
+                id: request.id)
+        } catch {
+            return WireReply.failure(
+                WireError(.busy, "The hub cannot complete the join now; try again.", id: request.id))
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MamoriCore
+import MamoriHub
+import MamoriPostgres
+import MamoriServer
+import MamoriStore
+import MamoriTown
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// `mamori-hub serve`: the hub until SIGTERM or SIGINT.
+///
+/// - Its Unix socket is mamorid's on PostgreSQL: the `mamori` command administers the town
+///   through it (`mamori --socket …`), and it adds the `terminal.*` operations.
+/// - Its terminal port is TLS 1.3 with the hub's CA (``TerminalListener``).
+/// - It watches the change feed, and closes a removed terminal's connections when the removal
+///   commits, whichever hub removed it.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the hub: its Unix socket for administrators, and the TLS port for terminals.",
+        discussion: """
+            The state folder holds the hub's keys: the TOTP seed key, the audit key and the CA (hub-ca.key, \
+            hub-ca.pem), made on first start. Every hub of one town must have the same keys: copy the folder \
+            to a second hub before its first start.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "A YAML configuration file, as mamorid's (state-directory, socket, policies, zone, terminal, …).")
+    var config: String?
+
+    @Option(help: "Override the socket path.")
+    var socketPath: String?
+
+    @Option(help: "Override the state folder.")
+    var stateDirectory: String?
+
+    @Option(help: "Override the policy folder.")
+    var policies: String?
+
+    @Option(help: "Where terminals connect: HOST:PORT.")
+    var listen = "0.0.0.0:\(HubAddress.defaultPort)"
+
+    @Option(
+        name: .customLong("server-name"),
+        help:
+            "A name or address terminals use for this hub; repeat for several (default: the host's name, localhost, 127.0.0.1, ::1)."
+    )
+    var serverNames: [String] = []
+
+    @Option(help: "Seconds a connection without a terminal certificate has to complete its join (1 to 300).")
+    var joinSeconds: Int64 = 30
+
+    func validate() throws {
+        guard (1...300).contains(joinSeconds) else { throw ValidationError("--join-seconds must be from 1 to 300.") }
+    }
+
+    func run() async throws {
+        umask(0o077)
+        var settings = DaemonConfiguration()
+        do {
+            if let config { settings = try DaemonConfiguration(file: config) }
+        } catch {
+            fail("\(error)", status: 2)
+        }
+        if let socketPath { settings.socketPath = socketPath }
+        if let stateDirectory { settings.stateDirectory = stateDirectory }
+        if let policies { settings.policyDirectory = policies }
+        guard let address = HubAddress(listen) else { fail("--listen must be HOST:PORT.", status: 64) }
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = label == "mamori-hub.postgres" ? max(level, .warning) : level
+            return handler
+        }
+        let logger = Logger(label: "mamori-hub")
+        let client = database.client(logger: Logger(label: "mamori-hub.postgres"))
+        let names = serverNames.isEmpty ? defaultNames(listening: address.host) : serverNames
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await client.run() }
+            defer { tasks.cancelAll() }
+            let hub = try await start(
+                client: client, settings: settings, names: names, address: address, logger: logger)
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: hub.daemon), .init(service: hub.terminals)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    private func start(
+        client: PostgresClient, settings: DaemonConfiguration, names: [String], address: HubAddress, logger: Logger
+    ) async throws -> (daemon: MamoriDaemon, terminals: HubTerminalService) {
+        do {
+            try await withDeadline(seconds: database.wait) {
+                _ = try await PostgresSchema.migrate(client, logger: logger)
+            }
+        } catch let error as SchemaError {
+            fail("\(error)", status: 2)
+        } catch {
+            fail("the database could not be reached or migrated within \(database.wait) s.", status: 3)
+        }
+        // The CA lives beside the keys the daemon makes: the folder must exist first.
+        try? FileManager.default.createDirectory(
+            atPath: settings.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let authority: HubAuthority
+        do {
+            authority = try HubAuthority.open(stateDirectory: settings.stateDirectory)
+        } catch {
+            fail("\(error)", status: 2)
+        }
+        let daemon: MamoriDaemon
+        let opened = Mutex<PostgresStore?>(nil)
+        do {
+            daemon = try await MamoriDaemon(
+                configuration: settings, logger: logger,
+                openHub: { store in
+                    guard let registry = store as? any TerminalRegistry else {
+                        throw HubAuthorityError.notARegistry
+                    }
+                    let key = authority.tokenKey
+                    return HubRole(registry: registry, caPin: authority.pin) { $0.secretDigest(key: key) }
+                },
+                openStore: { needs in
+                    let store = PostgresStore(
+                        client: client, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
+                        onCheckpoint: needs.onCheckpoint, logger: logger)
+                    opened.withLock { $0 = store }
+                    return store
+                })
+        } catch {
+            fail("\(error)", status: 2)
+        }
+        // The daemon's own store, with its signer and witness: a join's entry may be the one a
+        // checkpoint is due at.
+        guard let store = opened.withLock({ $0 }) else { fail("the store was not opened.", status: 2) }
+        let connections = TerminalConnections()
+        var limits = TerminalListener.Limits()
+        limits.joinSeconds = joinSeconds
+        let listener = try TerminalListener(
+            authority: authority, registry: store, serverNames: names, connections: connections,
+            auditContext: .init(
+                terminal: settings.terminal, zone: settings.zone, policyRevision: { daemon.policyRevision }),
+            limits: limits,
+            logger: logger)
+        let terminals = HubTerminalService(
+            listener: listener, store: store, connections: connections, address: address, logger: logger)
+        return (daemon, terminals)
+    }
+
+    private func defaultNames(listening host: String) -> [String] {
+        var names = [ProcessInfo.processInfo.hostName, "localhost", "127.0.0.1", "::1"]
+        if host != "0.0.0.0" && host != "::" && !names.contains(host) { names.append(host) }
+        return names
+    }
+
+    private func withDeadline(seconds: Int, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { race in
+            race.addTask { try await body() }
+            race.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                throw DatabaseOptions.Unreachable()
+            }
+            defer { race.cancelAll() }
+            try await race.next()
+        }
+    }
+
+    private func fail(_ message: String, status: Int32) -> Never {
+        FileHandle.standardError.write(Data("mamori-hub: \(message)\n".utf8))
+        Foundation.exit(status)
+    }
+}
+
+extension HubAuthorityError {
+    static var notARegistry: HubAuthorityError { HubAuthorityError("The hub's store keeps no terminals.") }
+}
