@@ -11,15 +11,17 @@ public final class HubTerminalService: Service, Sendable {
     let listener: TerminalListener
     let store: PostgresStore
     let connections: TerminalConnections
+    let broadcast: ChangeBroadcast
     let address: HubAddress
     let logger: Logger
 
     /// The service from its parts: the listener, the store whose change feed it watches, the
     /// connections it closes, the address it binds.
     public init(
-        listener: TerminalListener, store: PostgresStore, connections: TerminalConnections, address: HubAddress,
-        logger: Logger
+        listener: TerminalListener, store: PostgresStore, connections: TerminalConnections,
+        broadcast: ChangeBroadcast, address: HubAddress, logger: Logger
     ) {
+        self.broadcast = broadcast
         self.listener = listener
         self.store = store
         self.connections = connections
@@ -37,7 +39,8 @@ public final class HubTerminalService: Service, Sendable {
         let connections = self.connections
         let logger = self.logger
         let watch = Task {
-            await store.watchChanges(after: start) { changes in
+            await store.watchChanges(after: start) { [broadcast] changes in
+                broadcast.publish(changes)
                 for change in changes where change.kind == "terminal.remove" {
                     let closed = connections.close(terminal: change.subject)
                     logger.notice(

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MamoriCore
+import MamoriPostgres
 import MamoriProtocol
 import MamoriServer
 import MamoriStore
@@ -173,6 +174,8 @@ final class TerminalRequestHandler: ChannelInboundHandler {
     private let address: String
     private var waiting: [LineEvent] = []
     private var busy = false
+    /// Set by `terminal.watch`: from then on the connection carries pushed changes only.
+    private var watching = false
 
     init(listener: TerminalListener, peer: TerminalPeer, address: String) {
         self.listener = listener
@@ -182,7 +185,7 @@ final class TerminalRequestHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         waiting.append(unwrapInboundIn(data))
-        guard waiting.count <= Self.maximumWaiting else {
+        guard waiting.count <= Self.maximumWaiting, !watching else {
             context.close(promise: nil)
             return
         }
@@ -240,6 +243,12 @@ final class TerminalRequestHandler: ChannelInboundHandler {
             let reply = TerminalHelloReply(
                 terminal: terminal.name, zone: terminal.zone, hubVersion: MamoriVersion.current)
             return context.eventLoop.makeSucceededFuture(Self.encode(reply, id: request.id))
+        case (.terminal(let terminal), nil):
+            return forwarded(request, from: terminal, context: context)
+        case (.terminal, .changes?):
+            return changes(request, watch: false, context: context)
+        case (.terminal, .watch?):
+            return changes(request, watch: true, context: context)
         case (.terminal, _):
             return context.eventLoop.makeSucceededFuture(
                 WireReply.failure(
@@ -247,6 +256,87 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                         .unknownOperation, "The hub does not serve \"\(request.op)\" to terminals.", id: request.id)))
         }
     }
+
+    /// A request a member terminal forwards for the caller at its socket (the `caller` field). The
+    /// terminal's register entry, not the request, says which terminal and zone it comes from.
+    /// The hub's own terminal operations are not served to terminals: they are administered at
+    /// the hub.
+    private func forwarded(_ request: WireRequest, from terminal: TerminalRecord, context: ChannelHandlerContext)
+        -> EventLoopFuture<[UInt8]>
+    {
+        guard let forward = listener.forward, let operation = WireOperation(rawValue: request.op),
+            !Self.hubOnly.contains(operation)
+        else {
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(
+                    WireError(
+                        .unknownOperation, "The hub does not serve \"\(request.op)\" to terminals.", id: request.id)))
+        }
+        guard let value = request.fields[ForwardedCaller.field], let caller = try? value.decode(ForwardedCaller.self),
+            caller.name.map({ $0.utf8.count <= 64 }) ?? true
+        else {
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(
+                    WireError(
+                        .badRequest, "A forwarded request names its caller: \"caller\": {uid, pid, name}.",
+                        id: request.id)))
+        }
+        var fields = request.fields
+        fields[ForwardedCaller.field] = nil
+        let inner = WireRequest(op: request.op, id: request.id, fields: fields)
+        let origin = CallerOrigin(terminal: terminal.name, zone: terminal.zone)
+        return context.eventLoop.makeFutureWithTask { await forward(inner, caller, origin) }
+    }
+
+    /// `terminal.changes`: up to 1000 changes after `since`. `terminal.watch`: the same, and then
+    /// every change pushed as it commits; the watcher is registered before the backlog is read.
+    private func changes(_ request: WireRequest, watch: Bool, context: ChannelHandlerContext)
+        -> EventLoopFuture<[UInt8]>
+    {
+        guard let feed = listener.feed, let broadcast = listener.broadcast else {
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(WireError(.unknownOperation, "This hub keeps no change feed.", id: request.id)))
+        }
+        guard case .number(let number)? = request.fields["since"], number >= 0, number == number.rounded(),
+            number < 9e15
+        else {
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(WireError(.badRequest, "\"since\" is a change number, 0 or more.", id: request.id)))
+        }
+        let since = Int64(number)
+        let watcher = watch ? ChangeWatcher(channel: context.channel) : nil
+        if let watcher {
+            watching = true
+            broadcast.add(watcher)
+        }
+        let id = request.id
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        return context.eventLoop.makeFutureWithTask { () -> (TerminalChangesReply?, [UInt8]) in
+            do {
+                let latest = try await feed.latestChangeNumber()
+                let page = try await feed.changes(after: since, limit: 1000)
+                let reply = TerminalChangesReply(
+                    changes: page.map(ChangeBroadcast.describe), latest: latest, more: page.count == 1000)
+                return (reply, Self.encode(reply, id: id))
+            } catch {
+                return (nil, WireReply.failure(WireError(.busy, "The hub cannot read its change feed now.", id: id)))
+            }
+        }.map { reply, bytes in
+            if let watcher {
+                guard let reply else {
+                    bound.value.close(promise: nil)
+                    return bytes
+                }
+                // Written by the caller right after this returns, on this loop; pushes queued
+                // meanwhile follow it.
+                bound.value.eventLoop.execute { watcher.goLive(sent: reply.changes.last?.number ?? since) }
+            }
+            return bytes
+        }
+    }
+
+    /// What the hub answers only at its own socket.
+    static let hubOnly: Set<WireOperation> = [.terminalAdd, .terminalList, .terminalRemove]
 
     static func encode(_ reply: some WireReplyBody, id: JSONValue?) -> [UInt8] {
         do {

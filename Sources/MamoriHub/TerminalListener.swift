@@ -2,10 +2,11 @@ import Crypto
 import Foundation
 public import Logging
 public import MamoriCore
-import MamoriProtocol
-import MamoriServer
+public import MamoriPostgres
+public import MamoriProtocol
+public import MamoriServer
 public import MamoriStore
-import MamoriTown
+public import MamoriTown
 import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
@@ -58,8 +59,15 @@ public final class TerminalListener: Sendable {
         public init() {}
     }
 
+    /// Answers what a member terminal forwards for its caller (the hub's daemon, on its store).
+    public typealias Forward = @Sendable (WireRequest, ForwardedCaller, CallerOrigin) async -> [UInt8]
+
     let authority: HubAuthority
     let registry: any TerminalRegistry
+    let forward: Forward?
+    /// The change feed terminals poll (`terminal.changes`) and watch (`terminal.watch`).
+    let feed: PostgresStore?
+    let broadcast: ChangeBroadcast?
     let limits: Limits
     let anonymous: AnonymousAdmission
     let joins: NIOLockedValueBox<Int> = NIOLockedValueBox(0)
@@ -75,12 +83,17 @@ public final class TerminalListener: Sendable {
     public init(
         authority: HubAuthority, registry: any TerminalRegistry, serverNames: [String],
         connections: TerminalConnections,
-        auditContext: AuditContext, limits: Limits = Limits(), clock: any WallClock = SystemClock(),
+        auditContext: AuditContext, forward: Forward? = nil, feed: PostgresStore? = nil,
+        broadcast: ChangeBroadcast? = nil, limits: Limits = Limits(),
+        clock: any WallClock = SystemClock(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) throws {
         self.authority = authority
         self.registry = registry
         self.limits = limits
+        self.forward = forward
+        self.feed = feed
+        self.broadcast = broadcast
         anonymous = AnonymousAdmission(total: limits.anonymousConnections, perAddress: limits.anonymousPerAddress)
         tokenKey = authority.tokenKey
         self.connections = connections

@@ -8,13 +8,15 @@ import NIOPosix
 /// `queue` more wait. Past that, ``run(for:_:)`` refuses at once with ``Argon2Pool/Busy``, so memory
 /// stays bounded at about (workers + queue) requests and `workers` × the Argon2 memory cost.
 /// One uid other than an operator may hold at most `perUID` of those places, and never the last
-/// eighth, which is kept for operators (root's logins through PAM, the administrators' tools).
+/// eighth, which is kept for operators (root's logins through PAM, the administrators' tools). On
+/// a hub, a forwarded caller's share is its terminal's uid's: each terminal's PAM logins (as root)
+/// get their own share, and no terminal can take the others'.
 final class Argon2Pool: Sendable {
     struct Busy: Error {}
 
     private struct State {
         var admitted = 0
-        var byUID: [UInt32: Int] = [:]
+        var byUID: [Caller.ShareKey: Int] = [:]
     }
 
     private let pool: NIOThreadPool
@@ -38,9 +40,9 @@ final class Argon2Pool: Sendable {
             if caller.isOperator {
                 guard state.admitted < capacity else { return false }
             } else {
-                let held = state.byUID[caller.uid, default: 0]
+                let held = state.byUID[caller.shareKey, default: 0]
                 guard state.admitted < capacity - operatorReserve, held < perUID else { return false }
-                state.byUID[caller.uid] = held + 1
+                state.byUID[caller.shareKey] = held + 1
             }
             state.admitted += 1
             return true
@@ -50,8 +52,8 @@ final class Argon2Pool: Sendable {
             state.withLockedValue { state in
                 state.admitted -= 1
                 if !caller.isOperator {
-                    let left = state.byUID[caller.uid, default: 1] - 1
-                    state.byUID[caller.uid] = left > 0 ? left : nil
+                    let left = state.byUID[caller.shareKey, default: 1] - 1
+                    state.byUID[caller.shareKey] = left > 0 ? left : nil
                 }
             }
         }

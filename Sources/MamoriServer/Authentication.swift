@@ -122,7 +122,7 @@ extension MamoriService {
         let remoteHost = try request.optionalString(.remoteHost)
         let settings = context.engine.policy.settings
         let required =
-            context.engine.policy.zones.first { $0.id == configuration.zone }?.loginFactors ?? [.password, .totp]
+            context.engine.policy.zones.first { $0.id == context.zone }?.loginFactors ?? [.password, .totp]
 
         let check = try await checkPassword(name, password, context)
         var reason = check.reason
@@ -230,14 +230,14 @@ extension MamoriService {
         let facts = AccountFacts(
             disabled: user.disabled, locked: try await store.failures(of: name)?.isLocked(at: context.now) == true,
             hasAssignments: !assignments.isEmpty, hasCurrentAssignments: !current.isEmpty,
-            rolesInZone: context.engine.roles(current.map(\.role), takingEffectIn: configuration.zone),
-            mustChangePassword: user.mustChangePassword, zone: configuration.zone)
+            rolesInZone: context.engine.roles(current.map(\.role), takingEffectIn: context.zone),
+            mustChangePassword: user.mustChangePassword, zone: context.zone)
         let (result, reasons) = facts.verdict { roles in
             context.engine.evaluate(
                 AuthorizationRequest(
                     user: name, roles: roles, kind: user.kind, organisation: user.organisation,
-                    zone: configuration.zone, factors: [], time: context.now, action: MamoriAction.login.rawValue,
-                    resource: "mamori:terminals/\(configuration.terminal)"
+                    zone: context.zone, factors: [], time: context.now, action: MamoriAction.login.rawValue,
+                    resource: "mamori:terminals/\(context.terminal)"
                 ))
         }
         if result != .allowed {
@@ -265,7 +265,7 @@ extension MamoriService {
         let settings = context.engine.policy.settings
         let session = SessionRecord(
             id: random.bytes(16).map { String(format: "%02x", $0) }.joined(), user: ticket.user,
-            zone: configuration.zone, terminal: configuration.terminal, factors: ticket.factors,
+            zone: context.zone, terminal: context.terminal, factors: ticket.factors,
             service: try request.optionalString(.service) ?? "unknown",
             tty: try request.optionalString(.tty), remoteHost: try request.optionalString(.remoteHost),
             openedAt: context.now,

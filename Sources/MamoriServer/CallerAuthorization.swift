@@ -17,7 +17,7 @@ extension MamoriService {
         AuditEntry(
             time: context.now, actorUID: Int(context.caller.uid), actor: context.caller.label, event: event,
             target: target,
-            outcome: outcome, detail: detail, terminal: configuration.terminal, zone: configuration.zone,
+            outcome: outcome, detail: detail, terminal: context.terminal, zone: context.zone,
             policyRevision: context.engine.revision
         )
     }
@@ -33,19 +33,20 @@ extension MamoriService {
             factors = session.factors
         }
         return authorizationRequest(
-            name, snapshot, factors: factors, at: context.now, action: action, resource: resource
+            name, snapshot, factors: factors, at: context.now, action: action, resource: resource, zone: context.zone
         )
     }
 
-    /// What the engine decides on, for `name` as `snapshot` has them, on this terminal's zone with
-    /// `factors`: the one way both the in-memory `authorize` and every other decision build it.
+    /// What the engine decides on, for `name` as `snapshot` has them, in `zone` (this terminal's
+    /// unless a member terminal forwarded the request) with `factors`: the one way both the
+    /// in-memory `authorize` and every other decision build it.
     func authorizationRequest(
         _ name: String, _ snapshot: SubjectCache.Snapshot, factors: Set<Factor>, at now: Date, action: String,
-        resource: String
+        resource: String, zone: String? = nil
     ) -> AuthorizationRequest {
         AuthorizationRequest(
             user: name, roles: snapshot.currentRoles(at: now), kind: snapshot.user?.kind,
-            organisation: snapshot.user?.organisation, zone: configuration.zone, factors: factors, time: now,
+            organisation: snapshot.user?.organisation, zone: zone ?? configuration.zone, factors: factors, time: now,
             action: action, resource: resource
         )
     }
@@ -139,6 +140,10 @@ extension MamoriService {
     /// or a caller the policy lets `mamori.authenticate` on that user.
     func requireSelfOrPermission(_ context: RequestContext, user: String) async throws {
         if context.caller.name == user && !context.caller.isOperator { return }
+        if context.caller.actsForUsers && !context.caller.isOperator {
+            // Root on a member terminal: its PAM module asking about a login there.
+            return
+        }
         try await requirePermission(context, action: .authenticate, resource: "mamori:users/\(user)")
     }
 

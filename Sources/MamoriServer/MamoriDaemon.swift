@@ -1,7 +1,7 @@
 import Foundation
 public import Logging
 import MamoriCore
-import MamoriProtocol
+public import MamoriProtocol
 public import MamoriStore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -65,6 +65,17 @@ public final class MamoriDaemon: Service, Sendable {
 
     /// The revision of the policy in force, for entries written beside the daemon (a hub's joins).
     public var policyRevision: String { service.engine.revision }
+
+    /// On a hub: answers a request a member terminal forwarded for the caller it saw at its own
+    /// socket (`uid`, `pid`, `name`), as if that caller had asked here from `origin`'s terminal and
+    /// zone. Entries name that terminal. The terminal's root may ask about any user's login (its
+    /// PAM module runs as root), but is no operator here: administering the town takes a Mamori
+    /// administrator's permission, whatever terminal asks.
+    public func answerForwarded(
+        _ request: WireRequest, uid: UInt32, pid: Int32, name: String?, origin: CallerOrigin
+    ) async -> [UInt8] {
+        await service.handle(request, caller: Caller(uid: uid, pid: pid, name: name, origin: origin))
+    }
 
     /// Serves until graceful shutdown. Meanwhile it verifies the audit chain once, reloads the policy on SIGHUP
     /// and signs the chain head every `checkpoint-seconds`; at shutdown it waits up to 5 seconds for requests

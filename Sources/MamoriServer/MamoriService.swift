@@ -215,7 +215,10 @@ final class MamoriService: Sendable {
         let now = clock.now()
         let deadline = try request.optionalInteger(.deadline).map { Date(timeIntervalSince1970: Double($0) / 1000) }
         if let deadline, now > deadline { throw Self.pastDeadline }
-        let context = RequestContext(request: request, caller: caller, now: now, engine: engine, deadline: deadline)
+        let context = RequestContext(
+            request: request, caller: caller, now: now, engine: engine, deadline: deadline,
+            terminal: caller.origin?.terminal ?? configuration.terminal, zone: caller.origin?.zone ?? configuration.zone
+        )
         switch operation {
         case .status: return try await status(context).replyFields()
         case .authenticate: return try await authenticate(context).replyFields()
@@ -262,6 +265,10 @@ final class MamoriService: Sendable {
         let engine: PolicyEngine
         /// When the client stops waiting (`deadline`), if it said.
         var deadline: Date? = nil
+        /// The terminal and zone the request comes from: this daemon's, or on a hub the member
+        /// terminal's that forwarded it. Entries and decisions name these.
+        var terminal: String
+        var zone: String
     }
 
     /// A request read after its client stopped waiting: nothing was done.

@@ -4,6 +4,7 @@ public import NIOCore
 public import NIOPosix
 public import NIOSSL
 import NIOTLS
+import Synchronization
 
 /// Where a hub listens: `host:port`, `[v6]:port`, or a host alone (port ``defaultPort``).
 public struct HubAddress: Sendable, Hashable, CustomStringConvertible {
@@ -79,12 +80,16 @@ public struct HubClientError: Error, CustomStringConvertible, Sendable {
 /// Opened by ``HubClient/connect(to:tls:group:timeout:verify:)``; close it when done.
 public final class HubClient: Sendable {
     let channel: any Channel
+    /// A line the hub sent before any request: its refusal of the connection, written just before
+    /// it closed it (a removed terminal's certificate, a register it could not read).
+    let unasked: UnaskedReply
 
     /// The longest reply line a client reads (a join reply carries two certificates).
     static let maximumReplyLength = 1 << 20
 
-    init(channel: any Channel) {
+    init(channel: any Channel, unasked: UnaskedReply) {
         self.channel = channel
+        self.unasked = unasked
     }
 
     /// Connects and completes the TLS handshake with `tls` (a client configuration); throws when
@@ -99,6 +104,7 @@ public final class HubClient: Sendable {
         let context = try NIOSSLContext(configuration: tls)
         let hostname = address.isIPAddress ? nil : address.host
         let handshake = group.next().makePromise(of: Void.self)
+        let unasked = UnaskedReply()
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -113,7 +119,7 @@ public final class HubClient: Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         tls,
                         ByteToMessageHandler(ReplyLineDecoder(maximumLength: maximumReplyLength)),
-                        ReplyMatcher(handshake: handshake),
+                        ReplyMatcher(handshake: handshake, unasked: unasked),
                     ])
                 }
             }
@@ -135,7 +141,7 @@ public final class HubClient: Sendable {
             channel.close(promise: nil)
             throw error
         }
-        return HubClient(channel: channel)
+        return HubClient(channel: channel, unasked: unasked)
     }
 
     /// Sends one request and reads its reply's fields. A refusal throws ``HubClientError`` with the
@@ -155,7 +161,14 @@ public final class HubClient: Sendable {
         channel.writeAndFlush(ReplyMatcher.Outbound(line: WireReply.encodeRequest(fields), reply: promise))
             .whenFailure { promise.fail($0) }
         defer { deadline.cancel() }
-        let reply = try await promise.futureResult.get()
+        let reply: ByteBuffer
+        do {
+            reply = try await promise.futureResult.get()
+        } catch {
+            // Refused before it could ask: the hub's own words, rather than "closed channel".
+            guard let refusal = unasked.line else { throw error }
+            reply = ByteBuffer(bytes: refusal)
+        }
         guard let object = WireReply.parse(reply.readableBytesView) else {
             throw HubClientError("The hub sent a reply that is not JSON.")
         }
@@ -173,6 +186,22 @@ public final class HubClient: Sendable {
         async throws -> Reply
     {
         try Reply(reply: try await call(op, body))
+    }
+
+    /// Asks for the change feed after `since` and then for every change as it commits: returns the
+    /// backlog, then calls `onChanges` (on an event loop thread, in order) with each batch the hub
+    /// pushes, until the connection closes. The connection carries nothing else from then on.
+    public func watch(since: Int64, onChanges: @escaping @Sendable (TerminalChangesReply) -> Void) async throws
+        -> TerminalChangesReply
+    {
+        unasked.onPush { line in
+            guard let fields = WireReply.parse(line), fields["event"] == .string(TerminalChangesReply.pushEvent),
+                let pushed = try? TerminalChangesReply(reply: fields.filter { $0.key != "event" })
+            else { return }
+            onChanges(pushed)
+        }
+        return try await call(
+            HubOperation.watch.rawValue, TerminalChangesRequest(since: since), reading: TerminalChangesReply.self)
     }
 
     /// Closes the connection.
@@ -197,10 +226,12 @@ final class ReplyMatcher: ChannelDuplexHandler {
     }
 
     private let handshake: EventLoopPromise<Void>
+    private let unasked: UnaskedReply
     private var waiting: [EventLoopPromise<ByteBuffer>] = []
 
-    init(handshake: EventLoopPromise<Void>) {
+    init(handshake: EventLoopPromise<Void>, unasked: UnaskedReply) {
         self.handshake = handshake
+        self.unasked = unasked
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -211,7 +242,15 @@ final class ReplyMatcher: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
-        guard !waiting.isEmpty else { return }
+        guard !waiting.isEmpty else {
+            unasked.keep(Array(line.readableBytesView))
+            return
+        }
+        if let push = unasked.push, let fields = WireReply.parse(line.readableBytesView), fields["event"] != nil {
+            // A watch's first push can come before a later request's reply: it is never a reply.
+            push(Array(line.readableBytesView))
+            return
+        }
         waiting.removeFirst().succeed(line)
     }
 
@@ -238,6 +277,24 @@ final class ReplyMatcher: ChannelDuplexHandler {
         waiting.removeAll()
         for promise in promises { promise.fail(error) }
     }
+}
+
+/// The lines a hub sends unasked: the first, kept for the request that finds the connection
+/// closed (a refusal written just before the hub closed it); or, on a watching connection, the
+/// pushed changes, handed to the watcher.
+final class UnaskedReply: Sendable {
+    private let kept = Mutex<[UInt8]?>(nil)
+    private let pushed = Mutex<(@Sendable ([UInt8]) -> Void)?>(nil)
+
+    func keep(_ line: [UInt8]) {
+        if let push { return push(line) }
+        kept.withLock { $0 = $0 ?? line }
+    }
+
+    var line: [UInt8]? { kept.withLock { $0 } }
+
+    func onPush(_ handler: @escaping @Sendable ([UInt8]) -> Void) { pushed.withLock { $0 = handler } }
+    var push: (@Sendable ([UInt8]) -> Void)? { pushed.withLock { $0 } }
 }
 
 /// Splits replies at newlines; a reply longer than the limit fails the connection.

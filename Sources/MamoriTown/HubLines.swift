@@ -8,6 +8,84 @@ public enum HubOperation: String, Sendable, CaseIterable {
     case join = "terminal.join"
     /// A joined terminal asks who the hub takes it for.
     case hello = "terminal.hello"
+    /// A joined terminal asks for the change feed after a number (the poll).
+    case changes = "terminal.changes"
+    /// A joined terminal asks for the feed after a number, then for every change as it commits,
+    /// pushed on the same connection (the stream).
+    case watch = "terminal.watch"
+}
+
+/// One change of the town's feed, as a terminal receives it.
+public struct ChangeDescription: Codable, Sendable, Hashable {
+    /// Its place in the feed: numbers commit in order, without gaps.
+    public var number: Int64
+    /// When it was made, ISO 8601.
+    public var time: String
+    /// The audit event that made it (`role.revoke`, `user.disable`, `terminal.remove`, …).
+    public var kind: String
+    /// Whom it concerns (a user, the policy, a terminal).
+    public var subject: String
+
+    /// A change from its parts.
+    public init(number: Int64, time: String, kind: String, subject: String) {
+        self.number = number
+        self.time = time
+        self.kind = kind
+        self.subject = subject
+    }
+}
+
+/// `terminal.changes` and `terminal.watch`: the feed after a number.
+public struct TerminalChangesRequest: WireRequestBody, Hashable {
+    /// The newest number the terminal has seen (0 for none).
+    public var since: Int64
+
+    /// A request for what came after `since`.
+    public init(since: Int64) {
+        self.since = since
+    }
+}
+
+/// The reply to `terminal.changes` and `terminal.watch`, and each line the stream pushes after a
+/// watch (with `event` `changes`).
+public struct TerminalChangesReply: WireReplyBody, Hashable {
+    /// The changes after the number asked for, oldest first (at most 1000 in a reply).
+    public var changes: [ChangeDescription]
+    /// The newest number given when the reply was made.
+    public var latest: Int64
+    /// Whether more than one reply's worth came after the number: ask again after the last one.
+    public var more: Bool
+
+    /// A reply from its parts.
+    public init(changes: [ChangeDescription], latest: Int64, more: Bool) {
+        self.changes = changes
+        self.latest = latest
+        self.more = more
+    }
+
+    /// The `event` of a pushed line.
+    public static let pushEvent = "changes"
+}
+
+/// The caller a member terminal saw at its own socket, sent with each request it forwards to the
+/// hub as the `caller` field: the kernel's word there (peer credentials), the terminal's word here.
+public struct ForwardedCaller: Codable, Sendable, Hashable {
+    /// The caller's uid on the terminal.
+    public var uid: UInt32
+    /// The caller's process id on the terminal.
+    public var pid: Int32
+    /// The caller's login name on the terminal, or nil when it has none.
+    public var name: String?
+
+    /// A caller from its parts.
+    public init(uid: UInt32, pid: Int32, name: String?) {
+        self.uid = uid
+        self.pid = pid
+        self.name = name
+    }
+
+    /// The field a forwarded request carries it in.
+    public static let field = "caller"
 }
 
 /// `terminal.join`: the one request a connection without a certificate may make.

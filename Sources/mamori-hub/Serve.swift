@@ -141,16 +141,22 @@ struct Serve: AsyncParsableCommand {
         // checkpoint is due at.
         guard let store = opened.withLock({ $0 }) else { fail("the store was not opened.", status: 2) }
         let connections = TerminalConnections()
+        let broadcast = ChangeBroadcast()
         var limits = TerminalListener.Limits()
         limits.joinSeconds = joinSeconds
         let listener = try TerminalListener(
             authority: authority, registry: store, serverNames: names, connections: connections,
             auditContext: .init(
                 terminal: settings.terminal, zone: settings.zone, policyRevision: { daemon.policyRevision }),
-            limits: limits,
+            forward: { request, caller, origin in
+                await daemon.answerForwarded(
+                    request, uid: caller.uid, pid: caller.pid, name: caller.name, origin: origin)
+            },
+            feed: store, broadcast: broadcast, limits: limits,
             logger: logger)
         let terminals = HubTerminalService(
-            listener: listener, store: store, connections: connections, address: address, logger: logger)
+            listener: listener, store: store, connections: connections, broadcast: broadcast, address: address,
+            logger: logger)
         return (daemon, terminals)
     }
 

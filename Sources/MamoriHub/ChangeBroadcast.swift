@@ -1,0 +1,105 @@
+import Foundation
+public import MamoriPostgres
+import MamoriProtocol
+import MamoriTown
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Pushes the change feed to every terminal connection that asked to watch it
+/// (`terminal.watch`), as the hub's LISTEN delivers it.
+///
+/// A watcher is registered before its backlog is read, so nothing committed in between is lost;
+/// until the backlog reply is written, pushes wait in the watcher, and those the backlog already
+/// held are dropped then. A watcher whose connection stops taking data is closed rather than
+/// buffered for: the terminal reconnects and asks again after the last number it has.
+public final class ChangeBroadcast: Sendable {
+    private let watchers = NIOLockedValueBox<[ObjectIdentifier: ChangeWatcher]>([:])
+
+    /// Nobody watching yet.
+    public init() {}
+
+    /// Pushes `changes` to every watcher.
+    public func publish(_ changes: [StoreChange]) {
+        guard !changes.isEmpty else { return }
+        for watcher in watchers.withLockedValue({ Array($0.values) }) { watcher.deliver(changes) }
+    }
+
+    /// How many connections watch.
+    public var count: Int { watchers.withLockedValue { $0.count } }
+
+    func add(_ watcher: ChangeWatcher) {
+        let key = ObjectIdentifier(watcher.channel)
+        watchers.withLockedValue { $0[key] = watcher }
+        watcher.channel.closeFuture.whenComplete { [watchers] _ in
+            watchers.withLockedValue { $0[key] = nil }
+        }
+    }
+
+    /// One pushed line.
+    static func line(_ changes: [StoreChange], latest: Int64) -> [UInt8] {
+        var fields =
+            (try? TerminalChangesReply(changes: changes.map(describe), latest: latest, more: false).replyFields())
+            ?? [:]
+        fields["event"] = .string(TerminalChangesReply.pushEvent)
+        return WireReply.encodeRequest(fields)
+    }
+
+    static func describe(_ change: StoreChange) -> ChangeDescription {
+        ChangeDescription(
+            number: change.number, time: ISO8601DateFormatter().string(from: change.time), kind: change.kind,
+            subject: change.subject)
+    }
+}
+
+/// One watching connection; its state lives on the channel's event loop.
+final class ChangeWatcher: Sendable {
+    /// Past this many bytes the terminal has not read, the watcher is closed.
+    static let maximumUnread = 1 << 20
+
+    let channel: any Channel
+    private let state: NIOLoopBoundBox<State>
+
+    struct State {
+        /// Nil until the backlog reply is written: what is pushed meanwhile waits here.
+        var waiting: [StoreChange]? = []
+        /// The newest number written to the terminal.
+        var sent: Int64 = 0
+    }
+
+    init(channel: any Channel) {
+        self.channel = channel
+        state = NIOLoopBoundBox(State(), eventLoop: channel.eventLoop)
+    }
+
+    /// From any thread: the changes go to the terminal, in order, once.
+    func deliver(_ changes: [StoreChange]) {
+        channel.eventLoop.execute { [self] in
+            if state.value.waiting != nil {
+                state.value.waiting?.append(contentsOf: changes)
+                return
+            }
+            write(changes)
+        }
+    }
+
+    /// On the event loop, after the backlog reply up to `sent`: what waited, past it, goes now.
+    func goLive(sent: Int64) {
+        state.value.sent = sent
+        let waiting = state.value.waiting ?? []
+        state.value.waiting = nil
+        write(waiting)
+    }
+
+    private func write(_ changes: [StoreChange]) {
+        let fresh = changes.filter { $0.number > state.value.sent }
+        guard let newest = fresh.last else { return }
+        state.value.sent = newest.number
+        guard channel.isWritable else {
+            // The terminal does not read: it will ask again after the last number it has.
+            channel.close(promise: nil)
+            return
+        }
+        channel.writeAndFlush(
+            channel.allocator.buffer(bytes: ChangeBroadcast.line(fresh, latest: newest.number)), promise: nil)
+    }
+}
