@@ -92,9 +92,11 @@ bench:
 	@scripts/ensure-deps bench
 	$(SWIFT) build -c release --product mamori-bench
 	$(SWIFT) build -c release --product mamorid
+	$(SWIFT) build -c release --product mamori-hub
 	$(CC) -O2 -Wall -Wextra -Werror -pthread Benchmarks/loadgen.c -o .build/release/loadgen
 	$(MAKE) -C pam BUILD=$(CURDIR)/.build/pam
-	.build/release/mamori-bench
+	@# The hub's figures need a PostgreSQL server: a private one, as for the tests.
+	scripts/with-postgres .build/release/mamori-bench
 
 # Puts the binaries, the unit, the configuration and the default policy where Debian admins look
 # for locally installed software. An existing configuration or policy is never overwritten.

@@ -150,7 +150,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mamori-bench",
-            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriSQLite"],
+            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriSQLite", "MamoriTown"],
             path: "Benchmarks/MamoriBench",
             exclude: ["cedar_bench.py"]
         ),

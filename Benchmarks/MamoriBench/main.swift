@@ -104,6 +104,10 @@ do {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
         try DaemonBench.run(productsDirectory: products)
     }
+    if only == nil || only == "hub" {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        try await HubBench.run(productsDirectory: products)
+    }
 } catch {
     print("benchmark failed: \(error)")
     exit(1)
