@@ -249,6 +249,8 @@ final class TerminalRequestHandler: ChannelInboundHandler {
             return changes(request, watch: false, context: context)
         case (.terminal, .watch?):
             return changes(request, watch: true, context: context)
+        case (.terminal, .subjects?):
+            return subjects(request, context: context)
         case (.terminal, _):
             return context.eventLoop.makeSucceededFuture(
                 WireReply.failure(
@@ -332,6 +334,55 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                 bound.value.eventLoop.execute { watcher.goLive(sent: reply.changes.last?.number ?? since) }
             }
             return bytes
+        }
+    }
+
+    /// `terminal.subjects`: users and assignments without secrets, for a terminal's mirror. The
+    /// change number is read first, so a terminal that watches from it misses nothing made after.
+    private func subjects(_ request: WireRequest, context: ChannelHandlerContext) -> EventLoopFuture<[UInt8]> {
+        guard let store = listener.feed else {
+            return context.eventLoop.makeSucceededFuture(
+                WireReply.failure(WireError(.unknownOperation, "This hub keeps no store.", id: request.id)))
+        }
+        var wanted: Set<String>?
+        if let value = request.fields["users"], value != .null {
+            guard let names = try? value.decode([String].self), names.count <= 100,
+                names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 64 })
+            else {
+                return context.eventLoop.makeSucceededFuture(
+                    WireReply.failure(
+                        WireError(.badRequest, "\"users\" is a list of at most 100 login names.", id: request.id)))
+            }
+            wanted = Set(names)
+        }
+        let id = request.id
+        let now = listener.clock.now()
+        let chosen = wanted
+        return context.eventLoop.makeFutureWithTask {
+            do {
+                let latest = try await store.latestChangeNumber()
+                let users = try await store.users().filter { chosen?.contains($0.name) ?? true }
+                let assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
+                let formatter = ISO8601DateFormatter()
+                var subjects: [SubjectDescription] = []
+                for user in users {
+                    let locked = try await store.failures(of: user.name)?.isLocked(at: now) ?? false
+                    subjects.append(
+                        SubjectDescription(
+                            user: user.name, displayName: user.displayName, kind: user.kind.rawValue,
+                            organisation: user.organisation, disabled: user.disabled,
+                            mustChangePassword: user.mustChangePassword, locked: locked,
+                            assignments: (assignments[user.name] ?? []).map {
+                                SubjectAssignment(
+                                    role: $0.role, grantedBy: $0.grantedBy,
+                                    grantedAt: formatter.string(from: $0.grantedAt),
+                                    expiresAt: $0.expiresAt.map(formatter.string(from:)))
+                            }))
+                }
+                return Self.encode(TerminalSubjectsReply(subjects: subjects, latest: latest), id: id)
+            } catch {
+                return WireReply.failure(WireError(.busy, "The hub cannot read its users now.", id: id))
+            }
         }
     }
 

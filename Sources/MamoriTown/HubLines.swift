@@ -13,6 +13,103 @@ public enum HubOperation: String, Sendable, CaseIterable {
     /// A joined terminal asks for the feed after a number, then for every change as it commits,
     /// pushed on the same connection (the stream).
     case watch = "terminal.watch"
+    /// A joined terminal asks for the users and their assignments, without any secret: what it
+    /// needs to answer `authorize` and `account` itself.
+    case subjects = "terminal.subjects"
+}
+
+/// `terminal.subjects`: every user, or those named.
+public struct TerminalSubjectsRequest: WireRequestBody, Hashable {
+    /// The users wanted (at most 100), or nil for all.
+    public var users: [String]?
+
+    /// A request for `users`, or for all.
+    public init(users: [String]? = nil) {
+        self.users = users
+    }
+}
+
+/// One user as a terminal mirrors them: no password hash, no seed, no code.
+public struct SubjectDescription: Codable, Sendable, Hashable {
+    /// The login name.
+    public var user: String
+    /// The name shown to people.
+    public var displayName: String
+    /// `staff`, `fiscal-year-staff`, …
+    public var kind: String
+    /// The organisation, or nil.
+    public var organisation: String?
+    /// Whether logins are refused.
+    public var disabled: Bool
+    /// Whether the next login must change the password.
+    public var mustChangePassword: Bool
+    /// Whether the account is locked after failures now.
+    public var locked: Bool
+    /// The user's assignments, current or not.
+    public var assignments: [SubjectAssignment]
+
+    /// A user from its parts.
+    public init(
+        user: String, displayName: String, kind: String, organisation: String?, disabled: Bool,
+        mustChangePassword: Bool, locked: Bool, assignments: [SubjectAssignment]
+    ) {
+        self.user = user
+        self.displayName = displayName
+        self.kind = kind
+        self.organisation = organisation
+        self.disabled = disabled
+        self.mustChangePassword = mustChangePassword
+        self.locked = locked
+        self.assignments = assignments
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case user, kind, organisation, disabled, locked, assignments
+        case displayName = "display_name"
+        case mustChangePassword = "must_change_password"
+    }
+}
+
+/// One assignment as a terminal mirrors it.
+public struct SubjectAssignment: Codable, Sendable, Hashable {
+    /// The role.
+    public var role: String
+    /// Who granted it.
+    public var grantedBy: String
+    /// When, ISO 8601.
+    public var grantedAt: String
+    /// When it ends, ISO 8601, or nil for never.
+    public var expiresAt: String?
+
+    /// An assignment from its parts.
+    public init(role: String, grantedBy: String, grantedAt: String, expiresAt: String?) {
+        self.role = role
+        self.grantedBy = grantedBy
+        self.grantedAt = grantedAt
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case role
+        case grantedBy = "granted_by"
+        case grantedAt = "granted_at"
+        case expiresAt = "expires_at"
+    }
+}
+
+/// The reply to `terminal.subjects`.
+public struct TerminalSubjectsReply: WireReplyBody, Hashable {
+    /// The users, by name.
+    public var subjects: [SubjectDescription]
+    /// The newest change number read before the users were: watch the feed from it, and nothing
+    /// made after the snapshot is missed.
+    public var latest: Int64
+
+    /// A reply from its parts.
+    public init(subjects: [SubjectDescription], latest: Int64) {
+        self.subjects = subjects
+        self.latest = latest
+    }
 }
 
 /// One change of the town's feed, as a terminal receives it.

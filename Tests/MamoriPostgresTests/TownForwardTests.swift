@@ -212,6 +212,48 @@ struct TownForwardTests {
         }
     }
 
+    @Test("a terminal reads users and assignments for its mirror, and no secret with them")
+    func subjectsWithoutSecrets() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            for fields: [String: JSONValue] in [
+                ["op": "user.add", "user": "sato", "kind": "fiscal-year-staff", "organisation": "planning"],
+                ["op": "user.passwd", "user": "sato", "password": "sato's passphrase"],
+                ["op": "role.grant", "user": "sato", "role": "staff", "until": "2099-03-31"],
+                ["op": "user.add", "user": "suzuki"],
+                ["op": "user.disable", "user": "suzuki"],
+            ] {
+                #expect(try Self.administer(hub, fields)["ok"] == .bool(true), "\(fields)")
+            }
+            guard
+                case .string(let secret)? = try Self.administer(hub, ["op": "totp.enroll.begin", "user": "sato"])[
+                    "secret"]
+            else {
+                Issue.record("no secret")
+                return
+            }
+            let terminal = try await Self.terminal(hub, "kametsu-11")
+            defer { terminal.close() }
+            let fields = try await terminal.call(HubOperation.subjects.rawValue, TerminalSubjectsRequest())
+            let text = String(decoding: WireReply.success(fields, id: nil), as: UTF8.self)
+            #expect(!text.contains("argon2") && !text.contains(secret) && !text.contains("password_hash"), "\(text)")
+            let all = try TerminalSubjectsReply(reply: fields)
+            #expect(all.subjects.map(\.user) == ["sato", "suzuki"])
+            let sato = try #require(all.subjects.first)
+            #expect(sato.kind == "fiscal-year-staff" && sato.mustChangePassword && !sato.disabled && !sato.locked)
+            #expect(sato.assignments.map(\.role) == ["staff"] && sato.assignments.first?.expiresAt != nil)
+            #expect(all.subjects.last?.disabled == true)
+            let changes = try await terminal.call(
+                HubOperation.changes.rawValue, TerminalChangesRequest(since: 0), reading: TerminalChangesReply.self)
+            #expect(all.latest == changes.latest)
+            let one = try await terminal.call(
+                HubOperation.subjects.rawValue, TerminalSubjectsRequest(users: ["suzuki", "nobody"]),
+                reading: TerminalSubjectsReply.self)
+            #expect(one.subjects.map(\.user) == ["suzuki"])
+        }
+    }
+
     /// A second terminal joined to `hub`; its state folder.
     static func joinedState(_ hub: Hub, _ name: String) throws -> String {
         let state = TownJoinTests.folder()

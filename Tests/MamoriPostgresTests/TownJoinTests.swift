@@ -283,16 +283,21 @@ struct TownJoinTests {
             // connections expire while the later ones connect.
             let patient = try Hub(database: database)
             defer { patient.harness.stop() }
-            // Sixteen idle connections from one address fill its share; the seventeenth is closed
-            // at once, before any TLS work.
-            var idle = try (0..<16).map { _ in try RawConnection(port: patient.port) }
-            let extra = try RawConnection(port: patient.port)
-            #expect(extra.closedByPeer(within: 2), "a connection past the per-address limit was kept")
+            // Sixteen idle connections from one address fill its share; one more is closed at once,
+            // before any TLS work. (Which one: the hub admits them on two event loops, in no fixed order.)
+            var idle = try (0..<17).map { _ in try RawConnection(port: patient.port) }
+            try await Task.sleep(for: .seconds(1))
+            let closed = idle.filter { $0.closedByPeer(within: 0.05) }.count
+            #expect(closed == 1, "\(closed) of 17 connections from one address were closed; the share is 16")
             // Closing them gives their places back.
+            // (once the hub has seen them close, which a loaded machine may take a moment for).
             idle.removeAll()
-            try await Task.sleep(for: .milliseconds(300))
-            let after = try RawConnection(port: patient.port)
-            #expect(!after.closedByPeer(within: 0.5))
+            var kept = false
+            for _ in 0..<25 where !kept {
+                try await Task.sleep(for: .milliseconds(200))
+                kept = !(try RawConnection(port: patient.port)).closedByPeer(within: 0.3)
+            }
+            #expect(kept, "no place came free after the connections closed")
 
             let hub = try Hub(database: database, extra: ["--join-seconds", "2"])
             defer { hub.harness.stop() }
