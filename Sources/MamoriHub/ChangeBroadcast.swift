@@ -18,10 +18,12 @@ public final class ChangeBroadcast: Sendable {
     /// Nobody watching yet.
     public init() {}
 
-    /// Pushes `changes` to every watcher.
+    /// Pushes `changes` to every watcher. The line is encoded once for all of them; a watcher whose
+    /// backlog already held some of the changes encodes its own.
     public func publish(_ changes: [StoreChange]) {
-        guard !changes.isEmpty else { return }
-        for watcher in watchers.withLockedValue({ Array($0.values) }) { watcher.deliver(changes) }
+        guard let newest = changes.last else { return }
+        let line = Self.line(changes, latest: newest.number)
+        for watcher in watchers.withLockedValue({ Array($0.values) }) { watcher.deliver(changes, line: line) }
     }
 
     /// How many connections watch.
@@ -46,8 +48,7 @@ public final class ChangeBroadcast: Sendable {
 
     static func describe(_ change: StoreChange) -> ChangeDescription {
         ChangeDescription(
-            number: change.number, time: ISO8601DateFormatter().string(from: change.time), kind: change.kind,
-            subject: change.subject)
+            number: change.number, time: change.time.formatted(.iso8601), kind: change.kind, subject: change.subject)
     }
 }
 
@@ -71,14 +72,14 @@ final class ChangeWatcher: Sendable {
         state = NIOLoopBoundBox(State(), eventLoop: channel.eventLoop)
     }
 
-    /// From any thread: the changes go to the terminal, in order, once.
-    func deliver(_ changes: [StoreChange]) {
+    /// From any thread: the changes go to the terminal, in order, once; `line` is their encoding.
+    func deliver(_ changes: [StoreChange], line: [UInt8]) {
         channel.eventLoop.execute { [self] in
             if state.value.waiting != nil {
                 state.value.waiting?.append(contentsOf: changes)
                 return
             }
-            write(changes)
+            write(changes, line: line)
         }
     }
 
@@ -90,9 +91,10 @@ final class ChangeWatcher: Sendable {
         write(waiting)
     }
 
-    private func write(_ changes: [StoreChange]) {
+    private func write(_ changes: [StoreChange], line: [UInt8]? = nil) {
         let fresh = changes.filter { $0.number > state.value.sent }
         guard let newest = fresh.last else { return }
+        let line = fresh.count == changes.count ? line : nil
         state.value.sent = newest.number
         guard channel.isWritable else {
             // The terminal does not read: it will ask again after the last number it has.
@@ -100,6 +102,6 @@ final class ChangeWatcher: Sendable {
             return
         }
         channel.writeAndFlush(
-            channel.allocator.buffer(bytes: ChangeBroadcast.line(fresh, latest: newest.number)), promise: nil)
+            channel.allocator.buffer(bytes: line ?? ChangeBroadcast.line(fresh, latest: newest.number)), promise: nil)
     }
 }

@@ -143,11 +143,10 @@ public struct HubAuthority: Sendable {
                 AuthorityKeyIdentifier(keyIdentifier: try authorityKeyIdentifier())
             },
             issuerPrivateKey: .init(key))
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
         return IssuedTerminalCertificate(
             serial: serial.bytes.map { String(format: "%02x", $0) }.joined(),
-            digest: Array(SHA256.hash(data: serializer.serializedBytes)),
+            // The same digest the terminal port computes of the certificate presented to it.
+            digest: Self.digest(der: try Self.der(certificate)),
             expiresAt: expires, pem: try certificate.serializeAsPEM().pemString)
     }
 
@@ -160,6 +159,13 @@ public struct HubAuthority: Sendable {
             throw HubAuthorityError("The certificate request's key must be a P-256 key.")
         }
         return request
+    }
+
+    /// A certificate's DER.
+    static func der(_ certificate: Certificate) throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        return serializer.serializedBytes
     }
 
     /// SHA-256 of a certificate's DER: how the register knows a presented certificate again.

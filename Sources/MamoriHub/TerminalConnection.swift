@@ -36,7 +36,6 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
     private var held: [ByteBuffer] = []
     private var heldBytes = 0
     private var deadline: Scheduled<Void>?
-    private var counted = true
 
     init(listener: TerminalListener, address: String) {
         self.listener = listener
@@ -47,14 +46,6 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
         let channel = context.channel
         deadline = context.eventLoop.scheduleTask(in: .seconds(listener.limits.joinSeconds)) {
             channel.close(promise: nil)
-        }
-        // The anonymous count is given back when the connection closes, unless it became a
-        // terminal's first; the deadline stays with the connection until then.
-        let listener = self.listener
-        let address = self.address
-        let counted = NIOLoopBound(self, eventLoop: context.eventLoop)
-        channel.closeFuture.whenComplete { _ in
-            if counted.value.counted { listener.anonymous.leave(address) }
         }
     }
 
@@ -100,7 +91,7 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
                             context: context, WireError(.busy, "A terminal was removed meanwhile; connect again."))
                         return
                     }
-                    gate.becameTerminal()
+                    gate.becameTerminal(context.channel)
                     gate.install(context: context, peer: .terminal(terminal))
                 case .success(nil):
                     gate.listener.logger.notice(
@@ -119,13 +110,10 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A terminal's connection is its stream for as long as it runs: no deadline, and it no longer
     /// counts as anonymous.
-    private func becameTerminal() {
+    private func becameTerminal(_ channel: any Channel) {
         deadline?.cancel()
         deadline = nil
-        if counted {
-            counted = false
-            listener.anonymous.leave(address)
-        }
+        listener.anonymous.leave(channel)
     }
 
     private func refuse(context: ChannelHandlerContext, _ error: WireError) {

@@ -102,24 +102,19 @@ public final class TerminalListener: Sendable {
         self.group = group
         self.logger = logger
         let server = try authority.issueServerCertificate(names: serverNames, now: clock.now())
+        let authorityCertificate = try NIOSSLCertificate(bytes: HubAuthority.der(authority.certificate), format: .der)
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: [
-                .certificate(try NIOSSLCertificate(bytes: Self.der(server.certificate), format: .der)),
-                .certificate(try NIOSSLCertificate(bytes: Self.der(authority.certificate), format: .der)),
+                .certificate(try NIOSSLCertificate(bytes: HubAuthority.der(server.certificate), format: .der)),
+                .certificate(authorityCertificate),
             ],
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(server.key.pemRepresentation.utf8), format: .pem))
         )
         tls.minimumTLSVersion = .tlsv13
-        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Self.der(authority.certificate), format: .der)])
+        tls.trustRoots = .certificates([authorityCertificate])
         // A certificate is optional (a joining terminal has none yet); one presented must verify.
         tls.certificateVerification = .optionalVerification
         sslContext = try NIOSSLContext(configuration: tls)
-    }
-
-    static func der(_ certificate: Certificate) throws -> [UInt8] {
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        return serializer.serializedBytes
     }
 
     /// Binds `host:port` and serves until the returned channel is closed.
@@ -130,10 +125,12 @@ public final class TerminalListener: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 let address = channel.remoteAddress?.ipAddress ?? "-"
-                guard listener.anonymous.enter(address) else {
+                guard listener.anonymous.enter(address, channel: channel) else {
                     // Past the limit: closed before any TLS work is spent on it.
                     return channel.close()
                 }
+                // Given back at close, or earlier when it becomes a terminal's (whichever first).
+                channel.closeFuture.whenComplete { _ in listener.anonymous.leave(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         NIOSSLServerHandler(context: listener.sslContext),
@@ -201,31 +198,32 @@ public final class TerminalConnections: Sendable {
     public func count(terminal: String) -> Int { state.withLockedValue { $0.open[terminal]?.count ?? 0 } }
 }
 
-/// Counts connections not yet known to be a terminal's, in all and per address.
+/// Counts connections not yet known to be a terminal's, in all and per address. Each is kept by
+/// its channel, so that giving it back twice (at close, and on becoming a terminal's) counts once.
 final class AnonymousAdmission: Sendable {
     private let total: Int
     private let perAddress: Int
-    private let counts = NIOLockedValueBox<(all: Int, by: [String: Int])>((0, [:]))
+    private let counts = NIOLockedValueBox<(open: [ObjectIdentifier: String], by: [String: Int])>(([:], [:]))
 
     init(total: Int, perAddress: Int) {
         self.total = total
         self.perAddress = perAddress
     }
 
-    /// Counts one more from `address`; false, counting nothing, past either limit.
-    func enter(_ address: String) -> Bool {
+    /// Counts `channel` from `address`; false, counting nothing, past either limit.
+    func enter(_ address: String, channel: any Channel) -> Bool {
         counts.withLockedValue { counts in
-            guard counts.all < total, counts.by[address, default: 0] < perAddress else { return false }
-            counts.all += 1
+            guard counts.open.count < total, counts.by[address, default: 0] < perAddress else { return false }
+            counts.open[ObjectIdentifier(channel)] = address
             counts.by[address, default: 0] += 1
             return true
         }
     }
 
-    /// Counts one less from `address`.
-    func leave(_ address: String) {
+    /// Stops counting `channel`; nothing when it is not counted.
+    func leave(_ channel: any Channel) {
         counts.withLockedValue { counts in
-            counts.all -= 1
+            guard let address = counts.open.removeValue(forKey: ObjectIdentifier(channel)) else { return }
             let left = counts.by[address, default: 1] - 1
             counts.by[address] = left > 0 ? left : nil
         }
