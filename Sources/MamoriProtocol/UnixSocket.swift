@@ -14,7 +14,8 @@ public enum UnixSocket {
     ///
     /// - Parameter receiveTimeout: seconds a read may wait (SO_RCVTIMEO); nil waits for ever.
     public static func connect(path: String, receiveTimeout: Int? = nil) throws(ConnectError) -> Int32 {
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a process this one starts must not hold the connection open after it closes here.
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw ConnectError(reason: String(cString: strerror(errno))) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

@@ -64,7 +64,7 @@ struct TrustTests {
             at: folder.appendingPathComponent(".mamori"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         // A socket in the working folder's .mamori/ that the command must not pick up.
-        let planted = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let planted = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(planted) }
         let path = folder.appendingPathComponent(".mamori/mamori.sock").path
         var address = sockaddr_un()

@@ -158,7 +158,7 @@ public enum Subprocess {
 /// A loopback TCP port free now, for a server a test starts (the kernel's pick for port 0; another
 /// process could take it before the server binds, which on a test machine does not happen).
 public func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard descriptor >= 0 else { throw SubprocessError(description: "socket() failed") }
     defer { close(descriptor) }
     var address = sockaddr_in()
