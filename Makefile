@@ -108,6 +108,8 @@ install:
 	install -D -s -m 0755 .build-static/release/mamori $(DESTDIR)$(PREFIX)/bin/mamori
 	install -D -m 0755 contrib/mamori-audit-verify.py $(DESTDIR)$(PREFIX)/bin/mamori-audit-verify
 	install -D -m 0644 contrib/systemd/mamorid.service $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
+	@# For a member terminal of a town (docs/town.md): copied into mamorid.service.d by its administrator.
+	install -D -m 0644 contrib/systemd/mamorid.service.d/member.conf $(DESTDIR)$(PREFIX)/share/mamori/systemd/mamorid-member.conf
 	sed -i 's|/usr/local/|$(PREFIX)/|g' $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
 	@# mamorid's own system user; into a DESTDIR (a package being staged) none is made: the
 	@# package's maintainer scripts make it.

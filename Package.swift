@@ -128,10 +128,21 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // A member terminal's side (docs/town.md): its link to the hub, which forwards and mirrors.
+        .target(
+            name: "MamoriMember",
+            dependencies: [
+                "MamoriCore", "MamoriProtocol", "MamoriStore", "MamoriServer", "MamoriTown",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "mamorid",
             dependencies: [
-                "MamoriServer", "MamoriSQLite", "MamoriCore", "MamoriProtocol",
+                "MamoriServer", "MamoriSQLite", "MamoriCore", "MamoriProtocol", "MamoriMember", "MamoriTown",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

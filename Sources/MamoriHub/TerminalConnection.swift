@@ -354,12 +354,16 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                 let formatter = ISO8601DateFormatter()
                 var subjects: [SubjectDescription] = []
                 for user in users {
-                    let locked = try await store.failures(of: user.name)?.isLocked(at: now) ?? false
+                    let lock = try await store.failures(of: user.name).flatMap {
+                        $0.isLocked(at: now) ? $0.lockedUntil : nil
+                    }
                     subjects.append(
                         SubjectDescription(
                             user: user.name, displayName: user.displayName, kind: user.kind.rawValue,
                             organisation: user.organisation, disabled: user.disabled,
-                            mustChangePassword: user.mustChangePassword, locked: locked,
+                            mustChangePassword: user.mustChangePassword, locked: lock != nil,
+                            lockedUntil: lock.map(formatter.string(from:)),
+                            createdAt: formatter.string(from: user.createdAt),
                             assignments: (assignments[user.name] ?? []).map {
                                 SubjectAssignment(
                                     role: $0.role, grantedBy: $0.grantedBy,

@@ -175,6 +175,15 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
     /// are not stored: a new session is open. Throws `notFound` when the user no longer exists or is
     /// disabled (checked in the transaction); a duplicate id fails with `storage`.
     public func openSession(_ session: SessionRecord, audit: AuditEntry) async throws {
+        try await insertSession(session, audit: audit, userHeldHere: true)
+    }
+
+    /// A member terminal's copy of a session its hub opened: the user is the hub's, not in this file.
+    public func openSession(ofUserHeldElsewhere session: SessionRecord, audit: AuditEntry) async throws {
+        try await insertSession(session, audit: audit, userHeldHere: false)
+    }
+
+    private func insertSession(_ session: SessionRecord, audit: AuditEntry, userHeldHere: Bool) async throws {
         try await write(audit: audit) { db in
             // Only for a user who still exists and is enabled, checked in this transaction: a ticket
             // outlives neither the account's removal nor its disabling.
@@ -182,12 +191,13 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
                 sql: """
                     INSERT INTO sessions (id, user, zone, terminal, factors, service, tty, remote_host, opened_at, expires_at)
                     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-                    WHERE EXISTS (SELECT 1 FROM users WHERE name = ? AND disabled = 0)
+                    WHERE ? OR EXISTS (SELECT 1 FROM users WHERE name = ? AND disabled = 0)
                     """,
                 arguments: [
                     session.id, session.user, session.zone, session.terminal,
                     session.factors.map(\.rawValue).sorted().joined(separator: ","), session.service, session.tty,
-                    session.remoteHost, millis(session.openedAt), millis(session.expiresAt), session.user,
+                    session.remoteHost, millis(session.openedAt), millis(session.expiresAt), !userHeldHere,
+                    session.user,
                 ]
             )
             guard db.changesCount > 0 else {
@@ -239,3 +249,6 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
         }
     }
 }
+
+/// A member terminal's embedded store keeps copies of the sessions its hub opens.
+extension SQLiteStore: ForeignSessionStore {}

@@ -296,6 +296,7 @@ extension MamoriService {
         cache.forgetSession(id)
         try await store.closeSession(
             id, at: context.now, audit: audit(context, event: .sessionClose, target: id, outcome: .success))
+        if let member { await closeSessionAtHub(context.request, caller: context.caller, member: member) }
         return SessionCloseReply(session: id)
     }
 }

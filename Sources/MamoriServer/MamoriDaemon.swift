@@ -51,14 +51,17 @@ public final class MamoriDaemon: Service, Sendable {
 
     /// Prepares the state folder, opens the store with `openStore` and loads the policy; throws,
     /// with a sentence for the operator, when any of them is unusable. With `openHub`, the daemon
-    /// is a hub's local socket: it also keeps the town's terminals (docs/town.md).
+    /// is a hub's local socket: it also keeps the town's terminals. With `member`, it is a member
+    /// terminal: its hub answers logins and administration, and its decisions read the hub's
+    /// users from the mirror (docs/town.md).
     public init(
-        configuration: DaemonConfiguration, logger: Logger, openHub: HubOpener? = nil, openStore: StoreOpener
+        configuration: DaemonConfiguration, logger: Logger, openHub: HubOpener? = nil, member: MemberRole? = nil,
+        openStore: StoreOpener
     ) async throws {
         self.configuration = configuration
         self.logger = logger
         service = try await ServiceFactory.make(
-            configuration: configuration, logger: logger, openStore: openStore, openHub: openHub)
+            configuration: configuration, logger: logger, openStore: openStore, openHub: openHub, member: member)
         admission = Admission(limits: Admission.Limits(configuration))
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
     }

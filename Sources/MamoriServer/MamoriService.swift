@@ -38,6 +38,9 @@ final class MamoriService: Sendable {
     let policyObservers = NIOLockedValueBox<[@Sendable (Policy) -> Void]>([])
     /// Set on a hub: its register of terminals and its CA's pin.
     let hub: HubRole?
+    /// Set on a member terminal: the hub that answers logins and administration, and the mirror
+    /// of users and assignments that this terminal's decisions read.
+    let member: MemberRole?
 
     struct ChainCheck {
         let time: Date
@@ -63,9 +66,10 @@ final class MamoriService: Sendable {
     init(
         configuration: DaemonConfiguration, store: any MamoriStorage, policy: Policy, cipher: SeedCipher,
         auditSigner: AuditSigner, witness: WitnessKeeper, assignmentGeneration: Int64, clock: any WallClock,
-        random: any RandomByteSource, logger: Logger, hub: HubRole? = nil
+        random: any RandomByteSource, logger: Logger, hub: HubRole? = nil, member: MemberRole? = nil
     ) {
         self.hub = hub
+        self.member = member
         self.configuration = configuration
         self.store = store
         self.cipher = cipher
@@ -84,6 +88,8 @@ final class MamoriService: Sendable {
         argonPool = Argon2Pool(
             workers: configuration.argon2Workers, queue: configuration.argon2Queue, perUID: configuration.argon2PerUID
         )
+        // A change the hub told of (a revocation, a disable, a lock) reaches the next decision.
+        member?.mirror.observe { [cache] in cache.invalidate(assignmentsChanged: true) }
     }
 
     var engine: PolicyEngine { engineBox.withLockedValue { $0 } }
@@ -165,6 +171,9 @@ final class MamoriService: Sendable {
 
     /// Answers one parsed request. Never throws: every failure becomes an error reply.
     func handle(_ request: WireRequest, caller: Caller) async -> [UInt8] {
+        if let member, let operation = WireOperation(rawValue: request.op), operation.isAnsweredByHub {
+            return await forwardToHub(request, operation, caller: caller, member: member)
+        }
         do {
             let fields = try await dispatch(request, caller: caller)
             logger.debug("request served", metadata: ["request": "\(request.safeDescription)", "uid": "\(caller.uid)"])

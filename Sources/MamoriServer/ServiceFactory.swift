@@ -28,7 +28,8 @@ public typealias HubOpener = @Sendable (any MamoriStorage) throws -> HubRole
 enum ServiceFactory {
     static func make(
         configuration: DaemonConfiguration, logger: Logger, openStore: StoreOpener, openHub: HubOpener? = nil,
-        clock: any WallClock = SystemClock(), random: any RandomByteSource = SystemRandomBytes()
+        member: MemberRole? = nil, clock: any WallClock = SystemClock(),
+        random: any RandomByteSource = SystemRandomBytes()
     ) async throws(ConfigurationError) -> MamoriService {
         let keys = try StateFolder.prepare(configuration.stateDirectory, databaseFile: openHub == nil)
         let cipher: SeedCipher
@@ -45,11 +46,13 @@ enum ServiceFactory {
         let generation: Int64
         let hub: HubRole?
         do {
-            store = try openStore(
+            let opened = try openStore(
                 StoreRequirements(
                     databasePath: databasePath, signer: signer, checkpointInterval: configuration.checkpointEntries,
                     onCheckpoint: { witness.witness($0) }
                 ))
+            // A member terminal keeps its sessions and its chain, and reads users from its hub's mirror.
+            store = member.map { MemberStore(local: opened, mirror: $0.mirror) } ?? opened
             generation = try await store.assignmentGeneration()
             hub = try openHub?(store)
         } catch {
@@ -59,7 +62,8 @@ enum ServiceFactory {
         let policy = try loadPolicy(configuration)
         return MamoriService(
             configuration: configuration, store: store, policy: policy, cipher: cipher, auditSigner: signer,
-            witness: witness, assignmentGeneration: generation, clock: clock, random: random, logger: logger, hub: hub
+            witness: witness, assignmentGeneration: generation, clock: clock, random: random, logger: logger, hub: hub,
+            member: member
         )
     }
 

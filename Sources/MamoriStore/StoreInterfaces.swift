@@ -137,6 +137,14 @@ public protocol AuditTrail: AuditPageReader {
         -> AuditPruneResult
 }
 
+/// A store that can keep sessions of users it does not hold: a member terminal's embedded store,
+/// whose users are its hub's (docs/town.md). The caller has checked the user against the store
+/// that holds them.
+public protocol ForeignSessionStore: Sendable {
+    /// Records `session` with `audit` in one transaction, without looking for its user here.
+    func openSession(ofUserHeldElsewhere session: SessionRecord, audit: AuditEntry) async throws
+}
+
 /// Everything the service needs from one store, and what `status` reports of it.
 public protocol MamoriStorage: IdentityStore, CredentialStore, AssignmentStore, SessionStore, AuditTrail {
     /// Row counts for `status`: users, open_sessions, locked_users, audit_entries.

@@ -151,25 +151,8 @@ public final class HubClient: Sendable {
     {
         var fields = try body.fields()
         fields["op"] = .string(op)
-        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        // A hub that stops answering must not hold the caller for ever: the connection is given up.
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { [channel] in
-            promise.fail(
-                HubClientError("The hub did not answer \(op) within \(timeout.nanoseconds / 1_000_000_000) s."))
-            channel.close(promise: nil)
-        }
-        channel.writeAndFlush(ReplyMatcher.Outbound(line: WireReply.encodeRequest(fields), reply: promise))
-            .whenFailure { promise.fail($0) }
-        defer { deadline.cancel() }
-        let reply: ByteBuffer
-        do {
-            reply = try await promise.futureResult.get()
-        } catch {
-            // Refused before it could ask: the hub's own words, rather than "closed channel".
-            guard let refusal = unasked.line else { throw error }
-            reply = ByteBuffer(bytes: refusal)
-        }
-        guard let object = WireReply.parse(reply.readableBytesView) else {
+        let reply = try await exchange(fields, timeout: timeout)
+        guard let object = WireReply.parse(reply.dropLast()) else {
             throw HubClientError("The hub sent a reply that is not JSON.")
         }
         if case .bool(true)? = object["ok"] { return object }
@@ -180,6 +163,34 @@ public final class HubClient: Sendable {
         }
         throw HubClientError("The hub refused the request without saying why.")
     }
+
+    /// Sends one request line made of `fields` (its `op` among them) and returns the reply line as
+    /// the hub wrote it, newline included, whatever it says. Throws ``HubClientError`` when the
+    /// connection fails or no reply comes within `timeout` (the connection is closed then).
+    public func exchange(_ fields: [String: JSONValue], timeout: TimeAmount = .seconds(30)) async throws -> [UInt8] {
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        // A hub that stops answering must not hold the caller for ever: the connection is given up.
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) { [channel] in
+            promise.fail(HubClientError("The hub did not answer within \(timeout.nanoseconds / 1_000_000_000) s."))
+            channel.close(promise: nil)
+        }
+        channel.writeAndFlush(ReplyMatcher.Outbound(line: WireReply.encodeRequest(fields), reply: promise))
+            .whenFailure { promise.fail($0) }
+        defer { deadline.cancel() }
+        var reply: [UInt8]
+        do {
+            reply = Array(try await promise.futureResult.get().readableBytesView)
+        } catch {
+            // Refused before it could ask: the hub's own words, rather than "closed channel".
+            guard let refusal = unasked.line else { throw error }
+            reply = refusal
+        }
+        reply.append(UInt8(ascii: "\n"))
+        return reply
+    }
+
+    /// Whether the connection is still open.
+    public var isOpen: Bool { channel.isActive }
 
     /// ``call(_:_:)`` read as `Reply`.
     public func call<Reply: WireReplyBody>(_ op: String, _ body: some WireRequestBody, reading: Reply.Type)

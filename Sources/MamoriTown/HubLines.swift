@@ -45,14 +45,21 @@ public struct SubjectDescription: Codable, Sendable, Hashable {
     public var mustChangePassword: Bool
     /// Whether the account is locked after failures now.
     public var locked: Bool
+    /// Until when it is locked (ISO 8601), when ``locked``: a terminal lets the lock lapse on time.
+    public var lockedUntil: String?
+    /// When the user was added (ISO 8601).
+    public var createdAt: String?
     /// The user's assignments, current or not.
     public var assignments: [SubjectAssignment]
 
     /// A user from its parts.
     public init(
         user: String, displayName: String, kind: String, organisation: String?, disabled: Bool,
-        mustChangePassword: Bool, locked: Bool, assignments: [SubjectAssignment]
+        mustChangePassword: Bool, locked: Bool, lockedUntil: String? = nil, createdAt: String? = nil,
+        assignments: [SubjectAssignment]
     ) {
+        self.lockedUntil = lockedUntil
+        self.createdAt = createdAt
         self.user = user
         self.displayName = displayName
         self.kind = kind
@@ -67,6 +74,8 @@ public struct SubjectDescription: Codable, Sendable, Hashable {
         case user, kind, organisation, disabled, locked, assignments
         case displayName = "display_name"
         case mustChangePassword = "must_change_password"
+        case lockedUntil = "locked_until"
+        case createdAt = "created_at"
     }
 }
 

@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import MamoriCore
+import MamoriMember
 import MamoriProtocol
 import MamoriSQLite
 import MamoriServer
+import MamoriTown
 import ServiceLifecycle
 import UnixSignals
 
@@ -113,9 +115,14 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "mamorid")
         let daemon: MamoriDaemon
+        let link: HubLink?
         do {
+            // A terminal that has joined a town (`mamori join`) is a member: its hub answers
+            // logins and administration, and its users come from the hub (docs/town.md).
+            link = try Self.hubLink(&settings, logger: logger)
+            let member = link.map { MemberRole(hub: $0, mirror: $0.mirror) }
             // The embedded store: one SQLite file in the state folder.
-            daemon = try await MamoriDaemon(configuration: settings, logger: logger) { needs in
+            daemon = try await MamoriDaemon(configuration: settings, logger: logger, member: member) { needs in
                 try SQLiteStore(
                     path: needs.databasePath, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
                     onCheckpoint: needs.onCheckpoint
@@ -127,9 +134,41 @@ struct Serve: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+                services: [.init(service: daemon)] + (link.map { [.init(service: $0)] } ?? []),
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
             )
         )
         try await group.run()
+    }
+
+    /// The link to the hub when the state folder records a membership, nil otherwise. The zone
+    /// the hub gave the terminal must be the configured one; the terminal's name in its entries
+    /// becomes the one in the hub's register.
+    static func hubLink(_ settings: inout DaemonConfiguration, logger: Logger) throws -> HubLink? {
+        let membership: TerminalMembership?
+        do {
+            membership = try TerminalMembership.read(stateDirectory: settings.stateDirectory)
+        } catch {
+            throw ConfigurationError(
+                "The membership in \(TerminalMembership.folder(in: settings.stateDirectory)) cannot be read: \(error)")
+        }
+        guard let membership else { return nil }
+        guard membership.zone == settings.zone else {
+            throw ConfigurationError(
+                "This terminal joined its town in zone '\(membership.zone)', but is configured for '\(settings.zone)'; "
+                    + "set `zone: \(membership.zone)` in the configuration.")
+        }
+        settings.terminal = membership.terminal
+        logger.notice(
+            "member terminal of a town", metadata: ["hub": "\(membership.hub)", "terminal": "\(membership.terminal)"])
+        do {
+            return try HubLink(
+                membership: membership, stateDirectory: settings.stateDirectory, mirror: SubjectMirror(),
+                logger: logger)
+        } catch {
+            throw ConfigurationError(
+                "The terminal's certificate or key in \(TerminalMembership.folder(in: settings.stateDirectory)) "
+                    + "cannot be used: \(error)")
+        }
     }
 }

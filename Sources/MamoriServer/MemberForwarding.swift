@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import MamoriCore
+import MamoriProtocol
+import MamoriStore
+import NIOConcurrencyHelpers
+
+extension WireOperation {
+    /// Whether a member terminal sends this operation to its hub rather than answering it: logins,
+    /// credentials and every change or read of users and roles, which the town decides in one
+    /// place. `session.open` goes too, so that the hub knows the session when an administrator
+    /// steps up with it; the terminal keeps a copy for its own decisions. `authorize`, `account`,
+    /// `session.close` (the terminal closes its copy, then tells the hub), the terminal's own audit
+    /// chain, its policy and `status` stay on the terminal; the hub's register of terminals is
+    /// administered at the hub.
+    var isAnsweredByHub: Bool {
+        switch self {
+        case .authenticate, .passwordChange, .totpEnrollBegin, .totpEnrollConfirm, .totpReset, .recoveryIssue,
+            .userAdd, .userShow, .userList, .userDisable, .userEnable, .userRemove, .userPasswd, .userUnlock,
+            .userRoles, .roleGrant, .roleRevoke, .roleList, .sessionOpen:
+            true
+        case .status, .account, .sessionClose, .authorize, .policyReload, .policyStatus,
+            .auditPublicKey, .auditRead, .auditTrail, .auditVerify, .auditPrune, .reviewRecord, .inspect,
+            .terminalAdd, .terminalList, .terminalRemove:
+            false
+        }
+    }
+
+    /// Whether a success of this operation changes what the terminal's mirror holds of the user it
+    /// names, so that the terminal reads that user again before it answers.
+    var changesMirroredUser: Bool {
+        switch self {
+        case .userAdd, .userDisable, .userEnable, .userRemove, .userPasswd, .userUnlock, .roleGrant, .roleRevoke,
+            .passwordChange:
+            true
+        default: false
+        }
+    }
+}
+
+extension MamoriService {
+    /// Member mode: the hub answers, for the caller this daemon saw at its socket, and its reply
+    /// line goes back to the caller as the hub wrote it. A login the hub accepts leaves a note of
+    /// its factors here, so that the session the hub opens with its ticket is copied here with
+    /// them; a change to a user is read back into the mirror before the reply, so that this
+    /// terminal's next decision sees it.
+    func forwardToHub(_ request: WireRequest, _ operation: WireOperation, caller: Caller, member: MemberRole) async
+        -> [UInt8]
+    {
+        let reply: [UInt8]
+        do {
+            reply = try await member.hub.forward(request, uid: caller.uid, pid: caller.pid, name: caller.name)
+        } catch {
+            logger.warning(
+                "the hub did not answer a forwarded request",
+                metadata: ["op": "\(request.op)", "uid": "\(caller.uid)", "error": "\(error)"])
+            return WireReply.failure(
+                WireError(.busy, "The hub cannot be reached or did not answer in time; try again shortly."),
+                id: request.id)
+        }
+        guard let fields = WireReply.parse(reply.last == UInt8(ascii: "\n") ? reply.dropLast() : reply[...]),
+            case .bool(true)? = fields["ok"]
+        else { return reply }
+        if operation == .authenticate, let accepted = try? AuthenticateReply(reply: fields) {
+            let now = clock.now()
+            let factors = Set(accepted.factors.compactMap(Factor.init(rawValue:)))
+            tickets.withLockedValue { book in
+                book = book.filter { $0.value.expires > now }
+                book[accepted.ticket] = Ticket(
+                    user: accepted.user, factors: factors, expires: now.addingTimeInterval(Self.ticketLifetime))
+            }
+            cache.touch(user: accepted.user, at: now)
+        }
+        if operation == .sessionOpen, let opened = try? SessionOpenReply(reply: fields) {
+            do {
+                try await keepSessionCopy(opened, request: request, caller: caller)
+            } catch {
+                // Without the copy this terminal would refuse the session's every decision: the
+                // caller learns the session did not open here (the hub's lapses unused).
+                logger.error("a session the hub opened could not be kept", metadata: ["error": "\(error)"])
+                return WireReply.failure(
+                    WireError(.internal, "The session could not be recorded on this terminal; log in again."),
+                    id: request.id)
+            }
+        }
+        if operation.changesMirroredUser, case .string(let user)? = request.fields["user"] {
+            do {
+                try await member.hub.refresh(users: [user])
+            } catch {
+                // The change feed brings it within a second of the hub's next push.
+                logger.notice("a changed user could not be read back from the hub", metadata: ["user": "\(user)"])
+            }
+        }
+        return reply
+    }
+
+    /// Keeps this terminal's copy of a session its hub opened: the factors from the login's note,
+    /// the rest from the request and the reply, recorded in this terminal's chain.
+    private func keepSessionCopy(_ opened: SessionOpenReply, request: WireRequest, caller: Caller) async throws {
+        let now = clock.now()
+        let ticketText = try request.string(.ticket)
+        let ticket = tickets.withLockedValue { book in book.removeValue(forKey: ticketText) }
+        guard let ticket, ticket.user == opened.user,
+            let expires = ISO8601DateFormatter().date(from: opened.expiresAt)
+        else { throw WireError(.internal, "The hub opened a session this terminal has no login for.") }
+        let context = RequestContext(
+            request: request, caller: caller, now: now, engine: engine, terminal: configuration.terminal,
+            zone: configuration.zone)
+        let session = SessionRecord(
+            id: opened.session, user: opened.user, zone: configuration.zone, terminal: configuration.terminal,
+            factors: ticket.factors, service: try request.optionalString(.service) ?? "unknown",
+            tty: try request.optionalString(.tty), remoteHost: try request.optionalString(.remoteHost),
+            openedAt: now, expiresAt: expires)
+        let epoch = cache.epoch
+        try await store.openSession(
+            session,
+            audit: audit(
+                context, event: .sessionOpen, target: session.id, outcome: .success,
+                detail: [
+                    "user": session.user, "factors": session.factors.map(\.rawValue).sorted().joined(separator: ","),
+                    "service": session.service, "hub": "yes",
+                ]))
+        cache.keep(session, readAt: epoch)
+    }
+
+    /// After a member terminal closed its copy of a session: the hub closes its own, so that it
+    /// no longer steps an administrator up with it. A hub that cannot be reached is logged; the
+    /// session is closed here whatever it says, and lapses at the hub by its expiry.
+    func closeSessionAtHub(_ request: WireRequest, caller: Caller, member: MemberRole) async {
+        do {
+            let reply = try await member.hub.forward(request, uid: caller.uid, pid: caller.pid, name: caller.name)
+            if let fields = WireReply.parse(reply.dropLast()), fields["ok"] != .bool(true) {
+                logger.notice(
+                    "the hub did not close a session this terminal closed",
+                    metadata: ["reply": "\(fields["error"] ?? .null)"])
+            }
+        } catch {
+            logger.warning("the hub could not be told of a closed session", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,256 @@
+import Foundation
+import MamoriProtocol
+import MamoriTestSupport
+import MamoriTown
+import Testing
+
+/// Member terminals end to end: a real hub on a real PostgreSQL server, and two real mamorid that
+/// joined it with `mamori join`, each with its own state folder and socket, talking to the hub
+/// over real mutual TLS on loopback. Everything is asked at the terminals' sockets, as PAM and
+/// the CLI ask.
+@Suite(
+    "member terminals of a town", .serialized,
+    .enabled(if: TestServer.address != nil, "run through make test, which starts PostgreSQL"))
+struct TownMemberTests {
+    typealias Hub = TownJoinTests.Hub
+
+    /// A mamorid that joined `hub` as `name` before it started, so it starts as a member.
+    static func member(_ hub: Hub, _ name: String) throws -> DaemonHarness {
+        let harness = try DaemonHarness()
+        let joined = try TownJoinTests.join(hub, token: try hub.add(name), state: harness.stateDirectory)
+        #expect(joined.status == 0, "\(joined)")
+        if let status = try harness.start() {
+            throw SubprocessError(description: "the member mamorid exited with \(status):\n\(harness.log)")
+        }
+        return harness
+    }
+
+    /// One request at `socket`, as this process's user (root: the PAM module's view).
+    static func ask(_ socket: String, _ fields: [String: JSONValue]) throws -> [String: JSONValue] {
+        let client = try LineClient(path: socket)
+        let reply = try client.request(String(decoding: WireReply.encodeRequest(fields).dropLast(), as: UTF8.self))
+        return try #require(WireReply.parse(Array(reply.utf8)))
+    }
+
+    static func code(_ reply: [String: JSONValue]) -> String? {
+        guard case .object(let error)? = reply["error"], case .string(let code)? = error["code"] else { return nil }
+        return code
+    }
+
+    /// Waits up to `seconds` for `condition`; returns the seconds it took, or nil.
+    static func until(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Double? {
+        let start = Date()
+        repeat {
+            if try condition() { return Date().timeIntervalSince(start) }
+            usleep(2_000)
+        } while Date().timeIntervalSince(start) < seconds
+        return nil
+    }
+
+    /// Adds `user` at the hub (as its operator) with a password, `roles` and a confirmed TOTP
+    /// enrolment; returns the seed.
+    static func enrol(_ hub: Hub, _ user: String, password: String, roles: [String]) throws -> String {
+        var steps: [[String: JSONValue]] = [
+            ["op": "user.add", "user": .string(user), "kind": "staff", "organisation": "planning"],
+            ["op": "user.passwd", "user": .string(user), "password": .string(password)],
+        ]
+        for role in roles { steps.append(["op": "role.grant", "user": .string(user), "role": .string(role)]) }
+        for fields in steps {
+            #expect(try TownForwardTests.administer(hub, fields)["ok"] == .bool(true), "\(fields)")
+        }
+        let begun = try TownForwardTests.administer(hub, ["op": "totp.enroll.begin", "user": .string(user)])
+        guard case .string(let secret)? = begun["secret"] else { throw SubprocessError(description: "\(begun)") }
+        let confirmed = try TownForwardTests.administer(
+            hub,
+            ["op": "totp.enroll.confirm", "user": .string(user), "code": .string(try TownForwardTests.code(secret))])
+        #expect(confirmed["ok"] == .bool(true), "\(confirmed)")
+        return secret
+    }
+
+    static let readRecords: [String: JSONValue] = [
+        "op": "authorize", "user": "sato", "action": "asset.read", "resource": "point.participants",
+        "factors": .array(["password", "totp"]),
+    ]
+
+    static func effect(_ socket: String) throws -> String? {
+        guard case .string(let effect)? = try ask(socket, readRecords)["effect"] else { return nil }
+        return effect
+    }
+
+    @Test(
+        "a user of the hub logs in on a member terminal, one code is used once town-wide, and failures on two terminals add up to one lock"
+    )
+    func logins() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let secret = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let first = try Self.member(hub, "kametsu-11")
+            defer { first.stop() }
+            let second = try Self.member(hub, "kametsu-12")
+            defer { second.stop() }
+            // Each terminal reads the town's users when it connects: sato's login is allowed there.
+            for terminal in [first, second] {
+                // (Asking for a new password: the hub's administrator set a temporary one.)
+                let ready = try Self.until(10) {
+                    try Self.ask(terminal.socketPath, ["op": "account", "user": "sato"])["result"]
+                        == "password_change_required"
+                }
+                #expect(ready != nil, "the member never learnt of sato:\n\(terminal.log)")
+            }
+
+            // PAM's phases on the first terminal: the hub checks the password and the code.
+            let code = try TownForwardTests.code(secret, offset: 30)
+            let login: [String: JSONValue] = [
+                "op": "authenticate", "user": "sato", "password": "sato's passphrase", "code": .string(code),
+                "service": "login", "tty": "tty1",
+            ]
+            let accepted = try Self.ask(first.socketPath, login)
+            #expect(
+                accepted["ok"] == .bool(true) && accepted["factors"] == .array(["password", "totp"]), "\(accepted)")
+            guard case .string(let ticket)? = accepted["ticket"] else { return }
+            let opened = try Self.ask(
+                first.socketPath, ["op": "session.open", "ticket": .string(ticket), "tty": "tty1"])
+            guard case .string(let session)? = opened["session"] else {
+                Issue.record("no session: \(opened)\n\(first.log)")
+                return
+            }
+            // The terminal decides on its own copy of the session.
+            let decided = try Self.ask(
+                first.socketPath,
+                [
+                    "op": "authorize", "session": .string(session), "action": "asset.read",
+                    "resource": "point.participants",
+                ])
+            #expect(decided["effect"] == "allow", "\(decided)")
+            // The same code on the second terminal: one step is accepted once, town-wide.
+            let replayed = try Self.ask(second.socketPath, login)
+            #expect(Self.code(replayed) == "auth_failed" && replayed["error"] != nil, "\(replayed)")
+            // The second terminal never saw the session.
+            let elsewhere = try Self.ask(
+                second.socketPath,
+                [
+                    "op": "authorize", "session": .string(session), "action": "asset.read",
+                    "resource": "point.participants",
+                ])
+            #expect(Self.code(elsewhere) == "not_found", "\(elsewhere)")
+            // Closed on the terminal: refused there at once.
+            #expect(
+                try Self.ask(first.socketPath, ["op": "session.close", "session": .string(session)])["ok"]
+                    == .bool(true))
+            let closed = try Self.ask(
+                first.socketPath,
+                [
+                    "op": "authorize", "session": .string(session), "action": "asset.read",
+                    "resource": "point.participants",
+                ])
+            #expect(Self.code(closed) == "not_found", "\(closed)")
+
+            // Ten failures (the policy's lockout), alternating terminals, lock sato everywhere.
+            for attempt in 0..<10 {
+                let terminal = attempt % 2 == 0 ? first : second
+                let failed = try Self.ask(
+                    terminal.socketPath,
+                    ["op": "authenticate", "user": "sato", "password": "not it", "code": "000000", "service": "login"])
+                #expect(Self.code(failed) == "auth_failed", "\(failed)")
+            }
+            let locked = try Self.ask(
+                first.socketPath, login.merging(["code": .string(try TownForwardTests.code(secret, offset: 60))]) { $1 }
+            )
+            #expect(Self.code(locked) == "auth_failed", "a locked account logged in: \(locked)")
+            for terminal in [first, second] {
+                let refused = try Self.until(2) {
+                    try Self.ask(terminal.socketPath, ["op": "account", "user": "sato"])["reasons"]
+                        == .array(["The account is locked after failed logins."])
+                }
+                #expect(refused != nil, "the lock did not reach \(terminal.socketPath)")
+            }
+            // Nothing secret in a terminal's log.
+            for terminal in [first, second] {
+                #expect(!terminal.log.contains("sato's passphrase") && !terminal.log.contains(ticket))
+            }
+        }
+    }
+
+    @Test(
+        "an administrator steps up on terminal A and revokes a role there; authorize on terminal B refuses soon after (p50, p99 of 100 printed)"
+    )
+    func revocations() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            _ = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            // The security manager is the Unix account nobody (uid 65534) on the terminal.
+            let managerSeed = try Self.enrol(
+                hub, "nobody", password: "nobody's passphrase", roles: ["security-manager"])
+            let a = try Self.member(hub, "kametsu-13")
+            defer { a.stop() }
+            let b = try Self.member(hub, "kametsu-14")
+            defer { b.stop() }
+            #expect(try Self.until(10) { try Self.effect(b.socketPath) == "allow" } != nil, "\(b.log)")
+
+            // The manager logs in on A (PAM asks as root), and administers with that session.
+            let login = try Self.ask(
+                a.socketPath,
+                [
+                    "op": "authenticate", "user": "nobody", "password": "nobody's passphrase",
+                    "code": .string(try TownForwardTests.code(managerSeed, offset: 30)), "service": "login",
+                ])
+            guard case .string(let ticket)? = login["ticket"] else {
+                Issue.record("the manager could not log in: \(login)")
+                return
+            }
+            guard
+                case .string(let session)? = try Self.ask(
+                    a.socketPath, ["op": "session.open", "ticket": .string(ticket)])["session"]
+            else {
+                Issue.record("no session for the manager")
+                return
+            }
+            let mamori = Subprocess.product("mamori")
+            func asManager(_ arguments: [String]) throws -> ProcessResult {
+                try Subprocess.run(
+                    "setpriv",
+                    ["--reuid=65534", "--regid=65534", "--clear-groups", mamori] + arguments + [
+                        "--socket", a.socketPath,
+                    ],
+                    environment: ["MAMORI_SESSION": session, "PATH": "/usr/bin:/bin"])
+            }
+            // Without the session the hub asks the manager to step up.
+            let bare = try Subprocess.run(
+                "setpriv",
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", mamori, "role", "revoke", "sato", "staff",
+                    "--socket", a.socketPath,
+                ],
+                environment: ["PATH": "/usr/bin:/bin"])
+            #expect(bare.status != 0 && bare.stderr.contains("Step up"), "\(bare)")
+
+            var delays: [Double] = []
+            for round in 0..<100 {
+                let revoked = try asManager(["role", "revoke", "sato", "staff"])
+                #expect(revoked.status == 0, "round \(round): \(revoked)")
+                guard let delay = try Self.until(5, { try Self.effect(b.socketPath) == "deny" }) else {
+                    Issue.record("round \(round): the revocation did not reach terminal B in 5 s")
+                    return
+                }
+                delays.append(delay)
+                // A sees its own change before the reply: no wait at all.
+                #expect(try Self.effect(a.socketPath) == "deny")
+                #expect(try asManager(["role", "grant", "sato", "staff"]).status == 0)
+                #expect(try Self.until(5) { try Self.effect(b.socketPath) == "allow" } != nil)
+            }
+            delays.sort()
+            let p50 = delays[49]
+            let p99 = delays[98]
+            print(
+                String(
+                    format:
+                        "revocation on A → authorize refuses on B: p50 %.1f ms, p99 %.1f ms, max %.1f ms (100 rounds)",
+                    p50 * 1000, p99 * 1000, delays[99] * 1000))
+            // The hub's trail names the terminal the manager acted from.
+            let trail = try TownForwardTests.administer(hub, ["op": "audit.read", "last": 5])
+            #expect("\(trail)".contains("kametsu-13"))
+        }
+    }
+}
