@@ -162,18 +162,49 @@ public final class MamoriDaemon: Service, Sendable {
         reloader.cancel()
         checkpointer.cancel()
         denialCloser.cancel()
-        // The check reads through the store, which shutdown closes: let it finish first.
-        await startupCheck.value
         // Finish what is in flight (bounded), then stop.
         for _ in 0..<500 where inFlight.value > 0 { try? await Task.sleep(for: .milliseconds(10)) }
         try? await group.shutdownGracefully()
-        await self.service.shutdown()
+        // The last writes (the chain head's signature, the sessions' last use) wait on the store;
+        // a database server that is gone would hold the stop for ever, so they get a bound.
+        let finished = await Self.within(.seconds(Self.shutdownStoreSeconds)) {
+            // The check reads through the store, which shutdown closes: let it finish first.
+            await startupCheck.value
+            await service.shutdown()
+        }
+        if !finished {
+            logger.critical(
+                "the store did not answer at shutdown: the chain's head was not signed; the next start verifies the chain",
+                metadata: ["seconds": "\(Self.shutdownStoreSeconds)"])
+        }
         publishing.withLockedValue { stopped in
             stopped = true
             notice.withdraw()
         }
         unlink(configuration.socketPath)
         logger.notice("mamorid stopped")
+    }
+
+    /// How long the last writes at shutdown may wait on the store.
+    static let shutdownStoreSeconds: Int64 = 10
+
+    /// Runs `work` and returns true when it finishes within `limit`; otherwise returns false and
+    /// leaves it running (the process is about to exit).
+    static func within(_ limit: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+        let outcome = AsyncStream.makeStream(of: Bool.self)
+        let worker = Task {
+            await work()
+            outcome.continuation.yield(true)
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            outcome.continuation.yield(false)
+        }
+        var iterator = outcome.stream.makeAsyncIterator()
+        let finished = await iterator.next() ?? false
+        timer.cancel()
+        if !finished { worker.cancel() }
+        return finished
     }
 
     private func bind() async throws -> any Channel {

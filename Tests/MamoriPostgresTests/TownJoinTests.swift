@@ -27,8 +27,11 @@ struct TownJoinTests {
         let port: Int
         var address: HubAddress { HubAddress(host: "127.0.0.1", port: port) }
 
-        init(database: String, sharingKeysWith other: Hub? = nil, extra: [String] = []) throws {
-            let socket = try #require(TestServer.address)
+        init(
+            database: String, on server: String? = TestServer.address, sharingKeysWith other: Hub? = nil,
+            extra: [String] = []
+        ) throws {
+            let socket = try #require(server)
             port = try freeLoopbackPort()
             harness = try DaemonHarness(
                 product: "mamori-hub",

@@ -118,6 +118,23 @@ public final class DaemonHarness: @unchecked Sendable {
         return Subprocess.wait(for: pid)
     }
 
+    /// SIGTERM, then waits up to `seconds`: the exit status, or nil when it had not exited by then
+    /// (it is killed then).
+    public func stop(within seconds: Double) -> Int32? {
+        guard let pid else { return nil }
+        kill(pid, SIGTERM)
+        self.pid = nil
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid { return status }
+            usleep(50_000)
+        }
+        kill(pid, SIGKILL)
+        _ = waitpid(pid, &status, 0)
+        return nil
+    }
+
     deinit {
         if let pid {
             kill(pid, SIGKILL)

@@ -15,6 +15,11 @@ public enum TestServer {
     /// The shell command that crashes the spare server and starts it again.
     public static let spareRestart: String? = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES_SPARE_RESTART"]
 
+    /// The shell command that crashes the spare server, leaving it down.
+    public static let spareStop: String? = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES_SPARE_STOP"]
+    /// The shell command that starts the spare server again after ``spareStop``.
+    public static let spareStart: String? = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES_SPARE_START"]
+
     private static func socket(_ variable: String) -> String? {
         ProcessInfo.processInfo.environment[variable].flatMap { $0.hasPrefix("/") ? $0 : nil }
     }
