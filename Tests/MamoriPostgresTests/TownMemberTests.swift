@@ -253,4 +253,37 @@ struct TownMemberTests {
             #expect("\(trail)".contains("kametsu-13"))
         }
     }
+
+    @Test("members reconnect to a restarted hub by themselves: they read what changed meanwhile, and logins go on")
+    func hubRestart() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let secret = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let a = try Self.member(hub, "kametsu-15")
+            defer { a.stop() }
+            #expect(try Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
+
+            #expect(hub.harness.stop() == 0)
+            // While the hub is down: the terminal says so for what the hub answers, and decides
+            // `authorize` on what it last read.
+            let login: [String: JSONValue] = [
+                "op": "authenticate", "user": "sato", "password": "sato's passphrase",
+                "code": .string(try TownForwardTests.code(secret, offset: 30)), "service": "login",
+            ]
+            let unreachable = try Self.ask(a.socketPath, login)
+            #expect(Self.code(unreachable) == "busy", "\(unreachable)")
+            #expect(try Self.effect(a.socketPath) == "allow")
+
+            #expect(try hub.harness.start() == nil)
+            // The revocation made right after the restart reaches the terminal once it is back.
+            let revoked = try TownForwardTests.administer(hub, ["op": "role.revoke", "user": "sato", "role": "staff"])
+            #expect(revoked["ok"] == .bool(true), "\(revoked)")
+            #expect(try Self.until(40) { try Self.effect(a.socketPath) == "deny" } != nil, "\(a.log)")
+            // A login through the terminal reaches the restarted hub (the code unused before).
+            let accepted = try Self.ask(a.socketPath, login)
+            #expect(accepted["ok"] == .bool(true), "\(accepted)")
+            #expect(a.log.contains("the connection to the hub closed; reconnecting"))
+        }
+    }
 }
