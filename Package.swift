@@ -134,6 +134,7 @@ let package = Package(
             dependencies: [
                 "MamoriCore", "MamoriProtocol", "MamoriStore", "MamoriServer", "MamoriTown",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

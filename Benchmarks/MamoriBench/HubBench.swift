@@ -11,7 +11,9 @@ import Synchronization
 /// - `authenticate` forwarded through the hub against the raw libargon2 verify of the same hash;
 /// - the hub's `authenticate` throughput with Argon2 made cheap, against pgbench's select-only rate
 ///   on the same server;
-/// - a revocation's propagation to 2 and to 50 watching terminal connections, p50 and p99.
+/// - a revocation's propagation to 2 and to 50 watching terminal connections, p50 and p99;
+/// - `authorize` on a member terminal (a release mamorid joined to the hub) against a standalone
+///   mamorid with the same user, driven by Benchmarks/loadgen.c.
 enum HubBench {
     /// A forwarded login: the fields, and the caller the terminal saw (root: its PAM module).
     struct ForwardedLogin: WireRequestBody {
@@ -88,6 +90,108 @@ enum HubBench {
         for watchers in [2, 50] {
             try await propagation(address, watching, admin: admin, watchers: watchers)
         }
+        let member = try await join(admin, address, "bench-member", zone: "mynumber", folder: folder)
+        try memberAuthorize(products: productsDirectory, memberState: member, policies: policies, folder: folder)
+    }
+
+    /// A mamorid started on `state` with `policies`; nil when its socket does not answer.
+    static func startDaemon(_ products: String, state: String, policies: String, name: String, folder: URL) throws
+        -> (process: Process, socket: String)?
+    {
+        let socket = folder.appendingPathComponent("\(name).sock").path
+        let configuration = folder.appendingPathComponent("\(name).yaml").path
+        try """
+        state-directory: \(state)
+        socket: \(socket)
+        policies: \(policies)
+        zone: mynumber
+        terminal: \(name)
+        log-level: warning
+        """.write(toFile: configuration, atomically: true, encoding: .utf8)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: products + "/mamorid")
+        daemon.arguments = ["--config", configuration]
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        for _ in 0..<500 {
+            if SocketClient(path: socket) != nil { return (daemon, socket) }
+            usleep(20_000)
+        }
+        daemon.terminate()
+        daemon.waitUntilExit()
+        return nil
+    }
+
+    /// `authorize` on a member terminal, whose users come from the hub's mirror, against a
+    /// standalone mamorid holding the same user itself: 8 connections, 32 pipelined, 2 s each,
+    /// three rounds interleaved.
+    static func memberAuthorize(products: String, memberState: String, policies: String, folder: URL) throws {
+        let standaloneState = folder.appendingPathComponent("standalone").path
+        guard
+            let member = try startDaemon(
+                products, state: memberState, policies: policies, name: "member", folder: folder),
+            let standalone = try startDaemon(
+                products, state: standaloneState, policies: policies, name: "standalone", folder: folder)
+        else {
+            print("Hub: a member or standalone mamorid did not start; authorize not measured")
+            return
+        }
+        defer {
+            for daemon in [member.process, standalone.process] {
+                daemon.terminate()
+                daemon.waitUntilExit()
+            }
+        }
+        let local = SocketClient(path: standalone.socket)
+        _ = local?.call(#"{"op":"user.add","user":"bench","kind":"staff","organisation":"planning"}"#)
+        _ = local?.call(#"{"op":"role.grant","user":"bench","role":"staff"}"#)
+        let request =
+            #"{"op":"authorize","user":"bench","action":"asset.read","resource":"point.participants","factors":["password","totp"]}"#
+        // The member reads the town's users when it connects.
+        var ready = false
+        for _ in 0..<250 where !ready {
+            ready = SocketClient(path: member.socket)?.call(request)?.contains(#""effect":"allow""#) == true
+            if !ready { usleep(20_000) }
+        }
+        guard ready, SocketClient(path: standalone.socket)?.call(request)?.contains(#""effect":"allow""#) == true
+        else {
+            print("Hub: authorize is not allowed on the member or the standalone daemon; not measured")
+            return
+        }
+        func rate(_ socket: String) -> Double? {
+            guard
+                let result = try? runProgram(
+                    products + "/loadgen", [socket, request, "8", "32", "2"], captureOutput: true),
+                result.status == 0
+            else { return nil }
+            var values: [String: Double] = [:]
+            for pair in result.output.split(separator: " ") {
+                let parts = pair.split(separator: "=")
+                if parts.count == 2, let value = Double(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    values[String(parts[0])] = value
+                }
+            }
+            guard values["errors"] == 0 else { return nil }
+            return (values["replies"] ?? 0) / max(values["seconds"] ?? 1, 0.001)
+        }
+        var memberRates: [Double] = []
+        var standaloneRates: [Double] = []
+        for _ in 0..<3 {
+            guard let onMember = rate(member.socket), let onStandalone = rate(standalone.socket) else {
+                print("Hub: loadgen did not run cleanly (make bench builds it)")
+                return
+            }
+            memberRates.append(onMember)
+            standaloneRates.append(onStandalone)
+        }
+        let memberMedian = memberRates.sorted()[1]
+        let standaloneMedian = standaloneRates.sorted()[1]
+        print(
+            "Hub: authorize on a member terminal against a standalone mamorid (8 connections × 32 pipelined, 3 rounds)")
+        print(
+            String(
+                format: "  member %.0f decisions/s   standalone %.0f decisions/s   ratio %.2f (target: equal)",
+                memberMedian, standaloneMedian, memberMedian / standaloneMedian))
     }
 
     /// Adds a terminal and joins it the way `mamori join` does; returns its state folder.

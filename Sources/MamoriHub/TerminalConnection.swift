@@ -83,12 +83,22 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
                 let (gate, context) = bound.value
                 switch result {
                 case .success(let terminal?):
-                    guard
-                        gate.listener.connections.add(
-                            context.channel, terminal: terminal.name, ifNoRemovalSince: removals)
-                    else {
+                    switch gate.listener.connections.add(
+                        context.channel, terminal: terminal.name, ifNoRemovalSince: removals,
+                        limit: gate.listener.limits.connectionsPerTerminal)
+                    {
+                    case .added: break
+                    case .removedMeanwhile:
                         gate.refuse(
                             context: context, WireError(.busy, "A terminal was removed meanwhile; connect again."))
+                        return
+                    case .tooMany:
+                        gate.listener.logger.warning(
+                            "a terminal opened more connections than it may",
+                            metadata: ["terminal": "\(terminal.name)", "peer": "\(gate.address)"])
+                        gate.refuse(
+                            context: context,
+                            WireError(.busy, "This terminal holds as many connections as it may; close one first."))
                         return
                     }
                     gate.becameTerminal(context.channel)
@@ -349,9 +359,23 @@ final class TerminalRequestHandler: ChannelInboundHandler {
         return context.eventLoop.makeFutureWithTask {
             do {
                 let latest = try await store.latestChangeNumber()
-                let users = try await store.users().filter { chosen?.contains($0.name) ?? true }
-                let assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
+                // A terminal's read-back of a few users reads just those; its full read, everything.
+                var users: [UserRecord] = []
+                var assignments: [String: [AssignmentRecord]] = [:]
+                if let chosen {
+                    for name in chosen.sorted() {
+                        guard let user = try await store.user(named: name) else { continue }
+                        users.append(user)
+                        assignments[name] = try await store.assignments(of: name)
+                    }
+                } else {
+                    users = try await store.users()
+                    assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
+                }
+                // Milliseconds: a user removed and added again within one second is a new
+                // user to a terminal by the time it was created.
                 let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
                 var subjects: [SubjectDescription] = []
                 for user in users {
                     let lock = try await store.failures(of: user.name).flatMap {

@@ -54,6 +54,9 @@ public final class TerminalListener: Sendable {
         public var anonymousPerAddress = 16
         /// Joins being worked on at once; more are answered `busy`.
         public var concurrentJoins = 4
+        /// Connections one joined terminal may hold at once (a member's pool holds 10 at most:
+        /// 8 for forwarded requests, 2 for its mirror, and its watch); more are answered `busy`.
+        public var connectionsPerTerminal = 16
 
         /// The defaults.
         public init() {}
@@ -167,20 +170,31 @@ public final class TerminalConnections: Sendable {
     /// The count of removals so far, to pass back to ``add(_:terminal:ifNoRemovalSince:)``.
     var removals: Int { state.withLockedValue { $0.removals } }
 
+    /// What ``add(_:terminal:ifNoRemovalSince:limit:)`` did.
+    enum Admission {
+        case added
+        /// A removal was acted on meanwhile, which may have been of this terminal's.
+        case removedMeanwhile
+        /// The terminal holds its limit of connections already.
+        case tooMany
+    }
+
     /// Adds a connection of `terminal` unless a removal was acted on since `removals` (read before
-    /// its register lookup); false then, and the caller refuses the connection.
-    func add(_ channel: any Channel, terminal: String, ifNoRemovalSince removals: Int) -> Bool {
-        let added = state.withLockedValue { state in
-            guard state.removals == removals else { return false }
+    /// its register lookup) or the terminal holds `limit` connections; the caller refuses the
+    /// connection then.
+    func add(_ channel: any Channel, terminal: String, ifNoRemovalSince removals: Int, limit: Int) -> Admission {
+        let admission = state.withLockedValue { state -> Admission in
+            guard state.removals == removals else { return .removedMeanwhile }
+            guard state.open[terminal, default: [:]].count < limit else { return .tooMany }
             state.open[terminal, default: [:]][ObjectIdentifier(channel)] = channel
-            return true
+            return .added
         }
-        if added {
+        if admission == .added {
             channel.closeFuture.whenComplete { [state] _ in
                 state.withLockedValue { $0.open[terminal]?[ObjectIdentifier(channel)] = nil }
             }
         }
-        return added
+        return admission
     }
 
     /// Closes every connection of `terminal`; returns how many there were.

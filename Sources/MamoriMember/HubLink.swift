@@ -1,10 +1,11 @@
-import Foundation
+public import Foundation
 public import Logging
 import MamoriCore
 public import MamoriProtocol
 public import MamoriServer
 import MamoriStore
 public import MamoriTown
+import NIOConcurrencyHelpers
 public import NIOCore
 import NIOSSL
 public import ServiceLifecycle
@@ -13,15 +14,29 @@ public import ServiceLifecycle
 /// terminal's certificate:
 ///
 /// - forwarded requests each take a connection from a small pool (the hub answers one request
-///   per connection at a time, and a login's Argon2 run must not hold up the next login);
+///   per connection at a time, and a login's Argon2 run must not hold up the next login). One
+///   caller (uid) holds at most ``perCaller`` of them at once, except root, whose requests are
+///   PAM's for every user; a request waits for a free one no longer than its deadline allows,
+///   and never more than ``poolWait``;
+/// - reads of users for the mirror have connections of their own, so that a queue of logins
+///   never holds up a revocation;
 /// - as a `Service`, it keeps one watching connection: on each connect it reads every user into
 ///   the ``SubjectMirror``, then watches the change feed from that point and reads each changed
-///   user again. When the connection drops it reconnects after a pause that doubles up to
-///   ``maximumPause``, with jitter, so that a town's terminals do not return to a restarted hub
-///   all at once.
+///   user again. Beside it, every ``pollInterval`` it asks for the changes after the newest it
+///   has (`terminal.changes`): what the watch missed is applied, and a watch that did not bring
+///   by the next poll what the poll found is taken for dead and connected anew (a connection
+///   cut without a FIN or RST is otherwise silent for ever). When the connection drops it
+///   reconnects after a pause that doubles up to ``maximumPause``, with jitter, so that a
+///   town's terminals do not return to a restarted hub all at once.
 public final class HubLink: TownHub, Service {
     /// The longest pause between two attempts to reach the hub.
     public static let maximumPause: Double = 30
+    /// How often the feed is polled beside the watch.
+    public static let pollInterval: Duration = .seconds(10)
+    /// Connections one caller other than root may hold at once.
+    public static let perCaller = 2
+    /// The longest a request waits for a free connection.
+    public static let poolWait: Duration = .seconds(5)
 
     let address: HubAddress
     let tls: TLSConfiguration
@@ -29,7 +44,13 @@ public final class HubLink: TownHub, Service {
     public let mirror: SubjectMirror
     let logger: Logger
     let pool: HubConnectionPool
+    /// For the mirror's reads: never behind a queue of logins.
+    let mirrorPool: HubConnectionPool
     let callTimeout: TimeAmount
+    /// When the terminal joined its town (its membership's date; now, if that cannot be read).
+    public let joinedAt: Date
+    /// The newest change the watching connection brought, and the newest a poll found.
+    private let feed = NIOLockedValueBox((watched: Int64(0), polled: Int64(0)))
 
     /// A link for the membership recorded in `stateDirectory`'s `town/` folder.
     ///
@@ -48,22 +69,38 @@ public final class HubLink: TownHub, Service {
         self.mirror = mirror
         self.logger = logger
         self.callTimeout = callTimeout
-        pool = HubConnectionPool(limit: connections) { [address, tls] in
+        joinedAt = ISO8601DateFormatter().date(from: membership.joinedAt) ?? Date()
+        let connect: @Sendable () async throws -> HubClient = { [address, tls] in
             try await HubClient.connect(to: address, tls: tls, timeout: connectTimeout)
         }
+        pool = HubConnectionPool(limit: connections, perCaller: Self.perCaller, connect: connect)
+        mirrorPool = HubConnectionPool(limit: 2, perCaller: 2, connect: connect)
     }
 
     // MARK: TownHub
 
-    /// Sends `request` with the caller in its `caller` field; returns the hub's reply line.
+    /// Sends `request` with the caller in its `caller` field; returns the hub's reply line. A
+    /// request with a `deadline` (Unix milliseconds, the client's) waits for a connection and
+    /// for the reply no longer than it leaves; one past it is not sent. (The hub checks the
+    /// deadline again by its own clock: the town's clocks agree, as TOTP needs them to.)
     public func forward(_ request: WireRequest, uid: UInt32, pid: Int32, name: String?) async throws -> [UInt8] {
         var fields = request.fields
         fields["op"] = .string(request.op)
         if let id = request.id { fields["id"] = id }
         fields[ForwardedCaller.field] = try JSONValue(encoding: ForwardedCaller(uid: uid, pid: pid, name: name))
         let line = fields
-        let timeout = callTimeout
-        return try await pool.withClient { client in try await client.exchange(line, timeout: timeout) }
+        var timeout = callTimeout
+        var wait = Self.poolWait
+        if case .number(let milliseconds)? = request.fields["deadline"] {
+            let left = milliseconds / 1000 - Date().timeIntervalSince1970
+            guard left > 0 else { throw WireError(.busy, "The request's deadline passed before it was sent.") }
+            timeout = min(timeout, .milliseconds(Int64(left * 1000)))
+            wait = min(wait, .milliseconds(Int64(left * 1000)))
+        }
+        let limit = timeout
+        return try await pool.withClient(for: uid == 0 ? nil : uid, waiting: wait) { client in
+            try await client.exchange(line, timeout: limit)
+        }
     }
 
     /// Reads `users` from the hub into the mirror (a name the hub no longer has is dropped).
@@ -73,12 +110,12 @@ public final class HubLink: TownHub, Service {
         while !remaining.isEmpty {
             let chunk = Array(remaining.prefix(100))
             remaining = remaining.dropFirst(chunk.count)
-            let reply = try await pool.withClient { client in
+            let reply = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
                 try await client.call(
                     HubOperation.subjects.rawValue, TerminalSubjectsRequest(users: chunk),
                     reading: TerminalSubjectsReply.self)
             }
-            mirror.update(Set(chunk), with: reply.subjects.compactMap(Self.mirrored))
+            mirror.update(Set(chunk), with: reply.subjects.compactMap(Self.mirrored), readAt: reply.latest)
         }
     }
 
@@ -105,6 +142,7 @@ public final class HubLink: TownHub, Service {
             }
         }
         await pool.closeAll()
+        await mirrorPool.closeAll()
     }
 
     private var metadata: Logger.Metadata { ["hub": "\(address)"] }
@@ -121,18 +159,68 @@ public final class HubLink: TownHub, Service {
             "the users of the town were read from the hub",
             metadata: metadata.merging(["users": "\(all.subjects.count)", "change": "\(all.latest)"]) { $1 })
         connected()
-        let (batches, continuation) = AsyncStream.makeStream(of: TerminalChangesReply.self)
+        feed.withLockedValue { $0 = (all.latest, 0) }
+        // Past this many unapplied batches the terminal is too far behind: it connects anew,
+        // and the full read brings it level.
+        let (batches, continuation) = AsyncStream.makeStream(
+            of: TerminalChangesReply.self, bufferingPolicy: .bufferingNewest(1000))
         client.closed.whenComplete { _ in continuation.finish() }
-        let backlog = try await client.watch(since: all.latest) { continuation.yield($0) }
-        try await apply(backlog)
+        let backlog = try await client.watch(since: all.latest) { batch in
+            if case .dropped = continuation.yield(batch) { client.close() }
+        }
+        try await apply(backlog, watched: true)
+        let poller = Task { await self.poll(closing: client) }
+        defer { poller.cancel() }
         for await batch in batches {
             try Task.checkCancellation()
-            try await apply(batch)
+            try await apply(batch, watched: true)
         }
     }
 
-    /// Reads again every user a batch of changes concerns.
-    func apply(_ batch: TerminalChangesReply) async throws {
+    /// Every ``pollInterval``: the changes after the newest the mirror has, applied; and when the
+    /// watch has not brought what the last poll found, `client` is closed, to connect anew.
+    func poll(closing client: HubClient) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.pollInterval)
+            if Task.isCancelled { return }
+            let (watched, polled) = feed.withLockedValue { $0 }
+            if polled > watched {
+                logger.warning(
+                    "the watch on the hub's change feed fell silent; connecting anew",
+                    metadata: metadata.merging(["watched": "\(watched)", "polled": "\(polled)"]) { $1 })
+                client.close()
+                return
+            }
+            do {
+                var more = true
+                while more {
+                    let since = mirror.latest ?? 0
+                    let page = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { poller in
+                        try await poller.call(
+                            HubOperation.changes.rawValue, TerminalChangesRequest(since: since),
+                            reading: TerminalChangesReply.self)
+                    }
+                    try await apply(page, watched: false)
+                    more = page.more && !page.changes.isEmpty
+                }
+            } catch {
+                logger.notice(
+                    "the hub's change feed could not be polled",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            }
+        }
+    }
+
+    /// Reads again every user a batch of changes concerns. `watched`: the batch came on the watch
+    /// (else from a poll, which notes what it found for the next poll's check).
+    func apply(_ batch: TerminalChangesReply, watched: Bool) async throws {
+        if let last = batch.changes.last?.number {
+            feed.withLockedValue { feed in
+                if watched { feed.watched = max(feed.watched, last) } else { feed.polled = max(feed.polled, last) }
+            }
+        } else if watched {
+            feed.withLockedValue { $0.watched = max($0.watched, batch.latest) }
+        }
         var users: [String] = []
         for change in batch.changes {
             switch change.kind {
@@ -153,7 +241,10 @@ public final class HubLink: TownHub, Service {
     /// A user as the mirror keeps it; nil for a description the terminal cannot read.
     static func mirrored(_ subject: SubjectDescription) -> MirroredSubject? {
         guard let kind = UserKind(rawValue: subject.kind) else { return nil }
-        let dates = ISO8601DateFormatter()
+        let precise = ISO8601DateFormatter()
+        precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        let dates = Dates { precise.date(from: $0) ?? plain.date(from: $0) }
         var assignments: [AssignmentRecord] = []
         for assignment in subject.assignments {
             guard let granted = dates.date(from: assignment.grantedAt) else { return nil }
@@ -180,24 +271,51 @@ public final class HubLink: TownHub, Service {
     }
 }
 
+/// Reads the hub's times, with or without milliseconds.
+struct Dates {
+    let read: (String) -> Date?
+    init(_ read: @escaping (String) -> Date?) { self.read = read }
+    func date(from text: String) -> Date? { read(text) }
+}
+
 /// Up to `limit` open connections to the hub, each used by one request at a time; a request that
-/// finds all of them busy waits for one. A connection that fails is dropped, and the next request
-/// opens another.
+/// finds all of them busy waits for one, up to its own bound. One caller holds at most
+/// `perCaller` at once (callers named nil, without limit). A connection that fails is dropped,
+/// and the next request opens another.
 actor HubConnectionPool {
     private let limit: Int
+    private let perCaller: Int
     private let connect: @Sendable () async throws -> HubClient
     private var idle: [HubClient] = []
     private var open = 0
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var held: [UInt32: Int] = [:]
+    private var waiting: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+    private var nextWaiter = 0
 
-    init(limit: Int, connect: @escaping @Sendable () async throws -> HubClient) {
+    init(limit: Int, perCaller: Int, connect: @escaping @Sendable () async throws -> HubClient) {
         self.limit = limit
+        self.perCaller = perCaller
         self.connect = connect
     }
 
-    /// Runs `body` with a connection of its own.
-    func withClient<T: Sendable>(_ body: @Sendable (HubClient) async throws -> T) async throws -> T {
-        let client = try await acquire()
+    /// Runs `body` with a connection of its own, for `caller`. Throws `busy` when the caller
+    /// holds its share already, or no connection comes free within `waiting`.
+    func withClient<T: Sendable>(
+        for caller: UInt32?, waiting bound: Duration, _ body: @Sendable (HubClient) async throws -> T
+    ) async throws -> T {
+        if let caller {
+            guard held[caller, default: 0] < perCaller else {
+                throw WireError(.busy, "Your user has as many requests with the hub as it may; try again shortly.")
+            }
+            held[caller, default: 0] += 1
+        }
+        defer {
+            if let caller {
+                held[caller, default: 1] -= 1
+                if held[caller] == 0 { held[caller] = nil }
+            }
+        }
+        let client = try await acquire(within: bound)
         do {
             let result = try await body(client)
             release(client)
@@ -210,7 +328,8 @@ actor HubConnectionPool {
         }
     }
 
-    private func acquire() async throws -> HubClient {
+    private func acquire(within bound: Duration) async throws -> HubClient {
+        let deadline = ContinuousClock.now + bound
         while true {
             while let client = idle.popLast() {
                 if client.isOpen { return client }
@@ -226,8 +345,28 @@ actor HubConnectionPool {
                     throw error
                 }
             }
-            await withCheckedContinuation { waiting.append($0) }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, await waitForRelease(within: left) else {
+                throw WireError(.busy, "Every connection to the hub is in use; try again shortly.")
+            }
         }
+    }
+
+    /// Waits until a connection is given back (true) or `bound` passes (false).
+    private func waitForRelease(within bound: Duration) async -> Bool {
+        let id = nextWaiter
+        nextWaiter += 1
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: bound)
+            await self?.expire(id)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { waiting.append((id, $0)) }
+    }
+
+    private func expire(_ id: Int) {
+        guard let index = waiting.firstIndex(where: { $0.id == id }) else { return }
+        waiting.remove(at: index).continuation.resume(returning: false)
     }
 
     private func release(_ client: HubClient) {
@@ -236,10 +375,10 @@ actor HubConnectionPool {
     }
 
     private func wakeOne() {
-        if !waiting.isEmpty { waiting.removeFirst().resume() }
+        if !waiting.isEmpty { waiting.removeFirst().continuation.resume(returning: true) }
     }
 
-    /// Closes every idle connection (at shutdown).
+    /// Closes every idle connection (at shutdown); those in use close when their request ends.
     func closeAll() {
         for client in idle { client.close() }
         open -= idle.count

@@ -251,4 +251,13 @@ extension SQLiteStore: IdentityStore, AssignmentStore, SessionStore {
 }
 
 /// A member terminal's embedded store keeps copies of the sessions its hub opens.
-extension SQLiteStore: ForeignSessionStore {}
+extension SQLiteStore: ForeignSessionStore {
+    /// Closes `user`'s open sessions, recorded by `audit`.
+    public func closeSessions(ofUser user: String, at time: Date, audit: AuditEntry) async throws {
+        try await write(audit: audit) { db in
+            try db.execute(
+                sql: "UPDATE sessions SET closed_at = ? WHERE user = ? AND closed_at IS NULL",
+                arguments: [millis(time), user])
+        }
+    }
+}

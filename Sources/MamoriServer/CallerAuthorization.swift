@@ -67,6 +67,12 @@ extension MamoriService {
     /// recorded, so that the lapse is in the trail and nothing revives it.
     func liveSession(_ id: String, at now: Date) async throws -> SessionRecord? {
         guard let session = try await session(id), session.isOpen(at: now) else { return nil }
+        if let member {
+            // A session from before the join was a local user's; one from before its user was
+            // removed or replaced at the hub is not the present user's.
+            if session.openedAt < member.joinedAt { return nil }
+            if let retired = member.mirror.retired(session.user), session.openedAt < retired { return nil }
+        }
         let idleMinutes = engine.policy.settings.sessionIdleMinutes
         guard cache.use(session, at: now, idle: TimeInterval(idleMinutes * 60)) else {
             cache.forgetSession(id)

@@ -4,7 +4,8 @@ import NIOConcurrencyHelpers
 
 /// Keeps denials from flooding the audit trail while leaving none unrecorded.
 ///
-/// Within one interval, the first denial of a caller (uid) for an action is recorded in full;
+/// Within one interval, the first denial of a caller (a uid here, or a uid at one member terminal
+/// when this is a hub) for an action is recorded in full;
 /// the repeats are counted, and when the interval ends one entry `decision.deny.repeated` says
 /// how many more there were, with a few of the resources. A caller other than an operator
 /// denied more than `perInterval` times in an interval is cut off: its requests are answered
@@ -25,7 +26,7 @@ final class DenialLedger: Sendable {
     }
 
     private struct Key: Hashable {
-        let uid: UInt32
+        let caller: Caller.ShareKey?
         let action: String
     }
 
@@ -37,7 +38,7 @@ final class DenialLedger: Sendable {
         let first: AuditEntry
     }
 
-    private struct Caller {
+    private struct Offender {
         var denials = 0
         var cutOff = false
     }
@@ -45,7 +46,7 @@ final class DenialLedger: Sendable {
     private struct State {
         var started: Date
         var tallies: [Key: Tally] = [:]
-        var callers: [UInt32: Caller] = [:]
+        var callers: [Caller.ShareKey: Offender] = [:]
     }
 
     let interval: TimeInterval
@@ -60,10 +61,11 @@ final class DenialLedger: Sendable {
         state = NIOLockedValueBox(State(started: now))
     }
 
-    /// Notes a denial of `uid` (nil for operators, who are never cut off) for `action` on `resource`.
-    func note(_ entry: AuditEntry, uid: UInt32?, action: String, resource: String) -> Verdict {
+    /// Notes a denial of `caller` (a uid at this socket or at one member terminal; nil for
+    /// operators, who are never cut off) for `action` on `resource`.
+    func note(_ entry: AuditEntry, caller: Caller.ShareKey?, action: String, resource: String) -> Verdict {
         state.withLockedValue { state in
-            let key = Key(uid: uid ?? UInt32.max, action: state.tallies.count < Self.maximumKeys ? action : "*")
+            let key = Key(caller: caller, action: state.tallies.count < Self.maximumKeys ? action : "*")
             var verdict = Verdict.counted
             if var tally = state.tallies[key] {
                 tally.repeats += 1
@@ -77,22 +79,22 @@ final class DenialLedger: Sendable {
                 state.tallies[key] = Tally(first: entry)
                 verdict = .record
             }
-            if let uid {
-                var caller = state.callers[uid, default: Caller()]
-                caller.denials += 1
-                if caller.denials > perInterval && !caller.cutOff {
-                    caller.cutOff = true
+            if let caller {
+                var offender = state.callers[caller, default: Offender()]
+                offender.denials += 1
+                if offender.denials > perInterval && !offender.cutOff {
+                    offender.cutOff = true
                     verdict = .cutOff
                 }
-                state.callers[uid] = caller
+                state.callers[caller] = offender
             }
             return verdict
         }
     }
 
-    /// Whether `uid` is cut off now (until the interval it passed the rate in ends).
-    func isCutOff(_ uid: UInt32) -> Bool {
-        state.withLockedValue { $0.callers[uid]?.cutOff == true }
+    /// Whether `caller` is cut off now (until the interval it passed the rate in ends).
+    func isCutOff(_ caller: Caller.ShareKey) -> Bool {
+        state.withLockedValue { $0.callers[caller]?.cutOff == true }
     }
 
     /// Seconds left in the current interval, for the `rate_limited` message.

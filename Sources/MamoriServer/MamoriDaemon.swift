@@ -77,7 +77,10 @@ public final class MamoriDaemon: Service, Sendable {
     public func answerForwarded(
         _ request: WireRequest, uid: UInt32, pid: Int32, name: String?, origin: CallerOrigin
     ) async -> [UInt8] {
-        await service.handle(request, caller: Caller(uid: uid, pid: pid, name: name, origin: origin))
+        let caller = Caller(uid: uid, pid: pid, name: name, origin: origin)
+        // Cut off like a caller at this socket, but only that uid at that terminal.
+        if let refusal = service.refuseIfCutOff(request, caller: caller) { return refusal }
+        return await service.handle(request, caller: caller)
     }
 
     /// Serves until graceful shutdown. Meanwhile it verifies the audit chain once, reloads the policy on SIGHUP

@@ -88,8 +88,13 @@ final class MamoriService: Sendable {
         argonPool = Argon2Pool(
             workers: configuration.argon2Workers, queue: configuration.argon2Queue, perUID: configuration.argon2PerUID
         )
-        // A change the hub told of (a revocation, a disable, a lock) reaches the next decision.
-        member?.mirror.observe { [cache] in cache.invalidate(assignmentsChanged: true) }
+        // A change the hub told of (a revocation, a disable, a lock) reaches the next decision;
+        // a user removed there, or replaced by a new one of the same name, loses their sessions.
+        member?.mirror.observe { [cache] retired in
+            cache.invalidate(assignmentsChanged: true)
+            for user in retired { cache.forgetSessions(of: user) }
+            if !retired.isEmpty { Task { await self.closeSessions(ofRetired: retired) } }
+        }
     }
 
     var engine: PolicyEngine { engineBox.withLockedValue { $0 } }
@@ -140,8 +145,8 @@ final class MamoriService: Sendable {
     /// Records a denial through the ledger: in full the first time in the interval, counted after,
     /// and once more when it cuts the caller off.
     func recordDenial(_ entry: AuditEntry, _ context: RequestContext, action: String, resource: String) async throws {
-        let uid = context.caller.isOperator ? nil : context.caller.uid
-        switch denials.note(entry, uid: uid, action: action, resource: resource) {
+        let key = context.caller.isOperator ? nil : context.caller.shareKey
+        switch denials.note(entry, caller: key, action: action, resource: resource) {
         case .record: try await store.appendAudit(entry)
         case .counted: break
         case .cutOff:
@@ -158,7 +163,7 @@ final class MamoriService: Sendable {
 
     /// The reply for a caller that is cut off, without doing any work; nil for everyone else.
     func refuseIfCutOff(_ request: WireRequest, caller: Caller) -> [UInt8]? {
-        guard !caller.isOperator, denials.isCutOff(caller.uid) else { return nil }
+        guard !caller.isOperator, denials.isCutOff(caller.shareKey) else { return nil }
         return WireReply.failure(
             WireError(
                 .rateLimited,

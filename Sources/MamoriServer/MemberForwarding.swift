@@ -50,6 +50,9 @@ extension MamoriService {
         let reply: [UInt8]
         do {
             reply = try await member.hub.forward(request, uid: caller.uid, pid: caller.pid, name: caller.name)
+        } catch let refusal as WireError {
+            // Refused here before it reached the hub: the caller's share, the pool, the deadline.
+            return WireReply.failure(WireError(refusal.code, refusal.message), id: request.id)
         } catch {
             logger.warning(
                 "the hub did not answer a forwarded request",
@@ -121,6 +124,26 @@ extension MamoriService {
                     "service": session.service, "hub": "yes",
                 ]))
         cache.keep(session, readAt: epoch)
+    }
+
+    /// Closes this terminal's copies of the sessions of users the hub removed or replaced. Until
+    /// this commits, ``liveSession(_:at:)`` refuses them by the mirror's date of retirement.
+    func closeSessions(ofRetired users: Set<String>) async {
+        guard let store = store as? MemberStore else { return }
+        let now = clock.now()
+        for user in users.sorted() {
+            do {
+                try await store.closeSessions(
+                    of: user, at: now,
+                    audit: AuditEntry(
+                        time: now, actorUID: nil, actor: "mamorid", event: .sessionClose, target: "user:\(user)",
+                        outcome: .success, detail: ["user": user, "reason": "removed-at-hub"],
+                        terminal: configuration.terminal, zone: configuration.zone, policyRevision: engine.revision))
+            } catch {
+                logger.error(
+                    "the sessions of a user the hub removed could not be closed", metadata: ["user": "\(user)"])
+            }
+        }
     }
 
     /// After a member terminal closed its copy of a session: the hub closes its own, so that it

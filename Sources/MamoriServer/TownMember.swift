@@ -9,8 +9,9 @@ import NIOConcurrencyHelpers
 /// The daemon knows nothing of TLS or certificates; `mamorid` gives it an implementation.
 public protocol TownHub: Sendable {
     /// Sends `request` for the caller the terminal saw at its socket, and returns the hub's reply
-    /// line (its newline included), exactly as the hub wrote it. Throws when the hub cannot be
-    /// reached or does not answer in time; nothing is known then of whether it acted.
+    /// line (its newline included), exactly as the hub wrote it. Throws a `WireError` for a
+    /// request refused before it was sent (the caller's reply then); anything else when the hub
+    /// cannot be reached or does not answer in time, and nothing is known of whether it acted.
     func forward(_ request: WireRequest, uid: UInt32, pid: Int32, name: String?) async throws -> [UInt8]
 
     /// Reads `users` from the hub into the mirror before returning: after a change this terminal
@@ -24,11 +25,15 @@ public struct MemberRole: Sendable {
     public let hub: any TownHub
     /// The users and assignments the hub last told this terminal of.
     public let mirror: SubjectMirror
+    /// When the terminal joined its town: a session opened before then was opened for a user of
+    /// the terminal's own, not the town's, and is not honoured.
+    public let joinedAt: Date
 
     /// A role from its parts.
-    public init(hub: any TownHub, mirror: SubjectMirror) {
+    public init(hub: any TownHub, mirror: SubjectMirror, joinedAt: Date) {
         self.hub = hub
         self.mirror = mirror
+        self.joinedAt = joinedAt
     }
 }
 
@@ -59,41 +64,77 @@ public struct MirroredSubject: Sendable, Hashable {
 public final class SubjectMirror: Sendable {
     private struct State {
         var subjects: [String: MirroredSubject] = [:]
+        /// The hub's change number each user was last read at (removed users too); a user not
+        /// here was read by the last full read, at ``floor``.
+        var readAt: [String: Int64] = [:]
+        var floor: Int64 = -1
+        /// When (this terminal's clock) a user was removed or replaced by a new one of the same
+        /// name: sessions opened before then are not theirs.
+        var retiredAt: [String: Date] = [:]
         /// Counts every change, as a store's assignment generation does.
         var generation: Int64 = 0
         /// The hub's change number the mirror is current to; nil before the first full read.
         var latest: Int64?
-        var observers: [@Sendable () -> Void] = []
+        var observers: [@Sendable (Set<String>) -> Void] = []
+
+        /// Whether `new` (nil: removed) ends the identity `old` had.
+        static func retires(_ old: MirroredSubject?, _ new: MirroredSubject?) -> Bool {
+            guard let old else { return false }
+            return new == nil || new?.user.createdAt != old.user.createdAt
+        }
     }
 
     private let state = NIOLockedValueBox(State())
+    private let clock: @Sendable () -> Date
 
-    /// An empty mirror.
-    public init() {}
+    /// An empty mirror; `clock` dates the retirement of users.
+    public init(clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
+    }
 
     /// Replaces everything with `subjects`, read from the hub when its feed was at `latest`.
     public func replaceAll(_ subjects: [MirroredSubject], latest: Int64) {
-        let observers = state.withLockedValue { state in
-            state.subjects = Dictionary(subjects.map { ($0.user.name, $0) }, uniquingKeysWith: { _, last in last })
+        let now = clock()
+        let (observers, retired) = state.withLockedValue { state in
+            let fresh = Dictionary(subjects.map { ($0.user.name, $0) }, uniquingKeysWith: { _, last in last })
+            let retired = Set(state.subjects.keys.filter { State.retires(state.subjects[$0], fresh[$0]) })
+            for name in retired { state.retiredAt[name] = now }
+            state.subjects = fresh
+            state.readAt = [:]
+            state.floor = latest
             state.generation += 1
             state.latest = latest
-            return state.observers
+            return (state.observers, retired)
         }
-        for observer in observers { observer() }
+        for observer in observers { observer(retired) }
     }
 
-    /// Replaces the entries of `names` with `subjects` (a name without one was removed at the hub).
-    public func update(_ names: Set<String>, with subjects: [MirroredSubject]) {
-        let observers = state.withLockedValue { state in
-            for name in names { state.subjects[name] = nil }
-            for subject in subjects where names.contains(subject.user.name) {
-                state.subjects[subject.user.name] = subject
+    /// Replaces the entries of `names` with `subjects` (a name without one was removed at the
+    /// hub), read when the hub's feed was at `readAt`. A name already read at a later number
+    /// keeps what it has: replies to reads made at once may arrive in any order, and an older
+    /// one must not undo a revocation a newer one brought.
+    public func update(_ names: Set<String>, with subjects: [MirroredSubject], readAt: Int64) {
+        let now = clock()
+        let (observers, retired) = state.withLockedValue { state in
+            var retired: Set<String> = []
+            for name in names where readAt >= (state.readAt[name] ?? state.floor) {
+                let new = subjects.first { $0.user.name == name }
+                if State.retires(state.subjects[name], new) {
+                    retired.insert(name)
+                    state.retiredAt[name] = now
+                }
+                state.subjects[name] = new
+                state.readAt[name] = readAt
             }
             state.generation += 1
-            return state.observers
+            return (state.observers, retired)
         }
-        for observer in observers { observer() }
+        for observer in observers { observer(retired) }
     }
+
+    /// When `name` was last removed or replaced by a new user of that name, while this terminal
+    /// watched; nil if it was not.
+    public func retired(_ name: String) -> Date? { state.withLockedValue { $0.retiredAt[name] } }
 
     /// Notes that the mirror is current to the hub's change `number`.
     public func advance(to number: Int64) {
@@ -103,8 +144,10 @@ public final class SubjectMirror: Sendable {
     /// The hub's change number the mirror is current to; nil before the first full read.
     public var latest: Int64? { state.withLockedValue { $0.latest } }
 
-    /// Calls `observer` after every change to the mirror (the daemon forgets what it cached).
-    public func observe(_ observer: @escaping @Sendable () -> Void) {
+    /// Calls `observer` after every change to the mirror, with the users it retired (removed, or
+    /// replaced by a new user of the same name): the daemon forgets what it cached, and closes
+    /// the retired users' sessions.
+    public func observe(_ observer: @escaping @Sendable (Set<String>) -> Void) {
         state.withLockedValue { $0.observers.append(observer) }
     }
 
@@ -172,6 +215,13 @@ final class MemberStore: MamoriStorage {
     // MARK: Decided at the hub
 
     func addUser(_ user: UserRecord, audit: AuditEntry) async throws { throw Self.answeredByHub }
+
+    /// Closes this terminal's copies of `user`'s sessions: the user was removed at the hub, or
+    /// replaced by a new user of the same name.
+    func closeSessions(of user: String, at time: Date, audit: AuditEntry) async throws {
+        guard let foreign = local as? any ForeignSessionStore else { return }
+        try await foreign.closeSessions(ofUser: user, at: time, audit: audit)
+    }
     func setDisabled(_ name: String, _ disabled: Bool, audit: AuditEntry) async throws { throw Self.answeredByHub }
     func removeUser(_ name: String, audit: AuditEntry) async throws { throw Self.answeredByHub }
     func setPassword(_ name: String, hash: String, mustChange: Bool, audit: AuditEntry) async throws {

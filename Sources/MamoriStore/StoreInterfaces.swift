@@ -143,6 +143,8 @@ public protocol AuditTrail: AuditPageReader {
 public protocol ForeignSessionStore: Sendable {
     /// Records `session` with `audit` in one transaction, without looking for its user here.
     func openSession(ofUserHeldElsewhere session: SessionRecord, audit: AuditEntry) async throws
+    /// Closes every open session of `user` with `audit`, in one transaction.
+    func closeSessions(ofUser user: String, at time: Date, audit: AuditEntry) async throws
 }
 
 /// Everything the service needs from one store, and what `status` reports of it.

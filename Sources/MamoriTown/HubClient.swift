@@ -84,8 +84,10 @@ public final class HubClient: Sendable {
     /// it closed it (a removed terminal's certificate, a register it could not read).
     let unasked: UnaskedReply
 
-    /// The longest reply line a client reads (a join reply carries two certificates).
-    static let maximumReplyLength = 1 << 20
+    /// The longest reply line a client reads: a member's full read of the town's users
+    /// (`terminal.subjects`) is one line, a few hundred bytes a user, so 16 MiB holds some
+    /// 50,000 users. (Reading them in pages would lift the bound; a town is far below it.)
+    static let maximumReplyLength = 16 << 20
 
     init(channel: any Channel, unasked: UnaskedReply) {
         self.channel = channel

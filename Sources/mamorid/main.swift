@@ -120,7 +120,7 @@ struct Serve: AsyncParsableCommand {
             // A terminal that has joined a town (`mamori join`) is a member: its hub answers
             // logins and administration, and its users come from the hub (docs/town.md).
             link = try Self.hubLink(&settings, logger: logger)
-            let member = link.map { MemberRole(hub: $0, mirror: $0.mirror) }
+            let member = link.map { MemberRole(hub: $0, mirror: $0.mirror, joinedAt: $0.joinedAt) }
             // The embedded store: one SQLite file in the state folder.
             daemon = try await MamoriDaemon(configuration: settings, logger: logger, member: member) { needs in
                 try SQLiteStore(

@@ -286,4 +286,86 @@ struct TownMemberTests {
             #expect(a.log.contains("the connection to the hub closed; reconnecting"))
         }
     }
+
+    @Test("a session outlives neither its user's removal at the hub nor a new user of the same name")
+    func sessionsOfRemovedUsers() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let secret = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let a = try Self.member(hub, "kametsu-16")
+            defer { a.stop() }
+            #expect(try Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
+            let login = try Self.ask(
+                a.socketPath,
+                [
+                    "op": "authenticate", "user": "sato", "password": "sato's passphrase",
+                    "code": .string(try TownForwardTests.code(secret, offset: 30)), "service": "login",
+                ])
+            guard case .string(let ticket)? = login["ticket"],
+                case .string(let session)? = try Self.ask(
+                    a.socketPath, ["op": "session.open", "ticket": .string(ticket)])[
+                        "session"]
+            else {
+                Issue.record("no session: \(login)")
+                return
+            }
+            let query: [String: JSONValue] = [
+                "op": "authorize", "session": .string(session), "action": "asset.read",
+                "resource": "point.participants",
+            ]
+            #expect(try Self.ask(a.socketPath, query)["effect"] == "allow")
+            // Removed at the hub and added again at once, with the same role: a new person.
+            for fields: [String: JSONValue] in [
+                ["op": "user.remove", "user": "sato"],
+                ["op": "user.add", "user": "sato", "kind": "staff", "organisation": "planning"],
+                ["op": "role.grant", "user": "sato", "role": "staff"],
+            ] {
+                #expect(try TownForwardTests.administer(hub, fields)["ok"] == .bool(true), "\(fields)")
+            }
+            let refused = try Self.until(5) { Self.code(try Self.ask(a.socketPath, query)) == "not_found" }
+            #expect(refused != nil, "the old session still decides for the new sato")
+            // The new sato is known to the terminal: it is the session that is refused, not the user.
+            #expect(try Self.until(5) { try Self.effect(a.socketPath) == "allow" } != nil)
+            // The copy is closed in the terminal's own chain too.
+            let trail = try Self.ask(a.socketPath, ["op": "audit.read", "last": 5])
+            #expect("\(trail)".contains("removed-at-hub"), "\(trail)")
+        }
+    }
+
+    @Test("one local account holds at most two of the terminal's connections to the hub; root's logins go on")
+    func fairShareOfTheHub() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            _ = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let a = try Self.member(hub, "kametsu-17")
+            defer { a.stop() }
+            #expect(try Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
+            // The account nobody sends six logins at once on six connections (each an Argon2 run
+            // at the hub): two go to the hub, the others are turned away at the terminal.
+            let script = """
+                import json, socket, sys
+                conns = []
+                for i in range(6):
+                    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); conns.append(s)
+                for s in conns:
+                    s.sendall(b'{"op":"authenticate","user":"nobody","password":"guess"}\\n')
+                for s in conns:
+                    line = s.makefile().readline()
+                    print(json.loads(line).get("error", {}).get("code", "ok"))
+                """
+            let flood = try Subprocess.run(
+                "setpriv",
+                ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, a.socketPath])
+            let codes = flood.stdout.split(separator: "\n").map(String.init)
+            #expect(codes.count == 6, "\(flood)")
+            #expect(codes.filter { $0 == "auth_failed" }.count <= 2, "\(codes)")
+            #expect(codes.filter { $0 == "busy" }.count >= 4, "\(codes)")
+            // Root (PAM, for every user) is not held to the share.
+            let root = try Self.ask(
+                a.socketPath, ["op": "authenticate", "user": "sato", "password": "wrong", "service": "login"])
+            #expect(Self.code(root) == "auth_failed", "\(root)")
+        }
+    }
 }
