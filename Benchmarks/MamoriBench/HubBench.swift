@@ -11,7 +11,7 @@ import Synchronization
 /// - `authenticate` forwarded through the hub against the raw libargon2 verify of the same hash;
 /// - the hub's `authenticate` throughput with Argon2 made cheap, against pgbench's select-only rate
 ///   on the same server;
-/// - a revocation's propagation to 2 and to 50 watching terminal connections, p50 and p99;
+/// - a revocation's propagation to 2 and to 50 joined terminals, each watching on one connection, p50 and p99;
 /// - `authorize` on a member terminal (a release mamorid joined to the hub) against a standalone
 ///   mamorid with the same user, driven by Benchmarks/loadgen.c.
 enum HubBench {
@@ -80,7 +80,11 @@ enum HubBench {
         let address = HubAddress(host: "127.0.0.1", port: port)
         // Two terminals: one in the password-only zone (lgwan) for logins, one watching the feed.
         let login = try await join(admin, address, "bench-lgwan", zone: "lgwan", folder: folder)
-        let watching = try await join(admin, address, "bench-watch", zone: "mynumber", folder: folder)
+        // Fifty terminals, each with one watching connection, as a town's would be.
+        var watching: [String] = []
+        for index in 0..<50 {
+            watching.append(try await join(admin, address, "bench-watch-\(index)", zone: "mynumber", folder: folder))
+        }
         _ = admin.call(#"{"op":"user.add","user":"bench","kind":"staff","organisation":"planning"}"#)
         _ = admin.call(#"{"op":"role.grant","user":"bench","role":"staff"}"#)
         _ = admin.call(#"{"op":"user.passwd","user":"bench","password":"bench password"}"#)
@@ -88,7 +92,7 @@ enum HubBench {
         try await latency(address, login)
         try await throughput(address, login, admin: admin, policies: policies, hub: hub, server: serverFolder)
         for watchers in [2, 50] {
-            try await propagation(address, watching, admin: admin, watchers: watchers)
+            try await propagation(address, Array(watching.prefix(watchers)), admin: admin)
         }
         let member = try await join(admin, address, "bench-member", zone: "mynumber", folder: folder)
         try memberAuthorize(products: productsDirectory, memberState: member, policies: policies, folder: folder)
@@ -303,18 +307,17 @@ enum HubBench {
     }
 
     /// 100 revocations, each timed from its request to its arrival at every watching connection.
-    static func propagation(_ address: HubAddress, _ state: String, admin: SocketClient, watchers count: Int)
-        async throws
-    {
+    static func propagation(_ address: HubAddress, _ states: [String], admin: SocketClient) async throws {
+        let count = states.count
         let arrivals = Mutex<[Int64: [ContinuousClock.Instant]]>([:])
         var watchers: [HubClient] = []
         defer { for watcher in watchers { watcher.close() } }
-        let probe = try await client(address, state)
+        let probe = try await client(address, states[0])
         let latest = try await probe.call(
             HubOperation.changes.rawValue, TerminalChangesRequest(since: 0), reading: TerminalChangesReply.self
         ).latest
         probe.close()
-        for _ in 0..<count {
+        for state in states {
             // One after another: each becomes a terminal's connection before the next handshake.
             let watcher = try await client(address, state)
             _ = try await watcher.watch(since: latest) { pushed in
@@ -346,7 +349,9 @@ enum HubBench {
             latencies += times.map { Double(($0 - asked) / .nanoseconds(1)) / 1e9 }
         }
         let timing = Timing(samples: latencies)
-        print("Hub: a revocation's request to its push, \(count) watching terminal connections, 100 revocations")
+        print(
+            "Hub: a revocation's request to its push, \(count) terminals watching, one connection each, 100 revocations"
+        )
         print(
             "  p50 \(human(timing.median))   p99 \(human(timing.p99))   max \(human(latencies.max() ?? 0))"
                 + "   not arrived within 2 s: \(missing)")

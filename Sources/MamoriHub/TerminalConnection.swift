@@ -249,6 +249,22 @@ final class TerminalRequestHandler: ChannelInboundHandler {
             return changes(request, watch: true, context: context)
         case (.terminal, .subjects?):
             return subjects(request, context: context)
+        case (.terminal, .policy?):
+            guard let source = listener.policy else {
+                return context.eventLoop.makeSucceededFuture(
+                    WireReply.failure(WireError(.unknownOperation, "This hub publishes no policy.", id: request.id)))
+            }
+            let id = request.id
+            // Reading the folder is file I/O: off the event loop.
+            return context.eventLoop.makeFutureWithTask {
+                do {
+                    return Self.encode(try source(), id: id)
+                } catch let error as WireError {
+                    return WireReply.failure(WireError(error.code, error.message, id: id))
+                } catch {
+                    return WireReply.failure(WireError(.internal, "The hub's policy cannot be read now.", id: id))
+                }
+            }
         case (.terminal, _):
             return context.eventLoop.makeSucceededFuture(
                 WireReply.failure(

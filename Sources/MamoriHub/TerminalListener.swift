@@ -65,9 +65,13 @@ public final class TerminalListener: Sendable {
     /// Answers what a member terminal forwards for its caller (the hub's daemon, on its store).
     public typealias Forward = @Sendable (WireRequest, ForwardedCaller, CallerOrigin) async -> [UInt8]
 
+    /// The hub's policy in force, file by file; throws `WireError` when it cannot be given.
+    public typealias PolicySource = @Sendable () throws -> TerminalPolicyReply
+
     let authority: HubAuthority
     let registry: any TerminalRegistry
     let forward: Forward?
+    let policy: PolicySource?
     /// The change feed terminals poll (`terminal.changes`) and watch (`terminal.watch`).
     let feed: PostgresStore?
     let broadcast: ChangeBroadcast?
@@ -86,7 +90,7 @@ public final class TerminalListener: Sendable {
     public init(
         authority: HubAuthority, registry: any TerminalRegistry, serverNames: [String],
         connections: TerminalConnections,
-        auditContext: AuditContext, forward: Forward? = nil, feed: PostgresStore? = nil,
+        auditContext: AuditContext, forward: Forward? = nil, policy: PolicySource? = nil, feed: PostgresStore? = nil,
         broadcast: ChangeBroadcast? = nil, limits: Limits = Limits(),
         clock: any WallClock = SystemClock(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
@@ -95,6 +99,7 @@ public final class TerminalListener: Sendable {
         self.registry = registry
         self.limits = limits
         self.forward = forward
+        self.policy = policy
         self.feed = feed
         self.broadcast = broadcast
         anonymous = AnonymousAdmission(total: limits.anonymousConnections, perAddress: limits.anonymousPerAddress)

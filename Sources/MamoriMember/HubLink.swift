@@ -49,6 +49,31 @@ public final class HubLink: TownHub, Service {
     let callTimeout: TimeAmount
     /// When the terminal joined its town (its membership's date; now, if that cannot be read).
     public let joinedAt: Date
+    /// Adopts a policy the hub published, and says which revision is in force here.
+    private let policy = NIOLockedValueBox<PolicyHandler?>(nil)
+
+    /// What the daemon does with the hub's policy: `adopt` validates and swaps it in (or keeps
+    /// the old one) and returns the revision in force after; `current` is the one in force now.
+    public struct PolicyHandler: Sendable {
+        let adopt: @Sendable ([(name: String, text: String)]) async -> String
+        let current: @Sendable () -> String
+
+        /// A handler from its parts.
+        public init(
+            adopt: @escaping @Sendable ([(name: String, text: String)]) async -> String,
+            current: @escaping @Sendable () -> String
+        ) {
+            self.adopt = adopt
+            self.current = current
+        }
+    }
+
+    /// From now on, the hub's policy is read on every connection and after every `policy.reload`
+    /// at the hub, and handed to `handler` when its revision is not the one in force here.
+    public func adoptPolicies(with handler: PolicyHandler) {
+        policy.withLockedValue { $0 = handler }
+    }
+
     /// The newest change the watching connection brought, and the newest a poll found.
     private let feed = NIOLockedValueBox((watched: Int64(0), polled: Int64(0)))
 
@@ -159,6 +184,7 @@ public final class HubLink: TownHub, Service {
             "the users of the town were read from the hub",
             metadata: metadata.merging(["users": "\(all.subjects.count)", "change": "\(all.latest)"]) { $1 })
         connected()
+        await syncPolicy()
         feed.withLockedValue { $0 = (all.latest, 0) }
         // Past this many unapplied batches the terminal is too far behind: it connects anew,
         // and the full read brings it level.
@@ -211,6 +237,27 @@ public final class HubLink: TownHub, Service {
         }
     }
 
+    /// Reads the hub's policy and hands it to the daemon when it is not the one in force here.
+    func syncPolicy() async {
+        guard let handler = policy.withLockedValue({ $0 }) else { return }
+        do {
+            let published = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
+                try await client.call(HubOperation.policy.rawValue, EmptyRequest(), reading: TerminalPolicyReply.self)
+            }
+            guard published.revision != handler.current() else { return }
+            let now = await handler.adopt(published.files.map { ($0.name, $0.text) })
+            if now != published.revision {
+                logger.error(
+                    "the hub's policy was not adopted; the old policy stays",
+                    metadata: metadata.merging(["published": "\(published.revision)", "in_force": "\(now)"]) { $1 })
+            }
+        } catch {
+            logger.warning(
+                "the hub's policy could not be read; the old policy stays",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+    }
+
     /// Reads again every user a batch of changes concerns. `watched`: the batch came on the watch
     /// (else from a poll, which notes what it found for the next poll's check).
     func apply(_ batch: TerminalChangesReply, watched: Bool) async throws {
@@ -222,12 +269,11 @@ public final class HubLink: TownHub, Service {
             feed.withLockedValue { $0.watched = max($0.watched, batch.latest) }
         }
         var users: [String] = []
+        var policyChanged = false
         for change in batch.changes {
             switch change.kind {
             case AuditEvent.policyReload.rawValue:
-                logger.notice(
-                    "the hub's policy was reloaded; this terminal keeps its own policy folder",
-                    metadata: ["change": "\(change.number)"])
+                policyChanged = true
             case AuditEvent.terminalRemove.rawValue:
                 break
             default:
@@ -235,6 +281,7 @@ public final class HubLink: TownHub, Service {
             }
         }
         if !users.isEmpty { try await refresh(users: users) }
+        if policyChanged { await syncPolicy() }
         if let last = batch.changes.last?.number { mirror.advance(to: last) }
     }
 
@@ -270,6 +317,9 @@ public final class HubLink: TownHub, Service {
         return MirroredSubject(user: user, assignments: assignments, lockedUntil: lockedUntil)
     }
 }
+
+/// A request without fields.
+struct EmptyRequest: WireRequestBody {}
 
 /// Reads the hub's times, with or without milliseconds.
 struct Dates {

@@ -69,6 +69,12 @@ public final class MamoriDaemon: Service, Sendable {
     /// The revision of the policy in force, for entries written beside the daemon (a hub's joins).
     public var policyRevision: String { service.engine.revision }
 
+    /// On a member terminal: adopts the policy its hub published (`terminal.policy`), after
+    /// validating it here; keeps the old one on any error. Returns the revision in force after.
+    public func adoptHubPolicy(_ files: [(name: String, text: String)]) async -> String {
+        await service.adoptHubPolicy(files)
+    }
+
     /// On a hub: answers a request a member terminal forwarded for the caller it saw at its own
     /// socket (`uid`, `pid`, `name`), as if that caller had asked here from `origin`'s terminal and
     /// zone. Entries name that terminal. The terminal's root may ask about any user's login (its

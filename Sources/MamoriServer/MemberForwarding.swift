@@ -161,4 +161,80 @@ extension MamoriService {
             logger.warning("the hub could not be told of a closed session", metadata: ["error": "\(error)"])
         }
     }
+
+    /// A member terminal adopts the policy its hub published: validated here again (its files,
+    /// and the terminal's zone in it), written over the terminal's copy of the hub's policy
+    /// folder (`policyDirectory`, so that a restart or SIGHUP reads the same), then swapped in.
+    /// On any error the policy in force stays, and the refusal is recorded. Returns the revision
+    /// in force after.
+    func adoptHubPolicy(_ files: [(name: String, text: String)]) async -> String {
+        let old = engine.revision
+        let now = clock.now()
+        func entry(_ outcome: AuditOutcome, _ detail: [String: String]) -> AuditEntry {
+            AuditEntry(
+                time: now, actorUID: nil, actor: "hub", event: .policyReload, target: "mamori:policy",
+                outcome: outcome, detail: detail.merging(["source": "hub"]) { $1 },
+                terminal: configuration.terminal, zone: configuration.zone, policyRevision: old)
+        }
+        let policy: Policy
+        do {
+            // Named as the hub's in diagnostics; the revision hashes base names, so it is the hub's.
+            policy = try PolicyLoader.load(files: files.map { ("hub/" + $0.name, $0.text) })
+        } catch {
+            logger.error(
+                "the hub's policy is invalid here; keeping the old policy",
+                metadata: ["errors": "\(error.errors.count)", "first": "\(error.errors.first.map { "\($0)" } ?? "")"])
+            try? await store.appendAudit(entry(.failure, ["errors": "\(error.errors.count)"]))
+            return old
+        }
+        guard policy.revision != old else { return old }
+        guard policy.zones.contains(where: { $0.id == configuration.zone }) else {
+            logger.error(
+                "the hub's policy has no zone for this terminal; keeping the old policy",
+                metadata: ["zone": "\(configuration.zone)", "revision": "\(policy.revision)"])
+            try? await store.appendAudit(entry(.failure, ["new_revision": policy.revision, "reason": "no-zone"]))
+            return old
+        }
+        do {
+            try Self.replaceFolder(configuration.policyDirectory, with: files)
+        } catch {
+            logger.error(
+                "the hub's policy could not be written to this terminal's folder; keeping the old policy",
+                metadata: ["folder": "\(configuration.policyDirectory)", "error": "\(error)"])
+            return old
+        }
+        do {
+            try await store.appendAudit(entry(.success, ["new_revision": policy.revision]))
+        } catch {
+            logger.critical("the adoption of the hub's policy could not be recorded; adopting it anyway")
+        }
+        engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
+        for observer in policyObservers.withLockedValue({ $0 }) { observer(policy) }
+        logger.notice("the hub's policy is in force", metadata: ["old": "\(old)", "new": "\(policy.revision)"])
+        return policy.revision
+    }
+
+    /// Writes `files` into a new folder beside `folder`, then puts it in `folder`'s place, so that
+    /// a crash leaves the old folder or the new one, never a mix.
+    static func replaceFolder(_ folder: String, with files: [(name: String, text: String)]) throws {
+        let manager = FileManager.default
+        let fresh = folder + ".new"
+        let old = folder + ".old"
+        try? manager.removeItem(atPath: fresh)
+        try? manager.removeItem(atPath: old)
+        try manager.createDirectory(
+            atPath: fresh, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for file in files {
+            // A name is a file in the folder, never a path out of it.
+            guard !file.name.contains("/"), !file.name.hasPrefix("."),
+                file.name.hasSuffix(".yaml") || file.name.hasSuffix(".yml")
+            else { throw ConfigurationError("The hub sent a policy file named '\(file.name)'.") }
+            guard manager.createFile(atPath: fresh + "/" + file.name, contents: Data(file.text.utf8)) else {
+                throw ConfigurationError("\(fresh)/\(file.name) cannot be written.")
+            }
+        }
+        if manager.fileExists(atPath: folder) { try manager.moveItem(atPath: folder, toPath: old) }
+        try manager.moveItem(atPath: fresh, toPath: folder)
+        try? manager.removeItem(atPath: old)
+    }
 }

@@ -16,6 +16,8 @@ public enum HubOperation: String, Sendable, CaseIterable {
     /// A joined terminal asks for the users and their assignments, without any secret: what it
     /// needs to answer `authorize` and `account` itself.
     case subjects = "terminal.subjects"
+    /// The hub's policy in force, file by file, for a terminal to validate and adopt.
+    case policy = "terminal.policy"
 }
 
 /// `terminal.subjects`: every user, or those named.
@@ -26,6 +28,34 @@ public struct TerminalSubjectsRequest: WireRequestBody, Hashable {
     /// A request for `users`, or for all.
     public init(users: [String]? = nil) {
         self.users = users
+    }
+}
+
+/// One file of the hub's policy folder.
+public struct PolicyFileText: Codable, Sendable, Hashable {
+    /// The file's name in the folder (`rules.yaml`).
+    public var name: String
+    /// Its text.
+    public var text: String
+
+    /// A file from its parts.
+    public init(name: String, text: String) {
+        self.name = name
+        self.text = text
+    }
+}
+
+/// `terminal.policy`'s reply: the policy the hub has in force.
+public struct TerminalPolicyReply: WireReplyBody, Hashable {
+    /// Its revision (`sha256:…`), which the files hash to.
+    public var revision: String
+    /// Every `.yaml` file of the hub's policy folder.
+    public var files: [PolicyFileText]
+
+    /// A reply from its parts.
+    public init(revision: String, files: [PolicyFileText]) {
+        self.revision = revision
+        self.files = files
     }
 }
 

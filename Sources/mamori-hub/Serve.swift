@@ -4,6 +4,7 @@ import Logging
 import MamoriCore
 import MamoriHub
 import MamoriPostgres
+import MamoriProtocol
 import MamoriServer
 import MamoriStore
 import MamoriTown
@@ -152,12 +153,40 @@ struct Serve: AsyncParsableCommand {
                 await daemon.answerForwarded(
                     request, uid: caller.uid, pid: caller.pid, name: caller.name, origin: origin)
             },
+            policy: { [folder = settings.policyDirectory] in
+                try Self.policyInForce(folder: folder, revision: daemon.policyRevision)
+            },
             feed: store, broadcast: broadcast, limits: limits,
             logger: logger)
         let terminals = HubTerminalService(
             listener: listener, store: store, connections: connections, broadcast: broadcast, address: address,
             logger: logger)
         return (daemon, terminals)
+    }
+
+    /// The policy folder's files, when they are the policy in force: a folder edited since the
+    /// last reload is not published until it is reloaded (and so validated) here.
+    static func policyInForce(folder: String, revision: String) throws -> TerminalPolicyReply {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: folder)
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        } catch {
+            throw WireError(.internal, "The hub's policy folder cannot be read now.")
+        }
+        var files: [PolicyFileText] = []
+        for name in names {
+            guard let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8) else {
+                throw WireError(.internal, "The hub's policy folder cannot be read now.")
+            }
+            files.append(PolicyFileText(name: name, text: text))
+        }
+        let read = try? PolicyLoader.load(files: files.map { ($0.name, $0.text) })
+        guard read?.revision == revision else {
+            throw WireError(
+                .busy, "The hub's policy folder was changed since its last reload; the hub publishes it once reloaded.")
+        }
+        return TerminalPolicyReply(revision: revision, files: files)
     }
 
     private func defaultNames(listening host: String) -> [String] {

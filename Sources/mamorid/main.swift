@@ -122,12 +122,16 @@ struct Serve: AsyncParsableCommand {
             link = try Self.hubLink(&settings, logger: logger)
             let member = link.map { MemberRole(hub: $0, mirror: $0.mirror, joinedAt: $0.joinedAt) }
             // The embedded store: one SQLite file in the state folder.
-            daemon = try await MamoriDaemon(configuration: settings, logger: logger, member: member) { needs in
+            let started = try await MamoriDaemon(configuration: settings, logger: logger, member: member) { needs in
                 try SQLiteStore(
                     path: needs.databasePath, signer: needs.signer, checkpointInterval: needs.checkpointInterval,
                     onCheckpoint: needs.onCheckpoint
                 )
             }
+            daemon = started
+            link?.adoptPolicies(
+                with: HubLink.PolicyHandler(
+                    adopt: { await started.adoptHubPolicy($0) }, current: { started.policyRevision }))
         } catch {
             FileHandle.standardError.write(Data("mamorid: \(error)\n".utf8))
             throw ExitCode(2)
@@ -159,6 +163,25 @@ struct Serve: AsyncParsableCommand {
                     + "set `zone: \(membership.zone)` in the configuration.")
         }
         settings.terminal = membership.terminal
+        // The policy is the hub's: a member reads its copy of what the hub last published, kept
+        // in the state folder; before the first, a copy of the configured folder.
+        let published = TerminalMembership.folder(in: settings.stateDirectory) + "/policy"
+        if !FileManager.default.fileExists(atPath: published) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: published, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                for name in try FileManager.default.contentsOfDirectory(atPath: settings.policyDirectory)
+                where name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
+                    try FileManager.default.copyItem(
+                        atPath: settings.policyDirectory + "/" + name, toPath: published + "/" + name)
+                }
+            } catch {
+                try? FileManager.default.removeItem(atPath: published)
+                throw ConfigurationError(
+                    "The policy in \(settings.policyDirectory) cannot be copied to \(published): \(error)")
+            }
+        }
+        settings.policyDirectory = published
         logger.notice(
             "member terminal of a town", metadata: ["hub": "\(membership.hub)", "terminal": "\(membership.terminal)"])
         do {

@@ -60,8 +60,8 @@ struct TownJoinTests {
         }
 
         /// Adds a terminal and returns its token, as printed.
-        func add(_ name: String) throws -> String {
-            let added = try terminal(["add", name, "--zone", "mynumber"])
+        func add(_ name: String, zone: String = "mynumber") throws -> String {
+            let added = try terminal(["add", name, "--zone", zone])
             #expect(added.status == 0, "\(added)")
             return try #require(added.stdout.split(separator: "\n").last.map(String.init))
         }

@@ -15,9 +15,10 @@ struct TownMemberTests {
     typealias Hub = TownJoinTests.Hub
 
     /// A mamorid that joined `hub` as `name` before it started, so it starts as a member.
-    static func member(_ hub: Hub, _ name: String) throws -> DaemonHarness {
+    static func member(_ hub: Hub, _ name: String, zone: String = "mynumber") throws -> DaemonHarness {
         let harness = try DaemonHarness()
-        let joined = try TownJoinTests.join(hub, token: try hub.add(name), state: harness.stateDirectory)
+        harness.zone = zone
+        let joined = try TownJoinTests.join(hub, token: try hub.add(name, zone: zone), state: harness.stateDirectory)
         #expect(joined.status == 0, "\(joined)")
         if let status = try harness.start() {
             throw SubprocessError(description: "the member mamorid exited with \(status):\n\(harness.log)")
@@ -283,7 +284,8 @@ struct TownMemberTests {
             // A login through the terminal reaches the restarted hub (the code unused before).
             let accepted = try Self.ask(a.socketPath, login)
             #expect(accepted["ok"] == .bool(true), "\(accepted)")
-            #expect(a.log.contains("the connection to the hub closed; reconnecting"))
+            // It read the town whole again when it came back.
+            #expect(a.log.components(separatedBy: "the users of the town were read from the hub").count - 1 >= 2)
         }
     }
 
@@ -366,6 +368,123 @@ struct TownMemberTests {
             let root = try Self.ask(
                 a.socketPath, ["op": "authenticate", "user": "sato", "password": "wrong", "service": "login"])
             #expect(Self.code(root) == "auth_failed", "\(root)")
+        }
+    }
+
+    @Test(
+        "the hub publishes its policy: terminals adopt a reload there; one without a terminal's zone is refused by it, and its own stays"
+    )
+    func policyFromTheHub() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let a = try Self.member(hub, "kametsu-18")
+            defer { a.stop() }
+            let b = try Self.member(hub, "kametsu-19", zone: "internet")
+            defer { b.stop() }
+            func revision(_ socket: String) throws -> String? {
+                guard case .string(let revision)? = try Self.ask(socket, ["op": "status"])["policy_revision"] else {
+                    return nil
+                }
+                return revision
+            }
+            func reload() throws -> String? {
+                let reloaded = try TownForwardTests.administer(hub, ["op": "policy.reload"])
+                #expect(reloaded["ok"] == .bool(true), "\(reloaded)")
+                guard case .string(let revision)? = reloaded["revision"] else { return nil }
+                return revision
+            }
+            let folder = hub.harness.policyDirectory
+            func rewrite(_ file: String, _ change: (String) -> String) throws {
+                let path = folder + "/" + file
+                try change(try String(contentsOfFile: path, encoding: .utf8)).write(
+                    toFile: path, atomically: true, encoding: .utf8)
+            }
+
+            // An edit at the hub, reloaded there: both terminals adopt it.
+            try rewrite("rules.yaml") { $0 + "\n# Edited at the hub.\n" }
+            let edited = try #require(try reload())
+            for terminal in [a, b] {
+                #expect(try Self.until(5) { try revision(terminal.socketPath) == edited } != nil, "\(terminal.log)")
+            }
+            let copy = try String(
+                contentsOfFile: TerminalMembership.folder(in: a.stateDirectory) + "/policy/rules.yaml", encoding: .utf8)
+            #expect(copy.hasSuffix("# Edited at the hub.\n"))
+
+            // A policy without the Internet zone: valid at the hub, not for the terminal in it.
+            try rewrite("zones.yaml") {
+                $0.replacingOccurrences(
+                    of: "  - id: internet\n    title: インターネット接続系 (Internet zone)\n    login-factors: [password]\n",
+                    with: "")
+            }
+            try rewrite("assets.yaml") { $0.replacingOccurrences(of: "zone: internet", with: "zone: lgwan") }
+            try rewrite("rules.yaml") { $0.replacingOccurrences(of: "zone: [internet, lgwan]", with: "zone: [lgwan]") }
+            let narrowed = try #require(try reload())
+            #expect(try Self.until(5) { try revision(a.socketPath) == narrowed } != nil, "\(a.log)")
+            #expect(Self.until(5) { b.log.contains("the hub's policy has no zone for this terminal") } != nil)
+            #expect(try revision(b.socketPath) == edited)
+            let trail = try Self.ask(b.socketPath, ["op": "audit.read", "last": 5])
+            #expect("\(trail)".contains("no-zone"), "\(trail)")
+
+            // A restarted terminal starts on the hub's policy it adopted, not its configured folder.
+            #expect(a.stop() == 0)
+            #expect(try a.start() == nil)
+            #expect(try revision(a.socketPath) == narrowed)
+        }
+    }
+
+    @Test(
+        "PAM on member terminals: pam_mamori.so logs in through the hub, changes the temporary password there, and a code used on one terminal fails on the other"
+    )
+    func pamOnMembers() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let secret = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let a = try Self.member(hub, "kametsu-20")
+            defer { a.stop() }
+            let b = try Self.member(hub, "kametsu-21")
+            defer { b.stop() }
+            let build = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent(".build/pam").path
+            // A PAM service per terminal, in the test's own folder (pam_start_confdir).
+            let confdir = a.folder.appendingPathComponent("pam.d").path
+            try FileManager.default.createDirectory(atPath: confdir, withIntermediateDirectories: true)
+            for (name, terminal) in [("terminal-a", a), ("terminal-b", b)] {
+                try ["auth", "account", "session", "password"].map {
+                    "\($0) required \(build)/pam_mamori.so socket=\(terminal.socketPath) timeout=5000"
+                }
+                .joined(separator: "\n").appending("\n")
+                .write(toFile: confdir + "/" + name, atomically: true, encoding: .utf8)
+            }
+            func pam(_ service: String, _ phases: String, _ answers: [String]) throws -> [String] {
+                let result = try Subprocess.run(build + "/pam_harness", [confdir, service, "sato", phases] + answers)
+                #expect(result.status == 0, "\(result.stderr)")
+                return result.stdout.split(separator: "\n").map(String.init)
+            }
+            for terminal in [a, b] {
+                let ready = try Self.until(10) {
+                    try Self.ask(terminal.socketPath, ["op": "account", "user": "sato"])["result"]
+                        == "password_change_required"
+                }
+                #expect(ready != nil)
+            }
+            let code = try TownForwardTests.code(secret, offset: 30)
+            // On A: the hub checks the password and the code; the temporary password must go.
+            let first = try pam("terminal-a", "auth,account", ["sato's passphrase", code])
+            #expect(first.suffix(2) == ["auth 0 PAM_SUCCESS", "account 12 PAM_NEW_AUTHTOK_REQD"], "\(first)")
+            let changed = try pam(
+                "terminal-a", "chauthtok", ["sato's passphrase", "a new passphrase", "a new passphrase"])
+            #expect(changed.last == "chauthtok 0 PAM_SUCCESS", "\(changed)")
+            #expect(try pam("terminal-a", "account", []).last == "account 0 PAM_SUCCESS")
+            // On B: the change reached its mirror; the code A used is spent town-wide.
+            let current = try Self.until(5) {
+                try Self.ask(b.socketPath, ["op": "account", "user": "sato"])["result"] == "allowed"
+            }
+            #expect(current != nil)
+            #expect(try pam("terminal-b", "account", []).last == "account 0 PAM_SUCCESS")
+            #expect(try pam("terminal-b", "auth", ["a new passphrase", code]).last == "auth 7 PAM_AUTH_ERR")
+            #expect(try pam("terminal-b", "auth", ["sato's passphrase", code]).last == "auth 7 PAM_AUTH_ERR")
         }
     }
 }

@@ -18,6 +18,8 @@ public final class DaemonHarness: @unchecked Sendable {
     public let policyDirectory: String
     /// The daemon's stdout and stderr, appended to across restarts.
     public let logPath: String
+    /// The zone its configuration names (set before ``start(extraConfiguration:timeout:)``).
+    public var zone = "mynumber"
     /// The program started (`mamorid`, or `mamori-hub` to serve a hub) and the arguments before `--config`.
     private let product: String
     private let arguments: [String]
@@ -54,7 +56,7 @@ public final class DaemonHarness: @unchecked Sendable {
         state-directory: \(stateDirectory)
         socket: \(socketPath)
         policies: \(policyDirectory)
-        zone: mynumber
+        zone: \(zone)
         terminal: test-terminal
         log-level: debug
         \(extraConfiguration)
