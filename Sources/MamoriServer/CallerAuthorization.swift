@@ -29,7 +29,11 @@ extension MamoriService {
     ) async throws -> AuthorizationRequest {
         let snapshot = try await userSnapshot(name)
         var factors: Set<Factor> = []
-        if let sessionID, let session = try await liveSession(sessionID, at: context.now), session.user == name {
+        if let sessionID, let session = try await liveSession(sessionID, at: context.now), session.user == name,
+            // On a hub, a session steps up only requests from the terminal it was opened on: an id
+            // learnt on one terminal is worth nothing through another.
+            context.caller.origin == nil || session.terminal == context.terminal
+        {
             factors = session.factors
         }
         return authorizationRequest(

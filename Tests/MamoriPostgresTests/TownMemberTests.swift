@@ -226,6 +226,15 @@ struct TownMemberTests {
                 ],
                 environment: ["PATH": "/usr/bin:/bin"])
             #expect(bare.status != 0 && bare.stderr.contains("Step up"), "\(bare)")
+            // The session was opened on A: through B it steps nobody up.
+            let elsewhere = try Subprocess.run(
+                "setpriv",
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", mamori, "role", "revoke", "sato", "staff",
+                    "--socket", b.socketPath,
+                ],
+                environment: ["MAMORI_SESSION": session, "PATH": "/usr/bin:/bin"])
+            #expect(elsewhere.status != 0 && elsewhere.stderr.contains("Step up"), "\(elsewhere)")
 
             var delays: [Double] = []
             for round in 0..<100 {
