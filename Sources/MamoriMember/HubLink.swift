@@ -74,6 +74,17 @@ public final class HubLink: TownHub, Service {
         policy.withLockedValue { $0 = handler }
     }
 
+    /// Whether the watch is up, when the last full read was, and the last failure to connect.
+    private let link = NIOLockedValueBox((connected: false, readAt: Date?.none, error: String?.none))
+
+    /// The link's state, for `status`.
+    public var state: StatusReply.HubLinkState {
+        let link = self.link.withLockedValue { $0 }
+        return StatusReply.HubLinkState(
+            address: "\(address)", connected: link.connected, change: mirror.latest,
+            readAt: link.readAt?.formatted(.iso8601), error: link.connected ? nil : link.error)
+    }
+
     /// The newest change the watching connection brought, and the newest a poll found.
     private let feed = NIOLockedValueBox((watched: Int64(0), polled: Int64(0)))
 
@@ -153,10 +164,15 @@ public final class HubLink: TownHub, Service {
             while !Task.isCancelled {
                 do {
                     try await self.watchOnce { pause = 0.5 }
+                    self.link.withLockedValue { $0.connected = false }
                     self.logger.warning("the connection to the hub closed; reconnecting", metadata: self.metadata)
                 } catch is CancellationError {
                     return
                 } catch {
+                    self.link.withLockedValue {
+                        $0.connected = false
+                        $0.error = "\(error)"
+                    }
                     self.logger.warning(
                         "the hub cannot be reached; decisions use the users last read from it",
                         metadata: self.metadata.merging(["error": "\(error)"]) { $1 })
@@ -184,6 +200,7 @@ public final class HubLink: TownHub, Service {
             "the users of the town were read from the hub",
             metadata: metadata.merging(["users": "\(all.subjects.count)", "change": "\(all.latest)"]) { $1 })
         connected()
+        link.withLockedValue { $0 = (true, Date(), nil) }
         await syncPolicy()
         feed.withLockedValue { $0 = (all.latest, 0) }
         // Past this many unapplied batches the terminal is too far behind: it connects anew,

@@ -55,12 +55,44 @@ public struct StatusReply: WireReplyBody, Hashable {
         }
     }
 
+    /// On a member terminal: its link to the hub; nil on a standalone daemon or a hub.
+    public var hub: HubLinkState?
+
+    /// A member terminal's link to its hub, as `status` shows it.
+    public struct HubLinkState: Codable, Sendable, Hashable {
+        /// The hub's terminal port, `HOST:PORT`.
+        public var address: String
+        /// Whether the terminal watches the hub's change feed now.
+        public var connected: Bool
+        /// The hub's change number the mirror is current to; nil before the first read.
+        public var change: Int64?
+        /// When the terminal last read every user from the hub (ISO 8601).
+        public var readAt: String?
+        /// Why the last attempt to reach the hub failed, while it is not connected.
+        public var error: String?
+
+        /// A state from its parts.
+        public init(address: String, connected: Bool, change: Int64?, readAt: String?, error: String?) {
+            self.address = address
+            self.connected = connected
+            self.change = change
+            self.readAt = readAt
+            self.error = error
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case address, connected, change, error
+            case readAt = "read_at"
+        }
+    }
+
     /// A status from its parts.
     public init(
         version: String, protocolVersion: Int, zone: String, terminal: String, loginFactors: [String],
         policyRevision: String, uptimeSeconds: Int, counts: [String: Int], storage: [String: String],
-        auditChain: ChainCheck
+        auditChain: ChainCheck, hub: HubLinkState? = nil
     ) {
+        self.hub = hub
         self.version = version
         self.protocolVersion = protocolVersion
         self.zone = zone
@@ -74,7 +106,7 @@ public struct StatusReply: WireReplyBody, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, zone, terminal, counts, storage
+        case version, zone, terminal, counts, storage, hub
         case protocolVersion = "protocol"
         case loginFactors = "login_factors"
         case policyRevision = "policy_revision"

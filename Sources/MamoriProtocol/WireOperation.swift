@@ -206,6 +206,17 @@ public enum ReplyFields {
             ]),
             "The last verification of the whole audit chain."
         ),
+        .init(
+            "hub",
+            .object([
+                .init("address", .string(), "The hub's terminal port, HOST:PORT."),
+                .init("connected", .boolean, "Whether the terminal watches the hub's change feed now."),
+                .init("change", .integer(), "The hub's change number the mirror is current to.").optional,
+                .init("read_at", .time, "When the terminal last read every user from the hub.").optional,
+                .init("error", .string(), "Why the last attempt to reach the hub failed.").optional,
+            ]),
+            "On a member terminal: its link to the hub (docs/town.md)."
+        ).optional,
     ]
 
     /// `authenticate`.

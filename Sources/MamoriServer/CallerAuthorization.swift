@@ -141,6 +141,13 @@ extension MamoriService {
                     + "\(decision.missingFactors.map(\.rawValue).joined(separator: " and ")) (\(rules)); pass your MAMORI_SESSION."
             )
         }
+        if let origin = context.caller.origin, context.caller.uid == 0 {
+            // Root on a member terminal: the rules that matched an unknown user say little.
+            throw WireError(
+                .denied,
+                "Permission denied: root on terminal \(origin.terminal) administers nothing in the town; log in as a "
+                    + "Mamori administrator and pass your MAMORI_SESSION, or act at the hub.")
+        }
         throw WireError(
             .denied, "Permission denied: your user \(context.caller.label) may not \(action) on \(resource) (\(rules))."
         )

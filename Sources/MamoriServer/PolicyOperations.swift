@@ -25,7 +25,7 @@ extension MamoriService {
             terminal: configuration.terminal, loginFactors: factors.sorted().map(\.rawValue),
             policyRevision: context.engine.revision,
             uptimeSeconds: Int(context.now.timeIntervalSince(startedAt).rounded(.down)), counts: counts,
-            storage: durability, auditChain: chain)
+            storage: durability, auditChain: chain, hub: member?.hub.state)
     }
 
     func policyStatus(_ context: RequestContext) async throws -> PolicyStatusReply {

@@ -17,6 +17,9 @@ public protocol TownHub: Sendable {
     /// Reads `users` from the hub into the mirror before returning: after a change this terminal
     /// forwarded, its own next decision sees it without waiting for the change feed.
     func refresh(users: [String]) async throws
+
+    /// The link's state, for `status`.
+    var state: StatusReply.HubLinkState { get }
 }
 
 /// What makes a daemon a member terminal: its hub, and the mirror its decisions read.

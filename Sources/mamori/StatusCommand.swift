@@ -22,11 +22,23 @@ struct StatusCommand: ParsableCommand {
         func count(_ key: String) -> String { status.counts[key].map(String.init) ?? "-" }
         print("mamorid \(status.version) (protocol \(status.protocolVersion)) at \(connection.socketPath)")
         print(
-            Terminal.fields([
-                ("zone", status.zone), ("terminal", status.terminal), ("policy", status.policyRevision),
-                ("uptime", "\(status.uptimeSeconds) s"), ("users", count("users")),
-                ("open sessions", count("open_sessions")), ("locked users", count("locked_users")),
-                ("audit entries", count("audit_entries")), ("audit chain", chainState),
-            ]))
+            Terminal.fields(
+                [
+                    ("zone", status.zone), ("terminal", status.terminal), ("policy", status.policyRevision),
+                    ("uptime", "\(status.uptimeSeconds) s"), ("users", count("users")),
+                    ("open sessions", count("open_sessions")), ("locked users", count("locked_users")),
+                    ("audit entries", count("audit_entries")), ("audit chain", chainState),
+                ] + hubLine(status.hub)))
+    }
+
+    /// A member terminal's line about its hub.
+    private func hubLine(_ hub: StatusReply.HubLinkState?) -> [(String, String)] {
+        guard let hub else { return [] }
+        let change = hub.change.map { "change \($0)" } ?? "nothing read yet"
+        let state =
+            hub.connected
+            ? "connected, \(change), users read \(hub.readAt ?? "-")"
+            : "NOT CONNECTED (\(hub.error ?? "connecting")); decisions use the users read \(hub.readAt ?? "never")"
+        return [("hub", "\(hub.address): \(state)")]
     }
 }

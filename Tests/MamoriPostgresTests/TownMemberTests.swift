@@ -284,6 +284,12 @@ struct TownMemberTests {
             let unreachable = try Self.ask(a.socketPath, login)
             #expect(Self.code(unreachable) == "busy", "\(unreachable)")
             #expect(try Self.effect(a.socketPath) == "allow")
+            // `status` says so, for monitoring.
+            func link() throws -> [String: JSONValue]? {
+                guard case .object(let hub)? = try Self.ask(a.socketPath, ["op": "status"])["hub"] else { return nil }
+                return hub
+            }
+            #expect(try Self.until(5) { try link()?["connected"] == .bool(false) && link()?["error"] != nil } != nil)
 
             #expect(try hub.harness.start() == nil)
             // The revocation made right after the restart reaches the terminal once it is back.
@@ -293,6 +299,10 @@ struct TownMemberTests {
             // A login through the terminal reaches the restarted hub (the code unused before).
             let accepted = try Self.ask(a.socketPath, login)
             #expect(accepted["ok"] == .bool(true), "\(accepted)")
+            #expect(try link()?["connected"] == .bool(true) && link()?["address"] == .string("127.0.0.1:\(hub.port)"))
+            let shown = try Subprocess.run(Subprocess.product("mamori"), ["status", "--socket", a.socketPath])
+            #expect(
+                shown.stdout.contains("hub            127.0.0.1:\(hub.port): connected, change "), "\(shown.stdout)")
             // It read the town whole again when it came back.
             #expect(a.log.components(separatedBy: "the users of the town were read from the hub").count - 1 >= 2)
         }
