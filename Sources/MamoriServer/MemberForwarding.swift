@@ -79,8 +79,12 @@ extension MamoriService {
                 try await keepSessionCopy(opened, request: request, caller: caller)
             } catch {
                 // Without the copy this terminal would refuse the session's every decision: the
-                // caller learns the session did not open here (the hub's lapses unused).
+                // caller learns the session did not open, and the hub closes its record of it.
                 logger.error("a session the hub opened could not be kept", metadata: ["error": "\(error)"])
+                await closeSessionAtHub(
+                    WireRequest(
+                        op: WireOperation.sessionClose.rawValue, id: nil, fields: ["session": .string(opened.session)]),
+                    caller: caller, member: member)
                 return WireReply.failure(
                     WireError(.internal, "The session could not be recorded on this terminal; log in again."),
                     id: request.id)
