@@ -263,14 +263,27 @@ extension MamoriService {
         }
         try await requireSelfOrPermission(context, user: ticket.user)
         let settings = context.engine.policy.settings
-        let session = SessionRecord(
+        let session = try await recordSession(
             id: random.bytes(16).map { String(format: "%02x", $0) }.joined(), user: ticket.user,
-            zone: context.zone, terminal: context.terminal, factors: ticket.factors,
+            factors: ticket.factors,
+            expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600)), context)
+        return SessionOpenReply(
+            session: session.id, user: session.user,
+            expiresAt: ISO8601DateFormatter().string(from: session.expiresAt))
+    }
+
+    /// Records a session opened now in `context`'s terminal and zone, with the request's service,
+    /// tty and remote host, and keeps it in the cache. `extra` goes into the audit entry's detail.
+    func recordSession(
+        id: String, user: String, factors: Set<Factor>, expiresAt: Date, _ context: RequestContext,
+        extra: [String: String] = [:]
+    ) async throws -> SessionRecord {
+        let request = context.request
+        let session = SessionRecord(
+            id: id, user: user, zone: context.zone, terminal: context.terminal, factors: factors,
             service: try request.optionalString(.service) ?? "unknown",
             tty: try request.optionalString(.tty), remoteHost: try request.optionalString(.remoteHost),
-            openedAt: context.now,
-            expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600))
-        )
+            openedAt: context.now, expiresAt: expiresAt)
         let epoch = cache.epoch
         try await store.openSession(
             session,
@@ -279,12 +292,9 @@ extension MamoriService {
                 detail: [
                     "user": session.user, "factors": session.factors.map(\.rawValue).sorted().joined(separator: ","),
                     "service": session.service,
-                ]
-            ))
+                ].merging(extra) { $1 }))
         cache.keep(session, readAt: epoch)
-        return SessionOpenReply(
-            session: session.id, user: session.user,
-            expiresAt: ISO8601DateFormatter().string(from: session.expiresAt))
+        return session
     }
 
     func closeSession(_ context: RequestContext) async throws -> SessionCloseReply {

@@ -113,21 +113,9 @@ extension MamoriService {
         let context = RequestContext(
             request: request, caller: caller, now: now, engine: engine, terminal: configuration.terminal,
             zone: configuration.zone)
-        let session = SessionRecord(
-            id: opened.session, user: opened.user, zone: configuration.zone, terminal: configuration.terminal,
-            factors: ticket.factors, service: try request.optionalString(.service) ?? "unknown",
-            tty: try request.optionalString(.tty), remoteHost: try request.optionalString(.remoteHost),
-            openedAt: now, expiresAt: expires)
-        let epoch = cache.epoch
-        try await store.openSession(
-            session,
-            audit: audit(
-                context, event: .sessionOpen, target: session.id, outcome: .success,
-                detail: [
-                    "user": session.user, "factors": session.factors.map(\.rawValue).sorted().joined(separator: ","),
-                    "service": session.service, "hub": "yes",
-                ]))
-        cache.keep(session, readAt: epoch)
+        _ = try await recordSession(
+            id: opened.session, user: opened.user, factors: ticket.factors, expiresAt: expires, context,
+            extra: ["hub": "yes"])
     }
 
     /// Closes this terminal's copies of the sessions of users the hub removed or replaced. Until
