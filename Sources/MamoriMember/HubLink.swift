@@ -308,14 +308,15 @@ public final class HubLink: TownHub, Service {
         let precise = ISO8601DateFormatter()
         precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let plain = ISO8601DateFormatter()
-        let dates = Dates { precise.date(from: $0) ?? plain.date(from: $0) }
+        // The hub writes milliseconds; a time without them is read too.
+        let date = { (text: String) in precise.date(from: text) ?? plain.date(from: text) }
         var assignments: [AssignmentRecord] = []
         for assignment in subject.assignments {
-            guard let granted = dates.date(from: assignment.grantedAt) else { return nil }
+            guard let granted = date(assignment.grantedAt) else { return nil }
             var expires: Date?
             if let text = assignment.expiresAt {
                 // An expiry that cannot be read is treated as past: fail closed.
-                expires = dates.date(from: text) ?? .distantPast
+                expires = date(text) ?? .distantPast
             }
             assignments.append(
                 AssignmentRecord(
@@ -325,11 +326,11 @@ public final class HubLink: TownHub, Service {
         var lockedUntil: Date?
         if subject.locked {
             // A lock whose end cannot be read holds until the hub says otherwise.
-            lockedUntil = subject.lockedUntil.flatMap(dates.date(from:)) ?? .distantFuture
+            lockedUntil = subject.lockedUntil.flatMap(date) ?? .distantFuture
         }
         let user = UserRecord(
             name: subject.user, displayName: subject.displayName, kind: kind, organisation: subject.organisation,
-            disabled: subject.disabled, createdAt: subject.createdAt.flatMap(dates.date(from:)) ?? .distantPast,
+            disabled: subject.disabled, createdAt: subject.createdAt.flatMap(date) ?? .distantPast,
             lastLoginAt: nil, mustChangePassword: subject.mustChangePassword, passwordHash: nil)
         return MirroredSubject(user: user, assignments: assignments, lockedUntil: lockedUntil)
     }
@@ -337,13 +338,6 @@ public final class HubLink: TownHub, Service {
 
 /// A request without fields.
 struct EmptyRequest: WireRequestBody {}
-
-/// Reads the hub's times, with or without milliseconds.
-struct Dates {
-    let read: (String) -> Date?
-    init(_ read: @escaping (String) -> Date?) { self.read = read }
-    func date(from text: String) -> Date? { read(text) }
-}
 
 /// Up to `limit` open connections to the hub, each used by one request at a time; a request that
 /// finds all of them busy waits for one, up to its own bound. One caller holds at most

@@ -179,12 +179,7 @@ extension MamoriService {
                     // Authenticating again (a screen unlock) keeps the user's sessions from lapsing.
                     cache.touch(user: name, at: context.now)
                     let ticket = random.bytes(24).map { String(format: "%02x", $0) }.joined()
-                    tickets.withLockedValue { book in
-                        book = book.filter { $0.value.expires > context.now }
-                        book[ticket] = Ticket(
-                            user: name, factors: factors, expires: context.now.addingTimeInterval(Self.ticketLifetime)
-                        )
-                    }
+                    keepTicket(ticket, user: name, factors: factors, at: context.now)
                     return AuthenticateReply(
                         user: name, factors: factors.map(\.rawValue).sorted(), ticket: ticket,
                         passwordChangeRequired: user.mustChangePassword)
@@ -204,6 +199,14 @@ extension MamoriService {
         )
         try await recordFailure(check, reason: why, entry: entry, context)
         throw WireError(.authenticationFailed, "Authentication failed.")
+    }
+
+    /// Keeps `ticket` for `session.open` for ``ticketLifetime``, and drops the expired ones.
+    func keepTicket(_ ticket: String, user: String, factors: Set<Factor>, at now: Date) {
+        tickets.withLockedValue { book in
+            book = book.filter { $0.value.expires > now }
+            book[ticket] = Ticket(user: user, factors: factors, expires: now.addingTimeInterval(Self.ticketLifetime))
+        }
     }
 
     /// Runs Argon2 on the bounded pool, in the caller's share of it.

@@ -61,17 +61,16 @@ extension MamoriService {
                 WireError(.busy, "The hub cannot be reached or did not answer in time; try again shortly."),
                 id: request.id)
         }
-        guard let fields = WireReply.parse(reply.last == UInt8(ascii: "\n") ? reply.dropLast() : reply[...]),
+        // Only these replies leave something here; the rest go back unread.
+        guard operation == .authenticate || operation == .sessionOpen || operation.changesMirroredUser,
+            let fields = WireReply.parse(reply.last == UInt8(ascii: "\n") ? reply.dropLast() : reply[...]),
             case .bool(true)? = fields["ok"]
         else { return reply }
         if operation == .authenticate, let accepted = try? AuthenticateReply(reply: fields) {
             let now = clock.now()
-            let factors = Set(accepted.factors.compactMap(Factor.init(rawValue:)))
-            tickets.withLockedValue { book in
-                book = book.filter { $0.value.expires > now }
-                book[accepted.ticket] = Ticket(
-                    user: accepted.user, factors: factors, expires: now.addingTimeInterval(Self.ticketLifetime))
-            }
+            keepTicket(
+                accepted.ticket, user: accepted.user, factors: Set(accepted.factors.compactMap(Factor.init(rawValue:))),
+                at: now)
             cache.touch(user: accepted.user, at: now)
         }
         if operation == .sessionOpen, let opened = try? SessionOpenReply(reply: fields) {
@@ -200,14 +199,14 @@ extension MamoriService {
         } catch {
             logger.critical("the adoption of the hub's policy could not be recorded; adopting it anyway")
         }
-        engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
-        for observer in policyObservers.withLockedValue({ $0 }) { observer(policy) }
+        putInForce(policy)
         logger.notice("the hub's policy is in force", metadata: ["old": "\(old)", "new": "\(policy.revision)"])
         return policy.revision
     }
 
     /// Writes `files` into a new folder beside `folder`, then puts it in `folder`'s place, so that
-    /// a crash leaves the old folder or the new one, never a mix.
+    /// no reader sees half of each. A crash between the two renames leaves no folder: the next
+    /// start copies the configured one again, and the hub's is read at its first connection.
     static func replaceFolder(_ folder: String, with files: [(name: String, text: String)]) throws {
         let manager = FileManager.default
         let fresh = folder + ".new"

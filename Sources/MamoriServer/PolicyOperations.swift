@@ -46,6 +46,12 @@ extension MamoriService {
         return PolicyReloadReply(previousRevision: old, revision: new)
     }
 
+    /// Swaps `policy` in whole, and tells the observers (the daemon republishes its login factors).
+    func putInForce(_ policy: Policy) {
+        engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
+        for observer in policyObservers.withLockedValue({ $0 }) { observer(policy) }
+    }
+
     /// Loads the policy folder again and swaps it in whole, or keeps the old one on any error.
     /// Used by `policy.reload` and SIGHUP (`context` nil: the daemon itself).
     func reload(actor context: RequestContext?) async throws -> (String, String) {
@@ -72,8 +78,7 @@ extension MamoriService {
             throw WireError(.invalid, "The policy has \(error.errors.count) error(s); the old policy stays\(first)")
         }
         try await store.appendAudit(entry(.success, ["new_revision": policy.revision]))
-        engineBox.withLockedValue { $0 = PolicyEngine(policy: policy) }
-        for observer in policyObservers.withLockedValue({ $0 }) { observer(policy) }
+        putInForce(policy)
         logger.notice("policy reloaded", metadata: ["old": "\(old)", "new": "\(policy.revision)"])
         return (old, policy.revision)
     }
