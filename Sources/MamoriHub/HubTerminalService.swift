@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import MamoriPostgres
 public import MamoriTown
@@ -14,13 +15,17 @@ public final class HubTerminalService: Service, Sendable {
     let broadcast: ChangeBroadcast
     let address: HubAddress
     let logger: Logger
+    /// How long the change feed keeps a change; older ones are deleted every hour.
+    let changeRetention: Duration
 
     /// The service from its parts: the listener, the store whose change feed it watches, the
     /// connections it closes, the address it binds.
     public init(
         listener: TerminalListener, store: PostgresStore, connections: TerminalConnections,
-        broadcast: ChangeBroadcast, address: HubAddress, logger: Logger
+        broadcast: ChangeBroadcast, address: HubAddress, changeRetention: Duration = .seconds(30 * 86_400),
+        logger: Logger
     ) {
+        self.changeRetention = changeRetention
         self.broadcast = broadcast
         self.listener = listener
         self.store = store
@@ -49,12 +54,32 @@ public final class HubTerminalService: Service, Sendable {
                 }
             }
         }
+        let pruning = Task { await prune() }
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
         watch.cancel()
+        pruning.cancel()
         await watch.value
+        await pruning.value
+    }
+
+    /// Every hour from the start: the changes older than ``changeRetention`` deleted. A terminal
+    /// behind them reads everything anew (``TerminalChangesReply/resync``).
+    private func prune() async {
+        let (seconds, _) = changeRetention.components
+        while !Task.isCancelled {
+            do {
+                let removed = try await store.pruneChanges(before: Date().addingTimeInterval(-Double(seconds)))
+                if removed > 0 {
+                    logger.info("old changes deleted from the feed", metadata: ["changes": "\(removed)"])
+                }
+            } catch {
+                logger.warning("the change feed could not be pruned", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
     }
 }

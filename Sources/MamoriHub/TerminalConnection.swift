@@ -265,6 +265,11 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                     return WireReply.failure(WireError(.internal, "The hub's policy cannot be read now.", id: id))
                 }
             }
+        case (.terminal(let terminal), .audit?):
+            let listener = self.listener
+            return context.eventLoop.makeFutureWithTask {
+                await TerminalAuditReceipt.answer(request, from: terminal, listener: listener)
+            }
         case (.terminal, _):
             return context.eventLoop.makeSucceededFuture(
                 WireReply.failure(
@@ -330,6 +335,11 @@ final class TerminalRequestHandler: ChannelInboundHandler {
         return context.eventLoop.makeFutureWithTask { () -> (TerminalChangesReply?, [UInt8]) in
             do {
                 let latest = try await feed.latestChangeNumber()
+                if since < (try await feed.changesPrunedThrough()) {
+                    // Changes after `since` were deleted: the terminal reads everything anew.
+                    let reply = TerminalChangesReply(changes: [], latest: latest, more: false, resync: true)
+                    return (reply, Self.encode(reply, id: id))
+                }
                 let page = try await feed.changes(after: since, limit: 1000)
                 let reply = TerminalChangesReply(
                     changes: page.map(ChangeBroadcast.describe), latest: latest, more: page.count == 1000)

@@ -54,8 +54,8 @@ public final class TerminalListener: Sendable {
         public var anonymousPerAddress = 16
         /// Joins being worked on at once; more are answered `busy`.
         public var concurrentJoins = 4
-        /// Connections one joined terminal may hold at once (a member's pool holds 10 at most:
-        /// 8 for forwarded requests, 2 for its mirror, and its watch); more are answered `busy`.
+        /// Connections one joined terminal may hold at once (a member holds 12 at most:
+        /// 8 for forwarded requests, 2 for its mirror, its watch and its audit stream); more are answered `busy`.
         public var connectionsPerTerminal = 16
 
         /// The defaults.

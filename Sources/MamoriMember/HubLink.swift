@@ -3,7 +3,7 @@ public import Logging
 import MamoriCore
 public import MamoriProtocol
 public import MamoriServer
-import MamoriStore
+public import MamoriStore
 public import MamoriTown
 import NIOConcurrencyHelpers
 public import NIOCore
@@ -51,6 +51,10 @@ public final class HubLink: TownHub, Service {
     public let joinedAt: Date
     /// Adopts a policy the hub published, and says which revision is in force here.
     private let policy = NIOLockedValueBox<PolicyHandler?>(nil)
+    /// One connection for the audit stream.
+    let auditPool: HubConnectionPool
+    /// Sends this terminal's audit chain to the hub, once ``streamAudit(of:publicKey:)`` was called.
+    private let streamer = NIOLockedValueBox<AuditStreamer?>(nil)
 
     /// What the daemon does with the hub's policy: `adopt` validates and swaps it in (or keeps
     /// the old one) and returns the revision in force after; `current` is the one in force now.
@@ -74,15 +78,25 @@ public final class HubLink: TownHub, Service {
         policy.withLockedValue { $0 = handler }
     }
 
+    /// From ``run()`` on, this terminal's audit chain (`trail`, signed with the key whose public
+    /// half is `publicKey`) is sent to the hub as it grows, and the hub acknowledges what it holds.
+    public func streamAudit(of trail: any AuditTrail, publicKey: [UInt8]) {
+        streamer.withLockedValue {
+            $0 = AuditStreamer(trail: trail, publicKey: publicKey, pool: auditPool, logger: logger)
+        }
+    }
+
     /// Whether the watch is up, when the last full read was, and the last failure to connect.
     private let link = NIOLockedValueBox((connected: false, readAt: Date?.none, error: String?.none))
 
     /// The link's state, for `status`.
     public var state: StatusReply.HubLinkState {
         let link = self.link.withLockedValue { $0 }
+        let audit = streamer.withLockedValue { $0 }?.status
         return StatusReply.HubLinkState(
             address: "\(address)", connected: link.connected, change: mirror.latest,
-            readAt: link.readAt?.formatted(.iso8601), error: link.connected ? nil : link.error)
+            readAt: link.readAt?.formatted(.iso8601), error: link.connected ? nil : link.error,
+            auditAcknowledged: audit?.acknowledged, auditError: audit?.error)
     }
 
     /// The newest change the watching connection brought, and the newest a poll found.
@@ -111,6 +125,7 @@ public final class HubLink: TownHub, Service {
         }
         pool = HubConnectionPool(limit: connections, perCaller: Self.perCaller, connect: connect)
         mirrorPool = HubConnectionPool(limit: 2, perCaller: 2, connect: connect)
+        auditPool = HubConnectionPool(limit: 1, perCaller: 1, connect: connect)
     }
 
     // MARK: TownHub
@@ -159,6 +174,7 @@ public final class HubLink: TownHub, Service {
 
     /// Keeps the mirror current until graceful shutdown.
     public func run() async throws {
+        let streaming = streamer.withLockedValue { $0 }.map { streamer in Task { await streamer.run() } }
         await cancelWhenGracefulShutdown {
             var pause = 0.5
             while !Task.isCancelled {
@@ -182,8 +198,11 @@ public final class HubLink: TownHub, Service {
                 pause = min(pause * 2, Self.maximumPause)
             }
         }
+        streaming?.cancel()
+        await streaming?.value
         await pool.closeAll()
         await mirrorPool.closeAll()
+        await auditPool.closeAll()
     }
 
     private var metadata: Logger.Metadata { ["hub": "\(address)"] }
@@ -242,6 +261,15 @@ public final class HubLink: TownHub, Service {
                         try await poller.call(
                             HubOperation.changes.rawValue, TerminalChangesRequest(since: since),
                             reading: TerminalChangesReply.self)
+                    }
+                    if page.resync == true {
+                        // The feed no longer holds what came after the mirror's newest: read
+                        // every user anew, on a new connection.
+                        logger.warning(
+                            "the hub's change feed no longer reaches back to this terminal's newest change; reading every user anew",
+                            metadata: metadata.merging(["since": "\(since)"]) { $1 })
+                        client.close()
+                        return
                     }
                     try await apply(page, watched: false)
                     more = page.more && !page.changes.isEmpty

@@ -179,6 +179,63 @@ public enum PostgresSchema {
                 """
             ]
         ),
+        Migration(
+            version: 4, name: "the terminals' audit chains",
+            sql: [
+                // One stream for each time a terminal of a name joined; its audit key is fixed by
+                // its first batch, and only a batch that continues the head is kept.
+                """
+                CREATE TABLE terminal_audit_streams (
+                    id BIGSERIAL PRIMARY KEY,
+                    terminal TEXT NOT NULL,
+                    joined_at BIGINT NOT NULL,
+                    audit_key BYTEA NOT NULL,
+                    head_seq BIGINT NOT NULL DEFAULT 0,
+                    head_hash BYTEA,
+                    received_at BIGINT,
+                    refused_at BIGINT,
+                    refusal TEXT,
+                    UNIQUE (terminal, joined_at)
+                )
+                """,
+                // The entries exactly as the terminal stored them, so that their hashes still cover them.
+                """
+                CREATE TABLE terminal_audit (
+                    stream BIGINT NOT NULL REFERENCES terminal_audit_streams(id),
+                    seq BIGINT NOT NULL,
+                    time BIGINT NOT NULL,
+                    actor_uid BIGINT,
+                    actor TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    terminal TEXT NOT NULL,
+                    zone TEXT NOT NULL,
+                    policy_revision TEXT NOT NULL,
+                    prev_hash BYTEA NOT NULL,
+                    hash BYTEA NOT NULL,
+                    PRIMARY KEY (stream, seq)
+                )
+                """,
+                """
+                CREATE TRIGGER terminal_audit_no_update BEFORE UPDATE ON terminal_audit
+                    FOR EACH ROW EXECUTE FUNCTION audit_append_only()
+                """,
+                """
+                CREATE TABLE terminal_checkpoints (
+                    id BIGSERIAL PRIMARY KEY,
+                    stream BIGINT NOT NULL REFERENCES terminal_audit_streams(id),
+                    audit_seq BIGINT NOT NULL,
+                    head_hash BYTEA NOT NULL,
+                    time BIGINT NOT NULL,
+                    signature BYTEA NOT NULL,
+                    previous BYTEA,
+                    UNIQUE (stream, signature)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The newest version this build knows.

@@ -123,3 +123,47 @@ extension PostgresStore {
         }
     }
 }
+
+/// The feed's retention: changes older than the hub keeps them are deleted, and a terminal that
+/// asks for changes after a number below what was deleted is told to read everything anew.
+extension PostgresStore {
+    /// Deletes the changes made before `cutoff`; returns how many. The newest number deleted is
+    /// kept (`meta.changes_pruned_through`), so that ``changesPrunedThrough()`` tells a terminal
+    /// that it is behind. Numbering goes on from the newest given, whatever was deleted.
+    @discardableResult
+    public func pruneChanges(before cutoff: Date) async throws -> Int {
+        let logger = self.logger
+        return try await write(audit: nil) { connection in
+            var through: Int64?
+            var removed = 0
+            for try await number in try await connection.query(
+                "DELETE FROM changes WHERE time < \(AuditEntry.milliseconds(cutoff)) RETURNING number", logger: logger
+            ).decode(Int64.self) {
+                through = max(through ?? 0, number)
+                removed += 1
+            }
+            if let through {
+                try await connection.query(
+                    """
+                    INSERT INTO meta (key, value) VALUES ('changes_pruned_through', \(through))
+                    ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)
+                    """, logger: logger)
+            }
+            return removed
+        }
+    }
+
+    /// The newest change number deleted by ``pruneChanges(before:)`` (0 when none was): a terminal
+    /// whose newest is below it has missed changes and must read everything anew.
+    public func changesPrunedThrough() async throws -> Int64 {
+        try await read { client in
+            var through: Int64 = 0
+            for try await value in try await client.query(
+                "SELECT value FROM meta WHERE key = 'changes_pruned_through'", logger: logger
+            ).decode(Int64.self) {
+                through = value
+            }
+            return through
+        }
+    }
+}

@@ -66,9 +66,11 @@ public final class PostgresStore: Sendable {
     // MARK: Transactions
 
     /// Runs `body` in a transaction that holds the chain lock, then appends `audit` in it: the
-    /// change and its record commit together or not at all.
+    /// change and its record commit together or not at all. With `lockingChain` false the body
+    /// runs without the chain lock, and takes it (``lockChain(_:)``) only before it appends.
     func write<T: Sendable>(
-        audit: AuditEntry?, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        audit: AuditEntry?, lockingChain: Bool = true,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let logger = self.logger
         let made = MadeCheckpoints()
@@ -79,14 +81,17 @@ public final class PostgresStore: Sendable {
                     // is read after the lock is held; and a bounded wait for the lock, so that a
                     // hub stalled inside a transaction cannot hold every login on every hub.
                     try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
-                    // One round trip: the subquery sets the timeout before the lock is asked for.
-                    try await connection.query(
-                        """
-                        SELECT pg_advisory_xact_lock(\(Self.chainLock))
-                        FROM (SELECT set_config('lock_timeout', \(lockTimeout), true)) AS timeout
-                        """, logger: logger)
+                    if lockingChain {
+                        try await self.lockChain(connection)
+                    } else {
+                        try await connection.query(
+                            "SELECT set_config('lock_timeout', \(lockTimeout), true)", logger: logger)
+                    }
                     let result = try await body(connection)
-                    if let audit { try await self.append(audit, connection) }
+                    if let audit {
+                        if !lockingChain { try await self.lockChain(connection) }
+                        try await self.append(audit, connection)
+                    }
                     return result
                 }
             }
@@ -100,6 +105,19 @@ public final class PostgresStore: Sendable {
         } catch {
             throw failure(error)
         }
+    }
+
+    /// Takes the chain lock for the rest of the transaction, waiting at most `lockTimeout`.
+    func lockChain(_ connection: PostgresConnection) async throws {
+        // One round trip: the subquery sets the timeout before the lock is asked for. Its row is
+        // read, so that a lock timeout is reported here as itself (55P03), not later as "current
+        // transaction is aborted" (25P02).
+        for try await _ in try await connection.query(
+            """
+            SELECT pg_advisory_xact_lock(\(Self.chainLock))
+            FROM (SELECT set_config('lock_timeout', \(lockTimeout), true)) AS timeout
+            """, logger: logger)
+        {}
     }
 
     /// Runs a read; any failure becomes a ``StoreError`` with the server's words in the log only.

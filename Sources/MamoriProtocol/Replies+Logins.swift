@@ -70,9 +70,19 @@ public struct StatusReply: WireReplyBody, Hashable {
         public var readAt: String?
         /// Why the last attempt to reach the hub failed, while it is not connected.
         public var error: String?
+        /// The last entry of this terminal's audit chain the hub acknowledged holding; nil before
+        /// the first acknowledgement.
+        public var auditAcknowledged: Int64?
+        /// Why the last batch of the audit chain did not reach the hub, until one does.
+        public var auditError: String?
 
         /// A state from its parts.
-        public init(address: String, connected: Bool, change: Int64?, readAt: String?, error: String?) {
+        public init(
+            address: String, connected: Bool, change: Int64?, readAt: String?, error: String?,
+            auditAcknowledged: Int64? = nil, auditError: String? = nil
+        ) {
+            self.auditAcknowledged = auditAcknowledged
+            self.auditError = auditError
             self.address = address
             self.connected = connected
             self.change = change
@@ -83,6 +93,8 @@ public struct StatusReply: WireReplyBody, Hashable {
         enum CodingKeys: String, CodingKey {
             case address, connected, change, error
             case readAt = "read_at"
+            case auditAcknowledged = "audit_acknowledged"
+            case auditError = "audit_error"
         }
     }
 

@@ -214,6 +214,9 @@ public enum ReplyFields {
                 .init("change", .integer(), "The hub's change number the mirror is current to.").optional,
                 .init("read_at", .time, "When the terminal last read every user from the hub.").optional,
                 .init("error", .string(), "Why the last attempt to reach the hub failed.").optional,
+                .init("audit_acknowledged", .integer(), "The last entry of this terminal's chain the hub holds.")
+                    .optional,
+                .init("audit_error", .string(), "Why the last batch of the chain did not reach the hub.").optional,
             ]),
             "On a member terminal: its link to the hub (docs/town.md)."
         ).optional,
@@ -356,8 +359,24 @@ public enum ReplyFields {
         .init("signature", .string(), "The Ed25519 signature, base64."),
     ]
 
-    /// `audit.verify`, and `mamori audit verify --json`.
-    public static let verification: [WireField] = [
+    /// `audit.verify`, and `mamori audit verify --json`; at a hub, with each member terminal's chain.
+    public static let verification: [WireField] =
+        chainVerification + [
+            .init(
+                "terminals",
+                .list(
+                    .object([
+                        .init("terminal", .string(), "The terminal's name."),
+                        .init("joined", .time, "When it joined: which of the name's terminals this is."),
+                        .init("received", .time, "When the hub last kept a batch of its chain.").optional,
+                        .init("summary", .object(chainVerification), "Its chain as the hub holds it, verified."),
+                    ])),
+                "At a hub: every member terminal's chain (holds is false when one does not hold)."
+            ).optional
+        ]
+
+    /// One chain's verification: the fields of ``verification`` without `terminals`.
+    static let chainVerification: [WireField] = [
         .init("holds", .boolean, "Whether every link and checkpoint holds."),
         .init("entries", .integer(), "Entries checked."),
         .init("first_sequence", .nullable(.integer()), "The first entry's number.").optional,

@@ -80,12 +80,21 @@ extension MamoriService {
     func verifyAudit(_ context: RequestContext) async throws -> [String: JSONValue] {
         try await requirePermission(context, action: .auditRead, resource: Self.auditResource)
         let report = try await checkChain(at: context.now)
+        var summary = report.summary
+        var detail = ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
+        if let audits = hub?.audits {
+            let terminals = try await terminalChains(audits)
+            summary.terminals = terminals
+            summary.holds = summary.holds && terminals.allSatisfy(\.summary.holds)
+            detail["terminals"] = "\(terminals.count)"
+            detail["terminals_broken"] = "\(terminals.filter { !$0.summary.holds }.count)"
+        }
         try await store.appendAudit(
             audit(
-                context, event: .auditVerify, target: Self.auditResource, outcome: report.holds ? .success : .failure,
-                detail: ["entries": "\(report.entryCount)", "problems": "\(report.problems.count)"]
+                context, event: .auditVerify, target: Self.auditResource, outcome: summary.holds ? .success : .failure,
+                detail: detail
             ))
-        guard case .object(let fields) = try JSONValue(encoding: report.summary) else {
+        guard case .object(let fields) = try JSONValue(encoding: summary) else {
             throw WireError(.internal, "The verification could not be written.")
         }
         return fields
@@ -116,6 +125,64 @@ extension MamoriService {
             )
         }
         return report
+    }
+
+    /// At a hub: every member terminal's chain as the hub holds it, verified with the key its
+    /// stream started with, against what the hub's own chain says of it (``TerminalStreamFacts``:
+    /// where it starts, its newest witnessed checkpoint, its refusals) and the head the hub
+    /// acknowledged. A stream the hub's chain names but the database no longer holds is broken too.
+    func terminalChains(_ audits: any TownAuditArchive) async throws -> [AuditReport.TerminalChain] {
+        let facts = TerminalStreamFacts.collect(try await audits.terminalAuditWitnesses())
+        var chains: [AuditReport.TerminalChain] = []
+        var seen = Set<Int64>()
+        for stream in try await audits.terminalAuditStreams() {
+            seen.insert(stream.id)
+            let fact = facts[stream.id]
+            var report = try await AuditVerifier.verify(
+                audits.trail(of: stream), publicKey: fact?.publicKey ?? stream.publicKey,
+                witness: fact?.newestCheckpoint)
+            if (report.lastSequence ?? 0) < stream.head {
+                report = report.adding(
+                    .shorterThanAcknowledged(last: report.lastSequence ?? 0, acknowledged: stream.head))
+            }
+            var summary = report.summary
+            var problems: [String] = []
+            if let key = fact?.publicKey, key != stream.publicKey {
+                problems.append("the stream's audit key in the database is not the one the hub's chain recorded")
+            }
+            if let first = fact?.first, let held = report.firstSequence, held != first {
+                problems.append(
+                    "the hub's copy starts at entry \(held), but the hub's chain recorded its start at entry \(first): "
+                        + "entries were deleted from the hub's database (the hub never prunes a copy)")
+            }
+            if fact?.first == nil, report.entryCount > 0 {
+                problems.append("the hub's chain recorded no start of this stream: its rows were put in the database")
+            }
+            for refusal in Set((fact?.refusals ?? []) + (stream.refusal.map { [$0] } ?? [])).sorted() {
+                problems.append("a batch from the terminal was refused: \(refusal)")
+            }
+            summary.problems += problems
+            summary.holds = summary.problems.isEmpty
+            chains.append(
+                AuditReport.TerminalChain(
+                    terminal: stream.terminal, joined: stream.joinedAt.formatted(.iso8601),
+                    received: stream.receivedAt?.formatted(.iso8601), summary: summary))
+        }
+        for fact in facts.values.sorted(by: { $0.stream < $1.stream }) where !seen.contains(fact.stream) {
+            chains.append(
+                AuditReport.TerminalChain(
+                    terminal: fact.terminal, joined: fact.joinedAt?.formatted(.iso8601) ?? "?", received: nil,
+                    summary: .missing([
+                        "the hub's chain names this terminal's chain (stream \(fact.stream)), but the database no "
+                            + "longer holds it: it was deleted"
+                    ])))
+        }
+        for chain in chains where !chain.summary.holds {
+            logger.critical(
+                "a terminal's audit chain held by the hub does not verify: BROKEN",
+                metadata: ["terminal": "\(chain.terminal)", "first": "\(chain.summary.problems.first ?? "")"])
+        }
+        return chains
     }
 
     /// `audit.prune`: removes entries written before `before`, only past the policy's retention.
@@ -171,10 +238,15 @@ extension MamoriService {
         try await requirePermission(context, action: .inspect, resource: Self.auditResource)
         // Verified through checkChain, so that `status` shows this verification too.
         let chain = try await checkChain(at: context.now)
-        let report = try await SelfInspection(
+        var inspection = SelfInspection(
             store: store, engine: context.engine, configuration: configuration, chain: chain, now: context.now,
             inspector: context.caller.label
-        ).run()
+        )
+        if let hub, let audits = hub.audits {
+            inspection.terminalChains = try await terminalChains(audits)
+            inspection.terminals = try await hub.registry.terminals()
+        }
+        let report = try await inspection.run()
         try await store.appendAudit(
             audit(
                 context, event: .inspect, target: Self.auditResource, outcome: .success,

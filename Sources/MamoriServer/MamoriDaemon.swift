@@ -69,6 +69,12 @@ public final class MamoriDaemon: Service, Sendable {
     /// The revision of the policy in force, for entries written beside the daemon (a hub's joins).
     public var policyRevision: String { service.engine.revision }
 
+    /// The daemon's own audit chain (on a member terminal: the terminal's, which it streams to
+    /// its hub) and the verifying key of its checkpoints.
+    public var auditChain: (trail: any AuditTrail, publicKey: [UInt8]) {
+        (service.store, service.auditSigner.publicKey)
+    }
+
     /// On a member terminal: adopts the policy its hub published (`terminal.policy`), after
     /// validating it here; keeps the old one on any error. Returns the revision in force after.
     public func adoptHubPolicy(_ files: [(name: String, text: String)]) async -> String {

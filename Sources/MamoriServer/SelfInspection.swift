@@ -14,6 +14,11 @@ struct SelfInspection {
     let now: Date
     /// Who asked, named in the report.
     let inspector: String
+    /// At a hub: the member terminals' chains as the hub holds them, verified
+    /// (``MamoriService/terminalChains(_:)``); nil elsewhere.
+    var terminalChains: [AuditReport.TerminalChain]? = nil
+    /// At a hub: the terminals in its register, to find those whose chain stopped arriving.
+    var terminals: [TerminalRecord] = []
 
     func run() async throws -> InspectionReport {
         let users = try await store.users()
@@ -28,6 +33,7 @@ struct SelfInspection {
         findings.append(separationOfDuty(active, byUser))
         findings.append(try await lockedAndTemporary(active))
         findings += auditChain()
+        if let terminalChains { findings.append(townAudit(terminalChains)) }
         findings.append(try await accessReview())
         findings.append(pamServices())
         findings.append(policyWarnings())
@@ -242,6 +248,42 @@ struct SelfInspection {
         }
         return [integrity, coverage]
     }
+
+    /// 6, at a hub: every member terminal's chain, as the hub holds it, holds and still continues
+    /// the terminal's own trail.
+    private func townAudit(_ chains: [AuditReport.TerminalChain]) -> InspectionReport.Finding {
+        let broken = chains.filter { !$0.summary.holds }
+        let entries = chains.reduce(0) { $0 + $1.summary.entries }
+        // A joined terminal whose chain stopped arriving: switched off, cut off, or holding it back.
+        let iso = ISO8601DateFormatter()
+        var silent: [String] = []
+        for terminal in terminals where terminal.state(at: now) == .joined {
+            let chain = chains.last {
+                $0.terminal == terminal.name && $0.joined == terminal.joinedAt?.formatted(.iso8601)
+            }
+            let received = chain?.received.flatMap(iso.date(from:))
+            if let received, now.timeIntervalSince(received) <= Self.silentDays * 86_400 { continue }
+            silent.append(
+                "\(terminal.name): "
+                    + (received.map { "nothing received since \($0.formatted(.iso8601))" } ?? "no entry received yet"))
+        }
+        let status: InspectionReport.Status = !broken.isEmpty ? .fail : silent.isEmpty ? .pass : .warn
+        return InspectionReport.Finding(
+            check: "town-audit-integrity", title: "Audit trails of the member terminals",
+            status: status,
+            summary: broken.isEmpty
+                ? "The hub holds \(chains.count) terminal chain(s), \(entries) entries in all; every one holds."
+                    + (silent.isEmpty
+                        ? "" : " \(silent.count) joined terminal(s) sent nothing for \(Int(Self.silentDays)) days.")
+                : "\(broken.count) of the \(chains.count) terminal chain(s) the hub holds do not hold.",
+            items: broken.flatMap(\.lines) + silent,
+            basis:
+                "Basic policy 6; guideline, logs: protected from tampering and deletion, kept off the terminal (check 6)"
+        )
+    }
+
+    /// Days without a batch after which a joined terminal is named.
+    static let silentDays = 7.0
 
     /// 8. The last access review recorded (`mamori review record`) within `accounts: access-review-days`.
     private func accessReview() async throws -> InspectionReport.Finding {

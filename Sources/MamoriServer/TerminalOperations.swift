@@ -13,11 +13,15 @@ public struct HubRole: Sendable {
     public let caPin: [UInt8]
     /// The digest the register keeps of a token (``JoinToken/secretDigest(key:)`` under the hub's key).
     public let tokenDigest: @Sendable (JoinToken) -> [UInt8]
+    /// The member terminals' audit chains, which `audit.verify` and `inspect` cover at a hub.
+    public let audits: (any TownAuditArchive)?
 
     /// A hub's role from its parts.
     public init(
-        registry: any TerminalRegistry, caPin: [UInt8], tokenDigest: @escaping @Sendable (JoinToken) -> [UInt8]
+        registry: any TerminalRegistry, caPin: [UInt8], tokenDigest: @escaping @Sendable (JoinToken) -> [UInt8],
+        audits: (any TownAuditArchive)? = nil
     ) {
+        self.audits = audits
         self.registry = registry
         self.caPin = caPin
         self.tokenDigest = tokenDigest

@@ -1,3 +1,5 @@
+import Foundation
+public import MamoriCore
 public import MamoriProtocol
 
 /// The operations a hub serves on its terminal port, besides those a terminal forwards for its
@@ -18,6 +20,68 @@ public enum HubOperation: String, Sendable, CaseIterable {
     case subjects = "terminal.subjects"
     /// The hub's policy in force, file by file, for a terminal to validate and adopt.
     case policy = "terminal.policy"
+    /// A joined terminal sends the next entries of its audit chain; the hub keeps them and
+    /// acknowledges the head it holds, signed.
+    case audit = "terminal.audit"
+}
+
+/// `terminal.audit`: the next entries of the terminal's chain, exactly as stored, with the
+/// checkpoints among them (and the one just before them). With no entries, it asks how far the
+/// hub holds the chain.
+public struct TerminalAuditRequest: WireRequestBody, Hashable {
+    /// The terminal's audit verifying key, base64 (`mamori audit public-key` on the terminal).
+    public var publicKey: String
+    /// The entries after the hub's head, oldest first (at most ``AuditStream/maximumEntries``,
+    /// and within one request line).
+    public var entries: [AuditTrailExport.Entry]
+    /// The checkpoints signed after the newest the hub holds (its reply's `checkpoint`), in
+    /// signing order, at entries the hub holds or the batch carries (at most
+    /// ``AuditStream/maximumCheckpoints``).
+    public var checkpoints: [AuditTrailExport.Checkpoint]
+
+    /// A request from its parts.
+    public init(
+        publicKey: [UInt8], entries: [AuditTrailExport.Entry], checkpoints: [AuditTrailExport.Checkpoint]
+    ) {
+        self.publicKey = Data(publicKey).base64EncodedString()
+        self.entries = entries
+        self.checkpoints = checkpoints
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case entries, checkpoints
+        case publicKey = "public_key"
+    }
+}
+
+/// The reply to `terminal.audit`: the hub's signed acknowledgement of the head it holds.
+public struct TerminalAuditReply: WireReplyBody, Hashable {
+    /// The last entry of the terminal's chain the hub holds (0 for none).
+    public var acknowledged: Int64
+    /// That entry's hash, hex (empty for none).
+    public var headHash: String
+    /// When the hub acknowledged it, in Unix milliseconds.
+    public var timeMillis: Int64
+    /// The hub's Ed25519 signature over ``AuditAcknowledgement/message``, base64.
+    public var signature: String
+    /// The ``AuditCheckpoint/digest`` (hex) of the newest checkpoint of this terminal the hub
+    /// holds; the terminal sends those it signed after it. Absent before the first.
+    public var checkpoint: String?
+
+    /// The reply for `acknowledgement`, naming the newest checkpoint held.
+    public init(_ acknowledgement: AuditAcknowledgement, newestCheckpoint: [UInt8]?) {
+        checkpoint = newestCheckpoint.map { $0.map { String(format: "%02x", $0) }.joined() }
+        acknowledged = acknowledgement.sequence
+        headHash = acknowledgement.headHash.map { String(format: "%02x", $0) }.joined()
+        timeMillis = AuditEntry.milliseconds(acknowledgement.time)
+        signature = Data(acknowledgement.signature).base64EncodedString()
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case acknowledged, signature, checkpoint
+        case headHash = "head_hash"
+        case timeMillis = "time_ms"
+    }
 }
 
 /// `terminal.subjects`: every user, or those named.
@@ -191,9 +255,13 @@ public struct TerminalChangesReply: WireReplyBody, Hashable {
     public var latest: Int64
     /// Whether more than one reply's worth came after the number: ask again after the last one.
     public var more: Bool
+    /// True when changes after the number asked for were deleted (the feed keeps a set number of
+    /// days): the terminal has missed some and must read every user anew (`terminal.subjects`).
+    public var resync: Bool?
 
     /// A reply from its parts.
-    public init(changes: [ChangeDescription], latest: Int64, more: Bool) {
+    public init(changes: [ChangeDescription], latest: Int64, more: Bool, resync: Bool? = nil) {
+        self.resync = resync
         self.changes = changes
         self.latest = latest
         self.more = more

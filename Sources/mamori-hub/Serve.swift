@@ -57,8 +57,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection without a terminal certificate has to complete its join (1 to 300).")
     var joinSeconds: Int64 = 30
 
+    @Option(
+        help: """
+            Days the change feed keeps a change (1 to 3650); older ones are deleted every hour, and a \
+            terminal that missed them reads every user anew.
+            """)
+    var changesKeptDays = 30
+
     func validate() throws {
         guard (1...300).contains(joinSeconds) else { throw ValidationError("--join-seconds must be from 1 to 300.") }
+        guard (1...3650).contains(changesKeptDays) else {
+            throw ValidationError("--changes-kept-days must be from 1 to 3650.")
+        }
     }
 
     func run() async throws {
@@ -126,7 +136,9 @@ struct Serve: AsyncParsableCommand {
                         throw HubAuthorityError.notARegistry
                     }
                     let key = authority.tokenKey
-                    return HubRole(registry: registry, caPin: authority.pin) { $0.secretDigest(key: key) }
+                    return HubRole(
+                        registry: registry, caPin: authority.pin, tokenDigest: { $0.secretDigest(key: key) },
+                        audits: store as? any TownAuditArchive)
                 },
                 openStore: { needs in
                     let store = PostgresStore(
@@ -160,7 +172,7 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
         let terminals = HubTerminalService(
             listener: listener, store: store, connections: connections, broadcast: broadcast, address: address,
-            logger: logger)
+            changeRetention: .seconds(changesKeptDays * 86_400), logger: logger)
         return (daemon, terminals)
     }
 

@@ -39,6 +39,9 @@ struct StatusCommand: ParsableCommand {
             hub.connected
             ? "connected, \(change), users read \(hub.readAt ?? "-")"
             : "NOT CONNECTED (\(hub.error ?? "connecting")); decisions use the users read \(hub.readAt ?? "never")"
-        return [("hub", "\(hub.address): \(state)")]
+        let audit =
+            hub.auditError.map { "NOT SENT (\($0))" }
+            ?? hub.auditAcknowledged.map { "the hub holds entries through \($0)" } ?? "nothing acknowledged yet"
+        return [("hub", "\(hub.address): \(state)"), ("hub audit", audit)]
     }
 }

@@ -132,6 +132,7 @@ struct Serve: AsyncParsableCommand {
             link?.adoptPolicies(
                 with: HubLink.PolicyHandler(
                     adopt: { await started.adoptHubPolicy($0) }, current: { started.policyRevision }))
+            link?.streamAudit(of: started.auditChain.trail, publicKey: started.auditChain.publicKey)
         } catch {
             FileHandle.standardError.write(Data("mamorid: \(error)\n".utf8))
             throw ExitCode(2)

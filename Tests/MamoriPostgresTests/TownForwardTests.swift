@@ -1,4 +1,5 @@
 import Foundation
+import MamoriPostgres
 import MamoriProtocol
 import MamoriTestSupport
 import MamoriTown
@@ -158,6 +159,35 @@ struct TownForwardTests {
                 #expect(error.code == "denied" || error.code == "step_up_required", "\(error)")
             }
             terminal.close()
+        }
+    }
+
+    @Test("changes older than the feed keeps are deleted; a terminal behind them is told to read every user anew")
+    func feedPruned() async throws {
+        try await TestServer.withDatabase { client, database, logger in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            for name in ["sato", "suzuki", "ito"] {
+                #expect(try Self.administer(hub, ["op": "user.add", "user": .string(name)])["ok"] == .bool(true))
+            }
+            let poller = try await Self.terminal(hub, "kametsu-08")
+            defer { poller.close() }
+            let before = try await poller.call(
+                HubOperation.changes.rawValue, TerminalChangesRequest(since: 0), reading: TerminalChangesReply.self)
+            #expect(before.changes.count == 3 && before.resync == nil, "\(before)")
+            // What the hub's hourly pruning does, with every change past its retention.
+            let store = PostgresStore(client: client, logger: logger)
+            #expect(try await store.pruneChanges(before: Date().addingTimeInterval(60)) == 3)
+            #expect(try await store.changesPrunedThrough() == 3)
+            let behind = try await poller.call(
+                HubOperation.changes.rawValue, TerminalChangesRequest(since: 1), reading: TerminalChangesReply.self)
+            #expect(behind.resync == true && behind.changes.isEmpty && behind.latest == 3, "\(behind)")
+            // A terminal level with the feed is not behind; numbering goes on past the deleted ones.
+            #expect(try Self.administer(hub, ["op": "user.disable", "user": "ito"])["ok"] == .bool(true))
+            let level = try await poller.call(
+                HubOperation.changes.rawValue, TerminalChangesRequest(since: 3), reading: TerminalChangesReply.self)
+            #expect(level.resync == nil && level.changes.map(\.number) == [4], "\(level)")
+            #expect(try await store.pruneChanges(before: Date().addingTimeInterval(-3600)) == 0)
         }
     }
 

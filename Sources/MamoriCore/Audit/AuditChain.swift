@@ -111,6 +111,8 @@ public enum AuditChain {
         case witnessMismatch(sequence: Int64)
         /// The trail has signed checkpoints but their witness outside the database is gone or unreadable.
         case witnessMissing(signed: Int64)
+        /// A hub's copy of a terminal's chain ends before the entry the hub acknowledged to it.
+        case shorterThanAcknowledged(last: Int64, acknowledged: Int64)
 
         /// One sentence for the operator or auditor: what is wrong, where, and what was likely done.
         public var description: String {
@@ -143,6 +145,9 @@ public enum AuditChain {
             case .witnessMissing(let signed):
                 "checkpoints up to entry \(signed) are signed, but their witness outside the database is missing or "
                     + "unreadable: it was removed, and the trail may have been cut with it"
+            case .shorterThanAcknowledged(let last, let acknowledged):
+                "the hub's copy ends at entry \(last), but the hub acknowledged entry \(acknowledged) to the terminal: "
+                    + "entries were deleted from the hub's database"
             }
         }
     }
@@ -185,9 +190,12 @@ extension AuditReport {
         public var signaturesChecked: Bool
         /// One sentence each, saying what is wrong and where.
         public var problems: [String]
+        /// At a hub: each member terminal's chain as the hub holds it; ``holds`` is false when
+        /// any of them does not hold. Absent elsewhere.
+        public var terminals: [TerminalChain]?
 
         enum CodingKeys: String, CodingKey {
-            case holds, entries, checkpoints, problems
+            case holds, entries, checkpoints, problems, terminals
             case firstSequence = "first_sequence"
             case lastSequence = "last_sequence"
             case prunedThrough = "pruned_through"
@@ -197,9 +205,20 @@ extension AuditReport {
             case signaturesChecked = "signatures_checked"
         }
 
-        /// What a person reads: the verdict, then each problem.
+        /// The summary of a chain that could not be read at all, with why.
+        public static func missing(_ problems: [String]) -> Summary {
+            Summary(
+                holds: false, entries: 0, prunedThrough: 0, checkpoints: 0, signaturesChecked: false,
+                problems: problems)
+        }
+
+        /// What a person reads: the verdict, then each problem; at a hub, then each terminal's chain.
         public var lines: [String] {
-            guard holds else {
+            ownLines + (terminals ?? []).flatMap(\.lines)
+        }
+
+        private var ownLines: [String] {
+            guard problems.isEmpty else {
                 return problems.map { "BROKEN: \($0)" } + ["\(problems.count) problem(s) in \(entries) entries."]
             }
             var lines = [
@@ -219,6 +238,36 @@ extension AuditReport {
                 )
             }
             return lines
+        }
+    }
+
+    /// A member terminal's chain as its hub holds it (``Summary/terminals``).
+    public struct TerminalChain: Codable, Sendable, Hashable {
+        /// The terminal's name.
+        public var terminal: String
+        /// When it joined (ISO 8601): which of the name's terminals this is.
+        public var joined: String
+        /// When the hub last kept a batch of it (ISO 8601); absent before the first.
+        public var received: String?
+        /// The copy verified with the terminal's key and the head the hub's chain witnessed.
+        public var summary: Summary
+
+        /// A terminal's chain from its parts.
+        public init(terminal: String, joined: String, received: String?, summary: Summary) {
+            self.terminal = terminal
+            self.joined = joined
+            self.received = received
+            self.summary = summary
+        }
+
+        /// What a person reads: one line when it holds, one for each problem when not.
+        public var lines: [String] {
+            let name = "Terminal \(terminal) (joined \(joined))"
+            guard summary.problems.isEmpty else { return summary.problems.map { "\(name): BROKEN: \($0)" } }
+            return [
+                "\(name): holds: \(summary.entries) entries, the last is \(summary.lastSequence.map { "\($0)" } ?? "none")"
+                    + (received.map { ", received \($0)." } ?? ".")
+            ]
         }
     }
 

@@ -32,6 +32,9 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case auditRead = "audit.read"
     case auditVerify = "audit.verify"
     case auditPrune = "audit.prune"
+    /// A hub received a member terminal's signed checkpoint with the entries it covers (the
+    /// detail holds the checkpoint), or refused a batch that did not continue its copy.
+    case auditWitness = "audit.witness"
     /// The periodic access review (`review.record`).
     case accessReview = "access.review"
     /// A self-inspection report was made.

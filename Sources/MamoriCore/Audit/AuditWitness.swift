@@ -86,7 +86,8 @@ public enum AuditWitness {
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
-    static func unhex(_ text: String) -> [UInt8]? {
+    /// The bytes a lowercase or uppercase hex string spells; nil when it is not hex.
+    public static func unhex(_ text: String) -> [UInt8]? {
         let digits = Array(text.utf8)
         guard digits.count % 2 == 0 else { return nil }
         var bytes: [UInt8] = []
