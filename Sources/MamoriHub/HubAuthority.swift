@@ -123,10 +123,11 @@ public struct HubAuthority: Sendable {
     /// The certificate for a joining terminal: for the request's key, whose signature must verify,
     /// named after the terminal as the administrator added it (the request's own subject is
     /// ignored), for client authentication only.
-    public func issueTerminalCertificate(request: CertificateSigningRequest, terminal: TerminalRecord, now: Date) throws
-        -> IssuedTerminalCertificate
-    {
-        let expires = now + Self.terminalValidity
+    public func issueTerminalCertificate(
+        request: CertificateSigningRequest, terminal: TerminalRecord, now: Date,
+        validity: TimeInterval = terminalValidity
+    ) throws -> IssuedTerminalCertificate {
+        let expires = now + validity
         let serial = Certificate.SerialNumber()
         let certificate = try Certificate(
             version: .v3, serialNumber: serial, publicKey: request.publicKey,

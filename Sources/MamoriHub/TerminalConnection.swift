@@ -10,6 +10,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NIOTLS
+import SwiftASN1
 import X509
 
 /// Who is at the other end of a terminal connection.
@@ -75,6 +76,10 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
         }
         let registry = listener.registry
         let digest = HubAuthority.digest(der: der)
+        // The register also accepts the certificate a renewal replaced: the record this connection
+        // carries names the serial it presented, so that only the current one renews.
+        let serial = (try? Certificate(derEncoded: der))?.serialNumber.bytes.map { String(format: "%02x", $0) }
+            .joined()
         // Read before the lookup: a removal acted on meanwhile refuses this connection (below).
         let removals = listener.connections.removals
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -82,7 +87,8 @@ final class TerminalGate: ChannelInboundHandler, RemovableChannelHandler {
             .whenComplete { result in
                 let (gate, context) = bound.value
                 switch result {
-                case .success(let terminal?):
+                case .success(var terminal?):
+                    terminal.certificateSerial = serial
                     switch gate.listener.connections.add(
                         context.channel, terminal: terminal.name, ifNoRemovalSince: removals,
                         limit: gate.listener.limits.connectionsPerTerminal)
@@ -265,6 +271,12 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                     return WireReply.failure(WireError(.internal, "The hub's policy cannot be read now.", id: id))
                 }
             }
+        case (.terminal(let terminal), .renew?):
+            let listener = self.listener
+            let address = self.address
+            return context.eventLoop.makeFutureWithTask {
+                await Self.renew(request, terminal: terminal, listener: listener, peer: address)
+            }
         case (.terminal(let terminal), .audit?):
             let listener = self.listener
             return context.eventLoop.makeFutureWithTask {
@@ -439,6 +451,73 @@ final class TerminalRequestHandler: ChannelInboundHandler {
         }
     }
 
+    /// `terminal.renew`: a new certificate for the connected terminal's new key, issued like a
+    /// join's and recorded in the hub's chain. Worked on like a join: at most
+    /// ``TerminalListener/Limits/concurrentJoins`` at once.
+    static func renew(_ request: WireRequest, terminal: TerminalRecord, listener: TerminalListener, peer: String)
+        async -> [UInt8]
+    {
+        guard case .string(let csr)? = request.fields["csr"], csr.utf8.count <= 16_384 else {
+            return WireReply.failure(
+                WireError(.badRequest, "terminal.renew takes \"csr\" (PEM), at most 16 KiB.", id: request.id))
+        }
+        let signingRequest: CertificateSigningRequest
+        do {
+            signingRequest = try HubAuthority.checkRequest(csr)
+        } catch {
+            return WireReply.failure(WireError(.invalid, "\(error)", id: request.id))
+        }
+        let admitted = listener.joins.withLockedValue { joins -> Bool in
+            guard joins < listener.limits.concurrentJoins else { return false }
+            joins += 1
+            return true
+        }
+        guard admitted else {
+            return WireReply.failure(
+                WireError(.busy, "The hub is busy with other renewals; try again.", id: request.id))
+        }
+        defer { listener.joins.withLockedValue { $0 -= 1 } }
+        let authority = listener.authority
+        let now = listener.clock.now()
+        let validity = listener.certificateValidity
+        let context = listener.auditContext
+        do {
+            let renewed = try await listener.registry.renewTerminal(
+                named: terminal.name, serial: terminal.certificateSerial ?? "", now: now,
+                issue: { terminal in
+                    try authority.issueTerminalCertificate(
+                        request: signingRequest, terminal: terminal, now: now, validity: validity)
+                },
+                audit: { terminal, certificate in
+                    AuditEntry(
+                        time: now, actorUID: nil, actor: "terminal:\(terminal.name)", event: .terminalRenew,
+                        target: terminal.name, outcome: .success,
+                        detail: [
+                            "serial": certificate.serial, "previous_serial": terminal.certificateSerial ?? "",
+                            "expires": certificate.expiresAt.formatted(.iso8601), "peer": peer,
+                        ],
+                        terminal: context.terminal, zone: context.zone, policyRevision: context.policyRevision())
+                })
+            guard let (renewedTerminal, certificate) = renewed else {
+                return WireReply.failure(
+                    WireError(
+                        .denied, "This connection's certificate is no longer the terminal's: it was renewed already.",
+                        id: request.id))
+            }
+            listener.logger.notice(
+                "a terminal renewed its certificate",
+                metadata: ["terminal": "\(renewedTerminal.name)", "serial": "\(certificate.serial)"])
+            return encode(
+                TerminalJoinReply(
+                    terminal: renewedTerminal.name, zone: renewedTerminal.zone, certificate: certificate.pem,
+                    ca: authority.certificatePEM),
+                id: request.id)
+        } catch {
+            return WireReply.failure(
+                WireError(.busy, "The hub cannot renew the certificate now; try again.", id: request.id))
+        }
+    }
+
     /// `terminal.join`. Every refusal of the token reads alike, whatever was wrong with it; at most
     /// ``TerminalListener/Limits/concurrentJoins`` are worked on at once.
     static func join(_ request: WireRequest, listener: TerminalListener, peer: String) async -> [UInt8] {
@@ -474,7 +553,8 @@ final class TerminalRequestHandler: ChannelInboundHandler {
             let joined = try await listener.registry.joinTerminal(
                 tokenDigest: token.secretDigest(key: listener.tokenKey), now: now,
                 issue: { terminal in
-                    try authority.issueTerminalCertificate(request: signingRequest, terminal: terminal, now: now)
+                    try authority.issueTerminalCertificate(
+                        request: signingRequest, terminal: terminal, now: now, validity: listener.certificateValidity)
                 },
                 audit: { terminal in
                     listener.joinEntry(terminal, serial: terminal.certificateSerial ?? "", peer: peer)

@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+public import Foundation
 public import Logging
 public import MamoriCore
 public import MamoriPostgres
@@ -82,6 +82,8 @@ public final class TerminalListener: Sendable {
     let sslContext: NIOSSLContext
     let connections: TerminalConnections
     let auditContext: AuditContext
+    /// How long a terminal certificate the hub issues is valid (``HubAuthority/terminalValidity``).
+    let certificateValidity: TimeInterval
     let clock: any WallClock
     let logger: Logger
     let group: any EventLoopGroup
@@ -92,7 +94,7 @@ public final class TerminalListener: Sendable {
         connections: TerminalConnections,
         auditContext: AuditContext, forward: Forward? = nil, policy: PolicySource? = nil, feed: PostgresStore? = nil,
         broadcast: ChangeBroadcast? = nil, limits: Limits = Limits(),
-        clock: any WallClock = SystemClock(),
+        certificateValidity: TimeInterval = HubAuthority.terminalValidity, clock: any WallClock = SystemClock(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) throws {
         self.authority = authority
@@ -106,6 +108,7 @@ public final class TerminalListener: Sendable {
         tokenKey = authority.tokenKey
         self.connections = connections
         self.auditContext = auditContext
+        self.certificateValidity = certificateValidity
         self.clock = clock
         self.group = group
         self.logger = logger

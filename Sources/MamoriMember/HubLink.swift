@@ -39,7 +39,11 @@ public final class HubLink: TownHub, Service {
     public static let poolWait: Duration = .seconds(5)
 
     let address: HubAddress
-    let tls: TLSConfiguration
+    /// The terminal's key and certificate and the hub's CA; replaced when the certificate is renewed.
+    let tls: NIOLockedValueBox<TLSConfiguration>
+    let stateDirectory: String
+    /// A certificate with this long or less left is renewed.
+    public static let renewBefore: TimeInterval = 30 * 86_400
     /// The users and assignments the link keeps current.
     public let mirror: SubjectMirror
     let logger: Logger
@@ -115,13 +119,14 @@ public final class HubLink: TownHub, Service {
             throw HubClientError("The membership names no usable hub address: \(membership.hub)")
         }
         self.address = address
-        tls = try TerminalMembership.clientTLS(stateDirectory: stateDirectory)
+        tls = NIOLockedValueBox(try TerminalMembership.clientTLS(stateDirectory: stateDirectory))
+        self.stateDirectory = stateDirectory
         self.mirror = mirror
         self.logger = logger
         self.callTimeout = callTimeout
         joinedAt = ISO8601DateFormatter().date(from: membership.joinedAt) ?? Date()
         let connect: @Sendable () async throws -> HubClient = { [address, tls] in
-            try await HubClient.connect(to: address, tls: tls, timeout: connectTimeout)
+            try await HubClient.connect(to: address, tls: tls.withLockedValue { $0 }, timeout: connectTimeout)
         }
         pool = HubConnectionPool(limit: connections, perCaller: Self.perCaller, connect: connect)
         mirrorPool = HubConnectionPool(limit: 2, perCaller: 2, connect: connect)
@@ -175,6 +180,7 @@ public final class HubLink: TownHub, Service {
     /// Keeps the mirror current until graceful shutdown.
     public func run() async throws {
         let streaming = streamer.withLockedValue { $0 }.map { streamer in Task { await streamer.run() } }
+        let renewing = Task { await renewWhenDue() }
         await cancelWhenGracefulShutdown {
             var pause = 0.5
             while !Task.isCancelled {
@@ -199,7 +205,9 @@ public final class HubLink: TownHub, Service {
             }
         }
         streaming?.cancel()
+        renewing.cancel()
         await streaming?.value
+        await renewing.value
         await pool.closeAll()
         await mirrorPool.closeAll()
         await auditPool.closeAll()
@@ -207,10 +215,43 @@ public final class HubLink: TownHub, Service {
 
     private var metadata: Logger.Metadata { ["hub": "\(address)"] }
 
+    /// At the start and every 12 hours: the terminal's certificate renewed when ``renewBefore`` or
+    /// less is left (an hour later again after a failure). New connections use the new one; those
+    /// open go on with the old, which the hub accepts until it expires.
+    func renewWhenDue() async {
+        while !Task.isCancelled {
+            var pause: Duration = .seconds(12 * 3600)
+            do {
+                let expiry = try TerminalJoin.certificateExpiry(stateDirectory: stateDirectory)
+                if expiry.timeIntervalSinceNow <= Self.renewBefore {
+                    let renewed = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
+                        try await TerminalJoin.renew(using: client, stateDirectory: stateDirectory)
+                    }
+                    let fresh = try TerminalMembership.clientTLS(stateDirectory: stateDirectory)
+                    tls.withLockedValue { $0 = fresh }
+                    logger.notice(
+                        "the terminal's certificate was renewed",
+                        metadata: metadata.merging(
+                            ["was": "\(expiry.formatted(.iso8601))", "expires": "\(renewed.formatted(.iso8601))"]
+                        ) { $1 })
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                pause = .seconds(3600)
+                logger.warning(
+                    "the terminal's certificate could not be renewed; trying again in an hour",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            }
+            try? await Task.sleep(for: pause)
+        }
+    }
+
     /// One watching connection, from its first read to its close. `connected` is called once
     /// the mirror holds everything the hub had.
     func watchOnce(connected: () -> Void) async throws {
-        let client = try await HubClient.connect(to: address, tls: tls, timeout: .seconds(10))
+        let client = try await HubClient.connect(
+            to: address, tls: tls.withLockedValue { $0 }, timeout: .seconds(10))
         defer { client.close() }
         let all = try await client.call(
             HubOperation.subjects.rawValue, TerminalSubjectsRequest(), reading: TerminalSubjectsReply.self)

@@ -236,6 +236,14 @@ public enum PostgresSchema {
                 """,
             ]
         ),
+        Migration(
+            version: 5, name: "certificate renewal",
+            sql: [
+                // The certificate a renewal replaced, accepted until it expires or the next renewal.
+                "ALTER TABLE terminals ADD COLUMN previous_certificate_digest BYTEA UNIQUE",
+                "ALTER TABLE terminals ADD COLUMN previous_certificate_expires_at BIGINT",
+            ]
+        ),
     ]
 
     /// The newest version this build knows.

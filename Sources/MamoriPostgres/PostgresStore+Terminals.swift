@@ -35,7 +35,8 @@ extension PostgresStore: TerminalRegistry {
                     zone = excluded.zone, added_at = excluded.added_at, added_by = excluded.added_by,
                     token_digest = excluded.token_digest, token_expires_at = excluded.token_expires_at,
                     joined_at = NULL, certificate_serial = NULL, certificate_digest = NULL,
-                    certificate_expires_at = NULL, removed_at = NULL
+                    certificate_expires_at = NULL, removed_at = NULL, previous_certificate_digest = NULL,
+                    previous_certificate_expires_at = NULL
                 WHERE terminals.removed_at IS NOT NULL
                 RETURNING name
                 """, logger: logger)
@@ -105,7 +106,9 @@ extension PostgresStore: TerminalRegistry {
             for try await row in try await client.query(
                 """
                 SELECT \(unescaped: Self.terminalColumns) FROM terminals
-                WHERE certificate_digest = \(ByteBuffer(bytes: certificateDigest)) AND removed_at IS NULL
+                WHERE removed_at IS NULL AND (certificate_digest = \(ByteBuffer(bytes: certificateDigest))
+                    OR (previous_certificate_digest = \(ByteBuffer(bytes: certificateDigest))
+                        AND previous_certificate_expires_at > \(AuditEntry.milliseconds(Date()))))
                 """, logger: logger
             ).decode(TerminalRow.self) {
                 found = Self.terminal(row)
@@ -127,6 +130,44 @@ extension PostgresStore: TerminalRegistry {
         }
     }
 
+    /// Renews a joined terminal's certificate (``TerminalRegistry/renewTerminal(named:serial:now:issue:audit:)``).
+    public func renewTerminal(
+        named name: String, serial: String, now: Date,
+        issue: @escaping @Sendable (TerminalRecord) async throws -> IssuedTerminalCertificate,
+        audit: @escaping @Sendable (TerminalRecord, IssuedTerminalCertificate) -> AuditEntry
+    ) async throws -> (TerminalRecord, IssuedTerminalCertificate)? {
+        let logger = self.logger
+        return try await write(audit: nil, lockingChain: false) { connection in
+            var found: TerminalRecord?
+            for try await row in try await connection.query(
+                """
+                SELECT \(unescaped: Self.terminalColumns) FROM terminals
+                WHERE name = \(name) AND certificate_serial = \(serial) AND removed_at IS NULL
+                FOR UPDATE
+                """, logger: logger
+            ).decode(TerminalRow.self) {
+                found = Self.terminal(row)
+            }
+            guard var terminal = found else { return nil }
+            let previous = terminal
+            let certificate = try await issue(terminal)
+            try await connection.query(
+                """
+                UPDATE terminals SET previous_certificate_digest = certificate_digest,
+                    previous_certificate_expires_at = certificate_expires_at,
+                    certificate_serial = \(certificate.serial),
+                    certificate_digest = \(ByteBuffer(bytes: certificate.digest)),
+                    certificate_expires_at = \(AuditEntry.milliseconds(certificate.expiresAt))
+                WHERE name = \(name)
+                """, logger: logger)
+            terminal.certificateSerial = certificate.serial
+            terminal.certificateExpiresAt = certificate.expiresAt
+            try await self.lockChain(connection)
+            try await self.append(audit(previous, certificate), connection)
+            return (terminal, certificate)
+        }
+    }
+
     /// Removes a terminal in service, and records the removal as a change.
     public func removeTerminal(named name: String, at time: Date, audit: AuditEntry) async throws {
         let logger = self.logger
@@ -134,7 +175,7 @@ extension PostgresStore: TerminalRegistry {
             let removed = try await connection.query(
                 """
                 UPDATE terminals SET removed_at = \(AuditEntry.milliseconds(time)), token_digest = NULL,
-                    token_expires_at = NULL
+                    token_expires_at = NULL, previous_certificate_digest = NULL, previous_certificate_expires_at = NULL
                 WHERE name = \(name) AND removed_at IS NULL RETURNING name
                 """, logger: logger)
             guard try await Self.count(removed) == 1 else {

@@ -100,8 +100,19 @@ public protocol TerminalRegistry: Sendable {
         audit: @escaping @Sendable (TerminalRecord) -> AuditEntry
     ) async throws -> (TerminalRecord, IssuedTerminalCertificate)?
 
-    /// The joined terminal whose certificate has this DER digest; nil for a certificate the register
-    /// does not hold, or holds for a removed terminal.
+    /// Renews the certificate of the joined terminal `name` whose certificate in use has serial
+    /// `serial`: asks `issue` for the new one and records it and the entry `audit` makes (given the
+    /// record as it was before), in one transaction. The certificate renewed stays accepted beside the new one until it expires (or
+    /// the next renewal): a terminal that never received the reply can still connect and renew
+    /// again. Returns nil, changing nothing, when `name` is not in service with that certificate.
+    func renewTerminal(
+        named name: String, serial: String, now: Date,
+        issue: @escaping @Sendable (TerminalRecord) async throws -> IssuedTerminalCertificate,
+        audit: @escaping @Sendable (TerminalRecord, IssuedTerminalCertificate) -> AuditEntry
+    ) async throws -> (TerminalRecord, IssuedTerminalCertificate)?
+
+    /// The joined terminal whose certificate (or the one its last renewal replaced) has this DER
+    /// digest; nil for a certificate the register does not hold, or holds for a removed terminal.
     func joinedTerminal(certificateDigest: [UInt8]) async throws -> TerminalRecord?
 
     /// Every terminal, removed ones included, by name.

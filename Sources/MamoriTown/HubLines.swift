@@ -23,6 +23,21 @@ public enum HubOperation: String, Sendable, CaseIterable {
     /// A joined terminal sends the next entries of its audit chain; the hub keeps them and
     /// acknowledges the head it holds, signed.
     case audit = "terminal.audit"
+    /// A joined terminal asks for a new certificate for a new key, over a connection made with
+    /// its current one (docs/town.md, "Certificates and their renewal").
+    case renew = "terminal.renew"
+}
+
+/// `terminal.renew`: a certificate request for the terminal's new key. The reply is a
+/// ``TerminalJoinReply``.
+public struct TerminalRenewRequest: WireRequestBody, Hashable {
+    /// The request, PEM (PKCS #10), signed with the new key (P-256).
+    public var csr: String
+
+    /// A renewal request.
+    public init(csr: String) {
+        self.csr = csr
+    }
 }
 
 /// `terminal.audit`: the next entries of the terminal's chain, exactly as stored, with the

@@ -44,6 +44,7 @@ public struct TerminalMembership: Sendable, Hashable, Codable {
     /// CA as the only root, the hub's name or address checked, TLS 1.3.
     public static func clientTLS(stateDirectory: String) throws -> TLSConfiguration {
         let folder = folder(in: stateDirectory)
+        TerminalJoin.finishRenewal(folder: folder)
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv13
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(folder + "/hub-ca.pem"))
@@ -113,6 +114,78 @@ public enum TerminalJoin {
             folder: folder, key: key.pemRepresentation, certificate: reply.certificate, ca: reply.ca,
             membership: membership)
         return membership
+    }
+
+    /// When this terminal's certificate (`town/terminal.pem`) stops being valid.
+    public static func certificateExpiry(stateDirectory: String) throws -> Date {
+        let folder = TerminalMembership.folder(in: stateDirectory)
+        finishRenewal(folder: folder)
+        guard let data = FileManager.default.contents(atPath: folder + "/terminal.pem"),
+            let certificate = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self))
+        else { throw HubClientError("\(folder)/terminal.pem cannot be read as a certificate.") }
+        return certificate.notValidAfter
+    }
+
+    /// Renews this terminal's certificate over `client`, a connection made with the current one
+    /// (docs/town.md, "Certificates and their renewal"): a new P-256 key, a certificate request
+    /// signed with it, `terminal.renew`; the certificate that comes back must be for the new key
+    /// and from the hub's CA. The new key and certificate are written beside the old ones, then
+    /// renamed over them, the key first; a crash between the renames is finished at the next read
+    /// (``finishRenewal(folder:)``). Returns the new certificate's expiry.
+    public static func renew(using client: HubClient, stateDirectory: String) async throws -> Date {
+        let folder = TerminalMembership.folder(in: stateDirectory)
+        let key = P256.Signing.PrivateKey()
+        let request = try CertificateSigningRequest(
+            version: .v1, subject: try DistinguishedName { CommonName("mamori terminal") },
+            privateKey: Certificate.PrivateKey(key), attributes: CertificateSigningRequest.Attributes(),
+            signatureAlgorithm: .ecdsaWithSHA256)
+        let reply = try await client.call(
+            HubOperation.renew.rawValue, TerminalRenewRequest(csr: try request.serializeAsPEM().pemString),
+            reading: TerminalJoinReply.self)
+        let certificate: Certificate
+        let returnedCA: Certificate
+        let knownCA: Certificate
+        do {
+            certificate = try Certificate(pemEncoded: reply.certificate)
+            returnedCA = try Certificate(pemEncoded: reply.ca)
+            knownCA = try Certificate(
+                pemEncoded: String(contentsOfFile: folder + "/hub-ca.pem", encoding: .utf8))
+        } catch {
+            throw HubClientError(code: "invalid", "The hub's renewal reply holds no readable certificate.")
+        }
+        guard certificate.publicKey == Certificate.PublicKey(key.publicKey), returnedCA == knownCA,
+            knownCA.publicKey.isValidSignature(certificate.signature, for: certificate)
+        else {
+            throw HubClientError(
+                code: "untrusted", "The hub issued a certificate for another key or from another CA; nothing was kept.")
+        }
+        do {
+            try writeFile(folder + "/terminal.key.next", Data(key.pemRepresentation.utf8), mode: 0o600)
+            try writeFile(folder + "/terminal.pem.next", Data(reply.certificate.utf8), mode: 0o644)
+        } catch {
+            throw HubClientError(code: "storage", "The renewed certificate cannot be written to \(folder): \(error)")
+        }
+        finishRenewal(folder: folder)
+        return certificate.notValidAfter
+    }
+
+    /// Puts a renewed key and certificate written beside the old ones in their place: the key
+    /// (when both are there), then the certificate.
+    static func finishRenewal(folder: String) {
+        let manager = FileManager.default
+        let key = folder + "/terminal.key"
+        let certificate = folder + "/terminal.pem"
+        if manager.fileExists(atPath: key + ".next"), manager.fileExists(atPath: certificate + ".next") {
+            rename(key + ".next", key)
+        }
+        if manager.fileExists(atPath: certificate + ".next"), !manager.fileExists(atPath: key + ".next") {
+            rename(certificate + ".next", certificate)
+            let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if descriptor >= 0 {
+                fsync(descriptor)
+                close(descriptor)
+            }
+        }
     }
 
     /// The hub's CA, as presented in a handshake that sends nothing, when it hashes to `pin`.

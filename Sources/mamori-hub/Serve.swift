@@ -64,8 +64,18 @@ struct Serve: AsyncParsableCommand {
             """)
     var changesKeptDays = 30
 
+    @Option(
+        help: """
+            Days a terminal certificate the hub issues is valid (2 to 3650); a member renews its own \
+            when 30 days or fewer are left, at its start and every 12 hours.
+            """)
+    var certificateDays = 365
+
     func validate() throws {
         guard (1...300).contains(joinSeconds) else { throw ValidationError("--join-seconds must be from 1 to 300.") }
+        guard (2...3650).contains(certificateDays) else {
+            throw ValidationError("--certificate-days must be from 2 to 3650.")
+        }
         guard (1...3650).contains(changesKeptDays) else {
             throw ValidationError("--changes-kept-days must be from 1 to 3650.")
         }
@@ -169,7 +179,7 @@ struct Serve: AsyncParsableCommand {
                 try Self.policyInForce(folder: folder, revision: daemon.policyRevision)
             },
             feed: store, broadcast: broadcast, limits: limits,
-            logger: logger)
+            certificateValidity: TimeInterval(certificateDays) * 86_400, logger: logger)
         let terminals = HubTerminalService(
             listener: listener, store: store, connections: connections, broadcast: broadcast, address: address,
             changeRetention: .seconds(changesKeptDays * 86_400), logger: logger)

@@ -78,6 +78,61 @@ struct TownMemberTests {
         return effect
     }
 
+    @Test("a member renews its certificate over its own connection; the replaced one still connects but renews nothing")
+    func certificateRenewal() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            // Certificates of 20 days: under the 30 days a member renews at, so it renews at its start.
+            let hub = try Hub(database: database, extra: ["--certificate-days", "20"])
+            defer { hub.harness.stop() }
+            let terminal = try DaemonHarness()
+            let joined = try TownJoinTests.join(hub, token: try hub.add("kametsu-31"), state: terminal.stateDirectory)
+            #expect(joined.status == 0, "\(joined)")
+            let town = TerminalMembership.folder(in: terminal.stateDirectory)
+            let first = try String(contentsOfFile: town + "/terminal.pem", encoding: .utf8)
+            // The first key and certificate, kept elsewhere, as someone who copied them would.
+            let copied = TownJoinTests.folder()
+            try FileManager.default.copyItem(atPath: town, toPath: TerminalMembership.folder(in: copied))
+            if let status = try terminal.start() {
+                throw SubprocessError(description: "exited \(status): \(terminal.log)")
+            }
+            defer { terminal.stop() }
+            let renewed = Self.until(15) { terminal.log.contains("the terminal's certificate was renewed") }
+            #expect(renewed != nil, "\(terminal.log)")
+            let second = try String(contentsOfFile: town + "/terminal.pem", encoding: .utf8)
+            #expect(second != first)
+            #expect(!FileManager.default.fileExists(atPath: town + "/terminal.key.next"))
+            let trail = try TownForwardTests.administer(hub, ["op": "audit.read", "last": 20])
+            #expect("\(trail)".contains("terminal.renew"), "\(trail)")
+
+            // The replaced certificate is still accepted until it expires (a terminal that lost the
+            // reply can connect), but it renews nothing: only the current one does.
+            let old = try await TownJoinTests.member(hub, state: copied)
+            defer { old.close() }
+            let hello = try await old.call(
+                HubOperation.hello.rawValue, EmptyHello(), reading: TerminalHelloReply.self)
+            #expect(hello.terminal == "kametsu-31")
+            do {
+                _ = try await TerminalJoin.renew(using: old, stateDirectory: copied)
+                Issue.record("the replaced certificate renewed")
+            } catch let error as HubClientError {
+                #expect(error.code == "denied", "\(error)")
+            }
+
+            // A restart connects with the new certificate (and, at 20 days, renews again).
+            #expect(terminal.stop() == 0)
+            if let status = try terminal.start() {
+                throw SubprocessError(description: "exited \(status): \(terminal.log)")
+            }
+            let connected = try Self.until(15) {
+                guard case .object(let link)? = try Self.ask(terminal.socketPath, ["op": "status"])["hub"] else {
+                    return false
+                }
+                return link["connected"] == .bool(true)
+            }
+            #expect(connected != nil, "\(terminal.log)")
+        }
+    }
+
     @Test(
         "a user of the hub logs in on a member terminal, one code is used once town-wide, and failures on two terminals add up to one lock"
     )

@@ -45,6 +45,8 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case terminalJoin = "terminal.join"
     /// A terminal was removed from service: its certificate is refused from then on.
     case terminalRemove = "terminal.remove"
+    /// A joined terminal renewed its certificate over its own connection.
+    case terminalRenew = "terminal.renew"
 }
 
 /// How the act an audit entry records ended.
