@@ -257,6 +257,7 @@ enum HubBench {
             _ = admin.call(#"{"op":"user.add","user":"cheap\#(index)","kind":"staff","organisation":"planning"}"#)
             _ = admin.call(#"{"op":"user.passwd","user":"cheap\#(index)","password":"cheap password"}"#)
         }
+        try await fixedCost(address, state)
         let duration = Duration.seconds(5)
         let clock = ContinuousClock()
         let deadline = clock.now + duration
@@ -304,6 +305,38 @@ enum HubBench {
         } else {
             print("  pgbench: no rate read; no ratio")
         }
+    }
+
+    /// Where a forwarded login's time goes besides Argon2, with Argon2 made cheap: one connection,
+    /// one request at a time. `terminal.hello` is the round trip over TLS to the hub and back; a
+    /// forwarded `authenticate` adds the hub's work and its PostgreSQL transactions; the raw
+    /// verify is the cheap Argon2 run itself.
+    static func fixedCost(_ address: HubAddress, _ state: String) async throws {
+        let hasher = try PasswordHasher(parameters: Argon2Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1))
+        let hash = try hasher.hash("cheap password")
+        let terminal = try await client(address, state)
+        defer { terminal.close() }
+        let clock = ContinuousClock()
+        let elapsed = { (start: ContinuousClock.Instant) in Double((clock.now - start) / .nanoseconds(1)) / 1e9 }
+        var hello: [Double] = []
+        var login: [Double] = []
+        var raw: [Double] = []
+        for _ in 0..<50 {
+            var started = clock.now
+            _ = try await terminal.call(HubOperation.hello.rawValue, EmptyRequest(), reading: TerminalHelloReply.self)
+            hello.append(elapsed(started))
+            started = clock.now
+            _ = try await terminal.call("authenticate", ForwardedLogin(user: "cheap0", password: "cheap password"))
+            login.append(elapsed(started))
+            raw.append(seconds { _ = try? hasher.verify("cheap password", against: hash) })
+        }
+        let (helloMedian, loginMedian, rawMedian) = (
+            Timing(samples: hello).median, Timing(samples: login).median, Timing(samples: raw).median
+        )
+        print("Hub: where a forwarded login's time goes, Argon2 at m=1024 KiB t=1 p=1 (50 rounds, one connection)")
+        print(
+            "  terminal.hello round trip \(human(helloMedian))   authenticate \(human(loginMedian))   "
+                + "raw verify \(human(rawMedian))   the hub's own work \(human(loginMedian - helloMedian - rawMedian))")
     }
 
     /// 100 revocations, each timed from its request to its arrival at every watching connection.
@@ -357,3 +390,6 @@ enum HubBench {
                 + "   not arrived within 2 s: \(missing)")
     }
 }
+
+/// A request without fields (`terminal.hello`).
+struct EmptyRequest: WireRequestBody {}

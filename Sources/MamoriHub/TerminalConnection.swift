@@ -481,9 +481,12 @@ final class TerminalRequestHandler: ChannelInboundHandler {
         let now = listener.clock.now()
         let validity = listener.certificateValidity
         let context = listener.auditContext
+        let serial = terminal.certificateSerial ?? ""
+        let keyDigest = HubAuthority.digest(der: Array(signingRequest.publicKey.subjectPublicKeyInfoBytes))
         do {
-            let renewed = try await listener.registry.renewTerminal(
-                named: terminal.name, serial: terminal.certificateSerial ?? "", now: now,
+            let outcome = try await listener.registry.renewTerminal(
+                named: terminal.name, serial: serial, keyDigest: keyDigest, now: now,
+                dueWithin: Self.renewalWindow,
                 issue: { terminal in
                     try authority.issueTerminalCertificate(
                         request: signingRequest, terminal: terminal, now: now, validity: validity)
@@ -498,25 +501,43 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                         ],
                         terminal: context.terminal, zone: context.zone, policyRevision: context.policyRevision())
                 })
-            guard let (renewedTerminal, certificate) = renewed else {
+            switch outcome {
+            case .renewed(let renewed, let certificate):
+                listener.logger.notice(
+                    "a terminal renewed its certificate",
+                    metadata: ["terminal": "\(renewed.name)", "serial": "\(certificate.serial)"])
+                return encode(
+                    TerminalJoinReply(
+                        terminal: renewed.name, zone: renewed.zone, certificate: certificate.pem,
+                        ca: authority.certificatePEM),
+                    id: request.id)
+            case .notDue(let expires):
                 return WireReply.failure(
                     WireError(
-                        .denied, "This connection's certificate is no longer the terminal's: it was renewed already.",
+                        .invalid,
+                        "This terminal's certificate is valid until \(expires.formatted(.iso8601)); it renews in its last "
+                            + "\(Int(Self.renewalWindow / 86_400)) days.", id: request.id))
+            case .replaced:
+                // The terminal renewed with another key since: whoever asks holds an old key of it.
+                listener.logger.critical(
+                    "a terminal certificate a renewal replaced asked to renew: someone else may hold the terminal's key",
+                    metadata: ["terminal": "\(terminal.name)", "serial": "\(serial)", "peer": "\(peer)"])
+                return WireReply.failure(
+                    WireError(
+                        .denied, "This connection's certificate was replaced by a renewal; it renews nothing.",
                         id: request.id))
+            case .notInService:
+                return WireReply.failure(WireError(.denied, "This terminal is not in service.", id: request.id))
             }
-            listener.logger.notice(
-                "a terminal renewed its certificate",
-                metadata: ["terminal": "\(renewedTerminal.name)", "serial": "\(certificate.serial)"])
-            return encode(
-                TerminalJoinReply(
-                    terminal: renewedTerminal.name, zone: renewedTerminal.zone, certificate: certificate.pem,
-                    ca: authority.certificatePEM),
-                id: request.id)
         } catch {
             return WireReply.failure(
                 WireError(.busy, "The hub cannot renew the certificate now; try again.", id: request.id))
         }
     }
+
+    /// A certificate is renewed only this close to its expiry (a day more than a member waits
+    /// for, against clocks that differ): a terminal's root cannot renew over and over.
+    static let renewalWindow: TimeInterval = 31 * 86_400
 
     /// `terminal.join`. Every refusal of the token reads alike, whatever was wrong with it; at most
     /// ``TerminalListener/Limits/concurrentJoins`` are worked on at once.

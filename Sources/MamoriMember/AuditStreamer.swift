@@ -117,7 +117,10 @@ final class AuditStreamer: Sendable {
             var entries: [AuditTrailExport.Entry] = []
             if held.sequence < head {
                 let page = try await trail.auditPage(after: held.sequence, limit: Self.pageSize)
-                if let first = page.first, first.sequence > held.sequence + 1 {
+                // A hub that holds nothing yet takes a trail pruned before the join from where it
+                // starts, anchored at the pruning's checkpoint.
+                let fresh = held.sequence == 0 && held.checkpoint == nil
+                if let first = page.first, first.sequence > held.sequence + 1, !fresh {
                     throw StreamFailure(
                         description:
                             "Entries \(held.sequence + 1)–\(first.sequence - 1) were pruned here before the hub "

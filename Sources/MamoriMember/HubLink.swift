@@ -57,6 +57,9 @@ public final class HubLink: TownHub, Service {
     private let policy = NIOLockedValueBox<PolicyHandler?>(nil)
     /// One connection for the audit stream.
     let auditPool: HubConnectionPool
+    /// A policy reload the feed announced: read the hub's policy, on a task of its own, so that
+    /// the changes after it are not held up (its reads may wait for the hub to put it in force).
+    private let policyReloads = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     /// Sends this terminal's audit chain to the hub, once ``streamAudit(of:publicKey:)`` was called.
     private let streamer = NIOLockedValueBox<AuditStreamer?>(nil)
 
@@ -181,6 +184,7 @@ public final class HubLink: TownHub, Service {
     public func run() async throws {
         let streaming = streamer.withLockedValue { $0 }.map { streamer in Task { await streamer.run() } }
         let renewing = Task { await renewWhenDue() }
+        let adopting = Task { for await _ in policyReloads.stream { await syncPolicy() } }
         await cancelWhenGracefulShutdown {
             var pause = 0.5
             while !Task.isCancelled {
@@ -206,6 +210,9 @@ public final class HubLink: TownHub, Service {
         }
         streaming?.cancel()
         renewing.cancel()
+        policyReloads.continuation.finish()
+        adopting.cancel()
+        await adopting.value
         await streaming?.value
         await renewing.value
         await pool.closeAll()
@@ -224,9 +231,12 @@ public final class HubLink: TownHub, Service {
             do {
                 let expiry = try TerminalJoin.certificateExpiry(stateDirectory: stateDirectory)
                 if expiry.timeIntervalSinceNow <= Self.renewBefore {
-                    let renewed = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
-                        try await TerminalJoin.renew(using: client, stateDirectory: stateDirectory)
-                    }
+                    // On a connection of its own, closed after: the hub knows a connection by the
+                    // certificate it was made with, and a pooled one would carry the old.
+                    let client = try await HubClient.connect(
+                        to: address, tls: tls.withLockedValue { $0 }, timeout: .seconds(10))
+                    defer { client.close() }
+                    let renewed = try await TerminalJoin.renew(using: client, stateDirectory: stateDirectory)
                     let fresh = try TerminalMembership.clientTLS(stateDirectory: stateDirectory)
                     tls.withLockedValue { $0 = fresh }
                     logger.notice(
@@ -237,6 +247,11 @@ public final class HubLink: TownHub, Service {
                 }
             } catch is CancellationError {
                 return
+            } catch let error as HubClientError where error.code == ErrorCode.denied.rawValue {
+                pause = .seconds(3600)
+                logger.critical(
+                    "the hub refuses to renew this terminal's certificate: it was renewed with another key, so someone else may hold this terminal's key; remove the terminal and join it again",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 })
             } catch {
                 pause = .seconds(3600)
                 logger.warning(
@@ -326,21 +341,33 @@ public final class HubLink: TownHub, Service {
     /// Reads the hub's policy and hands it to the daemon when it is not the one in force here.
     func syncPolicy() async {
         guard let handler = policy.withLockedValue({ $0 }) else { return }
-        do {
-            let published = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
-                try await client.call(HubOperation.policy.rawValue, EmptyRequest(), reading: TerminalPolicyReply.self)
+        // A reload's change can arrive before the hub has put the new policy in force (or while
+        // its folder is being edited again): it answers `busy` then. Asked again a few times,
+        // a second apart, rather than waiting for the next reload.
+        for attempt in 1...5 {
+            do {
+                let published = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
+                    try await client.call(
+                        HubOperation.policy.rawValue, EmptyRequest(), reading: TerminalPolicyReply.self)
+                }
+                guard published.revision != handler.current() else { return }
+                let now = await handler.adopt(published.files.map { ($0.name, $0.text) })
+                if now != published.revision {
+                    logger.error(
+                        "the hub's policy was not adopted; the old policy stays",
+                        metadata: metadata.merging(["published": "\(published.revision)", "in_force": "\(now)"]) {
+                            $1
+                        })
+                }
+                return
+            } catch let error as HubClientError where error.code == ErrorCode.busy.rawValue && attempt < 5 {
+                try? await Task.sleep(for: .seconds(1))
+            } catch {
+                logger.warning(
+                    "the hub's policy could not be read; the old policy stays",
+                    metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                return
             }
-            guard published.revision != handler.current() else { return }
-            let now = await handler.adopt(published.files.map { ($0.name, $0.text) })
-            if now != published.revision {
-                logger.error(
-                    "the hub's policy was not adopted; the old policy stays",
-                    metadata: metadata.merging(["published": "\(published.revision)", "in_force": "\(now)"]) { $1 })
-            }
-        } catch {
-            logger.warning(
-                "the hub's policy could not be read; the old policy stays",
-                metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
     }
 
@@ -367,7 +394,7 @@ public final class HubLink: TownHub, Service {
             }
         }
         if !users.isEmpty { try await refresh(users: users) }
-        if policyChanged { await syncPolicy() }
+        if policyChanged { policyReloads.continuation.yield() }
         if let last = batch.changes.last?.number { mirror.advance(to: last) }
     }
 

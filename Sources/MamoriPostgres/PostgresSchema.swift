@@ -242,6 +242,9 @@ public enum PostgresSchema {
                 // The certificate a renewal replaced, accepted until it expires or the next renewal.
                 "ALTER TABLE terminals ADD COLUMN previous_certificate_digest BYTEA UNIQUE",
                 "ALTER TABLE terminals ADD COLUMN previous_certificate_expires_at BIGINT",
+                "ALTER TABLE terminals ADD COLUMN previous_certificate_serial TEXT",
+                // The key the certificate in use was issued for, by a renewal (SHA-256 of its SPKI).
+                "ALTER TABLE terminals ADD COLUMN certificate_key_digest BYTEA",
             ]
         ),
     ]
@@ -266,7 +269,7 @@ public enum PostgresSchema {
     private static func migrateInTransaction(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
         try await client.withTransaction(logger: logger) { connection in
             // Held to the end of the transaction: a second migrator waits here, then finds the work done.
-            try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
+            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger) {}
             try await connection.query(
                 """
                 CREATE TABLE IF NOT EXISTS schema_migrations (

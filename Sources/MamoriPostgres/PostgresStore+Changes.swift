@@ -50,7 +50,10 @@ extension PostgresStore {
             INSERT INTO changes (number, time, kind, subject)
             VALUES (\(number), \(AuditEntry.milliseconds(entry.time)), \(entry.event), \(entry.target))
             """, logger: logger)
-        try await connection.query("SELECT pg_notify(\(Self.changeChannel), \(String(number)))", logger: logger)
+        // Its one row is read: a result left unread would hold the connection's next statement.
+        for try await _ in try await connection.query(
+            "SELECT pg_notify(\(Self.changeChannel), \(String(number)))", logger: logger)
+        {}
     }
 
     /// Up to `limit` changes after `after`, in order: what a terminal asks for with `since=N`.

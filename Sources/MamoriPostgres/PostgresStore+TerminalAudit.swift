@@ -77,7 +77,7 @@ extension PostgresStore: TownAuditArchive {
                 batch = batch.drop { $0.sequence <= stream.head }
             }
             let kept = Array(batch)
-            if headHash != nil, let first = kept.first, first.sequence > stream.head + 1 {
+            if headHash != nil, let first = kept.first, first.sequence > stream.head &+ 1 {
                 // A gap: the terminal sends from the head again (or cannot: it says so itself).
                 return acknowledge(stream, headHash, try await self.newestCheckpointDigest(stream.id, connection))
             }

@@ -36,7 +36,8 @@ extension PostgresStore: TerminalRegistry {
                     token_digest = excluded.token_digest, token_expires_at = excluded.token_expires_at,
                     joined_at = NULL, certificate_serial = NULL, certificate_digest = NULL,
                     certificate_expires_at = NULL, removed_at = NULL, previous_certificate_digest = NULL,
-                    previous_certificate_expires_at = NULL
+                    previous_certificate_expires_at = NULL, previous_certificate_serial = NULL,
+                    certificate_key_digest = NULL
                 WHERE terminals.removed_at IS NOT NULL
                 RETURNING name
                 """, logger: logger)
@@ -130,41 +131,70 @@ extension PostgresStore: TerminalRegistry {
         }
     }
 
-    /// Renews a joined terminal's certificate (``TerminalRegistry/renewTerminal(named:serial:now:issue:audit:)``).
+    /// Renews a joined terminal's certificate
+    /// (``TerminalRegistry/renewTerminal(named:serial:keyDigest:now:dueWithin:issue:audit:)``).
     public func renewTerminal(
-        named name: String, serial: String, now: Date,
+        named name: String, serial: String, keyDigest: [UInt8], now: Date, dueWithin: TimeInterval,
         issue: @escaping @Sendable (TerminalRecord) async throws -> IssuedTerminalCertificate,
         audit: @escaping @Sendable (TerminalRecord, IssuedTerminalCertificate) -> AuditEntry
-    ) async throws -> (TerminalRecord, IssuedTerminalCertificate)? {
+    ) async throws -> TerminalRenewal {
         let logger = self.logger
-        return try await write(audit: nil, lockingChain: false) { connection in
-            var found: TerminalRecord?
+        // The chain lock first, as every other writer of the register takes it: no deadlock with
+        // a removal.
+        return try await write(audit: nil) { connection in
+            var found: (TerminalRecord, String?, ByteBuffer?)?
             for try await row in try await connection.query(
                 """
-                SELECT \(unescaped: Self.terminalColumns) FROM terminals
-                WHERE name = \(name) AND certificate_serial = \(serial) AND removed_at IS NULL
+                SELECT \(unescaped: Self.terminalColumns), previous_certificate_serial, certificate_key_digest
+                FROM terminals WHERE name = \(name) AND removed_at IS NULL
                 FOR UPDATE
                 """, logger: logger
-            ).decode(TerminalRow.self) {
-                found = Self.terminal(row)
+            ).decode(
+                (String, String, Int64, String, Int64?, Int64?, String?, Int64?, Int64?, String?, ByteBuffer?).self)
+            {
+                found = (
+                    Self.terminal((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8)), row.9, row.10
+                )
             }
-            guard var terminal = found else { return nil }
-            let previous = terminal
-            let certificate = try await issue(terminal)
+            guard let (current, previousSerial, currentKey) = found, current.joinedAt != nil else {
+                return .notInService
+            }
+            let retry: Bool
+            if current.certificateSerial == serial {
+                let expires = current.certificateExpiresAt ?? now
+                guard expires.timeIntervalSince(now) <= dueWithin else { return .notDue(expiresAt: expires) }
+                retry = false
+            } else if let previousSerial, previousSerial == serial, let currentKey,
+                constantTimeEquals(Array(currentKey.readableBytesView), keyDigest)
+            {
+                retry = true
+            } else {
+                return .replaced
+            }
+            let certificate = try await issue(current)
+            // A retry keeps the certificate the terminal still holds as the replaced one.
             try await connection.query(
                 """
-                UPDATE terminals SET previous_certificate_digest = certificate_digest,
-                    previous_certificate_expires_at = certificate_expires_at,
+                UPDATE terminals SET
+                    previous_certificate_digest = CASE WHEN \(retry) THEN previous_certificate_digest
+                        ELSE certificate_digest END,
+                    previous_certificate_expires_at = CASE WHEN \(retry) THEN previous_certificate_expires_at
+                        ELSE certificate_expires_at END,
+                    previous_certificate_serial = CASE WHEN \(retry) THEN previous_certificate_serial
+                        ELSE certificate_serial END,
                     certificate_serial = \(certificate.serial),
                     certificate_digest = \(ByteBuffer(bytes: certificate.digest)),
-                    certificate_expires_at = \(AuditEntry.milliseconds(certificate.expiresAt))
+                    certificate_expires_at = \(AuditEntry.milliseconds(certificate.expiresAt)),
+                    certificate_key_digest = \(ByteBuffer(bytes: keyDigest))
                 WHERE name = \(name)
                 """, logger: logger)
-            terminal.certificateSerial = certificate.serial
-            terminal.certificateExpiresAt = certificate.expiresAt
-            try await self.lockChain(connection)
-            try await self.append(audit(previous, certificate), connection)
-            return (terminal, certificate)
+            var renewed = current
+            renewed.certificateSerial = certificate.serial
+            renewed.certificateExpiresAt = certificate.expiresAt
+            var asked = current
+            asked.certificateSerial = serial
+            try await self.append(audit(asked, certificate), connection)
+            return .renewed(renewed, certificate)
         }
     }
 
@@ -175,7 +205,8 @@ extension PostgresStore: TerminalRegistry {
             let removed = try await connection.query(
                 """
                 UPDATE terminals SET removed_at = \(AuditEntry.milliseconds(time)), token_digest = NULL,
-                    token_expires_at = NULL, previous_certificate_digest = NULL, previous_certificate_expires_at = NULL
+                    token_expires_at = NULL, previous_certificate_digest = NULL, previous_certificate_expires_at = NULL,
+                    previous_certificate_serial = NULL
                 WHERE name = \(name) AND removed_at IS NULL RETURNING name
                 """, logger: logger)
             guard try await Self.count(removed) == 1 else {

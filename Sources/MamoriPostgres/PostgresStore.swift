@@ -84,8 +84,9 @@ public final class PostgresStore: Sendable {
                     if lockingChain {
                         try await self.lockChain(connection)
                     } else {
-                        try await connection.query(
+                        for try await _ in try await connection.query(
                             "SELECT set_config('lock_timeout', \(lockTimeout), true)", logger: logger)
+                        {}
                     }
                     let result = try await body(connection)
                     if let audit {

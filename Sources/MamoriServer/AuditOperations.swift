@@ -155,6 +155,24 @@ extension MamoriService {
                     "the hub's copy starts at entry \(held), but the hub's chain recorded its start at entry \(first): "
                         + "entries were deleted from the hub's database (the hub never prunes a copy)")
             }
+            if let first = fact?.first, report.entryCount == 0 {
+                problems.append(
+                    "the hub's chain recorded this stream's start at entry \(first), but the database holds none of "
+                        + "its entries: they were deleted")
+            }
+            if (fact?.starts ?? 0) > 1 {
+                problems.append(
+                    "the hub's chain recorded \(fact?.starts ?? 0) starts of this stream, where there is one")
+            }
+            if let fact,
+                fact.terminal != stream.terminal
+                    || fact.joinedAt.map({ AuditEntry.milliseconds($0) != AuditEntry.milliseconds(stream.joinedAt) })
+                        == true
+            {
+                problems.append(
+                    "the database names this stream \(stream.terminal), but the hub's chain recorded it as \(fact.terminal)'s"
+                )
+            }
             if fact?.first == nil, report.entryCount > 0 {
                 problems.append("the hub's chain recorded no start of this stream: its rows were put in the database")
             }

@@ -61,6 +61,19 @@ public struct TerminalRecord: Sendable, Hashable {
     }
 }
 
+/// What became of a terminal's renewal (``TerminalRegistry/renewTerminal(named:serial:keyDigest:now:dueWithin:issue:audit:)``).
+public enum TerminalRenewal: Sendable {
+    /// Renewed: the terminal's record after, and its new certificate.
+    case renewed(TerminalRecord, IssuedTerminalCertificate)
+    /// The certificate in use has more than the window left; it expires then.
+    case notDue(expiresAt: Date)
+    /// The certificate presented was replaced by a renewal, and this is no retry of it: someone
+    /// else holds a key of this terminal.
+    case replaced
+    /// The terminal is not in service.
+    case notInService
+}
+
 /// The certificate a hub issues to a joining terminal, as the registry keeps it: enough to know
 /// the certificate again at every connection, and to list it. The certificate itself is not kept.
 public struct IssuedTerminalCertificate: Sendable, Hashable {
@@ -100,16 +113,22 @@ public protocol TerminalRegistry: Sendable {
         audit: @escaping @Sendable (TerminalRecord) -> AuditEntry
     ) async throws -> (TerminalRecord, IssuedTerminalCertificate)?
 
-    /// Renews the certificate of the joined terminal `name` whose certificate in use has serial
-    /// `serial`: asks `issue` for the new one and records it and the entry `audit` makes (given the
-    /// record as it was before), in one transaction. The certificate renewed stays accepted beside the new one until it expires (or
-    /// the next renewal): a terminal that never received the reply can still connect and renew
-    /// again. Returns nil, changing nothing, when `name` is not in service with that certificate.
+    /// Renews the certificate of the joined terminal `name`, asked over a connection made with the
+    /// certificate of serial `serial`, for the key whose SubjectPublicKeyInfo has SHA-256
+    /// `keyDigest`: asks `issue` for the new one and records it and the entry `audit` makes (given
+    /// the record as it was before), in one transaction under the chain lock.
+    ///
+    /// - With the certificate in use: only within `dueWithin` of its expiry. The one it replaces
+    ///   stays accepted until it expires, so that a terminal that never received the reply can
+    ///   still connect.
+    /// - With the certificate the last renewal replaced, for the same key as that renewal: the
+    ///   retry of a renewal whose reply was lost; issued again, the replaced one kept.
+    /// - Anything else changes nothing.
     func renewTerminal(
-        named name: String, serial: String, now: Date,
+        named name: String, serial: String, keyDigest: [UInt8], now: Date, dueWithin: TimeInterval,
         issue: @escaping @Sendable (TerminalRecord) async throws -> IssuedTerminalCertificate,
         audit: @escaping @Sendable (TerminalRecord, IssuedTerminalCertificate) -> AuditEntry
-    ) async throws -> (TerminalRecord, IssuedTerminalCertificate)?
+    ) async throws -> TerminalRenewal
 
     /// The joined terminal whose certificate (or the one its last renewal replaced) has this DER
     /// digest; nil for a certificate the register does not hold, or holds for a removed terminal.

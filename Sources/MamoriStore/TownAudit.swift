@@ -98,6 +98,8 @@ public struct TerminalStreamFacts: Sendable, Hashable {
     public var newestCheckpoint: AuditCheckpoint?
     /// Each refusal's reason.
     public var refusals: [String] = []
+    /// How many starts the hub's chain recorded (more than one: rows were put in the database).
+    public var starts = 0
 
     /// The details of the hub's entries.
     public enum Kind: String, Sendable {
@@ -142,6 +144,7 @@ public struct TerminalStreamFacts: Sendable, Hashable {
             var fact = facts[stream] ?? TerminalStreamFacts(stream: stream, terminal: entry.target)
             switch kind {
             case .start:
+                fact.starts += 1
                 fact.first = entry.detail["first"].flatMap { Int64($0) }
                 fact.publicKey = entry.detail["key"].flatMap { Data(base64Encoded: $0) }.map { Array($0) }
                 fact.joinedAt = entry.detail["joined_at"].flatMap { Int64($0) }.map {

@@ -129,12 +129,29 @@ public enum TerminalJoin {
     /// Renews this terminal's certificate over `client`, a connection made with the current one
     /// (docs/town.md, "Certificates and their renewal"): a new P-256 key, a certificate request
     /// signed with it, `terminal.renew`; the certificate that comes back must be for the new key
-    /// and from the hub's CA. The new key and certificate are written beside the old ones, then
-    /// renamed over them, the key first; a crash between the renames is finished at the next read
-    /// (``finishRenewal(folder:)``). Returns the new certificate's expiry.
+    /// and from the hub's CA. The new key is written (`terminal.key.next`, 0600) before it is
+    /// asked for, and used again by the next attempt when the reply was lost: the hub issues a
+    /// certificate again for the key of the renewal it recorded. The certificate is written
+    /// beside the old one, then both are renamed over the old pair, the key first; a crash between
+    /// the renames is finished at the next read (``finishRenewal(folder:)``). Returns the new
+    /// certificate's expiry.
     public static func renew(using client: HubClient, stateDirectory: String) async throws -> Date {
         let folder = TerminalMembership.folder(in: stateDirectory)
-        let key = P256.Signing.PrivateKey()
+        let pending = folder + "/terminal.key.next"
+        let key: P256.Signing.PrivateKey
+        if let text = try? String(contentsOfFile: pending, encoding: .utf8),
+            let kept = try? P256.Signing.PrivateKey(pemRepresentation: text)
+        {
+            key = kept
+        } else {
+            key = P256.Signing.PrivateKey()
+            do {
+                try writeFile(pending, Data(key.pemRepresentation.utf8), mode: 0o600)
+                syncFolder(folder)
+            } catch {
+                throw HubClientError(code: "storage", "The new key cannot be written to \(folder): \(error)")
+            }
+        }
         let request = try CertificateSigningRequest(
             version: .v1, subject: try DistinguishedName { CommonName("mamori terminal") },
             privateKey: Certificate.PrivateKey(key), attributes: CertificateSigningRequest.Attributes(),
@@ -160,8 +177,8 @@ public enum TerminalJoin {
                 code: "untrusted", "The hub issued a certificate for another key or from another CA; nothing was kept.")
         }
         do {
-            try writeFile(folder + "/terminal.key.next", Data(key.pemRepresentation.utf8), mode: 0o600)
             try writeFile(folder + "/terminal.pem.next", Data(reply.certificate.utf8), mode: 0o644)
+            syncFolder(folder)
         } catch {
             throw HubClientError(code: "storage", "The renewed certificate cannot be written to \(folder): \(error)")
         }
@@ -177,14 +194,21 @@ public enum TerminalJoin {
         let certificate = folder + "/terminal.pem"
         if manager.fileExists(atPath: key + ".next"), manager.fileExists(atPath: certificate + ".next") {
             rename(key + ".next", key)
+            syncFolder(folder)
         }
+        // The key alone pending: a renewal not answered yet, kept for its retry.
         if manager.fileExists(atPath: certificate + ".next"), !manager.fileExists(atPath: key + ".next") {
             rename(certificate + ".next", certificate)
-            let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if descriptor >= 0 {
-                fsync(descriptor)
-                close(descriptor)
-            }
+            syncFolder(folder)
+        }
+    }
+
+    /// Makes the folder's entries (new files, renames) durable.
+    static func syncFolder(_ folder: String) {
+        let descriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
         }
     }
 

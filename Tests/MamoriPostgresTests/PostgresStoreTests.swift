@@ -67,13 +67,23 @@ struct PostgresStoreTests {
         }
     }
 
+    /// The chain lock's bound for the tests of two hubs at once. They test what the lock orders,
+    /// not how long it is waited for (boundedLockWait does): in a full `make test`, the holder's
+    /// task can wait seconds for one of this process's two cooperative threads, which other suites'
+    /// blocking waits hold, and the default 10 s was seen to run out.
+    static let patientLock: Duration = .seconds(120)
+
     @Test("two hubs writing at once make one chain, numbered without gaps")
     func concurrentHubs() async throws {
         try await TestServer.withDatabase { client, database, logger in
             try await PostgresSchema.migrate(client, logger: logger)
             try await TestServer.withClient(database: database, logger: logger) { other in
-                let first = PostgresStore(client: client, signer: Self.signer, checkpointInterval: 10, logger: logger)
-                let second = PostgresStore(client: other, signer: Self.signer, checkpointInterval: 10, logger: logger)
+                let first = PostgresStore(
+                    client: client, signer: Self.signer, checkpointInterval: 10, lockTimeout: Self.patientLock,
+                    logger: logger)
+                let second = PostgresStore(
+                    client: other, signer: Self.signer, checkpointInterval: 10, lockTimeout: Self.patientLock,
+                    logger: logger)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for (store, prefix) in [(first, "a"), (second, "b")] {
                         group.addTask {
@@ -123,7 +133,8 @@ struct PostgresStoreTests {
             try await PostgresSchema.migrate(client, logger: logger)
             try await TestServer.withClient(database: database, logger: logger) { other in
                 let hubs = [
-                    PostgresStore(client: client, logger: logger), PostgresStore(client: other, logger: logger),
+                    PostgresStore(client: client, lockTimeout: Self.patientLock, logger: logger),
+                    PostgresStore(client: other, lockTimeout: Self.patientLock, logger: logger),
                 ]
                 try await hubs[0].addUser(Self.user("sato"), audit: Self.entry(.userAdd, "sato"))
                 let now = Date(timeIntervalSince1970: 1_790_000_000)
@@ -215,7 +226,8 @@ struct PostgresStoreTests {
             try await PostgresSchema.migrate(client, logger: logger)
             try await TestServer.withClient(database: database, logger: logger) { other in
                 let hubs = [
-                    PostgresStore(client: client, logger: logger), PostgresStore(client: other, logger: logger),
+                    PostgresStore(client: client, lockTimeout: Self.patientLock, logger: logger),
+                    PostgresStore(client: other, lockTimeout: Self.patientLock, logger: logger),
                 ]
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for (hub, prefix) in zip(hubs, ["a", "b"]) {

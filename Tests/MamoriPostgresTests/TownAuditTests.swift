@@ -35,14 +35,14 @@ struct TownAuditTests {
     }
 
     /// Writes `count` entries on the terminal (each `audit.verify` is recorded), then waits until the
-    /// hub acknowledged the terminal's head; returns it.
-    static func streamed(_ terminal: DaemonHarness, writing count: Int) throws -> Int64 {
+    /// hub acknowledged the terminal's head (its count of entries plus the `pruned` ones); returns it.
+    static func streamed(_ terminal: DaemonHarness, writing count: Int, pruned: Int64 = 0) throws -> Int64 {
         for _ in 0..<count {
             #expect(try Member.ask(terminal.socketPath, ["op": "audit.verify"])["holds"] == .bool(true))
         }
         var head: Int64 = 0
         let caughtUp = try Member.until(15) {
-            head = try localHead(terminal) ?? 0
+            head = (try localHead(terminal) ?? 0) + pruned
             return try acknowledged(terminal) == head
         }
         #expect(caughtUp != nil, "the hub never acknowledged entry \(head):\n\(terminal.log)")
@@ -136,6 +136,13 @@ struct TownAuditTests {
             try await sql(["DELETE FROM terminal_audit WHERE seq < 10"])
             let front = Self.problems(try Self.verify(hub, "kametsu-21").chain)
             #expect(front.contains { $0.contains("starts at entry 10") }, "\(front)")
+            // Every entry deleted and the stream's head set back to nothing: the start is recorded.
+            try await sql([
+                "DELETE FROM terminal_checkpoints", "DELETE FROM terminal_audit",
+                "UPDATE terminal_audit_streams SET head_seq = 0, head_hash = NULL",
+            ])
+            let emptied = Self.problems(try Self.verify(hub, "kametsu-21").chain)
+            #expect(emptied.contains { $0.contains("holds none of its entries") }, "\(emptied)")
             // The whole copy deleted, stream and all: the hub's chain still names it.
             try await sql([
                 "DELETE FROM terminal_checkpoints", "DELETE FROM terminal_audit", "DELETE FROM terminal_audit_streams",
@@ -143,6 +150,60 @@ struct TownAuditTests {
             let gone = try Self.verify(hub, "kametsu-21")
             #expect(gone.reply["holds"] == .bool(false), "\(gone.reply)")
             #expect(Self.problems(gone.chain).contains { $0.contains("no longer holds it") }, "\(gone.reply)")
+        }
+    }
+
+    @Test("a member prunes its trail past the retention: the anchor reaches the hub, and its copy still holds")
+    func pruningAtTheTerminal() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let terminal = try Member.member(hub, "kametsu-24")
+            defer { terminal.stop() }
+            // Entries from 2010 and 2021, chained as Mamori chains them (computed in Python): the
+            // daemon cannot be asked to write entries that old.
+            #expect(terminal.stop() == 0)
+            let seeded = try Subprocess.run(
+                "/usr/bin/python3",
+                [
+                    "-c",
+                    """
+                    import sqlite3, sys, json, hashlib
+                    db = sqlite3.connect(sys.argv[1]); previous = bytes(32)
+                    for number, millis in enumerate(sys.argv[2:]):
+                        entry = {"time": int(millis), "actor_uid": 0, "actor": "root", "event": "user.add",
+                                 "target": "old%d" % number, "outcome": "success", "detail": {},
+                                 "terminal": "kametsu-24", "zone": "mynumber", "policy_revision": "sha256:old"}
+                        canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                        digest = hashlib.sha256(previous + canonical.encode()).digest()
+                        db.execute("INSERT INTO audit (time, actor_uid, actor, event, target, outcome, detail, terminal, "
+                                   "zone, policy_revision, prev_hash, hash) VALUES (?, 0, 'root', 'user.add', ?, "
+                                   "'success', '{}', 'kametsu-24', 'mynumber', 'sha256:old', ?, ?)",
+                                   (int(millis), entry["target"], previous, digest))
+                        previous = digest
+                    db.commit()
+                    """, terminal.stateDirectory + "/mamori.sqlite", "1262271600000", "1262271601000",
+                    "1609426800000", "1609426801000",
+                ])
+            #expect(seeded.status == 0, "\(seeded)")
+            #expect(try terminal.start() == nil, "\(terminal.log)")
+            let held = try Self.streamed(terminal, writing: 1)
+            #expect(held >= 5)
+            let pruned = try Member.ask(
+                terminal.socketPath, ["op": "audit.prune", "before": "2015-01-01T00:00:00+09:00"])
+            #expect(pruned["pruned_through"] == .number(2), "\(pruned)")
+            // The anchor was signed after the newest checkpoint, at an entry the hub already holds.
+            _ = try Self.streamed(terminal, writing: 3, pruned: 2)
+            // A restart signs the head at shutdown, naming the anchor as the checkpoint before it;
+            // the hub must hold both for its copy's checkpoints to link.
+            #expect(terminal.stop() == 0)
+            #expect(try terminal.start() == nil, "\(terminal.log)")
+            let head = try Self.streamed(terminal, writing: 1, pruned: 2)
+            let copy = try Self.verify(hub, "kametsu-24")
+            #expect(copy.reply["holds"] == .bool(true), "\(copy.reply)")
+            #expect(Self.summary(copy.chain)["first_sequence"] == .number(1), "\(copy.reply)")
+            #expect(Self.summary(copy.chain)["last_sequence"] == .number(Double(head)), "\(copy.reply)")
+            #expect(Self.summary(copy.chain)["checkpoints"] == .number(2), "\(copy.reply)")
         }
     }
 

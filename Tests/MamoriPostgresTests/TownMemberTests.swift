@@ -118,7 +118,10 @@ struct TownMemberTests {
                 #expect(error.code == "denied", "\(error)")
             }
 
-            // A restart connects with the new certificate (and, at 20 days, renews again).
+            // A restart connects with the new certificate (and, at 20 days, renews again). The
+            // first renewal's pair is kept, to play a terminal that never got the second's reply.
+            let firstRenewal = TownJoinTests.folder()
+            try FileManager.default.copyItem(atPath: town, toPath: TerminalMembership.folder(in: firstRenewal))
             #expect(terminal.stop() == 0)
             if let status = try terminal.start() {
                 throw SubprocessError(description: "exited \(status): \(terminal.log)")
@@ -128,8 +131,52 @@ struct TownMemberTests {
                     return false
                 }
                 return link["connected"] == .bool(true)
+                    // The log runs on across restarts: this start's renewal is its second line.
+                    && terminal.log.components(separatedBy: "the terminal's certificate was renewed").count == 3
             }
             #expect(connected != nil, "\(terminal.log)")
+
+            // The reply lost: the terminal still holds the replaced certificate and the key it
+            // asked for. Asked again with that key, the hub issues a certificate for it again.
+            let pendingKey = TerminalMembership.folder(in: firstRenewal) + "/terminal.key.next"
+            try FileManager.default.copyItem(atPath: town + "/terminal.key", toPath: pendingKey)
+            let lost = try await TownJoinTests.member(hub, state: firstRenewal)
+            defer { lost.close() }
+            let again = try await TerminalJoin.renew(using: lost, stateDirectory: firstRenewal)
+            #expect(again > Date().addingTimeInterval(19 * 86_400))
+            #expect(!FileManager.default.fileExists(atPath: pendingKey))
+            #expect(
+                try String(
+                    contentsOfFile: TerminalMembership.folder(in: firstRenewal) + "/terminal.key", encoding: .utf8)
+                    == String(contentsOfFile: town + "/terminal.key", encoding: .utf8))
+            let renewedAgain = try await TownJoinTests.member(hub, state: firstRenewal)
+            #expect(
+                try await renewedAgain.call(
+                    HubOperation.hello.rawValue, EmptyHello(), reading: TerminalHelloReply.self
+                ).terminal == "kametsu-31")
+            renewedAgain.close()
+        }
+    }
+
+    @Test("a certificate with more than 31 days left is not renewed: a terminal's root cannot renew over and over")
+    func renewalNotDue() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let state = try TownForwardTests.joinedState(hub, "kametsu-32")
+            let client = try await TownJoinTests.member(hub, state: state)
+            defer { client.close() }
+            let before = try String(
+                contentsOfFile: TerminalMembership.folder(in: state) + "/terminal.pem", encoding: .utf8)
+            do {
+                _ = try await TerminalJoin.renew(using: client, stateDirectory: state)
+                Issue.record("a certificate of 365 days was renewed")
+            } catch let error as HubClientError {
+                #expect(error.code == "invalid" && "\(error)".contains("renews in its last 31 days"), "\(error)")
+            }
+            #expect(
+                try String(contentsOfFile: TerminalMembership.folder(in: state) + "/terminal.pem", encoding: .utf8)
+                    == before)
         }
     }
 

@@ -64,7 +64,7 @@ public enum AuditStream {
         _ entries: [AuditChain.StoredEntry], continuing head: (sequence: Int64, hash: [UInt8])?
     ) -> Refusal? {
         guard let first = entries.first else { return nil }
-        if let head, first.sequence != head.sequence + 1 || !constantTimeEquals(first.previousHash, head.hash) {
+        if let head, first.sequence != head.sequence &+ 1 || !constantTimeEquals(first.previousHash, head.hash) {
             return Refusal(
                 "Entry \(first.sequence) does not continue the copy the hub holds, which ends at entry \(head.sequence): "
                     + "the terminal's trail was altered, cut or replaced after the hub acknowledged it.")
