@@ -160,31 +160,12 @@ struct TownAuditTests {
             defer { hub.harness.stop() }
             let terminal = try Member.member(hub, "kametsu-24")
             defer { terminal.stop() }
-            // Entries from 2010 and 2021, chained as Mamori chains them (computed in Python): the
-            // daemon cannot be asked to write entries that old.
+            // Entries from 2010 and 2021, which the daemon cannot be asked to write.
             #expect(terminal.stop() == 0)
-            let seeded = try Subprocess.run(
-                "/usr/bin/python3",
-                [
-                    "-c",
-                    """
-                    import sqlite3, sys, json, hashlib
-                    db = sqlite3.connect(sys.argv[1]); previous = bytes(32)
-                    for number, millis in enumerate(sys.argv[2:]):
-                        entry = {"time": int(millis), "actor_uid": 0, "actor": "root", "event": "user.add",
-                                 "target": "old%d" % number, "outcome": "success", "detail": {},
-                                 "terminal": "kametsu-24", "zone": "mynumber", "policy_revision": "sha256:old"}
-                        canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                        digest = hashlib.sha256(previous + canonical.encode()).digest()
-                        db.execute("INSERT INTO audit (time, actor_uid, actor, event, target, outcome, detail, terminal, "
-                                   "zone, policy_revision, prev_hash, hash) VALUES (?, 0, 'root', 'user.add', ?, "
-                                   "'success', '{}', 'kametsu-24', 'mynumber', 'sha256:old', ?, ?)",
-                                   (int(millis), entry["target"], previous, digest))
-                        previous = digest
-                    db.commit()
-                    """, terminal.stateDirectory + "/mamori.sqlite", "1262271600000", "1262271601000",
-                    "1609426800000", "1609426801000",
-                ])
+            let seeded = try AuditHistory.seed(
+                terminal.stateDirectory + "/mamori.sqlite",
+                times: [1_262_271_600_000, 1_262_271_601_000, 1_609_426_800_000, 1_609_426_801_000],
+                terminal: "kametsu-24")
             #expect(seeded.status == 0, "\(seeded)")
             #expect(try terminal.start() == nil, "\(terminal.log)")
             let held = try Self.streamed(terminal, writing: 1)

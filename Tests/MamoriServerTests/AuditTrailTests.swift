@@ -11,30 +11,9 @@ struct AuditTrailTests {
         try Subprocess.run(Self.mamori, arguments + ["--socket", daemon.socketPath])
     }
 
-    /// Writes entries into an empty trail the way Mamori chains them, computed independently in
-    /// Python (SHA-256 over the previous hash and the sorted-key JSON): entries from long ago,
-    /// which the daemon cannot be asked to write.
+    /// Writes entries from long ago into an empty trail (``AuditHistory/seed(_:times:terminal:)``).
     func seedHistory(_ database: String, times: [Int64]) throws {
-        let result = try Subprocess.run(
-            "/usr/bin/python3",
-            [
-                "-c",
-                """
-                import sqlite3, sys, json, hashlib
-                db = sqlite3.connect(sys.argv[1]); previous = bytes(32)
-                for number, millis in enumerate(sys.argv[2:]):
-                    entry = {"time": int(millis), "actor_uid": 0, "actor": "root", "event": "user.add", "target": "old%d" % number,
-                             "outcome": "success", "detail": {}, "terminal": "old-terminal", "zone": "mynumber",
-                             "policy_revision": "sha256:old"}
-                    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                    digest = hashlib.sha256(previous + canonical.encode()).digest()
-                    db.execute("INSERT INTO audit (time, actor_uid, actor, event, target, outcome, detail, terminal, zone, "
-                               "policy_revision, prev_hash, hash) VALUES (?, 0, 'root', 'user.add', ?, 'success', '{}', "
-                               "'old-terminal', 'mynumber', 'sha256:old', ?, ?)", (int(millis), entry["target"], previous, digest))
-                    previous = digest
-                db.commit()
-                """, database,
-            ] + times.map(String.init))
+        let result = try AuditHistory.seed(database, times: times)
         #expect(result.status == 0, "\(result.stderr)")
     }
 
