@@ -36,12 +36,12 @@ struct TownAuditTests {
 
     /// Writes `count` entries on the terminal (each `audit.verify` is recorded), then waits until the
     /// hub acknowledged the terminal's head (its count of entries plus the `pruned` ones); returns it.
-    static func streamed(_ terminal: DaemonHarness, writing count: Int, pruned: Int64 = 0) throws -> Int64 {
+    static func streamed(_ terminal: DaemonHarness, writing count: Int, pruned: Int64 = 0) async throws -> Int64 {
         for _ in 0..<count {
             #expect(try Member.ask(terminal.socketPath, ["op": "audit.verify"])["holds"] == .bool(true))
         }
         var head: Int64 = 0
-        let caughtUp = try Member.until(15) {
+        let caughtUp = try await Member.until(15) {
             head = (try localHead(terminal) ?? 0) + pruned
             return try acknowledged(terminal) == head
         }
@@ -81,7 +81,7 @@ struct TownAuditTests {
             let terminal = try Member.member(hub, "kametsu-21")
             defer { terminal.stop() }
             // More than one checkpoint's worth (every 100 entries), so that the hub's chain witnesses heads.
-            let head = try Self.streamed(terminal, writing: 120)
+            let head = try await Self.streamed(terminal, writing: 120)
             let held = try Self.verify(hub, "kametsu-21")
             #expect(held.reply["holds"] == .bool(true), "\(held.reply)")
             #expect(Self.summary(held.chain)["last_sequence"] == .number(Double(head)), "\(held.reply)")
@@ -168,18 +168,18 @@ struct TownAuditTests {
                 terminal: "kametsu-24")
             #expect(seeded.status == 0, "\(seeded)")
             #expect(try terminal.start() == nil, "\(terminal.log)")
-            let held = try Self.streamed(terminal, writing: 1)
+            let held = try await Self.streamed(terminal, writing: 1)
             #expect(held >= 5)
             let pruned = try Member.ask(
                 terminal.socketPath, ["op": "audit.prune", "before": "2015-01-01T00:00:00+09:00"])
             #expect(pruned["pruned_through"] == .number(2), "\(pruned)")
             // The anchor was signed after the newest checkpoint, at an entry the hub already holds.
-            _ = try Self.streamed(terminal, writing: 3, pruned: 2)
+            _ = try await Self.streamed(terminal, writing: 3, pruned: 2)
             // A restart signs the head at shutdown, naming the anchor as the checkpoint before it;
             // the hub must hold both for its copy's checkpoints to link.
             #expect(terminal.stop() == 0)
             #expect(try terminal.start() == nil, "\(terminal.log)")
-            let head = try Self.streamed(terminal, writing: 1, pruned: 2)
+            let head = try await Self.streamed(terminal, writing: 1, pruned: 2)
             let copy = try Self.verify(hub, "kametsu-24")
             #expect(copy.reply["holds"] == .bool(true), "\(copy.reply)")
             #expect(Self.summary(copy.chain)["first_sequence"] == .number(1), "\(copy.reply)")
@@ -242,7 +242,7 @@ struct TownAuditTests {
             defer { hub.harness.stop() }
             let terminal = try Member.member(hub, "kametsu-22")
             defer { terminal.stop() }
-            let head = try Self.streamed(terminal, writing: 5)
+            let head = try await Self.streamed(terminal, writing: 5)
             #expect(terminal.stop() == 0)
             // Root on the terminal cuts its last entries, with its checkpoints and the witness file.
             let cut = try Subprocess.run(
@@ -263,7 +263,7 @@ struct TownAuditTests {
             // New entries take the cut ones' numbers: the hub holds other entries under them.
             for _ in 0..<6 { _ = try Member.ask(terminal.socketPath, ["op": "audit.verify"]) }
             var refused: (reply: [String: JSONValue], chain: [String: JSONValue]?) = ([:], nil)
-            let seen = try Member.until(15) {
+            let seen = try await Member.until(15) {
                 refused = try Self.verify(hub, "kametsu-22")
                 return Self.problems(refused.chain).contains { $0.contains("was refused") }
             }

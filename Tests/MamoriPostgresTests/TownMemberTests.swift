@@ -39,11 +39,14 @@ struct TownMemberTests {
     }
 
     /// Waits up to `seconds` for `condition`; returns the seconds it took, or nil.
-    static func until(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Double? {
+    /// (It sleeps as a task, not as a thread: the test process has as many cooperative threads as
+    /// cores, and a thread asleep here is one the other suites' tasks, such as a transaction
+    /// holding PostgreSQL's chain lock, cannot run on.)
+    static func until(_ seconds: Double, _ condition: () throws -> Bool) async rethrows -> Double? {
         let start = Date()
         repeat {
             if try condition() { return Date().timeIntervalSince(start) }
-            usleep(2_000)
+            try? await Task.sleep(for: .milliseconds(2))
         } while Date().timeIntervalSince(start) < seconds
         return nil
     }
@@ -96,7 +99,7 @@ struct TownMemberTests {
                 throw SubprocessError(description: "exited \(status): \(terminal.log)")
             }
             defer { terminal.stop() }
-            let renewed = Self.until(15) { terminal.log.contains("the terminal's certificate was renewed") }
+            let renewed = await Self.until(15) { terminal.log.contains("the terminal's certificate was renewed") }
             #expect(renewed != nil, "\(terminal.log)")
             let second = try String(contentsOfFile: town + "/terminal.pem", encoding: .utf8)
             #expect(second != first)
@@ -126,7 +129,7 @@ struct TownMemberTests {
             if let status = try terminal.start() {
                 throw SubprocessError(description: "exited \(status): \(terminal.log)")
             }
-            let connected = try Self.until(15) {
+            let connected = try await Self.until(15) {
                 guard case .object(let link)? = try Self.ask(terminal.socketPath, ["op": "status"])["hub"] else {
                     return false
                 }
@@ -195,7 +198,7 @@ struct TownMemberTests {
             // Each terminal reads the town's users when it connects: sato's login is allowed there.
             for terminal in [first, second] {
                 // (Asking for a new password: the hub's administrator set a temporary one.)
-                let ready = try Self.until(10) {
+                let ready = try await Self.until(10) {
                     try Self.ask(terminal.socketPath, ["op": "account", "user": "sato"])["result"]
                         == "password_change_required"
                 }
@@ -262,7 +265,7 @@ struct TownMemberTests {
             )
             #expect(Self.code(locked) == "auth_failed", "a locked account logged in: \(locked)")
             for terminal in [first, second] {
-                let refused = try Self.until(2) {
+                let refused = try await Self.until(2) {
                     try Self.ask(terminal.socketPath, ["op": "account", "user": "sato"])["reasons"]
                         == .array(["The account is locked after failed logins."])
                 }
@@ -290,7 +293,7 @@ struct TownMemberTests {
             defer { a.stop() }
             let b = try Self.member(hub, "kametsu-14")
             defer { b.stop() }
-            #expect(try Self.until(10) { try Self.effect(b.socketPath) == "allow" } != nil, "\(b.log)")
+            #expect(try await Self.until(10) { try Self.effect(b.socketPath) == "allow" } != nil, "\(b.log)")
 
             // The manager logs in on A (PAM asks as root), and administers with that session.
             let login = try Self.ask(
@@ -342,7 +345,7 @@ struct TownMemberTests {
             for round in 0..<100 {
                 let revoked = try asManager(["role", "revoke", "sato", "staff"])
                 #expect(revoked.status == 0, "round \(round): \(revoked)")
-                guard let delay = try Self.until(5, { try Self.effect(b.socketPath) == "deny" }) else {
+                guard let delay = try await Self.until(5, { try Self.effect(b.socketPath) == "deny" }) else {
                     Issue.record("round \(round): the revocation did not reach terminal B in 5 s")
                     return
                 }
@@ -350,7 +353,7 @@ struct TownMemberTests {
                 // A sees its own change before the reply: no wait at all.
                 #expect(try Self.effect(a.socketPath) == "deny")
                 #expect(try asManager(["role", "grant", "sato", "staff"]).status == 0)
-                #expect(try Self.until(5) { try Self.effect(b.socketPath) == "allow" } != nil)
+                #expect(try await Self.until(5) { try Self.effect(b.socketPath) == "allow" } != nil)
             }
             delays.sort()
             let p50 = delays[49]
@@ -374,7 +377,7 @@ struct TownMemberTests {
             let secret = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
             let a = try Self.member(hub, "kametsu-15")
             defer { a.stop() }
-            #expect(try Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
+            #expect(try await Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
 
             #expect(hub.harness.stop() == 0)
             // While the hub is down: the terminal says so for what the hub answers, and decides
@@ -391,13 +394,14 @@ struct TownMemberTests {
                 guard case .object(let hub)? = try Self.ask(a.socketPath, ["op": "status"])["hub"] else { return nil }
                 return hub
             }
-            #expect(try Self.until(5) { try link()?["connected"] == .bool(false) && link()?["error"] != nil } != nil)
+            #expect(
+                try await Self.until(5) { try link()?["connected"] == .bool(false) && link()?["error"] != nil } != nil)
 
             #expect(try hub.harness.start() == nil)
             // The revocation made right after the restart reaches the terminal once it is back.
             let revoked = try TownForwardTests.administer(hub, ["op": "role.revoke", "user": "sato", "role": "staff"])
             #expect(revoked["ok"] == .bool(true), "\(revoked)")
-            #expect(try Self.until(40) { try Self.effect(a.socketPath) == "deny" } != nil, "\(a.log)")
+            #expect(try await Self.until(40) { try Self.effect(a.socketPath) == "deny" } != nil, "\(a.log)")
             // A login through the terminal reaches the restarted hub (the code unused before).
             let accepted = try Self.ask(a.socketPath, login)
             #expect(accepted["ok"] == .bool(true), "\(accepted)")
@@ -418,7 +422,7 @@ struct TownMemberTests {
             let secret = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
             let a = try Self.member(hub, "kametsu-16")
             defer { a.stop() }
-            #expect(try Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
+            #expect(try await Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
             let login = try Self.ask(
                 a.socketPath,
                 [
@@ -446,10 +450,10 @@ struct TownMemberTests {
             ] {
                 #expect(try TownForwardTests.administer(hub, fields)["ok"] == .bool(true), "\(fields)")
             }
-            let refused = try Self.until(5) { Self.code(try Self.ask(a.socketPath, query)) == "not_found" }
+            let refused = try await Self.until(5) { Self.code(try Self.ask(a.socketPath, query)) == "not_found" }
             #expect(refused != nil, "the old session still decides for the new sato")
             // The new sato is known to the terminal: it is the session that is refused, not the user.
-            #expect(try Self.until(5) { try Self.effect(a.socketPath) == "allow" } != nil)
+            #expect(try await Self.until(5) { try Self.effect(a.socketPath) == "allow" } != nil)
             // The copy is closed in the terminal's own chain too.
             let trail = try Self.ask(a.socketPath, ["op": "audit.read", "last": 5])
             #expect("\(trail)".contains("removed-at-hub"), "\(trail)")
@@ -464,7 +468,7 @@ struct TownMemberTests {
             _ = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
             let a = try Self.member(hub, "kametsu-17")
             defer { a.stop() }
-            #expect(try Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
+            #expect(try await Self.until(10) { try Self.effect(a.socketPath) == "allow" } != nil)
             // The account nobody sends six logins at once on six connections (each an Argon2 run
             // at the hub): two go to the hub, the others are turned away at the terminal.
             let script = """
@@ -526,7 +530,8 @@ struct TownMemberTests {
             try rewrite("rules.yaml") { $0 + "\n# Edited at the hub.\n" }
             let edited = try #require(try reload())
             for terminal in [a, b] {
-                #expect(try Self.until(5) { try revision(terminal.socketPath) == edited } != nil, "\(terminal.log)")
+                #expect(
+                    try await Self.until(5) { try revision(terminal.socketPath) == edited } != nil, "\(terminal.log)")
             }
             let copy = try String(
                 contentsOfFile: TerminalMembership.folder(in: a.stateDirectory) + "/policy/rules.yaml", encoding: .utf8)
@@ -541,8 +546,8 @@ struct TownMemberTests {
             try rewrite("assets.yaml") { $0.replacingOccurrences(of: "zone: internet", with: "zone: lgwan") }
             try rewrite("rules.yaml") { $0.replacingOccurrences(of: "zone: [internet, lgwan]", with: "zone: [lgwan]") }
             let narrowed = try #require(try reload())
-            #expect(try Self.until(5) { try revision(a.socketPath) == narrowed } != nil, "\(a.log)")
-            #expect(Self.until(5) { b.log.contains("the hub's policy has no zone for this terminal") } != nil)
+            #expect(try await Self.until(5) { try revision(a.socketPath) == narrowed } != nil, "\(a.log)")
+            #expect(await Self.until(5) { b.log.contains("the hub's policy has no zone for this terminal") } != nil)
             #expect(try revision(b.socketPath) == edited)
             let trail = try Self.ask(b.socketPath, ["op": "audit.read", "last": 5])
             #expect("\(trail)".contains("no-zone"), "\(trail)")
@@ -584,7 +589,7 @@ struct TownMemberTests {
                 return result.stdout.split(separator: "\n").map(String.init)
             }
             for terminal in [a, b] {
-                let ready = try Self.until(10) {
+                let ready = try await Self.until(10) {
                     try Self.ask(terminal.socketPath, ["op": "account", "user": "sato"])["result"]
                         == "password_change_required"
                 }
@@ -599,7 +604,7 @@ struct TownMemberTests {
             #expect(changed.last == "chauthtok 0 PAM_SUCCESS", "\(changed)")
             #expect(try pam("terminal-a", "account", []).last == "account 0 PAM_SUCCESS")
             // On B: the change reached its mirror; the code A used is spent town-wide.
-            let current = try Self.until(5) {
+            let current = try await Self.until(5) {
                 try Self.ask(b.socketPath, ["op": "account", "user": "sato"])["result"] == "allowed"
             }
             #expect(current != nil)
