@@ -48,8 +48,14 @@ struct PolicyDocumentationTests {
         #expect(cases.count == 5)
         #expect(report.failed.isEmpty, "\(report.failed.map(\.failures))")
         #expect(report.unexercisedRules.isEmpty)
-        // The example's settings are the defaults, as the page says.
-        #expect(policy.settings == PolicySettings.defaults)
+        // The example's settings are the defaults, as the page says, but for the roles it lets
+        // log in offline.
+        var expected = PolicySettings.defaults
+        expected.offline = OfflineSettings(
+            roles: ["staff"], windowHours: expected.offline.windowHours,
+            maximumAgeDays: expected.offline.maximumAgeDays, failures: expected.offline.failures)
+        #expect(policy.settings == expected)
+        #expect(PolicyEngine(policy: policy).offlineLogin(roles: ["clerk"], zone: "mynumber") == .tags)
     }
 
     @Test("the broken example fails with exactly the errors shown")

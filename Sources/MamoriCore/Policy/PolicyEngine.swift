@@ -342,6 +342,18 @@ public struct PolicyEngine: Sendable {
         return roles.filter { role in compiled.roleIndex[role].map(compiled.usableInZone[zoneIndex].contains) ?? false }
     }
 
+    /// What a login of a user holding `roles` may present on a terminal of `zone` while the terminal
+    /// cannot reach its hub: the zone's `offline-login` when one of the roles that take effect there
+    /// is, or inherits, a role of `settings.offline.roles`; ``OfflineLogin/deny`` otherwise.
+    public func offlineLogin(roles: [String], zone: String) -> OfflineLogin {
+        guard let declared = policy.zones.first(where: { $0.id == zone }), declared.offlineLogin != .deny else {
+            return .deny
+        }
+        let allowed = policy.settings.offline.roles
+        let held = self.roles(roles, takingEffectIn: zone)
+        return held.contains { closure(of: $0).contains(where: allowed.contains) } ? declared.offlineLogin : .deny
+    }
+
     /// Every role `role` includes (itself and all it inherits from), by id, sorted.
     public func closure(of role: String) -> [String] {
         guard let index = compiled.roleIndex[role] else { return [] }

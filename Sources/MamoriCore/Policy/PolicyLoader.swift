@@ -101,6 +101,10 @@ struct PolicyAssembler {
     var rules: [RawRule] = []
     var constraints: [RawSeparation] = []
     var settings: PolicySettings?
+    /// `settings.offline.roles` as written, checked against the roles once all are read.
+    var offlineRoles: [Located<String>] = []
+    /// Where `settings.offline` is, for warnings about it.
+    var offlineLocation: SourceLocation?
     /// Files that were not even YAML: cross-file checks would only repeat their consequences.
     var unparsedFiles = 0
 
@@ -196,15 +200,29 @@ struct PolicyAssembler {
     mutating func readZone(_ node: Node, _ reader: inout YAMLReader) {
         guard
             let fields = reader.mapping(
-                node, what: "a zone", allowed: ["id", "title", "login-factors"], required: ["id", "login-factors"]),
+                node, what: "a zone", allowed: ["id", "title", "login-factors", "offline-login"],
+                required: ["id", "login-factors"]),
             let id = fields["id"].flatMap({ reader.identifier($0.value, what: "A zone id") })
         else { return }
         let factors = fields["login-factors"].map { readFactors($0.value, &reader) } ?? []
         if let node = fields["login-factors"]?.value, factors.isEmpty {
             reader.error(node, "A zone needs at least one login factor.")
         }
-        zones.append(
-            (Zone(id: id.value, title: title(fields, &reader) ?? id.value, loginFactors: factors), id.location))
+        var zone = Zone(id: id.value, title: title(fields, &reader) ?? id.value, loginFactors: factors)
+        if let node = fields["offline-login"]?.value, let text = reader.string(node, what: "offline-login") {
+            if let offline = OfflineLogin(rawValue: text.value) {
+                zone.offlineLogin = offline
+                if offline == .passwordOnly, factors.contains(.totp) {
+                    reader.warning(
+                        node,
+                        "Offline logins in the zone '\(id.value)' would skip the TOTP code its online logins ask for; "
+                            + "`tags` keeps the second factor.")
+                }
+            } else {
+                reader.error(node, "offline-login is tags, password-only or deny.")
+            }
+        }
+        zones.append((zone, id.location))
     }
 
     func readFactors(_ node: Node, _ reader: inout YAMLReader) -> Set<Factor> {

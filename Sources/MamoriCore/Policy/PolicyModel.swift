@@ -36,6 +36,44 @@ public struct Zone: Sendable, Hashable {
     public let title: String
     /// The factors a login on a terminal of this zone must present.
     public let loginFactors: Set<Factor>
+    /// What a login on a terminal of this zone may present while the terminal cannot reach its
+    /// hub (`offline-login`; ``OfflineLogin/deny`` when the policy says nothing).
+    public var offlineLogin: OfflineLogin = .deny
+}
+
+/// What a zone accepts from a login while the terminal cannot reach its hub (docs/policy.md,
+/// "Logins through a network cut"). Who may log in so is ``OfflineSettings/roles``.
+public enum OfflineLogin: String, Sendable, Hashable, CaseIterable {
+    /// The password, checked against the terminal's own verifier, and a TOTP code checked against
+    /// the tags the hub sent at the last online login (the seed never leaves the hub).
+    case tags
+    /// The password alone.
+    case passwordOnly = "password-only"
+    /// No login while the hub cannot be reached.
+    case deny
+}
+
+/// The policy's settings for logins through a network cut (`settings.offline`).
+public struct OfflineSettings: Sendable, Hashable {
+    /// The roles whose holders may log in offline; none when the policy says nothing.
+    public let roles: Set<String>
+    /// Hours of coming TOTP steps the hub sends tags for at each online login.
+    public let windowHours: Int
+    /// Days since the user's last online login on the terminal after which offline logins stop.
+    public let maximumAgeDays: Int
+    /// Offline failures after which the terminal locks the account locally until the hub is back.
+    public let failures: Int
+
+    /// Settings from their parts, as the policy gives them.
+    public init(roles: Set<String>, windowHours: Int, maximumAgeDays: Int, failures: Int) {
+        self.roles = roles
+        self.windowHours = windowHours
+        self.maximumAgeDays = maximumAgeDays
+        self.failures = failures
+    }
+
+    /// Nobody offline; the other values for when roles are named.
+    public static let defaults = OfflineSettings(roles: [], windowHours: 72, maximumAgeDays: 7, failures: 5)
 }
 
 /// One classification axis (confidentiality, integrity, availability) with its levels, lowest first.
@@ -258,6 +296,8 @@ public struct PolicySettings: Sendable, Hashable {
     public let idleAccountDays: Int
     /// Days between access reviews.
     public let accessReviewDays: Int
+    /// Logins through a network cut.
+    public var offline: OfflineSettings = .defaults
 
     /// The values used where a policy sets nothing.
     public static let defaults = PolicySettings(

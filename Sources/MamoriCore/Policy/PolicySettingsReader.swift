@@ -15,6 +15,7 @@ extension PolicyAssembler {
                 node, what: "settings",
                 allowed: [
                     "time-zone", "password", "totp", "lockout", "privileged-lockout", "session", "audit", "accounts",
+                    "offline",
                 ])
         else { return }
         var timeZone = defaults.timeZone
@@ -125,11 +126,37 @@ extension PolicyAssembler {
                     reader.integer($0.value, what: "access-review-days", in: 1...3650)
                 } ?? reviewDays
         }
+        var offline = OfflineSettings.defaults
+        if let node = fields["offline"]?.value,
+            let fields = reader.mapping(
+                node, what: "offline settings", allowed: ["roles", "window-hours", "maximum-age-days", "failures"])
+        {
+            offlineLocation = reader.location(of: node)
+            offlineRoles =
+                fields["roles"].map { reader.list($0.value, what: "Offline roles") }?
+                .compactMap { reader.string($0, what: "A role") } ?? []
+            offline = OfflineSettings(
+                roles: Set(offlineRoles.map(\.value)),
+                windowHours: fields["window-hours"].flatMap {
+                    reader.integer($0.value, what: "window-hours", in: 1...720)
+                } ?? offline.windowHours,
+                maximumAgeDays: fields["maximum-age-days"].flatMap {
+                    reader.integer($0.value, what: "maximum-age-days", in: 1...90)
+                } ?? offline.maximumAgeDays,
+                failures: fields["failures"].flatMap { reader.integer($0.value, what: "failures", in: 1...100) }
+                    ?? offline.failures)
+            if offline.failures > ordinary.failures {
+                reader.warning(
+                    node,
+                    "Offline logins lock after more failures (\(offline.failures)) than online ones (\(ordinary.failures))."
+                )
+            }
+        }
         settings = PolicySettings(
             timeZone: timeZone, argon2: argon2, totp: totp, totpWindow: window, lockout: ordinary,
             privilegedLockout: privileged, sessionIdleMinutes: idle, sessionMaximumHours: maximumHours,
             auditRetentionYears: retention, auditAllowedDecisions: allowedDecisions, idleAccountDays: idleDays,
-            accessReviewDays: reviewDays
+            accessReviewDays: reviewDays, offline: offline
         )
     }
 }

@@ -162,6 +162,18 @@ extension PolicyAssembler {
                     role.location, "The role '\(role.value)' appears twice in the constraint '\(constraint.id.value)'.")
             }
         }
+        // Who may log in offline: declared roles; a privileged one is warned about, since an
+        // offline login is checked against what the terminal last heard.
+        offlineRoles.forEach { check($0, isA: "role", in: roleIds) }
+        for role in offlineRoles where roles.contains(where: { $0.id.value == role.value && $0.privileged }) {
+            warning(
+                role.location,
+                "The privileged role '\(role.value)' may log in offline: a revocation made during the cut reaches the "
+                    + "terminal only when the link is back.")
+        }
+        if !offlineRoles.isEmpty, !zones.contains(where: { $0.0.offlineLogin != .deny }), let offlineLocation {
+            warning(offlineLocation, "Roles may log in offline, but no zone has an offline-login other than deny.")
+        }
         // A role whose inherited roles already break a constraint can never be granted.
         for role in roles {
             let closure = closures[role.id.value] ?? [role.id.value]
