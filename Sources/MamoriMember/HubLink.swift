@@ -57,6 +57,8 @@ public final class HubLink: TownHub, Service {
     private let policy = NIOLockedValueBox<PolicyHandler?>(nil)
     /// One connection for the audit stream.
     let auditPool: HubConnectionPool
+    /// The mirror as last saved in the state folder.
+    let mirrorFile: MirrorFile
     /// A policy reload the feed announced: read the hub's policy, on a task of its own, so that
     /// the changes after it are not held up (its reads may wait for the hub to put it in force).
     private let policyReloads = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -124,6 +126,16 @@ public final class HubLink: TownHub, Service {
         self.address = address
         tls = NIOLockedValueBox(try TerminalMembership.clientTLS(stateDirectory: stateDirectory))
         self.stateDirectory = stateDirectory
+        mirrorFile = MirrorFile(path: TerminalMembership.folder(in: stateDirectory) + "/mirror.json")
+        if let saved = mirrorFile.load() {
+            // Decisions until the hub answers are made on what it last said, as if this
+            // terminal had kept running; `status` says when that was.
+            mirror.replaceAll(saved.subjects, latest: saved.latest)
+            link.withLockedValue { $0.readAt = saved.savedAt }
+            logger.notice(
+                "the users last read from the hub were loaded; the hub will be asked anew",
+                metadata: ["users": "\(saved.subjects.count)", "saved": "\(saved.savedAt.formatted(.iso8601))"])
+        }
         self.mirror = mirror
         self.logger = logger
         self.callTimeout = callTimeout
@@ -185,6 +197,7 @@ public final class HubLink: TownHub, Service {
         let streaming = streamer.withLockedValue { $0 }.map { streamer in Task { await streamer.run() } }
         let renewing = Task { await renewWhenDue() }
         let adopting = Task { for await _ in policyReloads.stream { await syncPolicy() } }
+        let saving = Task { await keepMirrorSaved() }
         await cancelWhenGracefulShutdown {
             var pause = 0.5
             while !Task.isCancelled {
@@ -211,6 +224,8 @@ public final class HubLink: TownHub, Service {
         streaming?.cancel()
         renewing.cancel()
         policyReloads.continuation.finish()
+        saving.cancel()
+        await saving.value
         adopting.cancel()
         await adopting.value
         await streaming?.value
@@ -221,6 +236,26 @@ public final class HubLink: TownHub, Service {
     }
 
     private var metadata: Logger.Metadata { ["hub": "\(address)"] }
+
+    /// Every second, and once more at the end: the mirror saved when it changed since.
+    func keepMirrorSaved() async {
+        var saved = mirror.generation
+        while true {
+            let stopping = Task.isCancelled
+            if !stopping { try? await Task.sleep(for: .seconds(1)) }
+            let generation = mirror.generation
+            if generation != saved, mirror.latest != nil {
+                do {
+                    try mirrorFile.save(mirror, at: Date())
+                    saved = generation
+                } catch {
+                    logger.warning(
+                        "the users read from the hub could not be saved", metadata: ["error": "\(error)"])
+                }
+            }
+            if stopping || Task.isCancelled { return }
+        }
+    }
 
     /// At the start and every 12 hours: the terminal's certificate renewed when ``renewBefore`` or
     /// less is left (an hour later again after a failure). New connections use the new one; those

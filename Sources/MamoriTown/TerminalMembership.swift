@@ -273,8 +273,14 @@ public enum TerminalJoin {
         }
     }
 
-    /// Writes through a temporary file made with `mode` from the start, then renames it into place.
-    private static func writeFile(_ path: String, _ data: Data, mode: mode_t) throws {
+    /// Writes `data` to `path` for the daemon's user alone (0600), as ``writeFile(_:_:mode:)`` does.
+    public static func writePrivateFile(_ path: String, _ data: Data) throws {
+        try writeFile(path, data, mode: 0o600)
+    }
+
+    /// Writes through a temporary file made with `mode` from the start, synced, then renames it
+    /// into place: a crash leaves the old file or the new one, whole.
+    static func writeFile(_ path: String, _ data: Data, mode: mode_t) throws {
         let temporary = path + ".new"
         unlink(temporary)
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)

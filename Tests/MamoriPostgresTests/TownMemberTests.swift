@@ -1,3 +1,4 @@
+import CoreFoundation
 import Foundation
 import MamoriProtocol
 import MamoriTestSupport
@@ -158,6 +159,43 @@ struct TownMemberTests {
                     HubOperation.hello.rawValue, EmptyHello(), reading: TerminalHelloReply.self
                 ).terminal == "kametsu-31")
             renewedAgain.close()
+        }
+    }
+
+    @Test("a member restarted while its hub is down decides on the users it last heard of, kept without secrets")
+    func mirrorKept() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            _ = try Self.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let terminal = try Self.member(hub, "kametsu-33")
+            defer { terminal.stop() }
+            #expect(try await Self.until(10) { try Self.effect(terminal.socketPath) == "allow" } != nil)
+            let file = TerminalMembership.folder(in: terminal.stateDirectory) + "/mirror.json"
+            #expect(await Self.until(5) { FileManager.default.fileExists(atPath: file) } != nil)
+
+            // The hub goes away; the terminal restarts without it.
+            #expect(hub.harness.stop() == 0)
+            #expect(terminal.stop() == 0)
+            #expect(try terminal.start() == nil, "\(terminal.log)")
+            #expect(try Self.effect(terminal.socketPath) == "allow", "\(terminal.log)")
+            guard case .object(let link)? = try Self.ask(terminal.socketPath, ["op": "status"])["hub"] else {
+                Issue.record("no hub in status")
+                return
+            }
+            #expect(link["connected"] == .bool(false) && link["read_at"] != nil, "\(link)")
+            // What is kept: the state folder's owner's alone, and nothing secret in it.
+            var info = stat()
+            #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(text.contains("\"sato\"") && text.contains("\"staff\""), "\(text)")
+            #expect(!text.contains("$argon2") && !text.contains("passphrase") && !text.contains("seed"), "\(text)")
+
+            // A damaged file is not read: the terminal waits for its hub, refusing, as before any read.
+            #expect(terminal.stop() == 0)
+            try Data("{not json".utf8).write(to: URL(fileURLWithPath: file))
+            #expect(try terminal.start() == nil, "\(terminal.log)")
+            #expect(try Self.effect(terminal.socketPath) != "allow")
         }
     }
 
