@@ -57,6 +57,8 @@ public final class HubLink: TownHub, Service {
     private let policy = NIOLockedValueBox<PolicyHandler?>(nil)
     /// One connection for the audit stream.
     let auditPool: HubConnectionPool
+    /// Whether the hub was reached lately: forwarded requests fail at once while it was not.
+    let reach = HubReach()
     /// The mirror as last saved in the state folder.
     let mirrorFile: MirrorFile
     /// A policy reload the feed announced: read the hub's policy, on a task of its own, so that
@@ -140,8 +142,16 @@ public final class HubLink: TownHub, Service {
         self.logger = logger
         self.callTimeout = callTimeout
         joinedAt = ISO8601DateFormatter().date(from: membership.joinedAt) ?? Date()
-        let connect: @Sendable () async throws -> HubClient = { [address, tls] in
-            try await HubClient.connect(to: address, tls: tls.withLockedValue { $0 }, timeout: connectTimeout)
+        let connect: @Sendable () async throws -> HubClient = { [address, tls, reach] in
+            do {
+                let client = try await HubClient.connect(
+                    to: address, tls: tls.withLockedValue { $0 }, timeout: connectTimeout)
+                reach.connected()
+                return client
+            } catch {
+                reach.failed()
+                throw error
+            }
         }
         pool = HubConnectionPool(limit: connections, perCaller: Self.perCaller, connect: connect)
         mirrorPool = HubConnectionPool(limit: 2, perCaller: 2, connect: connect)
@@ -167,6 +177,12 @@ public final class HubLink: TownHub, Service {
             guard left > 0 else { throw WireError(.busy, "The request's deadline passed before it was sent.") }
             timeout = min(timeout, .milliseconds(Int64(left * 1000)))
             wait = min(wait, .milliseconds(Int64(left * 1000)))
+        }
+        if let since = reach.refusal() {
+            throw WireError(
+                .busy,
+                "The hub cannot be reached (for \(Int(since.components.seconds)) s); this terminal tries again every "
+                    + "\(Int(HubReach.probeInterval.components.seconds)) s.")
         }
         let limit = timeout
         return try await pool.withClient(for: uid == 0 ? nil : uid, waiting: wait) { client in
@@ -300,8 +316,14 @@ public final class HubLink: TownHub, Service {
     /// One watching connection, from its first read to its close. `connected` is called once
     /// the mirror holds everything the hub had.
     func watchOnce(connected: () -> Void) async throws {
-        let client = try await HubClient.connect(
-            to: address, tls: tls.withLockedValue { $0 }, timeout: .seconds(10))
+        let client: HubClient
+        do {
+            client = try await HubClient.connect(to: address, tls: tls.withLockedValue { $0 }, timeout: .seconds(10))
+            reach.connected()
+        } catch {
+            reach.failed()
+            throw error
+        }
         defer { client.close() }
         let all = try await client.call(
             HubOperation.subjects.rawValue, TerminalSubjectsRequest(), reading: TerminalSubjectsReply.self)
@@ -469,6 +491,43 @@ public final class HubLink: TownHub, Service {
 
 /// A request without fields.
 struct EmptyRequest: WireRequestBody {}
+
+/// Whether the hub was reached lately. After a connection to it fails, forwarded requests fail at
+/// once (`busy`) instead of each waiting out the connect time-out: a hub behind a black hole
+/// would otherwise hold every login at the terminal for it, again and again. One request every
+/// ``probeInterval`` tries again, and the link's own reconnections go on in the background; any
+/// connection that succeeds ends it.
+final class HubReach: Sendable {
+    /// How often a request may try the hub while it is found unreachable.
+    static let probeInterval: Duration = .seconds(5)
+
+    private let state = NIOLockedValueBox(
+        (failedAt: ContinuousClock.Instant?.none, probedAt: ContinuousClock.Instant?.none))
+
+    /// A connection to the hub succeeded.
+    func connected() { state.withLockedValue { $0 = (nil, nil) } }
+
+    /// A connection to the hub failed (its attempt counts as a probe).
+    func failed() {
+        let now = ContinuousClock.now
+        state.withLockedValue { state in
+            if state.failedAt == nil { state.failedAt = now }
+            state.probedAt = now
+        }
+    }
+
+    /// Nil when a request may try the hub (it is reachable, or this request is the next probe);
+    /// otherwise how long it has been unreachable.
+    func refusal() -> Duration? {
+        let now = ContinuousClock.now
+        return state.withLockedValue { state in
+            guard let failed = state.failedAt else { return nil }
+            if let probed = state.probedAt, now - probed < Self.probeInterval { return now - failed }
+            state.probedAt = now
+            return nil
+        }
+    }
+}
 
 /// Up to `limit` open connections to the hub, each used by one request at a time; a request that
 /// finds all of them busy waits for one, up to its own bound. One caller holds at most
