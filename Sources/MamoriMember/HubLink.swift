@@ -128,7 +128,9 @@ public final class HubLink: TownHub, Service {
         self.address = address
         tls = NIOLockedValueBox(try TerminalMembership.clientTLS(stateDirectory: stateDirectory))
         self.stateDirectory = stateDirectory
-        mirrorFile = MirrorFile(path: TerminalMembership.folder(in: stateDirectory) + "/mirror.json")
+        mirrorFile = MirrorFile(
+            path: TerminalMembership.folder(in: stateDirectory) + "/mirror.json", terminal: membership.terminal,
+            hub: membership.hub)
         if let saved = mirrorFile.load() {
             // Decisions until the hub answers are made on what it last said, as if this
             // terminal had kept running; `status` says when that was.
@@ -142,14 +144,16 @@ public final class HubLink: TownHub, Service {
         self.logger = logger
         self.callTimeout = callTimeout
         joinedAt = ISO8601DateFormatter().date(from: membership.joinedAt) ?? Date()
+        let limit = Duration.nanoseconds(connectTimeout.nanoseconds)
         let connect: @Sendable () async throws -> HubClient = { [address, tls, reach] in
+            let started = ContinuousClock.now
             do {
                 let client = try await HubClient.connect(
                     to: address, tls: tls.withLockedValue { $0 }, timeout: connectTimeout)
-                reach.connected()
+                reach.reached()
                 return client
             } catch {
-                reach.failed()
+                reach.failed(started: started, waited: ContinuousClock.now - started, limit: limit)
                 throw error
             }
         }
@@ -185,9 +189,11 @@ public final class HubLink: TownHub, Service {
                     + "\(Int(HubReach.probeInterval.components.seconds)) s.")
         }
         let limit = timeout
-        return try await pool.withClient(for: uid == 0 ? nil : uid, waiting: wait) { client in
+        let reply = try await pool.withClient(for: uid == 0 ? nil : uid, waiting: wait) { client in
             try await client.exchange(line, timeout: limit)
         }
+        reach.reached()
+        return reply
     }
 
     /// Reads `users` from the hub into the mirror (a name the hub no longer has is dropped).
@@ -317,11 +323,12 @@ public final class HubLink: TownHub, Service {
     /// the mirror holds everything the hub had.
     func watchOnce(connected: () -> Void) async throws {
         let client: HubClient
+        let started = ContinuousClock.now
         do {
             client = try await HubClient.connect(to: address, tls: tls.withLockedValue { $0 }, timeout: .seconds(10))
-            reach.connected()
+            reach.reached()
         } catch {
-            reach.failed()
+            reach.failed(started: started, waited: ContinuousClock.now - started, limit: .seconds(10))
             throw error
         }
         defer { client.close() }
@@ -492,25 +499,36 @@ public final class HubLink: TownHub, Service {
 /// A request without fields.
 struct EmptyRequest: WireRequestBody {}
 
-/// Whether the hub was reached lately. After a connection to it fails, forwarded requests fail at
-/// once (`busy`) instead of each waiting out the connect time-out: a hub behind a black hole
-/// would otherwise hold every login at the terminal for it, again and again. One request every
-/// ``probeInterval`` tries again, and the link's own reconnections go on in the background; any
-/// connection that succeeds ends it.
+/// Whether the hub was reached lately. After a connection to it stalls for the whole connect
+/// time-out (a black hole; a refused connection costs nothing and does not count), forwarded
+/// requests fail at once (`busy`) instead of each waiting it out again and again. One request
+/// every ``probeInterval`` tries again, and the link's own reconnections go on in the
+/// background; any connection made or exchange answered after the stall began ends it.
 final class HubReach: Sendable {
     /// How often a request may try the hub while it is found unreachable.
     static let probeInterval: Duration = .seconds(5)
 
-    private let state = NIOLockedValueBox(
-        (failedAt: ContinuousClock.Instant?.none, probedAt: ContinuousClock.Instant?.none))
+    private struct State {
+        var failedAt: ContinuousClock.Instant?
+        var probedAt: ContinuousClock.Instant?
+        var succeededAt: ContinuousClock.Instant?
+    }
 
-    /// A connection to the hub succeeded.
-    func connected() { state.withLockedValue { $0 = (nil, nil) } }
+    private let state = NIOLockedValueBox(State())
 
-    /// A connection to the hub failed (its attempt counts as a probe).
-    func failed() {
+    /// The hub answered (a connection made, a request answered).
+    func reached() {
+        let now = ContinuousClock.now
+        state.withLockedValue { $0 = State(succeededAt: now) }
+    }
+
+    /// A connection begun at `started` failed after `waited` of a time-out `limit`: it counts when
+    /// it stalled (most of the time-out), and only if nothing succeeded since it began.
+    func failed(started: ContinuousClock.Instant, waited: Duration, limit: Duration) {
+        guard waited >= limit * 0.8 else { return }
         let now = ContinuousClock.now
         state.withLockedValue { state in
+            if let succeeded = state.succeededAt, succeeded > started { return }
             if state.failedAt == nil { state.failedAt = now }
             state.probedAt = now
         }

@@ -11,16 +11,21 @@ import MamoriTown
 /// hub replaces it.
 struct MirrorFile {
     let path: String
+    /// The membership it belongs to: a file of another join (or another hub) is not read.
+    let terminal: String
+    let hub: String
 
     struct Contents: Codable {
         var format = MirrorFile.format
+        var terminal: String
+        var hub: String
         /// When it was written, ISO 8601: the time of the last read the mirror holds, or later.
         var savedAt: String
         var latest: Int64
         var subjects: [SubjectDescription]
 
         enum CodingKeys: String, CodingKey {
-            case format, latest, subjects
+            case format, latest, subjects, terminal, hub
             case savedAt = "saved_at"
         }
     }
@@ -30,8 +35,14 @@ struct MirrorFile {
     /// The mirror last saved, and when; nil when there is none, or it cannot be read (a file of
     /// another format, or damaged: the terminal then waits for its hub, as before any read).
     func load() -> (subjects: [MirroredSubject], latest: Int64, savedAt: Date)? {
-        guard let data = FileManager.default.contents(atPath: path),
+        // Only a plain file of this daemon's user that no one else may read or write (not a link
+        // planted in its place).
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
+            info.st_mode & 0o077 == 0,
+            let data = FileManager.default.contents(atPath: path),
             let contents = try? JSONDecoder().decode(Contents.self, from: data), contents.format == Self.format,
+            contents.terminal == terminal, contents.hub == hub,
             let saved = ISO8601DateFormatter().date(from: contents.savedAt)
         else { return nil }
         return (contents.subjects.compactMap(HubLink.mirrored), contents.latest, saved)
@@ -40,7 +51,8 @@ struct MirrorFile {
     /// Writes `mirror` whole, atomically.
     func save(_ mirror: SubjectMirror, at time: Date) throws {
         let contents = Contents(
-            savedAt: ISO8601DateFormatter().string(from: time), latest: mirror.latest ?? 0,
+            terminal: terminal, hub: hub, savedAt: ISO8601DateFormatter().string(from: time),
+            latest: mirror.latest ?? 0,
             subjects: mirror.subjects.map(Self.describe))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -276,6 +276,7 @@ public enum TerminalJoin {
     /// Writes `data` to `path` for the daemon's user alone (0600), as ``writeFile(_:_:mode:)`` does.
     public static func writePrivateFile(_ path: String, _ data: Data) throws {
         try writeFile(path, data, mode: 0o600)
+        syncFolder((path as NSString).deletingLastPathComponent)
     }
 
     /// Writes through a temporary file made with `mode` from the start, synced, then renames it

@@ -43,6 +43,22 @@ struct OfflinePolicyTests {
         // lgwan says nothing: deny, whoever asks.
         #expect(engine.offlineLogin(roles: ["staff"], zone: "lgwan") == .deny)
         #expect(engine.offlineLogin(roles: ["staff"], zone: "nowhere") == .deny)
+
+        // A role counts only in the zones it takes effect in, inherited or not: clerk (and so
+        // manager, through it) takes effect in mynumber alone.
+        let zoned = try load(
+            zones: Self.zones.replacingOccurrences(
+                of: "  - {id: lgwan, login-factors: [password]}",
+                with: "  - {id: lgwan, login-factors: [password], offline-login: password-only}"),
+            offline: "{roles: [clerk]}")
+        let zonedEngine = PolicyEngine(policy: zoned)
+        #expect(zonedEngine.offlineLogin(roles: ["clerk"], zone: "mynumber") == .tags)
+        #expect(zonedEngine.offlineLogin(roles: ["clerk"], zone: "lgwan") == .deny)
+        #expect(zonedEngine.offlineLogin(roles: ["staff"], zone: "mynumber") == .deny)
+        // A privileged role inheriting an offline role counts only when named itself.
+        #expect(zonedEngine.offlineLogin(roles: ["manager"], zone: "mynumber") == .deny)
+        let named = PolicyEngine(policy: try load(offline: "{roles: [staff, manager]}"))
+        #expect(named.offlineLogin(roles: ["manager"], zone: "mynumber") == .tags)
     }
 
     @Test("an unknown role, factor or key, or a value out of range, is an error at its line and column")
@@ -82,6 +98,8 @@ struct OfflinePolicyTests {
         let privileged = try load(offline: "{roles: [manager], failures: 20}")
         let texts = privileged.warnings.map(\.description)
         #expect(texts.contains { $0.contains("The privileged role 'manager' may log in offline") }, "\(texts)")
+        // Not through inheritance: manager inherits staff, but counts only when named itself.
+        #expect(try load(offline: "{roles: [staff]}").warnings.isEmpty)
         #expect(texts.contains { $0.contains("lock after more failures (20) than online ones (10)") }, "\(texts)")
         let nowhere = try load(zones: PolicyFixtures.zones, offline: "{roles: [staff]}")
         #expect(

@@ -424,11 +424,13 @@ struct TownMemberTests {
                 "op": "authenticate", "user": "sato", "password": "sato's passphrase",
                 "code": .string(try TownForwardTests.code(secret, offset: 30)), "service": "login",
             ]
+            // Behind a black hole: the hub's port accepts TCP and never answers TLS.
+            let blackHole = try silentListener(port: hub.port)
             let unreachable = try Self.ask(a.socketPath, login)
             #expect(Self.code(unreachable) == "busy", "\(unreachable)")
-            // The next one does not try the hub again: the terminal knows it cannot be reached, and
-            // answers at once (a black-holed hub would otherwise hold each login for the connect
-            // time-out); one request every 5 s tries again.
+            // The next one does not try the hub again: the terminal knows the hub stalled, and
+            // answers at once (each login would otherwise wait out the connect time-out again);
+            // one request every 5 s tries again.
             let started = Date()
             let known = try Self.ask(a.socketPath, login)
             let waited = Date().timeIntervalSince(started)
@@ -445,6 +447,7 @@ struct TownMemberTests {
             #expect(
                 try await Self.until(5) { try link()?["connected"] == .bool(false) && link()?["error"] != nil } != nil)
 
+            close(blackHole)
             #expect(try hub.harness.start() == nil)
             // The revocation made right after the restart reaches the terminal once it is back.
             let revoked = try TownForwardTests.administer(hub, ["op": "role.revoke", "user": "sato", "role": "staff"])

@@ -174,3 +174,27 @@ public func freeLoopbackPort() throws -> Int {
     guard bound else { throw SubprocessError(description: "no free loopback port") }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// A listening socket on `127.0.0.1:port` that accepts TCP connections (the kernel completes their
+/// handshakes) and never reads or writes: a server behind a black hole, as TLS sees it. Close the
+/// descriptor to end it.
+public func silentListener(port: Int) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard descriptor >= 0 else { throw SubprocessError(description: "socket() failed") }
+    var yes: Int32 = 1
+    setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let listening = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+            bind(descriptor, generic, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 && listen(descriptor, 64) == 0
+        }
+    }
+    guard listening else {
+        close(descriptor)
+        throw SubprocessError(description: "127.0.0.1:\(port) cannot be listened on")
+    }
+    return descriptor
+}

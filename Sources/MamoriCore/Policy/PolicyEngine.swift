@@ -343,15 +343,19 @@ public struct PolicyEngine: Sendable {
     }
 
     /// What a login of a user holding `roles` may present on a terminal of `zone` while the terminal
-    /// cannot reach its hub: the zone's `offline-login` when one of the roles that take effect there
-    /// is, or inherits, a role of `settings.offline.roles`; ``OfflineLogin/deny`` otherwise.
+    /// cannot reach its hub: the zone's `offline-login` when a held role that takes effect in
+    /// `zone` is, or inherits, a role of `settings.offline.roles` that takes effect there too; a
+    /// privileged role counts only when it is named itself. ``OfflineLogin/deny`` otherwise.
     public func offlineLogin(roles: [String], zone: String) -> OfflineLogin {
         guard let declared = policy.zones.first(where: { $0.id == zone }), declared.offlineLogin != .deny else {
             return .deny
         }
-        let allowed = policy.settings.offline.roles
-        let held = self.roles(roles, takingEffectIn: zone)
-        return held.contains { closure(of: $0).contains(where: allowed.contains) } ? declared.offlineLogin : .deny
+        let allowed = Set(self.roles(Array(policy.settings.offline.roles), takingEffectIn: zone))
+        let privileged = Set(policy.roles.filter(\.privileged).map(\.id))
+        let admitted = self.roles(roles, takingEffectIn: zone).contains { role in
+            privileged.contains(role) ? allowed.contains(role) : closure(of: role).contains(where: allowed.contains)
+        }
+        return admitted ? declared.offlineLogin : .deny
     }
 
     /// Every role `role` includes (itself and all it inherits from), by id, sorted.

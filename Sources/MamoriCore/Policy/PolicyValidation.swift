@@ -165,6 +165,7 @@ extension PolicyAssembler {
         // Who may log in offline: declared roles; a privileged one is warned about, since an
         // offline login is checked against what the terminal last heard.
         offlineRoles.forEach { check($0, isA: "role", in: roleIds) }
+        // A privileged role counts only when named itself (not through a role it inherits).
         for role in offlineRoles where roles.contains(where: { $0.id.value == role.value && $0.privileged }) {
             warning(
                 role.location,
