@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "MamoriTown",
             dependencies: [
-                "MamoriCore", "MamoriProtocol",
+                "MamoriCore", "MamoriProtocol", "MamoriStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -390,6 +390,3 @@ enum HubBench {
                 + "   not arrived within 2 s: \(missing)")
     }
 }
-
-/// A request without fields (`terminal.hello`).
-struct EmptyRequest: WireRequestBody {}

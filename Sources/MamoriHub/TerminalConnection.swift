@@ -410,28 +410,13 @@ final class TerminalRequestHandler: ChannelInboundHandler {
                     users = try await store.users()
                     assignments = Dictionary(grouping: try await store.allAssignments(), by: \.user)
                 }
-                // Milliseconds: a user removed and added again within one second is a new
-                // user to a terminal by the time it was created.
-                let formatter = ISO8601DateFormatter()
-                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
                 var subjects: [SubjectDescription] = []
                 for user in users {
                     let lock = try await store.failures(of: user.name).flatMap {
                         $0.isLocked(at: now) ? $0.lockedUntil : nil
                     }
                     subjects.append(
-                        SubjectDescription(
-                            user: user.name, displayName: user.displayName, kind: user.kind.rawValue,
-                            organisation: user.organisation, disabled: user.disabled,
-                            mustChangePassword: user.mustChangePassword, locked: lock != nil,
-                            lockedUntil: lock.map(formatter.string(from:)),
-                            createdAt: formatter.string(from: user.createdAt),
-                            assignments: (assignments[user.name] ?? []).map {
-                                SubjectAssignment(
-                                    role: $0.role, grantedBy: $0.grantedBy,
-                                    grantedAt: formatter.string(from: $0.grantedAt),
-                                    expiresAt: $0.expiresAt.map(formatter.string(from:)))
-                            }))
+                        SubjectDescription(user, assignments: assignments[user.name] ?? [], lockedUntil: lock))
                 }
                 return Self.encode(TerminalSubjectsReply(subjects: subjects, latest: latest), id: id)
             } catch {

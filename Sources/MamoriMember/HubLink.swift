@@ -496,9 +496,6 @@ public final class HubLink: TownHub, Service {
     }
 }
 
-/// A request without fields.
-struct EmptyRequest: WireRequestBody {}
-
 /// Whether the hub was reached lately. After a connection to it stalls for the whole connect
 /// time-out (a black hole; a refused connection costs nothing and does not count), forwarded
 /// requests fail at once (`busy`) instead of each waiting it out again and again. One request

@@ -61,18 +61,6 @@ struct MirrorFile {
 
     /// A mirrored user as the hub describes it (the inverse of ``HubLink/mirrored(_:)``).
     static func describe(_ subject: MirroredSubject) -> SubjectDescription {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let user = subject.user
-        return SubjectDescription(
-            user: user.name, displayName: user.displayName, kind: user.kind.rawValue, organisation: user.organisation,
-            disabled: user.disabled, mustChangePassword: user.mustChangePassword, locked: subject.lockedUntil != nil,
-            lockedUntil: subject.lockedUntil.map(formatter.string(from:)),
-            createdAt: formatter.string(from: user.createdAt),
-            assignments: subject.assignments.map {
-                SubjectAssignment(
-                    role: $0.role, grantedBy: $0.grantedBy, grantedAt: formatter.string(from: $0.grantedAt),
-                    expiresAt: $0.expiresAt.map(formatter.string(from:)))
-            })
+        SubjectDescription(subject.user, assignments: subject.assignments, lockedUntil: subject.lockedUntil)
     }
 }

@@ -1,6 +1,7 @@
-import Foundation
+public import Foundation
 public import MamoriCore
 public import MamoriProtocol
+public import MamoriStore
 
 /// The operations a hub serves on its terminal port, besides those a terminal forwards for its
 /// users (docs/protocol.md, "The hub's terminal port"). Requests and replies are the same JSON
@@ -85,9 +86,9 @@ public struct TerminalAuditReply: WireReplyBody, Hashable {
 
     /// The reply for `acknowledgement`, naming the newest checkpoint held.
     public init(_ acknowledgement: AuditAcknowledgement, newestCheckpoint: [UInt8]?) {
-        checkpoint = newestCheckpoint.map { $0.map { String(format: "%02x", $0) }.joined() }
+        checkpoint = newestCheckpoint.map(AuditWitness.hex)
         acknowledged = acknowledgement.sequence
-        headHash = acknowledgement.headHash.map { String(format: "%02x", $0) }.joined()
+        headHash = AuditWitness.hex(acknowledgement.headHash)
         timeMillis = AuditEntry.milliseconds(acknowledgement.time)
         signature = Data(acknowledgement.signature).base64EncodedString()
     }
@@ -185,6 +186,25 @@ public struct SubjectDescription: Codable, Sendable, Hashable {
         case mustChangePassword = "must_change_password"
         case lockedUntil = "locked_until"
         case createdAt = "created_at"
+    }
+}
+
+extension SubjectDescription {
+    /// A user as the hub describes it to its terminals, and as a member saves its mirror: times
+    /// in ISO 8601 with milliseconds, so that a user removed and added again within a second is
+    /// a new user by the time it was created. `lockedUntil` is the lock in force, if any.
+    public init(_ user: UserRecord, assignments: [AssignmentRecord], lockedUntil: Date?) {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        self.init(
+            user: user.name, displayName: user.displayName, kind: user.kind.rawValue, organisation: user.organisation,
+            disabled: user.disabled, mustChangePassword: user.mustChangePassword, locked: lockedUntil != nil,
+            lockedUntil: lockedUntil.map(formatter.string(from:)), createdAt: formatter.string(from: user.createdAt),
+            assignments: assignments.map {
+                SubjectAssignment(
+                    role: $0.role, grantedBy: $0.grantedBy, grantedAt: formatter.string(from: $0.grantedAt),
+                    expiresAt: $0.expiresAt.map(formatter.string(from:)))
+            })
     }
 }
 

@@ -137,7 +137,7 @@ public struct AuditAcknowledgement: Sendable, Hashable {
     /// The bytes signed: a fixed label, the terminal's name, the sequence, the head hash in hex
     /// and the time in milliseconds.
     public var message: [UInt8] {
-        let hex = headHash.map { String(format: "%02x", $0) }.joined()
+        let hex = AuditWitness.hex(headHash)
         return Array(
             "mamori-audit-acknowledgement-v1\n\(terminal)\n\(sequence)\n\(hex)\n\(AuditEntry.milliseconds(time))".utf8)
     }

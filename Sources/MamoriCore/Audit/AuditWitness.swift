@@ -84,7 +84,8 @@ public enum AuditWitness {
             + "previous=\(checkpoint.previous.map(hex) ?? "-") signature=\(Data(checkpoint.signature).base64EncodedString())"
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    /// `bytes` as lowercase hex.
+    public static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     /// The bytes a lowercase or uppercase hex string spells; nil when it is not hex.
     public static func unhex(_ text: String) -> [UInt8]? {
