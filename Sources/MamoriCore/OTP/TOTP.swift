@@ -44,6 +44,23 @@ public struct TOTP: Sendable {
         HOTP.code(secret: secret, counter: step, parameters: parameters)
     }
 
+    /// The codes of `count` steps from `first`, as ASCII digits, `digits` per step, concatenated:
+    /// a hub's offline grant (the key is prepared once; nothing is allocated per step).
+    public func codes(from first: UInt64, count: Int) -> [UInt8] {
+        let generator = HOTP.Generator(secret: secret, algorithm: parameters.algorithm, digits: parameters.digits)
+        var out = [UInt8](repeating: UInt8(ascii: "0"), count: max(0, count) * parameters.digits)
+        for index in 0..<max(0, count) {
+            var value = generator.value(counter: first + UInt64(index))
+            var position = (index + 1) * parameters.digits - 1
+            while value > 0 {
+                out[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+                position -= 1
+            }
+        }
+        return out
+    }
+
     /// The code valid at `time`, or nil before the Unix epoch.
     public func code(at time: Date) -> String? {
         step(at: time).map(code(forStep:))

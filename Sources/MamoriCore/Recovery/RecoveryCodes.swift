@@ -67,6 +67,11 @@ public enum RecoveryCodes {
         return RecoveryCodeConsumption(index: matched, codes: updated)
     }
 
+    /// The digest stored for `typed` (read as ``canonical(_:)`` reads it), or nil when it cannot be a code.
+    public static func digest(of typed: String) -> [UInt8]? {
+        canonical(typed).map(digest(canonical:))
+    }
+
     static func digest(canonical code: String) -> [UInt8] {
         // The prefix keeps these digests from ever equalling a digest made for another purpose.
         Array(SHA256.hash(data: Array("mamori-recovery-code-v1:\(code)".utf8)))
