@@ -133,6 +133,7 @@ let package = Package(
             name: "MamoriMember",
             dependencies: [
                 "MamoriCore", "MamoriProtocol", "MamoriStore", "MamoriServer", "MamoriTown",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -3,7 +3,7 @@ public import MamoriPostgres
 import MamoriProtocol
 import MamoriTown
 import NIOConcurrencyHelpers
-import NIOCore
+public import NIOCore
 
 /// Pushes the change feed to every terminal connection that asked to watch it
 /// (`terminal.watch`), as the hub's LISTEN delivers it.
@@ -29,10 +29,19 @@ public final class ChangeBroadcast: Sendable {
     /// How many connections watch.
     public var count: Int { watchers.withLockedValue { $0.count } }
 
+    /// How often a watcher hears from the hub when nothing changes: an empty batch, by which the
+    /// terminal knows its stream is alive (and, hearing nothing for a few of these, that the hub
+    /// cannot be reached, without waiting for TCP to say so).
+    public static let heartbeat: TimeAmount = .seconds(1)
+
     func add(_ watcher: ChangeWatcher) {
         let key = ObjectIdentifier(watcher.channel)
         watchers.withLockedValue { $0[key] = watcher }
+        let beating = watcher.channel.eventLoop.scheduleRepeatedTask(
+            initialDelay: Self.heartbeat, delay: Self.heartbeat
+        ) { _ in watcher.beat() }
         watcher.channel.closeFuture.whenComplete { [watchers] _ in
+            beating.cancel()
             watchers.withLockedValue { $0[key] = nil }
         }
     }
@@ -89,6 +98,13 @@ final class ChangeWatcher: Sendable {
         let waiting = state.value.waiting ?? []
         state.value.waiting = nil
         write(waiting)
+    }
+
+    /// On the event loop: an empty batch at the newest number sent, once the backlog is written.
+    func beat() {
+        guard state.value.waiting == nil, channel.isWritable else { return }
+        channel.writeAndFlush(
+            channel.allocator.buffer(bytes: ChangeBroadcast.line([], latest: state.value.sent)), promise: nil)
     }
 
     private func write(_ changes: [StoreChange], line: [UInt8]? = nil) {

@@ -282,6 +282,11 @@ final class TerminalRequestHandler: ChannelInboundHandler {
             return context.eventLoop.makeFutureWithTask {
                 await TerminalAuditReceipt.answer(request, from: terminal, listener: listener)
             }
+        case (.terminal(let terminal), .offline?):
+            let listener = self.listener
+            return context.eventLoop.makeFutureWithTask {
+                await TerminalOfflineReceipt.answer(request, from: terminal, listener: listener)
+            }
         case (.terminal, _):
             return context.eventLoop.makeSucceededFuture(
                 WireReply.failure(

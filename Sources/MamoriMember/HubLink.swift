@@ -1,6 +1,6 @@
 public import Foundation
 public import Logging
-import MamoriCore
+public import MamoriCore
 public import MamoriProtocol
 public import MamoriServer
 public import MamoriStore
@@ -66,6 +66,91 @@ public final class HubLink: TownHub, Service {
     private let policyReloads = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     /// Sends this terminal's audit chain to the hub, once ``streamAudit(of:publicKey:)`` was called.
     private let streamer = NIOLockedValueBox<AuditStreamer?>(nil)
+    /// What the daemon did offline, and what it does with the hub's answer, once
+    /// ``reportOfflineUses(with:)`` was called.
+    private let offline = NIOLockedValueBox<OfflineReporter?>(nil)
+    /// A report asked for out of turn (the feed announced a conflict).
+    private let offlineReports = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    /// Nothing heard on the watch for this long: the hub is taken for unreachable.
+    public static let silenceLimit: Duration = .seconds(3)
+    /// The connect time-out of the watch's reconnections while the hub is unreachable: short,
+    /// so that a new attempt (a new SYN) goes out about twice a second and the link's return is
+    /// seen at once; but four times what the last connection took when that is longer, so that
+    /// a hub reached over a slow link is still found.
+    public static let cutConnectTimeout: Duration = .milliseconds(500)
+    /// How long the last connection of the watch took to be made (TCP and TLS).
+    private let lastConnect = NIOLockedValueBox(Duration.zero)
+
+    /// What a member daemon gives the link to report its logins through a cut: the uses the hub
+    /// has not acknowledged (oldest first, at most the count asked), and what to do with the
+    /// hub's answer (forget what it kept, record the conflicts it found).
+    public struct OfflineReporter: Sendable {
+        let pending: @Sendable (Int) -> [(user: String, event: OfflineEvent)]
+        let acknowledge: @Sendable ([(user: String, event: OfflineEvent)], [OfflineConflict]) async -> Void
+
+        /// A reporter from its parts.
+        public init(
+            pending: @escaping @Sendable (Int) -> [(user: String, event: OfflineEvent)],
+            acknowledge: @escaping @Sendable ([(user: String, event: OfflineEvent)], [OfflineConflict]) async -> Void
+        ) {
+            self.pending = pending
+            self.acknowledge = acknowledge
+        }
+    }
+
+    /// From now on, what the terminal did offline is reported on every connection to the hub,
+    /// before anything else, and at every poll.
+    public func reportOfflineUses(with reporter: OfflineReporter) {
+        offline.withLockedValue { $0 = reporter }
+    }
+
+    /// Reports what is pending over the mirror's connections; a failure is logged (the next poll
+    /// tries again).
+    func reportOfflineUses() async {
+        // While cut, the reconnection reports first; a pooled connection would only wait out its time-out.
+        guard !reach.isCut else { return }
+        do {
+            try await sendOfflineUses(over: nil)
+        } catch {
+            logger.notice(
+                "what this terminal did offline could not be reported yet",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+    }
+
+    /// Reports what is pending over `client`, or over the mirror's connections when nil.
+    func sendOfflineUses(over client: HubClient?) async throws {
+        guard let reporter = offline.withLockedValue({ $0 }) else { return }
+        while true {
+            let batch = reporter.pending(TerminalOfflineRequest.maximumUses)
+            let request = TerminalOfflineRequest(
+                uses: batch.map { item in
+                    OfflineUseLine(
+                        sequence: item.event.sequence, user: item.user, kind: item.event.kind,
+                        at: AuditEntry.milliseconds(item.event.at), step: item.event.step,
+                        recoveryCode: item.event.recoveryCode, reason: item.event.reason,
+                        onlineAt: AuditEntry.milliseconds(item.event.onlineAt))
+                })
+            let reply: TerminalOfflineReply
+            if let client {
+                reply = try await client.call(
+                    HubOperation.offline.rawValue, request, reading: TerminalOfflineReply.self)
+            } else {
+                reply = try await mirrorPool.withClient(for: nil, waiting: Self.poolWait) { client in
+                    try await client.call(HubOperation.offline.rawValue, request, reading: TerminalOfflineReply.self)
+                }
+            }
+            await reporter.acknowledge(
+                batch,
+                reply.conflicts.map { OfflineConflict(user: $0.user, step: $0.step, terminals: $0.terminals) })
+            if !batch.isEmpty {
+                logger.notice(
+                    "what this terminal did offline was reported to the hub",
+                    metadata: metadata.merging(["uses": "\(batch.count)", "new": "\(reply.kept)"]) { $1 })
+            }
+            if batch.count < TerminalOfflineRequest.maximumUses { return }
+        }
+    }
 
     /// What the daemon does with the hub's policy: `adopt` validates and swaps it in (or keeps
     /// the old one) and returns the revision in force after; `current` is the one in force now.
@@ -107,7 +192,7 @@ public final class HubLink: TownHub, Service {
         return StatusReply.HubLinkState(
             address: "\(address)", connected: link.connected, change: mirror.latest,
             readAt: link.readAt?.formatted(.iso8601), error: link.connected ? nil : link.error,
-            auditAcknowledged: audit?.acknowledged, auditError: audit?.error)
+            auditAcknowledged: audit?.acknowledged, auditError: audit?.error, offline: reach.isCut)
     }
 
     /// The newest change the watching connection brought, and the newest a poll found.
@@ -189,12 +274,41 @@ public final class HubLink: TownHub, Service {
                     + "\(Int(HubReach.probeInterval.components.seconds)) s.")
         }
         let limit = timeout
-        let reply = try await pool.withClient(for: uid == 0 ? nil : uid, waiting: wait) { client in
-            try await client.exchange(line, timeout: limit)
+        let reach = self.reach
+        // A request out when the stream falls silent is given up then, not at its time-out.
+        let watching = !reach.isCut
+        let reply: [UInt8]
+        do {
+            reply = try await pool.withClient(for: uid == 0 ? nil : uid, waiting: wait) { client in
+                try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+                    group.addTask { try await client.exchange(line, timeout: limit) }
+                    if watching {
+                        group.addTask {
+                            while !reach.isCut { try await Task.sleep(for: .milliseconds(50)) }
+                            return nil
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    guard let first = try await group.next(), let bytes = first else {
+                        client.close()
+                        throw HubUnreachable("the hub's stream fell silent while the request was out")
+                    }
+                    return bytes
+                }
+            }
+        } catch let refusal as WireError {
+            throw refusal
+        } catch let unreachable as HubUnreachable {
+            throw unreachable
+        } catch {
+            throw HubUnreachable("\(error)")
         }
         reach.reached()
         return reply
     }
+
+    /// Whether logins are decided on this terminal now (``HubReach/isCut``).
+    public var isCut: Bool { reach.isCut }
 
     /// Reads `users` from the hub into the mirror (a name the hub no longer has is dropped).
     public func refresh(users: [String]) async throws {
@@ -220,11 +334,16 @@ public final class HubLink: TownHub, Service {
         let renewing = Task { await renewWhenDue() }
         let adopting = Task { for await _ in policyReloads.stream { await syncPolicy() } }
         let saving = Task { await keepMirrorSaved() }
+        let reporting = Task { for await _ in offlineReports.stream { await reportOfflineUses() } }
         await cancelWhenGracefulShutdown {
             var pause = 0.5
+            var failures = 0
             while !Task.isCancelled {
                 do {
-                    try await self.watchOnce { pause = 0.5 }
+                    try await self.watchOnce {
+                        pause = 0.5
+                        failures = 0
+                    }
                     self.link.withLockedValue { $0.connected = false }
                     self.logger.warning("the connection to the hub closed; reconnecting", metadata: self.metadata)
                 } catch is CancellationError {
@@ -234,15 +353,30 @@ public final class HubLink: TownHub, Service {
                         $0.connected = false
                         $0.error = "\(error)"
                     }
-                    self.logger.warning(
-                        "the hub cannot be reached; decisions use the users last read from it",
-                        metadata: self.metadata.merging(["error": "\(error)"]) { $1 })
+                    failures += 1
+                    // Once, then once a minute or so: a cut can last hours.
+                    if failures == 1 || failures % 60 == 0 {
+                        self.logger.warning(
+                            "the hub cannot be reached; decisions use the users last read from it",
+                            metadata: self.metadata.merging(["error": "\(error)", "attempts": "\(failures)"]) { $1 })
+                    }
                 }
-                // Full jitter: anywhere up to the pause, so that terminals spread out.
-                try? await Task.sleep(for: .milliseconds(Int(Double.random(in: 0.1...1) * pause * 1000)))
-                pause = min(pause * 2, Self.maximumPause)
+                if self.reach.isCut {
+                    // Logins are decided here until the hub is back: it is tried again about twice
+                    // a second (each try waits ``cutConnectTimeout`` at most), so that a
+                    // revocation made meanwhile applies soon after the link returns. With jitter,
+                    // so that a town's terminals do not all come back in step.
+                    try? await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
+                } else {
+                    // Full jitter: anywhere up to the pause, so that terminals spread out.
+                    try? await Task.sleep(for: .milliseconds(Int(Double.random(in: 0.1...1) * pause * 1000)))
+                    pause = min(pause * 2, Self.maximumPause)
+                }
             }
         }
+        offlineReports.continuation.finish()
+        reporting.cancel()
+        await reporting.value
         streaming?.cancel()
         renewing.cancel()
         policyReloads.continuation.finish()
@@ -324,14 +458,26 @@ public final class HubLink: TownHub, Service {
     func watchOnce(connected: () -> Void) async throws {
         let client: HubClient
         let started = ContinuousClock.now
+        var limit: TimeAmount = .seconds(10)
+        if reach.isCut {
+            let cut = max(Self.cutConnectTimeout, lastConnect.withLockedValue { $0 } * 4)
+            limit = .nanoseconds(
+                Int64(cut.components.seconds) * 1_000_000_000 + cut.components.attoseconds / 1_000_000_000)
+        }
         do {
-            client = try await HubClient.connect(to: address, tls: tls.withLockedValue { $0 }, timeout: .seconds(10))
+            client = try await HubClient.connect(to: address, tls: tls.withLockedValue { $0 }, timeout: limit)
+            let took = ContinuousClock.now - started
+            lastConnect.withLockedValue { $0 = took }
             reach.reached()
         } catch {
-            reach.failed(started: started, waited: ContinuousClock.now - started, limit: .seconds(10))
+            reach.failed(
+                started: started, waited: ContinuousClock.now - started, limit: .nanoseconds(limit.nanoseconds))
             throw error
         }
         defer { client.close() }
+        // Before anything else: what this terminal did while it could not reach the hub, so that
+        // the steps and codes it used are spent town-wide before it reads the town again.
+        try await sendOfflineUses(over: client)
         let all = try await client.call(
             HubOperation.subjects.rawValue, TerminalSubjectsRequest(), reading: TerminalSubjectsReply.self)
         mirror.replaceAll(all.subjects.compactMap(Self.mirrored), latest: all.latest)
@@ -347,12 +493,40 @@ public final class HubLink: TownHub, Service {
         let (batches, continuation) = AsyncStream.makeStream(
             of: TerminalChangesReply.self, bufferingPolicy: .bufferingNewest(1000))
         client.closed.whenComplete { _ in continuation.finish() }
+        let heard = NIOLockedValueBox(ContinuousClock.now)
         let backlog = try await client.watch(since: all.latest) { batch in
+            heard.withLockedValue { $0 = ContinuousClock.now }
             if case .dropped = continuation.yield(batch) { client.close() }
         }
+        heard.withLockedValue { $0 = ContinuousClock.now }
+        // The hub is back and knows what happened meanwhile: logins go to it again.
+        reach.reconciled()
         try await apply(backlog, watched: true)
         let poller = Task { await self.poll(closing: client) }
         defer { poller.cancel() }
+        // The hub sends something every second (ChangeBroadcast.heartbeat): nothing for
+        // ``silenceLimit`` means it cannot be reached, whatever TCP says yet.
+        let reach = self.reach
+        let logger = self.logger
+        let metadata = self.metadata
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                let silent = ContinuousClock.now - heard.withLockedValue { $0 }
+                if silent > Self.silenceLimit, !Task.isCancelled {
+                    reach.lost()
+                    logger.warning(
+                        "the hub has not been heard from; logins are decided on this terminal until it is back",
+                        metadata: metadata.merging([
+                            "silent_ms":
+                                "\(silent.components.seconds * 1000 + silent.components.attoseconds / 1_000_000_000_000_000)"
+                        ]) { $1 })
+                    client.close()
+                    return
+                }
+            }
+        }
+        defer { watchdog.cancel() }
         for await batch in batches {
             try Task.checkCancellation()
             try await apply(batch, watched: true)
@@ -373,6 +547,7 @@ public final class HubLink: TownHub, Service {
                 client.close()
                 return
             }
+            await reportOfflineUses()
             do {
                 var more = true
                 while more {
@@ -453,6 +628,9 @@ public final class HubLink: TownHub, Service {
                 policyChanged = true
             case AuditEvent.terminalRemove.rawValue:
                 break
+            case AuditEvent.offlineConflict.rawValue:
+                // Perhaps this terminal's: the hub says so in its reply to a report.
+                offlineReports.continuation.yield()
             default:
                 if !users.contains(change.subject) { users.append(change.subject) }
             }
@@ -509,14 +687,36 @@ final class HubReach: Sendable {
         var failedAt: ContinuousClock.Instant?
         var probedAt: ContinuousClock.Instant?
         var succeededAt: ContinuousClock.Instant?
+        /// Set with `failedAt`, and by a silent stream; cleared only by ``reconciled()``.
+        var cut = false
     }
 
     private let state = NIOLockedValueBox(State())
 
+    /// Whether logins are decided on the terminal: the hub stalled a connection or fell silent,
+    /// and the watch has not reconnected and reported since. Connections other requests make
+    /// meanwhile do not end it: the hub must hear first what the terminal did offline.
+    var isCut: Bool { state.withLockedValue { $0.cut } }
+
     /// The hub answered (a connection made, a request answered).
     func reached() {
         let now = ContinuousClock.now
-        state.withLockedValue { $0 = State(succeededAt: now) }
+        state.withLockedValue { $0 = State(succeededAt: now, cut: $0.cut) }
+    }
+
+    /// The watch heard nothing for ``HubLink/silenceLimit``.
+    func lost() {
+        let now = ContinuousClock.now
+        state.withLockedValue { state in
+            if state.failedAt == nil { state.failedAt = now }
+            state.probedAt = now
+            state.cut = true
+        }
+    }
+
+    /// The watch reconnected and the hub took the terminal's report: logins go to the hub again.
+    func reconciled() {
+        state.withLockedValue { $0.cut = false }
     }
 
     /// A connection begun at `started` failed after `waited` of a time-out `limit`: it counts when
@@ -528,6 +728,7 @@ final class HubReach: Sendable {
             if let succeeded = state.succeededAt, succeeded > started { return }
             if state.failedAt == nil { state.failedAt = now }
             state.probedAt = now
+            state.cut = true
         }
     }
 

@@ -247,6 +247,41 @@ public enum PostgresSchema {
                 "ALTER TABLE terminals ADD COLUMN certificate_key_digest BYTEA",
             ]
         ),
+        Migration(
+            version: 6, name: "logins through a network cut",
+            sql: [
+                // What each terminal did offline, as it reported it: kept once per (terminal, sequence).
+                """
+                CREATE TABLE terminal_offline_uses (
+                    terminal TEXT NOT NULL,
+                    sequence BIGINT NOT NULL,
+                    user_name TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    at BIGINT NOT NULL,
+                    step BIGINT,
+                    recovery_code BIGINT,
+                    reason TEXT,
+                    online_at BIGINT,
+                    reported_at BIGINT NOT NULL,
+                    PRIMARY KEY (terminal, sequence)
+                )
+                """,
+                "CREATE INDEX terminal_offline_uses_step ON terminal_offline_uses (user_name, step) WHERE step IS NOT NULL",
+                // A step one user used offline on two terminals; each terminal is told once.
+                """
+                CREATE TABLE offline_conflicts (
+                    user_name TEXT NOT NULL,
+                    step BIGINT NOT NULL,
+                    first_terminal TEXT NOT NULL,
+                    second_terminal TEXT NOT NULL,
+                    found_at BIGINT NOT NULL,
+                    told_first BOOLEAN NOT NULL DEFAULT false,
+                    told_second BOOLEAN NOT NULL DEFAULT false,
+                    PRIMARY KEY (user_name, step, first_terminal, second_terminal)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The newest version this build knows.

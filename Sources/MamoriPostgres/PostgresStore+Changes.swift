@@ -30,12 +30,15 @@ extension PostgresStore {
         [
             AuditEvent.userAdd, .userDisable, .userEnable, .userRemove, .userPasswd, .userUnlock, .passwordChange,
             .totpEnrollConfirm, .totpReset, .recoveryIssue, .roleGrant, .roleRevoke, .authLockout, .policyReload,
-            .terminalRemove,
+            .terminalRemove, .offlineConflict,
         ].map(\.rawValue))
 
     /// Records `entry` as a change when it is one; the caller holds the chain lock.
     func recordChange(_ entry: AuditEntry, _ connection: PostgresConnection) async throws {
-        guard entry.outcome == AuditOutcome.success.rawValue || entry.event == AuditEvent.authLockout.rawValue,
+        // A lock and a double use offline are failures that change what terminals must know.
+        guard
+            entry.outcome == AuditOutcome.success.rawValue || entry.event == AuditEvent.authLockout.rawValue
+                || entry.event == AuditEvent.offlineConflict.rawValue,
             Self.changeEvents.contains(entry.event)
         else { return }
         var number: Int64 = 0

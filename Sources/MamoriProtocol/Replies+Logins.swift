@@ -75,12 +75,16 @@ public struct StatusReply: WireReplyBody, Hashable {
         public var auditAcknowledged: Int64?
         /// Why the last batch of the audit chain did not reach the hub, until one does.
         public var auditError: String?
+        /// Whether the terminal takes the hub for unreachable and decides logins itself, within
+        /// the policy's offline limits, until it has reconnected and reported what it did.
+        public var offline: Bool?
 
         /// A state from its parts.
         public init(
             address: String, connected: Bool, change: Int64?, readAt: String?, error: String?,
-            auditAcknowledged: Int64? = nil, auditError: String? = nil
+            auditAcknowledged: Int64? = nil, auditError: String? = nil, offline: Bool? = nil
         ) {
+            self.offline = offline
             self.auditAcknowledged = auditAcknowledged
             self.auditError = auditError
             self.address = address
@@ -91,7 +95,7 @@ public struct StatusReply: WireReplyBody, Hashable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case address, connected, change, error
+            case address, connected, change, error, offline
             case readAt = "read_at"
             case auditAcknowledged = "audit_acknowledged"
             case auditError = "audit_error"
@@ -137,18 +141,79 @@ public struct AuthenticateReply: WireReplyBody, Hashable {
     public var ticket: String
     /// Whether the password must be changed before the session opens.
     public var passwordChangeRequired: Bool
+    /// Only in a hub's reply to a member terminal, when the policy lets this user log in there
+    /// through a network cut: what the terminal needs to make its offline credential. The
+    /// terminal removes it before the reply goes on to its caller.
+    public var offline: OfflineGrant?
 
     /// A reply from its parts.
-    public init(user: String, factors: [String], ticket: String, passwordChangeRequired: Bool) {
+    public init(
+        user: String, factors: [String], ticket: String, passwordChangeRequired: Bool, offline: OfflineGrant? = nil
+    ) {
         self.user = user
         self.factors = factors
         self.ticket = ticket
         self.passwordChangeRequired = passwordChangeRequired
+        self.offline = offline
     }
 
     enum CodingKeys: String, CodingKey {
-        case user, factors, ticket
+        case user, factors, ticket, offline
         case passwordChangeRequired = "password_change_required"
+    }
+}
+
+/// What a hub gives a member terminal at a user's online login for that user's logins through a
+/// network cut (docs/town.md). The codes are secrets: the terminal turns them into tags at once
+/// and never stores, logs or passes them on.
+public struct OfflineGrant: Codable, Sendable, Hashable {
+    /// `tags` (password and a code checked against tags) or `password-only`.
+    public var mode: String
+    /// The TOTP step the first code is for; the steps after it follow in order.
+    public var firstStep: UInt64
+    /// The TOTP period (seconds) and number of digits of the codes.
+    public var period: Int
+    /// The number of digits of each code.
+    public var digits: Int
+    /// The codes of the coming steps, `digits` each, concatenated; empty for `password-only`.
+    public var codes: String
+    /// The step this login used (or the newest the hub had accepted): no step up to it is accepted offline.
+    public var lastUsedStep: UInt64?
+    /// The user's unused recovery codes: the hub's identifier and the stored digest (hex), never the code.
+    public var recovery: [OfflineRecoveryDigest]
+
+    /// A grant from its parts.
+    public init(
+        mode: String, firstStep: UInt64, period: Int, digits: Int, codes: String, lastUsedStep: UInt64?,
+        recovery: [OfflineRecoveryDigest]
+    ) {
+        self.mode = mode
+        self.firstStep = firstStep
+        self.period = period
+        self.digits = digits
+        self.codes = codes
+        self.lastUsedStep = lastUsedStep
+        self.recovery = recovery
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case mode, period, digits, codes, recovery
+        case firstStep = "first_step"
+        case lastUsedStep = "last_used_step"
+    }
+}
+
+/// One unused recovery code in an ``OfflineGrant``: its identifier at the hub and its stored digest.
+public struct OfflineRecoveryDigest: Codable, Sendable, Hashable {
+    /// The hub's identifier of the code.
+    public var id: Int64
+    /// The SHA-256 digest the hub stores, as hex.
+    public var digest: String
+
+    /// A digest from its parts.
+    public init(id: Int64, digest: String) {
+        self.id = id
+        self.digest = digest
     }
 }
 

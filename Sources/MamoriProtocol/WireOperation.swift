@@ -217,6 +217,10 @@ public enum ReplyFields {
                 .init("audit_acknowledged", .integer(), "The last entry of this terminal's chain the hub holds.")
                     .optional,
                 .init("audit_error", .string(), "Why the last batch of the chain did not reach the hub.").optional,
+                .init(
+                    "offline", .boolean,
+                    "Whether the terminal takes the hub for unreachable and decides logins itself (docs/town.md)."
+                ).optional,
             ]),
             "On a member terminal: its link to the hub (docs/town.md)."
         ).optional,
@@ -228,6 +232,26 @@ public enum ReplyFields {
         .init("factors", .list(.oneOf(WireField.factorNames)), "The factors checked."),
         .init("ticket", .string(), secret: true, "Opens the session: single use, 5 minutes."),
         .init("password_change_required", .boolean, "Whether the password must be changed before the session opens."),
+        .init(
+            "offline",
+            .object([
+                .init("mode", .oneOf(["tags", "password-only"]), "What the zone accepts offline."),
+                .init("first_step", .integer(), "The TOTP step of the first code."),
+                .init("period", .integer(), "The TOTP period, seconds."),
+                .init("digits", .integer(), "The digits of each code."),
+                .init("codes", .string(), secret: true, "The codes of the coming steps, concatenated."),
+                .init("last_used_step", .integer(), "No step up to this one is accepted offline.").optional,
+                .init(
+                    "recovery",
+                    .list(
+                        .object([
+                            .init("id", .integer(), "The hub's identifier of the code."),
+                            .init("digest", .string(), "The digest the hub stores, hex."),
+                        ])), "The unused recovery codes."),
+            ]), secret: true,
+            "Only in a hub's reply to a member terminal: what the terminal makes its offline credential from "
+                + "(docs/town.md). A terminal removes it before the reply reaches its caller."
+        ).optional,
     ]
 
     /// A policy decision: the `authorize` reply, and what `mamori policy explain --json` and

@@ -264,6 +264,13 @@ extension MamoriService {
             inspection.terminalChains = try await terminalChains(audits)
             inspection.terminals = try await hub.registry.terminals()
         }
+        if let hub, let uses = hub.offlineUses {
+            inspection.offline = SelfInspection.OfflineFacts(
+                summaries: try await uses.offlineUseSummary(since: .distantPast),
+                logins: try await uses.offlineLogins(since: .distantPast),
+                conflicts: try await uses.offlineConflicts(since: .distantPast))
+            if inspection.terminals.isEmpty { inspection.terminals = try await hub.registry.terminals() }
+        }
         let report = try await inspection.run()
         try await store.appendAudit(
             audit(

@@ -182,7 +182,9 @@ extension MamoriService {
                     keepTicket(ticket, user: name, factors: factors, at: context.now)
                     return AuthenticateReply(
                         user: name, factors: factors.map(\.rawValue).sorted(), ticket: ticket,
-                        passwordChangeRequired: user.mustChangePassword)
+                        passwordChangeRequired: user.mustChangePassword,
+                        offline: try offlineGrant(
+                            check.state, acceptedStep: acceptedStep, consumed: recoveryCode, context))
                 }
                 // The step or the recovery code was taken meanwhile, or the account was locked meanwhile.
                 reason = .replay
@@ -201,11 +203,46 @@ extension MamoriService {
         throw WireError(.authenticationFailed, "Authentication failed.")
     }
 
+    /// On a hub, for a login a member terminal forwarded: what that terminal needs to let the user
+    /// log in through a network cut, when the policy lets the user do so in the terminal's zone
+    /// (docs/town.md). With `tags`, the codes of the policy's window of coming steps, after the
+    /// newest step accepted; and the unused recovery codes' digests. Nil anywhere else.
+    func offlineGrant(_ state: LoginState, acceptedStep: UInt64?, consumed: Int64?, _ context: RequestContext) throws
+        -> OfflineGrant?
+    {
+        guard context.caller.origin != nil, let name = state.user?.name else { return nil }
+        let current = state.assignments.filter { $0.isCurrent(at: context.now) }.map(\.role)
+        let mode = context.engine.offlineLogin(roles: current, zone: context.zone)
+        switch mode {
+        case .deny:
+            return nil
+        case .passwordOnly:
+            return OfflineGrant(
+                mode: mode.rawValue, firstStep: 0, period: 0, digits: 0, codes: "", lastUsedStep: nil, recovery: [])
+        case .tags:
+            guard let enrolment = state.totp, enrolment.confirmed else { return nil }
+            let device = try TOTP(
+                secret: try cipher.open(enrolment.sealedSeed, for: name), parameters: enrolment.parameters)
+            let lastUsed = [acceptedStep, enrolment.lastAcceptedStep].compactMap { $0 }.max()
+            guard let now = device.step(at: context.now) else { return nil }
+            let first = max(now, lastUsed ?? 0) + 1
+            let count = context.engine.policy.settings.offline.windowHours * 3600 / enrolment.parameters.period
+            let codes = String(decoding: device.codes(from: first, count: count), as: UTF8.self)
+            let recovery = state.recoveryCodes.filter { $0.code.usedAt == nil && $0.id != consumed }.map {
+                OfflineRecoveryDigest(id: $0.id, digest: $0.code.digest.map { String(format: "%02x", $0) }.joined())
+            }
+            return OfflineGrant(
+                mode: mode.rawValue, firstStep: first, period: enrolment.parameters.period,
+                digits: enrolment.parameters.digits, codes: codes, lastUsedStep: lastUsed, recovery: recovery)
+        }
+    }
+
     /// Keeps `ticket` for `session.open` for ``ticketLifetime``, and drops the expired ones.
-    func keepTicket(_ ticket: String, user: String, factors: Set<Factor>, at now: Date) {
+    func keepTicket(_ ticket: String, user: String, factors: Set<Factor>, at now: Date, offline: Bool = false) {
         tickets.withLockedValue { book in
             book = book.filter { $0.value.expires > now }
-            book[ticket] = Ticket(user: user, factors: factors, expires: now.addingTimeInterval(Self.ticketLifetime))
+            book[ticket] = Ticket(
+                user: user, factors: factors, expires: now.addingTimeInterval(Self.ticketLifetime), offline: offline)
         }
     }
 
@@ -269,7 +306,8 @@ extension MamoriService {
         let session = try await recordSession(
             id: random.bytes(16).map { String(format: "%02x", $0) }.joined(), user: ticket.user,
             factors: ticket.factors,
-            expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600)), context)
+            expiresAt: context.now.addingTimeInterval(TimeInterval(settings.sessionMaximumHours * 3600)), context,
+            extra: ticket.offline ? ["offline": "yes"] : [:])
         return SessionOpenReply(
             session: session.id, user: session.user,
             expiresAt: ISO8601DateFormatter().string(from: session.expiresAt))

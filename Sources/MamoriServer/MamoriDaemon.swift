@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-import MamoriCore
+public import MamoriCore
 public import MamoriProtocol
 public import MamoriStore
 import NIOConcurrencyHelpers
@@ -79,6 +79,20 @@ public final class MamoriDaemon: Service, Sendable {
     /// validating it here; keeps the old one on any error. Returns the revision in force after.
     public func adoptHubPolicy(_ files: [(name: String, text: String)]) async -> String {
         await service.adoptHubPolicy(files)
+    }
+
+    /// On a member terminal: what it did through a network cut that its hub has not acknowledged
+    /// yet, oldest first, at most `limit` (docs/town.md, "Logins through a network cut").
+    public func pendingOfflineUses(limit: Int) -> [(user: String, event: OfflineEvent)] {
+        service.pendingOfflineUses(limit: limit)
+    }
+
+    /// On a member terminal: the hub kept `sent`, and found `conflicts` concerning this terminal,
+    /// which are recorded in its chain.
+    public func acknowledgeOfflineUses(_ sent: [(user: String, event: OfflineEvent)], conflicts: [OfflineConflict])
+        async
+    {
+        await service.acknowledgeOfflineUses(sent, conflicts: conflicts)
     }
 
     /// On a hub: answers a request a member terminal forwarded for the caller it saw at its own

@@ -54,6 +54,8 @@ final class MamoriService: Sendable {
         let user: String
         let factors: Set<Factor>
         let expires: Date
+        /// Issued by this member terminal for a login through a network cut: its session opens here.
+        var offline = false
     }
 
     /// How long a ticket from `authenticate` stays valid for `session.open`.
@@ -176,7 +178,9 @@ final class MamoriService: Sendable {
 
     /// Answers one parsed request. Never throws: every failure becomes an error reply.
     func handle(_ request: WireRequest, caller: Caller) async -> [UInt8] {
-        if let member, let operation = WireOperation(rawValue: request.op), operation.isAnsweredByHub {
+        if let member, let operation = WireOperation(rawValue: request.op), operation.isAnsweredByHub,
+            !(operation == .sessionOpen && holdsOfflineTicket(request))
+        {
             return await forwardToHub(request, operation, caller: caller, member: member)
         }
         do {

@@ -47,9 +47,20 @@ extension MamoriService {
     func forwardToHub(_ request: WireRequest, _ operation: WireOperation, caller: Caller, member: MemberRole) async
         -> [UInt8]
     {
-        let reply: [UInt8]
+        // A login while the hub is known to be unreachable is decided here at once: it never
+        // waits on the hub (docs/town.md, "Logins through a network cut").
+        let offlineHere = operation == .authenticate && member.offline != nil && allowsOfflineLogins
+        if offlineHere, member.hub.isCut {
+            return await answerOffline(request, caller: caller, member: member)
+        }
+        var reply: [UInt8]
         do {
             reply = try await member.hub.forward(request, uid: caller.uid, pid: caller.pid, name: caller.name)
+        } catch let unreachable as HubUnreachable where offlineHere {
+            logger.notice(
+                "the hub cannot be reached; the login is decided on this terminal",
+                metadata: ["uid": "\(caller.uid)", "error": "\(unreachable)"])
+            return await answerOffline(request, caller: caller, member: member)
         } catch let refusal as WireError {
             // Refused here before it reached the hub: the caller's share, the pool, the deadline.
             return WireReply.failure(WireError(refusal.code, refusal.message), id: request.id)
@@ -67,6 +78,20 @@ extension MamoriService {
             case .bool(true)? = fields["ok"]
         else { return reply }
         if operation == .authenticate, let accepted = try? AuthenticateReply(reply: fields) {
+            // The grant is for this terminal alone: the caller gets the reply without it, and
+            // the credential is made after the reply has gone.
+            if fields["offline"] != nil {
+                var passed = fields
+                passed["offline"] = nil
+                reply = WireReply.encodeRequest(passed)
+            }
+            if let offline = member.offline, case .string(let password)? = request.fields["password"] {
+                let grant = accepted.offline
+                Task {
+                    await self.keepOfflineCredential(
+                        grant, user: accepted.user, password: password, caller: caller, store: offline)
+                }
+            }
             let now = clock.now()
             keepTicket(
                 accepted.ticket, user: accepted.user, factors: Set(accepted.factors.compactMap(Factor.init(rawValue:))),

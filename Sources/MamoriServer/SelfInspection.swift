@@ -19,6 +19,14 @@ struct SelfInspection {
     var terminalChains: [AuditReport.TerminalChain]? = nil
     /// At a hub: the terminals in its register, to find those whose chain stopped arriving.
     var terminals: [TerminalRecord] = []
+    /// At a hub: what the member terminals reported of their logins through network cuts.
+    var offline: OfflineFacts? = nil
+
+    struct OfflineFacts {
+        let summaries: [OfflineUseSummary]
+        let logins: [(terminal: String, use: OfflineUse)]
+        let conflicts: [OfflineConflict]
+    }
 
     func run() async throws -> InspectionReport {
         let users = try await store.users()
@@ -34,6 +42,7 @@ struct SelfInspection {
         findings.append(try await lockedAndTemporary(active))
         findings += auditChain()
         if let terminalChains { findings.append(townAudit(terminalChains)) }
+        if let offline { findings.append(offlineLogins(offline, byUser)) }
         findings.append(try await accessReview())
         findings.append(pamServices())
         findings.append(policyWarnings())
@@ -279,6 +288,57 @@ struct SelfInspection {
             items: broken.flatMap(\.lines) + silent,
             basis:
                 "Basic policy 6; guideline, logs: protected from tampering and deletion, kept off the terminal (check 6)"
+        )
+    }
+
+    /// At a hub: who logged in where through a network cut, and any such login the policy did not
+    /// allow (past `offline.maximum-age-days` after the user's last online login there, or by a
+    /// user whose roles do not allow it in the terminal's zone): a terminal that let one in was
+    /// altered. A TOTP step used offline on two terminals fails the check: one of the two logins
+    /// was not the user's.
+    private func offlineLogins(_ facts: OfflineFacts, _ byUser: [String: [AssignmentRecord]])
+        -> InspectionReport.Finding
+    {
+        let day = Date.ISO8601FormatStyle(timeZone: settings.timeZone).year().month().day()
+        let zones = Dictionary(terminals.map { ($0.name, $0.zone) }) { first, _ in first }
+        let limit = Double(settings.offline.maximumAgeDays) * 86_400
+        var beyond: [String] = []
+        for (terminal, use) in facts.logins {
+            if let online = use.onlineAt, use.at.timeIntervalSince(online) > limit {
+                beyond.append(
+                    "\(terminal): \(use.user) logged in offline on \(use.at.formatted(day)), "
+                        + "\(Int(use.at.timeIntervalSince(online) / 86_400)) days after the last online login there "
+                        + "(the policy allows \(settings.offline.maximumAgeDays))")
+            }
+            let roles = (byUser[use.user] ?? []).filter { $0.isCurrent(at: use.at) }.map(\.role)
+            if let zone = zones[terminal], engine.offlineLogin(roles: roles, zone: zone) == .deny {
+                beyond.append(
+                    "\(terminal): \(use.user) logged in offline on \(use.at.formatted(day)), which the policy "
+                        + "does not allow for the user's roles in zone \(zone)")
+            }
+        }
+        let twice = facts.conflicts.map {
+            "\($0.user): TOTP step \($0.step) was used offline on both \($0.terminals.joined(separator: " and "))"
+        }
+        let use = facts.summaries.map { summary in
+            "\(summary.terminal): \(summary.user): \(summary.logins) offline login(s)"
+                + (summary.firstLogin.map { first in
+                    ", \(first.formatted(day)) to \((summary.lastLogin ?? first).formatted(day))"
+                } ?? "") + ", \(summary.failures) failure(s), \(summary.locks) local lock(s)"
+        }
+        let logins = facts.summaries.reduce(0) { $0 + $1.logins }
+        let terminalsUsed = Set(facts.summaries.filter { $0.logins > 0 }.map(\.terminal)).count
+        return InspectionReport.Finding(
+            check: "offline-logins", title: "Logins through network cuts",
+            status: twice.isEmpty && beyond.isEmpty ? .pass : .fail,
+            summary: (logins == 0
+                ? "No terminal reported an offline login."
+                : "\(logins) offline login(s) on \(terminalsUsed) terminal(s).")
+                + (twice.isEmpty ? "" : " \(twice.count) TOTP step(s) were used offline on two terminals.")
+                + (beyond.isEmpty ? "" : " \(beyond.count) offline login(s) went past the policy."),
+            items: twice + beyond + use,
+            basis:
+                "Basic policy 5.3 (multi-factor authentication); settings offline; docs/town.md, logins through a network cut"
         )
     }
 

@@ -15,13 +15,16 @@ public struct HubRole: Sendable {
     public let tokenDigest: @Sendable (JoinToken) -> [UInt8]
     /// The member terminals' audit chains, which `audit.verify` and `inspect` cover at a hub.
     public let audits: (any TownAuditArchive)?
+    /// What the member terminals reported of their logins through network cuts, which `inspect` covers.
+    public let offlineUses: (any OfflineUseArchive)?
 
     /// A hub's role from its parts.
     public init(
         registry: any TerminalRegistry, caPin: [UInt8], tokenDigest: @escaping @Sendable (JoinToken) -> [UInt8],
-        audits: (any TownAuditArchive)? = nil
+        audits: (any TownAuditArchive)? = nil, offlineUses: (any OfflineUseArchive)? = nil
     ) {
         self.audits = audits
+        self.offlineUses = offlineUses
         self.registry = registry
         self.caPin = caPin
         self.tokenDigest = tokenDigest

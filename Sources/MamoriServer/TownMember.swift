@@ -1,5 +1,5 @@
 public import Foundation
-import MamoriCore
+public import MamoriCore
 public import MamoriProtocol
 public import MamoriStore
 import NIOConcurrencyHelpers
@@ -20,6 +20,37 @@ public protocol TownHub: Sendable {
 
     /// The link's state, for `status`.
     var state: StatusReply.HubLinkState { get }
+
+    /// Whether the terminal takes its hub for unreachable now (its stream fell silent, or a
+    /// connection stalled, and it has not reconnected and reported since): logins are then
+    /// decided here, offline, without trying the hub.
+    var isCut: Bool { get }
+}
+
+/// Thrown by ``TownHub/forward(_:uid:pid:name:)`` when the hub could not be reached or did not
+/// answer: nothing is known of whether it acted.
+public struct HubUnreachable: Error, CustomStringConvertible {
+    /// Why, for the log.
+    public let description: String
+
+    /// Why, for the log.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where a member terminal keeps its users' offline credentials (``OfflineCredential``) and the
+/// key they are made with; it never holds a seed or a code.
+public protocol OfflineCredentialStore: Sendable {
+    /// The terminal's own key (32 bytes), made once and never sent anywhere.
+    var terminalKey: [UInt8] { get }
+    /// `user`'s credential, if this terminal keeps one.
+    func credential(of user: String) -> OfflineCredential?
+    /// Changes `user`'s credential (nil: none) under the store's lock, and writes it before
+    /// returning: what `change` returns is true of the credential as stored.
+    func update<T>(_ user: String, _ change: (inout OfflineCredential?) throws -> T) throws -> T
+    /// Every user with a credential.
+    var users: [String] { get }
+    /// A number for the next ``OfflineEvent``, greater than every one given before.
+    func nextSequence() -> Int64
 }
 
 /// What makes a daemon a member terminal: its hub, and the mirror its decisions read.
@@ -31,12 +62,17 @@ public struct MemberRole: Sendable {
     /// When the terminal joined its town: a session opened before then was opened for a user of
     /// the terminal's own, not the town's, and is not honoured.
     public let joinedAt: Date
+    /// The users' offline credentials (nil: no login through a network cut on this terminal).
+    public let offline: (any OfflineCredentialStore)?
 
     /// A role from its parts.
-    public init(hub: any TownHub, mirror: SubjectMirror, joinedAt: Date) {
+    public init(
+        hub: any TownHub, mirror: SubjectMirror, joinedAt: Date, offline: (any OfflineCredentialStore)? = nil
+    ) {
         self.hub = hub
         self.mirror = mirror
         self.joinedAt = joinedAt
+        self.offline = offline
     }
 }
 

@@ -278,6 +278,13 @@ final class ReplyMatcher: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // The requests out fail now, not when TLS has finished closing (which a dead hub never
+        // answers): whoever closed the connection has given up on it.
+        failAll(HubClientError("The connection to the hub was closed."))
+        context.close(mode: mode, promise: promise)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         let closed = HubClientError("The hub closed the connection.")
         handshake.fail(closed)

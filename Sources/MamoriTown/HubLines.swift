@@ -27,6 +27,96 @@ public enum HubOperation: String, Sendable, CaseIterable {
     /// A joined terminal asks for a new certificate for a new key, over a connection made with
     /// its current one (docs/town.md, "Certificates and their renewal").
     case renew = "terminal.renew"
+    /// A joined terminal reports what it did through a network cut (logins, failures, local
+    /// locks); the hub keeps it, consumes the steps and codes used, and answers with the double
+    /// uses it found that concern this terminal.
+    case offline = "terminal.offline"
+}
+
+/// `terminal.offline`: what a terminal did offline that the hub has not acknowledged yet (at most
+/// ``maximumUses`` per request, oldest first). With none, it asks for the double uses found since.
+public struct TerminalOfflineRequest: WireRequestBody, Hashable {
+    /// What happened, oldest first.
+    public var uses: [OfflineUseLine]
+
+    /// The most uses one request carries.
+    public static let maximumUses = 1000
+
+    /// A request from its parts.
+    public init(uses: [OfflineUseLine]) { self.uses = uses }
+}
+
+/// One thing a terminal did offline.
+public struct OfflineUseLine: Codable, Sendable, Hashable {
+    /// The terminal's number for it, increasing: the hub keeps each (terminal, sequence) once.
+    public var sequence: Int64
+    /// The user's login name.
+    public var user: String
+    /// `login`, `failure` or `lock`.
+    public var kind: String
+    /// When, Unix milliseconds.
+    public var at: Int64
+    /// A login's TOTP step.
+    public var step: UInt64?
+    /// A login's recovery code, by the hub's identifier.
+    public var recoveryCode: Int64?
+    /// A failure's reason.
+    public var reason: String?
+    /// The user's last online login on the terminal then, Unix milliseconds.
+    public var onlineAt: Int64?
+
+    /// A use from its parts.
+    public init(
+        sequence: Int64, user: String, kind: String, at: Int64, step: UInt64?, recoveryCode: Int64?, reason: String?,
+        onlineAt: Int64?
+    ) {
+        self.onlineAt = onlineAt
+        self.sequence = sequence
+        self.user = user
+        self.kind = kind
+        self.at = at
+        self.step = step
+        self.recoveryCode = recoveryCode
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sequence, user, kind, at, step, reason
+        case recoveryCode = "recovery_code"
+        case onlineAt = "online_at"
+    }
+}
+
+/// The reply to `terminal.offline`: every sequence the request carried is kept (so the terminal
+/// may forget them), and the double uses that concern this terminal not reported to it before.
+public struct TerminalOfflineReply: WireReplyBody, Hashable {
+    /// How many of the request's uses were new to the hub.
+    public var kept: Int
+    /// The double uses that concern this terminal, not told to it before.
+    public var conflicts: [OfflineConflictLine]
+
+    /// A reply from its parts.
+    public init(kept: Int, conflicts: [OfflineConflictLine]) {
+        self.kept = kept
+        self.conflicts = conflicts
+    }
+}
+
+/// One TOTP step of one user used offline on two terminals.
+public struct OfflineConflictLine: Codable, Sendable, Hashable {
+    /// The user's login name.
+    public var user: String
+    /// The TOTP step.
+    public var step: UInt64
+    /// The terminals, sorted.
+    public var terminals: [String]
+
+    /// A conflict from its parts.
+    public init(user: String, step: UInt64, terminals: [String]) {
+        self.user = user
+        self.step = step
+        self.terminals = terminals
+    }
 }
 
 /// `terminal.renew`: a certificate request for the terminal's new key. The reply is a

@@ -148,7 +148,7 @@ struct Serve: AsyncParsableCommand {
                     let key = authority.tokenKey
                     return HubRole(
                         registry: registry, caPin: authority.pin, tokenDigest: { $0.secretDigest(key: key) },
-                        audits: store as? any TownAuditArchive)
+                        audits: store as? any TownAuditArchive, offlineUses: store as? any OfflineUseArchive)
                 },
                 openStore: { needs in
                     let store = PostgresStore(

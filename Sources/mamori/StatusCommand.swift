@@ -35,10 +35,11 @@ struct StatusCommand: ParsableCommand {
     private func hubLine(_ hub: StatusReply.HubLinkState?) -> [(String, String)] {
         guard let hub else { return [] }
         let change = hub.change.map { "change \($0)" } ?? "nothing read yet"
-        let state =
+        var state =
             hub.connected
             ? "connected, \(change), users read \(hub.readAt ?? "-")"
             : "NOT CONNECTED (\(hub.error ?? "connecting")); decisions use the users read \(hub.readAt ?? "never")"
+        if hub.offline == true { state += "; OFFLINE: logins are decided on this terminal" }
         let audit =
             hub.auditError.map { "NOT SENT (\($0))" }
             ?? hub.auditAcknowledged.map { "the hub holds entries through \($0)" } ?? "nothing acknowledged yet"

@@ -120,7 +120,11 @@ struct Serve: AsyncParsableCommand {
             // A terminal that has joined a town (`mamori join`) is a member: its hub answers
             // logins and administration, and its users come from the hub (docs/town.md).
             link = try Self.hubLink(&settings, logger: logger)
-            let member = link.map { MemberRole(hub: $0, mirror: $0.mirror, joinedAt: $0.joinedAt) }
+            let member = try link.map { link in
+                MemberRole(
+                    hub: link, mirror: link.mirror, joinedAt: link.joinedAt,
+                    offline: try HubLink.offlineCache(stateDirectory: settings.stateDirectory, logger: logger))
+            }
             // The embedded store: one SQLite file in the state folder.
             let started = try await MamoriDaemon(configuration: settings, logger: logger, member: member) { needs in
                 try SQLiteStore(
@@ -133,6 +137,10 @@ struct Serve: AsyncParsableCommand {
                 with: HubLink.PolicyHandler(
                     adopt: { await started.adoptHubPolicy($0) }, current: { started.policyRevision }))
             link?.streamAudit(of: started.auditChain.trail, publicKey: started.auditChain.publicKey)
+            link?.reportOfflineUses(
+                with: HubLink.OfflineReporter(
+                    pending: { started.pendingOfflineUses(limit: $0) },
+                    acknowledge: { await started.acknowledgeOfflineUses($0, conflicts: $1) }))
         } catch {
             FileHandle.standardError.write(Data("mamorid: \(error)\n".utf8))
             throw ExitCode(2)

@@ -14,7 +14,7 @@ struct PostgresSchemaTests {
     @Test("an empty database gets every migration once; a second run applies nothing")
     func migratesOnce() async throws {
         try await TestServer.withDatabase { client, _, logger in
-            #expect(try await PostgresSchema.migrate(client, logger: logger) == [1, 2, 3, 4, 5])
+            #expect(try await PostgresSchema.migrate(client, logger: logger) == [1, 2, 3, 4, 5, 6])
             #expect(try await PostgresSchema.migrate(client, logger: logger) == [])
             var tables: Set<String> = []
             for try await name in try await client.query(
@@ -26,7 +26,7 @@ struct PostgresSchemaTests {
                 tables == [
                     "users", "totp", "recovery_codes", "assignments", "failures", "sessions", "audit", "checkpoints",
                     "meta", "schema_migrations", "changes", "terminals", "terminal_audit_streams", "terminal_audit",
-                    "terminal_checkpoints",
+                    "terminal_checkpoints", "terminal_offline_uses", "offline_conflicts",
                 ])
         }
     }
@@ -38,7 +38,7 @@ struct PostgresSchemaTests {
                 async let first = PostgresSchema.migrate(client, logger: logger)
                 async let other = PostgresSchema.migrate(second, logger: logger)
                 let results = try await [first, other]
-                #expect(results.sorted { $0.count < $1.count } == [[], [1, 2, 3, 4, 5]])
+                #expect(results.sorted { $0.count < $1.count } == [[], [1, 2, 3, 4, 5, 6]])
             }
             let rows = try await client.query("SELECT count(*) FROM schema_migrations", logger: logger)
             for try await count in rows.decode(Int.self) { #expect(count == PostgresSchema.latestVersion) }

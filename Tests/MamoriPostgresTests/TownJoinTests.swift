@@ -27,18 +27,20 @@ struct TownJoinTests {
         let port: Int
         var address: HubAddress { HubAddress(host: "127.0.0.1", port: port) }
 
+        /// `names`: the addresses terminals use (each becomes a name in the hub's certificate);
+        /// with more than loopback, the hub listens on every address.
         init(
             database: String, on server: String? = TestServer.address, sharingKeysWith other: Hub? = nil,
-            extra: [String] = []
+            extra: [String] = [], names: [String] = ["127.0.0.1"]
         ) throws {
             let socket = try #require(server)
             port = try freeLoopbackPort()
+            let listen = names == ["127.0.0.1"] ? "127.0.0.1" : "0.0.0.0"
             harness = try DaemonHarness(
                 product: "mamori-hub",
                 arguments: [
-                    "serve", "--socket", socket, "--database", database, "--listen", "127.0.0.1:\(port)",
-                    "--server-name", "127.0.0.1",
-                ] + extra)
+                    "serve", "--socket", socket, "--database", database, "--listen", "\(listen):\(port)",
+                ] + names.flatMap { ["--server-name", $0] } + extra)
             if let other {
                 // Hubs of one town share the state folder's keys: seed, audit and CA.
                 try FileManager.default.copyItem(atPath: other.harness.stateDirectory, toPath: harness.stateDirectory)
@@ -76,10 +78,10 @@ struct TownJoinTests {
         return path
     }
 
-    static func join(_ hub: Hub, token: String, state: String) throws -> ProcessResult {
+    static func join(_ hub: Hub, token: String, state: String, at host: String = "127.0.0.1") throws -> ProcessResult {
         try Subprocess.run(
             Subprocess.product("mamori"),
-            ["join", "127.0.0.1:\(hub.port)", "--token", "-", "--state-directory", state],
+            ["join", "\(host):\(hub.port)", "--token", "-", "--state-directory", state],
             input: Array((token + "\n").utf8))
     }
 

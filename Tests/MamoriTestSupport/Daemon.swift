@@ -20,6 +20,8 @@ public final class DaemonHarness: @unchecked Sendable {
     public let logPath: String
     /// The zone its configuration names (set before ``start(extraConfiguration:timeout:)``).
     public var zone = "mynumber"
+    /// The network namespace it runs in (set before ``start(extraConfiguration:timeout:)``); nil: the test's own.
+    public var namespace: NetworkNamespace?
     /// The program started (`mamorid`, or `mamori-hub` to serve a hub) and the arguments before `--config`.
     private let product: String
     private let arguments: [String]
@@ -71,10 +73,13 @@ public final class DaemonHarness: @unchecked Sendable {
             close(null)
         }
         guard log >= 0, null >= 0 else { throw SubprocessError(description: "cannot open \(logPath)") }
-        let started = try Subprocess.spawn(
-            Subprocess.product(product), arguments + ["--config", configuration.path], stdin: null, stdout: log,
-            stderr: log
-        )
+        var program = Subprocess.product(product)
+        var programArguments = arguments + ["--config", configuration.path]
+        if let namespace {
+            // `ip netns exec` runs the program in the namespace's place: the pid is the daemon's.
+            (program, programArguments) = namespace.command(program, programArguments)
+        }
+        let started = try Subprocess.spawn(program, programArguments, stdin: null, stdout: log, stderr: log)
         pid = started
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

@@ -47,6 +47,11 @@ public enum AuditEvent: String, Sendable, CaseIterable {
     case terminalRemove = "terminal.remove"
     /// A joined terminal renewed its certificate over its own connection.
     case terminalRenew = "terminal.renew"
+    /// A hub kept what a member terminal reported it did through a network cut.
+    case terminalOffline = "terminal.offline"
+    /// One TOTP step of one user was used offline on two terminals: recorded by the hub and by
+    /// each of the terminals.
+    case offlineConflict = "offline.conflict"
 }
 
 /// How the act an audit entry records ended.

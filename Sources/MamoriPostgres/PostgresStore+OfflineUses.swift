@@ -1,0 +1,171 @@
+public import Foundation
+import Logging
+public import MamoriCore
+public import MamoriStore
+import PostgresNIO
+
+/// What the hub keeps of its terminals' logins through a network cut (docs/town.md).
+extension PostgresStore: OfflineUseArchive {
+    /// Keeps what a terminal reported, in one transaction under the chain lock (``OfflineUseArchive``).
+    public func receiveOfflineUses(
+        terminal: String, uses: [OfflineUse], at time: Date,
+        record: @escaping @Sendable (OfflineConflict?, [String: String]) -> AuditEntry
+    ) async throws -> (kept: Int, conflicts: [OfflineConflict]) {
+        let logger = self.logger
+        // Under the chain lock: two terminals reporting the same step at once see each other's rows.
+        return try await write(audit: nil) { connection in
+            var kept: [OfflineUse] = []
+            for use in uses {
+                let inserted = try await connection.query(
+                    """
+                    INSERT INTO terminal_offline_uses
+                        (terminal, sequence, user_name, kind, at, step, recovery_code, reason, online_at, reported_at)
+                    VALUES (\(terminal), \(use.sequence), \(use.user), \(use.kind), \(AuditEntry.milliseconds(use.at)),
+                        \(use.step.map { Int64(clamping: $0) }), \(use.recoveryCode), \(use.reason),
+                        \(use.onlineAt.map(AuditEntry.milliseconds)), \(AuditEntry.milliseconds(time)))
+                    ON CONFLICT (terminal, sequence) DO NOTHING RETURNING sequence
+                    """, logger: logger)
+                guard try await Self.count(inserted) == 1 else { continue }
+                kept.append(use)
+                guard use.kind == "login" else { continue }
+                if let step = use.step {
+                    // Used here, so never accepted again anywhere.
+                    try await connection.query(
+                        """
+                        UPDATE totp SET last_step = \(Int64(clamping: step))
+                        WHERE user_name = \(use.user) AND (last_step IS NULL OR last_step < \(Int64(clamping: step)))
+                        """, logger: logger)
+                    var others: [String] = []
+                    for try await other in try await connection.query(
+                        """
+                        SELECT DISTINCT terminal FROM terminal_offline_uses
+                        WHERE user_name = \(use.user) AND step = \(Int64(clamping: step)) AND kind = 'login'
+                            AND terminal <> \(terminal)
+                        ORDER BY terminal
+                        """, logger: logger
+                    ).decode(String.self) {
+                        others.append(other)
+                    }
+                    for other in others {
+                        let pair = [terminal, other].sorted()
+                        let found = try await connection.query(
+                            """
+                            INSERT INTO offline_conflicts (user_name, step, first_terminal, second_terminal, found_at)
+                            VALUES (\(use.user), \(Int64(clamping: step)), \(pair[0]), \(pair[1]),
+                                \(AuditEntry.milliseconds(time)))
+                            ON CONFLICT DO NOTHING RETURNING step
+                            """, logger: logger)
+                        if try await Self.count(found) == 1 {
+                            let conflict = OfflineConflict(user: use.user, step: step, terminals: pair)
+                            try await self.append(
+                                record(
+                                    conflict,
+                                    ["user": use.user, "step": "\(step)", "terminals": pair.joined(separator: ",")]),
+                                connection)
+                        }
+                    }
+                }
+                if let code = use.recoveryCode {
+                    try await connection.query(
+                        """
+                        UPDATE recovery_codes SET used_at = \(AuditEntry.milliseconds(use.at))
+                        WHERE id = \(code) AND user_name = \(use.user) AND used_at IS NULL
+                        """, logger: logger)
+                }
+            }
+            if !kept.isEmpty {
+                let count = { (kind: String) in kept.filter { $0.kind == kind }.count }
+                try await self.append(
+                    record(
+                        nil,
+                        [
+                            "logins": "\(count("login"))", "failures": "\(count("failure"))",
+                            "locks": "\(count("lock"))",
+                            "users": Set(kept.map(\.user)).sorted().joined(separator: ","),
+                        ]), connection)
+            }
+            var untold: [OfflineConflict] = []
+            for try await (user, step, first, second) in try await connection.query(
+                """
+                SELECT user_name, step, first_terminal, second_terminal FROM offline_conflicts
+                WHERE (first_terminal = \(terminal) AND NOT told_first)
+                    OR (second_terminal = \(terminal) AND NOT told_second)
+                ORDER BY found_at, user_name, step
+                """, logger: logger
+            ).decode((String, Int64, String, String).self) {
+                untold.append(OfflineConflict(user: user, step: UInt64(max(0, step)), terminals: [first, second]))
+            }
+            try await connection.query(
+                """
+                UPDATE offline_conflicts SET told_first = told_first OR first_terminal = \(terminal),
+                    told_second = told_second OR second_terminal = \(terminal)
+                WHERE first_terminal = \(terminal) OR second_terminal = \(terminal)
+                """, logger: logger)
+            return (kept.count, untold)
+        }
+    }
+
+    /// Offline use since `since`, by terminal and user.
+    public func offlineUseSummary(since: Date) async throws -> [OfflineUseSummary] {
+        let logger = self.logger
+        return try await connection { connection in
+            var summaries: [OfflineUseSummary] = []
+            for try await (terminal, user, logins, failures, locks, first, last) in try await connection.query(
+                """
+                SELECT terminal, user_name,
+                    count(*) FILTER (WHERE kind = 'login'), count(*) FILTER (WHERE kind = 'failure'),
+                    count(*) FILTER (WHERE kind = 'lock'),
+                    min(at) FILTER (WHERE kind = 'login'), max(at) FILTER (WHERE kind = 'login')
+                FROM terminal_offline_uses WHERE at >= \(AuditEntry.milliseconds(since))
+                GROUP BY terminal, user_name ORDER BY terminal, user_name
+                """, logger: logger
+            ).decode((String, String, Int64, Int64, Int64, Int64?, Int64?).self) {
+                summaries.append(
+                    OfflineUseSummary(
+                        terminal: terminal, user: user, logins: Int(logins), failures: Int(failures), locks: Int(locks),
+                        firstLogin: first.map(date), lastLogin: last.map(date)))
+            }
+            return summaries
+        }
+    }
+
+    /// Every offline login since `since`, oldest first.
+    public func offlineLogins(since: Date) async throws -> [(terminal: String, use: OfflineUse)] {
+        let logger = self.logger
+        return try await connection { connection in
+            var logins: [(terminal: String, use: OfflineUse)] = []
+            for try await (terminal, sequence, user, at, step, code, online) in try await connection.query(
+                """
+                SELECT terminal, sequence, user_name, at, step, recovery_code, online_at FROM terminal_offline_uses
+                WHERE kind = 'login' AND at >= \(AuditEntry.milliseconds(since)) ORDER BY at, terminal, sequence
+                """, logger: logger
+            ).decode((String, Int64, String, Int64, Int64?, Int64?, Int64?).self) {
+                logins.append(
+                    (
+                        terminal,
+                        OfflineUse(
+                            sequence: sequence, user: user, kind: "login", at: date(at),
+                            step: step.map { UInt64(max(0, $0)) }, recoveryCode: code, onlineAt: online.map(date))
+                    ))
+            }
+            return logins
+        }
+    }
+
+    /// Every double use found since `since`.
+    public func offlineConflicts(since: Date) async throws -> [OfflineConflict] {
+        let logger = self.logger
+        return try await connection { connection in
+            var conflicts: [OfflineConflict] = []
+            for try await (user, step, first, second) in try await connection.query(
+                """
+                SELECT user_name, step, first_terminal, second_terminal FROM offline_conflicts
+                WHERE found_at >= \(AuditEntry.milliseconds(since)) ORDER BY found_at, user_name, step
+                """, logger: logger
+            ).decode((String, Int64, String, String).self) {
+                conflicts.append(OfflineConflict(user: user, step: UInt64(max(0, step)), terminals: [first, second]))
+            }
+            return conflicts
+        }
+    }
+}
