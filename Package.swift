@@ -163,7 +163,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "mamori-bench",
-            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriSQLite", "MamoriTown"],
+            // MamoriTestSupport: the network namespace the offline figures cut.
+            dependencies: ["MamoriCore", "MamoriProtocol", "MamoriSQLite", "MamoriTown", "MamoriTestSupport"],
             path: "Benchmarks/MamoriBench",
             exclude: ["cedar_bench.py"]
         ),

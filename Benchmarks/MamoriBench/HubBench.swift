@@ -22,23 +22,38 @@ enum HubBench {
         var caller = ForwardedCaller(uid: 0, pid: 1, name: "root")
     }
 
-    static func run(productsDirectory: String) async throws {
+    /// A release `mamori-hub` serving `database` (made anew) on the private PostgreSQL of
+    /// `make bench`, with a copy of the repository's policies in `folder`.
+    struct RunningHub {
+        let process: Process
+        let admin: SocketClient
+        let port: Int
+        let policies: String
+        let server: String
+
+        func stop() {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    /// Starts a hub in `folder` on `database`; `names` are the addresses terminals use (with more
+    /// than loopback, it listens on every address). Nil, after saying why, when it cannot.
+    static func startHub(
+        products: String, database: String, folder: URL, names: [String] = ["127.0.0.1"], databases: [String] = []
+    ) throws -> RunningHub? {
         guard let postgres = ProcessInfo.processInfo.environment["MAMORI_TEST_POSTGRES"] else {
             print("Hub: no PostgreSQL (make bench runs this inside scripts/with-postgres); skipped\n")
-            return
+            return nil
         }
         let serverFolder = (postgres as NSString).deletingLastPathComponent
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "mamori-bench-hub-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        for database in ["mamori_bench", "mamori_pgbench"] {
+        for name in [database] + databases {
             try runProgram(
                 "/usr/bin/psql",
                 [
                     "-q", "-h", serverFolder, "-U", "mamori", "-d", "postgres", "-c",
-                    "DROP DATABASE IF EXISTS \(database)",
-                    "-c", "CREATE DATABASE \(database)",
+                    "DROP DATABASE IF EXISTS \(name)",
+                    "-c", "CREATE DATABASE \(name)",
                 ])
         }
         let policies = folder.appendingPathComponent("policies").path
@@ -54,19 +69,16 @@ enum HubBench {
         log-level: warning
         argon2-queue: 256
         """.write(toFile: configuration, atomically: true, encoding: .utf8)
-        let port = 20_000 + Int(getpid() % 20_000)
+        let port = 20_000 + Int(getpid() % 20_000) + (names.count > 1 ? 1 : 0)
         let hub = Process()
-        hub.executableURL = URL(fileURLWithPath: productsDirectory + "/mamori-hub")
-        hub.arguments = [
-            "serve", "--socket", postgres, "--database", "mamori_bench", "--config", configuration, "--listen",
-            "127.0.0.1:\(port)", "--server-name", "127.0.0.1",
-        ]
+        hub.executableURL = URL(fileURLWithPath: products + "/mamori-hub")
+        hub.arguments =
+            [
+                "serve", "--socket", postgres, "--database", database, "--config", configuration, "--listen",
+                "\(names == ["127.0.0.1"] ? "127.0.0.1" : "0.0.0.0"):\(port)",
+            ] + names.flatMap { ["--server-name", $0] }
         hub.standardError = FileHandle.nullDevice
         try hub.run()
-        defer {
-            hub.terminate()
-            hub.waitUntilExit()
-        }
         var admin: SocketClient?
         for _ in 0..<500 where admin == nil {
             usleep(20_000)
@@ -74,9 +86,27 @@ enum HubBench {
         }
         guard let admin else {
             print("Hub: mamori-hub did not start")
-            return
+            hub.terminate()
+            hub.waitUntilExit()
+            return nil
         }
         usleep(300_000)
+        return RunningHub(process: hub, admin: admin, port: port, policies: policies, server: serverFolder)
+    }
+
+    static func run(productsDirectory: String) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mamori-bench-hub-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        guard
+            let running = try startHub(
+                products: productsDirectory, database: "mamori_bench", folder: folder, databases: ["mamori_pgbench"])
+        else { return }
+        defer { running.stop() }
+        let (hub, admin, port, policies, serverFolder) = (
+            running.process, running.admin, running.port, running.policies, running.server
+        )
         let address = HubAddress(host: "127.0.0.1", port: port)
         // Two terminals: one in the password-only zone (lgwan) for logins, one watching the feed.
         let login = try await join(admin, address, "bench-lgwan", zone: "lgwan", folder: folder)

@@ -108,6 +108,10 @@ do {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
         try await HubBench.run(productsDirectory: products)
     }
+    if only == nil || only == "offline" {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        try await OfflineBench.run(productsDirectory: products)
+    }
 } catch {
     print("benchmark failed: \(error)")
     exit(1)

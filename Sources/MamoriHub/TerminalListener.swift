@@ -35,12 +35,18 @@ public final class TerminalListener: Sendable {
         public let zone: String
         /// The policy revision in force when an entry is written.
         public let policyRevision: @Sendable () -> String
+        /// The policy's TOTP window (steps either side), by which reported offline steps are judged.
+        public let totpWindow: @Sendable () -> Int
 
         /// A context from its parts.
-        public init(terminal: String, zone: String, policyRevision: @escaping @Sendable () -> String) {
+        public init(
+            terminal: String, zone: String, policyRevision: @escaping @Sendable () -> String,
+            totpWindow: @escaping @Sendable () -> Int = { 1 }
+        ) {
             self.terminal = terminal
             self.zone = zone
             self.policyRevision = policyRevision
+            self.totpWindow = totpWindow
         }
     }
 

@@ -52,8 +52,8 @@ enum TerminalOfflineReceipt {
                 onlineAt: line.onlineAt.map { Date(timeIntervalSince1970: Double($0) / 1000) })
         }
         do {
-            let (kept, conflicts) = try await archive.receiveOfflineUses(
-                terminal: terminal.name, uses: uses, at: clock.now()
+            let (kept, refused, conflicts) = try await archive.receiveOfflineUses(
+                terminal: terminal.name, uses: uses, at: clock.now(), window: context.totpWindow()
             ) { conflict, detail in
                 AuditEntry(
                     time: clock.now(), actorUID: nil, actor: "terminal:\(terminal.name)",
@@ -61,6 +61,12 @@ enum TerminalOfflineReceipt {
                     target: conflict?.user ?? terminal.name, outcome: conflict == nil ? .success : .failure,
                     detail: detail, terminal: context.terminal, zone: context.zone,
                     policyRevision: context.policyRevision())
+            }
+            if refused > 0 {
+                // The terminal reported what the hub never made possible: altered, or another's key.
+                listener.logger.critical(
+                    "a terminal reported offline uses the hub never granted; they were refused",
+                    metadata: ["terminal": "\(terminal.name)", "refused": "\(refused)"])
             }
             for conflict in conflicts {
                 listener.logger.critical(

@@ -106,9 +106,10 @@ public final class HubLink: TownHub, Service {
 
     /// Reports what is pending over the mirror's connections; a failure is logged (the next poll
     /// tries again).
-    func reportOfflineUses() async {
+    func reportOfflineUses(onlyPending: Bool = false) async {
         // While cut, the reconnection reports first; a pooled connection would only wait out its time-out.
         guard !reach.isCut else { return }
+        if onlyPending, offline.withLockedValue({ $0 })?.pending(1).isEmpty ?? true { return }
         do {
             try await sendOfflineUses(over: nil)
         } catch {
@@ -239,7 +240,8 @@ public final class HubLink: TownHub, Service {
                 return client
             } catch {
                 reach.failed(started: started, waited: ContinuousClock.now - started, limit: limit)
-                throw error
+                // No connection: the hub cannot be reached, and has done nothing with the request.
+                throw HubUnreachable("\(error)")
             }
         }
         pool = HubConnectionPool(limit: connections, perCaller: Self.perCaller, connect: connect)
@@ -296,16 +298,16 @@ public final class HubLink: TownHub, Service {
                     return bytes
                 }
             }
-        } catch let refusal as WireError {
-            throw refusal
-        } catch let unreachable as HubUnreachable {
-            throw unreachable
-        } catch {
-            throw HubUnreachable("\(error)")
         }
+        // Anything else thrown came after the request was sent (a time-out, a closed connection):
+        // the hub may have acted on it, so it is not taken for unreachable.
         reach.reached()
         return reply
     }
+
+    /// A login was decided here because the hub could not be reached: logins stay here until the
+    /// watch has reconnected and reported what was done meanwhile.
+    public func markUnreachable() { reach.lost() }
 
     /// Whether logins are decided on this terminal now (``HubReach/isCut``).
     public var isCut: Bool { reach.isCut }
@@ -499,8 +501,10 @@ public final class HubLink: TownHub, Service {
             if case .dropped = continuation.yield(batch) { client.close() }
         }
         heard.withLockedValue { $0 = ContinuousClock.now }
-        // The hub is back and knows what happened meanwhile: logins go to it again.
+        // The hub is back and knows what happened meanwhile: logins go to it again. What was
+        // decided here during the reconnection is reported at once, on a connection of the mirror's.
         reach.reconciled()
+        offlineReports.continuation.yield()
         try await apply(backlog, watched: true)
         let poller = Task { await self.poll(closing: client) }
         defer { poller.cancel() }
@@ -547,7 +551,8 @@ public final class HubLink: TownHub, Service {
                 client.close()
                 return
             }
-            await reportOfflineUses()
+            // Only with something to report: a conflict found later comes on the feed, which asks.
+            await reportOfflineUses(onlyPending: true)
             do {
                 var more = true
                 while more {

@@ -37,10 +37,7 @@ struct MirrorFile {
     func load() -> (subjects: [MirroredSubject], latest: Int64, savedAt: Date)? {
         // Only a plain file of this daemon's user that no one else may read or write (not a link
         // planted in its place).
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
-            info.st_mode & 0o077 == 0,
-            let data = FileManager.default.contents(atPath: path),
+        guard let data = PrivateFile.contents(path),
             let contents = try? JSONDecoder().decode(Contents.self, from: data), contents.format == Self.format,
             contents.terminal == terminal, contents.hub == hub,
             let saved = ISO8601DateFormatter().date(from: contents.savedAt)

@@ -1,4 +1,3 @@
-import CoreFoundation
 import Crypto
 import Foundation
 public import Logging
@@ -26,7 +25,7 @@ final class OfflineCacheFolder: OfflineCredentialStore {
         let town = TerminalMembership.folder(in: stateDirectory)
         folder = town + "/offline"
         let keyPath = town + "/offline.key"
-        if let key = Self.privateFile(keyPath) {
+        if let key = PrivateFile.contents(keyPath) {
             guard key.count == 32 else { throw HubClientError("\(keyPath) is not a 32-byte key.") }
             terminalKey = Array(key)
         } else if FileManager.default.fileExists(atPath: keyPath) {
@@ -41,11 +40,14 @@ final class OfflineCacheFolder: OfflineCredentialStore {
         if mkdir(folder, 0o700) != 0 && errno != EEXIST {
             throw HubClientError("\(folder) cannot be made.")
         }
+        guard PrivateFile.isPrivateFolder(folder) else {
+            throw HubClientError("\(folder) is not a folder of this user that only it may open.")
+        }
         var credentials: [String: OfflineCredential] = [:]
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .millisecondsSince1970
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".json") {
-            guard let data = Self.privateFile(folder + "/" + name),
+            guard let data = PrivateFile.contents(folder + "/" + name),
                 let credential = try? decoder.decode(OfflineCredential.self, from: data),
                 Self.fileName(of: credential.user) == name
             else {
@@ -99,16 +101,6 @@ final class OfflineCacheFolder: OfflineCredentialStore {
     static func fileName(of user: String) -> String {
         SHA256.hash(data: Array("mamori-offline-file-v1:\(user)".utf8)).prefix(16).map { String(format: "%02x", $0) }
             .joined() + ".json"
-    }
-
-    /// The contents of `path` when it is a plain file of this user that no one else may read or
-    /// write (not a link planted in its place); nil otherwise.
-    static func privateFile(_ path: String) -> Data? {
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
-            info.st_mode & 0o077 == 0
-        else { return nil }
-        return FileManager.default.contents(atPath: path)
     }
 }
 

@@ -263,10 +263,25 @@ public enum PostgresSchema {
                     reason TEXT,
                     online_at BIGINT,
                     reported_at BIGINT NOT NULL,
+                    refused TEXT,
                     PRIMARY KEY (terminal, sequence)
                 )
                 """,
                 "CREATE INDEX terminal_offline_uses_step ON terminal_offline_uses (user_name, step) WHERE step IS NOT NULL",
+                // What each terminal was given for each user at online logins: a reported use
+                // outside it is refused (a terminal cannot spend steps or codes it never had).
+                """
+                CREATE TABLE offline_grants (
+                    terminal TEXT NOT NULL,
+                    user_name TEXT NOT NULL,
+                    first_step BIGINT,
+                    last_step BIGINT,
+                    period INTEGER NOT NULL,
+                    recovery_ids BIGINT[] NOT NULL,
+                    granted_at BIGINT NOT NULL,
+                    PRIMARY KEY (terminal, user_name)
+                )
+                """,
                 // A step one user used offline on two terminals; each terminal is told once.
                 """
                 CREATE TABLE offline_conflicts (

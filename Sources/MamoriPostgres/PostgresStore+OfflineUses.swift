@@ -6,27 +6,81 @@ import PostgresNIO
 
 /// What the hub keeps of its terminals' logins through a network cut (docs/town.md).
 extension PostgresStore: OfflineUseArchive {
+    /// Records what a terminal was given, widening what it was given before (``OfflineUseArchive``).
+    public func recordOfflineGrant(terminal: String, user: String, grant: OfflineGrantRecord, at time: Date)
+        async throws
+    {
+        let logger = self.logger
+        let first = grant.steps.map { Int64(clamping: $0.lowerBound) }
+        let last = grant.steps.map { Int64(clamping: $0.upperBound) }
+        _ = try await connection { connection in
+            try await connection.query(
+                """
+                INSERT INTO offline_grants (terminal, user_name, first_step, last_step, period, recovery_ids, granted_at)
+                VALUES (\(terminal), \(user), \(first), \(last), \(grant.period), \(grant.recovery),
+                    \(AuditEntry.milliseconds(time)))
+                ON CONFLICT (terminal, user_name) DO UPDATE SET
+                    first_step = LEAST(offline_grants.first_step, EXCLUDED.first_step),
+                    last_step = GREATEST(offline_grants.last_step, EXCLUDED.last_step),
+                    period = EXCLUDED.period,
+                    recovery_ids = ARRAY(SELECT DISTINCT unnest(offline_grants.recovery_ids || EXCLUDED.recovery_ids)),
+                    granted_at = EXCLUDED.granted_at
+                """, logger: logger)
+        }
+    }
+
+    /// Why the hub refuses `use` from a terminal that was given `grant` (nil: it is possible),
+    /// judged at `time` with `window` steps of TOTP clock drift either side.
+    static func refusal(of use: OfflineUse, grant: OfflineGrantRecord?, at time: Date, window: Int) -> String? {
+        guard let grant else { return "not-granted" }
+        // A report from the future: a minute of clock difference between terminal and hub at most.
+        if use.at.timeIntervalSince(time) > 60 { return "future" }
+        guard use.kind == "login" else { return nil }
+        if let step = use.step {
+            guard let steps = grant.steps, steps.contains(step), grant.period > 0 else { return "step-not-granted" }
+            let period = Double(grant.period)
+            let allowance = Double(window + 1) * period
+            // Not a step still to come, and the step of the time the login says it happened.
+            if Double(step) * period > time.timeIntervalSince1970 + allowance { return "step-to-come" }
+            if abs(Double(step) * period - use.at.timeIntervalSince1970) > allowance { return "step-not-at-time" }
+        }
+        if let code = use.recoveryCode, !grant.recovery.contains(code) { return "recovery-not-granted" }
+        return nil
+    }
+
     /// Keeps what a terminal reported, in one transaction under the chain lock (``OfflineUseArchive``).
     public func receiveOfflineUses(
-        terminal: String, uses: [OfflineUse], at time: Date,
+        terminal: String, uses: [OfflineUse], at time: Date, window: Int,
         record: @escaping @Sendable (OfflineConflict?, [String: String]) -> AuditEntry
-    ) async throws -> (kept: Int, conflicts: [OfflineConflict]) {
+    ) async throws -> (kept: Int, refused: Int, conflicts: [OfflineConflict]) {
         let logger = self.logger
         // Under the chain lock: two terminals reporting the same step at once see each other's rows.
         return try await write(audit: nil) { connection in
             var kept: [OfflineUse] = []
+            var refused = 0
+            var grants: [String: OfflineGrantRecord?] = [:]
             for use in uses {
+                if grants[use.user] == nil {
+                    grants[use.user] = .some(
+                        try await Self.grant(of: use.user, to: terminal, connection, logger: logger))
+                }
+                let refusal = Self.refusal(of: use, grant: grants[use.user] ?? nil, at: time, window: window)
                 let inserted = try await connection.query(
                     """
                     INSERT INTO terminal_offline_uses
-                        (terminal, sequence, user_name, kind, at, step, recovery_code, reason, online_at, reported_at)
+                        (terminal, sequence, user_name, kind, at, step, recovery_code, reason, online_at, reported_at,
+                         refused)
                     VALUES (\(terminal), \(use.sequence), \(use.user), \(use.kind), \(AuditEntry.milliseconds(use.at)),
                         \(use.step.map { Int64(clamping: $0) }), \(use.recoveryCode), \(use.reason),
-                        \(use.onlineAt.map(AuditEntry.milliseconds)), \(AuditEntry.milliseconds(time)))
+                        \(use.onlineAt.map(AuditEntry.milliseconds)), \(AuditEntry.milliseconds(time)), \(refusal))
                     ON CONFLICT (terminal, sequence) DO NOTHING RETURNING sequence
                     """, logger: logger)
                 guard try await Self.count(inserted) == 1 else { continue }
                 kept.append(use)
+                if refusal != nil {
+                    refused += 1
+                    continue
+                }
                 guard use.kind == "login" else { continue }
                 if let step = use.step {
                     // Used here, so never accepted again anywhere.
@@ -40,7 +94,7 @@ extension PostgresStore: OfflineUseArchive {
                         """
                         SELECT DISTINCT terminal FROM terminal_offline_uses
                         WHERE user_name = \(use.user) AND step = \(Int64(clamping: step)) AND kind = 'login'
-                            AND terminal <> \(terminal)
+                            AND refused IS NULL AND terminal <> \(terminal)
                         ORDER BY terminal
                         """, logger: logger
                     ).decode(String.self) {
@@ -81,7 +135,8 @@ extension PostgresStore: OfflineUseArchive {
                         [
                             "logins": "\(count("login"))", "failures": "\(count("failure"))",
                             "locks": "\(count("lock"))",
-                            "users": Set(kept.map(\.user)).sorted().joined(separator: ","),
+                            "users": Set(kept.map(\.user)).sorted().prefix(100).joined(separator: ","),
+                            "refused": "\(refused)",
                         ]), connection)
             }
             var untold: [OfflineConflict] = []
@@ -101,7 +156,49 @@ extension PostgresStore: OfflineUseArchive {
                     told_second = told_second OR second_terminal = \(terminal)
                 WHERE first_terminal = \(terminal) OR second_terminal = \(terminal)
                 """, logger: logger)
-            return (kept.count, untold)
+            return (kept.count, refused, untold)
+        }
+    }
+
+    /// What `terminal` was given for `user`, if anything.
+    static func grant(of user: String, to terminal: String, _ connection: PostgresConnection, logger: Logger)
+        async throws -> OfflineGrantRecord?
+    {
+        for try await (first, last, period, recovery) in try await connection.query(
+            """
+            SELECT first_step, last_step, period, recovery_ids FROM offline_grants
+            WHERE terminal = \(terminal) AND user_name = \(user)
+            """, logger: logger
+        ).decode((Int64?, Int64?, Int, [Int64]).self) {
+            var steps: ClosedRange<UInt64>?
+            if let first, let last, first >= 0, last >= first { steps = UInt64(first)...UInt64(last) }
+            return OfflineGrantRecord(steps: steps, period: period, recovery: recovery)
+        }
+        return nil
+    }
+
+    /// The uses refused since `since`.
+    public func refusedOfflineUses(since: Date) async throws -> [(terminal: String, use: OfflineUse, reason: String)] {
+        let logger = self.logger
+        return try await connection { connection in
+            var refused: [(terminal: String, use: OfflineUse, reason: String)] = []
+            for try await (terminal, sequence, user, kind, at, step, code, reason) in try await connection.query(
+                """
+                SELECT terminal, sequence, user_name, kind, at, step, recovery_code, refused FROM terminal_offline_uses
+                WHERE refused IS NOT NULL AND reported_at >= \(AuditEntry.milliseconds(since))
+                ORDER BY reported_at, terminal, sequence LIMIT 1000
+                """, logger: logger
+            ).decode((String, Int64, String, String, Int64, Int64?, Int64?, String).self) {
+                refused.append(
+                    (
+                        terminal,
+                        OfflineUse(
+                            sequence: sequence, user: user, kind: kind, at: date(at),
+                            step: step.map { UInt64(max(0, $0)) }, recoveryCode: code),
+                        reason
+                    ))
+            }
+            return refused
         }
     }
 
@@ -116,7 +213,7 @@ extension PostgresStore: OfflineUseArchive {
                     count(*) FILTER (WHERE kind = 'login'), count(*) FILTER (WHERE kind = 'failure'),
                     count(*) FILTER (WHERE kind = 'lock'),
                     min(at) FILTER (WHERE kind = 'login'), max(at) FILTER (WHERE kind = 'login')
-                FROM terminal_offline_uses WHERE at >= \(AuditEntry.milliseconds(since))
+                FROM terminal_offline_uses WHERE at >= \(AuditEntry.milliseconds(since)) AND refused IS NULL
                 GROUP BY terminal, user_name ORDER BY terminal, user_name
                 """, logger: logger
             ).decode((String, String, Int64, Int64, Int64, Int64?, Int64?).self) {
@@ -137,7 +234,7 @@ extension PostgresStore: OfflineUseArchive {
             for try await (terminal, sequence, user, at, step, code, online) in try await connection.query(
                 """
                 SELECT terminal, sequence, user_name, at, step, recovery_code, online_at FROM terminal_offline_uses
-                WHERE kind = 'login' AND at >= \(AuditEntry.milliseconds(since)) ORDER BY at, terminal, sequence
+                WHERE kind = 'login' AND refused IS NULL AND at >= \(AuditEntry.milliseconds(since)) ORDER BY at, terminal, sequence
                 """, logger: logger
             ).decode((String, Int64, String, Int64, Int64?, Int64?, Int64?).self) {
                 logins.append(

@@ -268,7 +268,8 @@ extension MamoriService {
             inspection.offline = SelfInspection.OfflineFacts(
                 summaries: try await uses.offlineUseSummary(since: .distantPast),
                 logins: try await uses.offlineLogins(since: .distantPast),
-                conflicts: try await uses.offlineConflicts(since: .distantPast))
+                conflicts: try await uses.offlineConflicts(since: .distantPast),
+                refused: try await uses.refusedOfflineUses(since: .distantPast))
             if inspection.terminals.isEmpty { inspection.terminals = try await hub.registry.terminals() }
         }
         let report = try await inspection.run()

@@ -183,8 +183,9 @@ extension MamoriService {
                     return AuthenticateReply(
                         user: name, factors: factors.map(\.rawValue).sorted(), ticket: ticket,
                         passwordChangeRequired: user.mustChangePassword,
-                        offline: try offlineGrant(
-                            check.state, acceptedStep: acceptedStep, consumed: recoveryCode, context))
+                        offline: await offlineGrant(
+                            check.state, acceptedStep: acceptedStep, consumed: recoveryCode, factors: factors,
+                            context))
                 }
                 // The step or the recovery code was taken meanwhile, or the account was locked meanwhile.
                 reason = .replay
@@ -205,35 +206,65 @@ extension MamoriService {
 
     /// On a hub, for a login a member terminal forwarded: what that terminal needs to let the user
     /// log in through a network cut, when the policy lets the user do so in the terminal's zone
-    /// (docs/town.md). With `tags`, the codes of the policy's window of coming steps, after the
-    /// newest step accepted; and the unused recovery codes' digests. Nil anywhere else.
-    func offlineGrant(_ state: LoginState, acceptedStep: UInt64?, consumed: Int64?, _ context: RequestContext) throws
-        -> OfflineGrant?
-    {
-        guard context.caller.origin != nil, let name = state.user?.name else { return nil }
+    /// (docs/town.md). With `tags`, and only after a login that checked a code: the codes of the
+    /// policy's window of steps from the first not yet used (and not past the TOTP window), and
+    /// the unused recovery codes' digests. What is granted is recorded first: a terminal's report
+    /// of a use outside it is refused. Nil anywhere else, and when anything fails (the login
+    /// stands; the terminal keeps its older credential).
+    func offlineGrant(
+        _ state: LoginState, acceptedStep: UInt64?, consumed: Int64?, factors: Set<Factor>, _ context: RequestContext
+    ) async -> OfflineGrant? {
+        guard let origin = context.caller.origin, let name = state.user?.name, let archive = hub?.offlineUses else {
+            return nil
+        }
         let current = state.assignments.filter { $0.isCurrent(at: context.now) }.map(\.role)
         let mode = context.engine.offlineLogin(roles: current, zone: context.zone)
-        switch mode {
-        case .deny:
-            return nil
-        case .passwordOnly:
-            return OfflineGrant(
-                mode: mode.rawValue, firstStep: 0, period: 0, digits: 0, codes: "", lastUsedStep: nil, recovery: [])
-        case .tags:
-            guard let enrolment = state.totp, enrolment.confirmed else { return nil }
-            let device = try TOTP(
-                secret: try cipher.open(enrolment.sealedSeed, for: name), parameters: enrolment.parameters)
-            let lastUsed = [acceptedStep, enrolment.lastAcceptedStep].compactMap { $0 }.max()
-            guard let now = device.step(at: context.now) else { return nil }
-            let first = max(now, lastUsed ?? 0) + 1
-            let count = context.engine.policy.settings.offline.windowHours * 3600 / enrolment.parameters.period
-            let codes = String(decoding: device.codes(from: first, count: count), as: UTF8.self)
-            let recovery = state.recoveryCodes.filter { $0.code.usedAt == nil && $0.id != consumed }.map {
-                OfflineRecoveryDigest(id: $0.id, digest: $0.code.digest.map { String(format: "%02x", $0) }.joined())
+        do {
+            switch mode {
+            case .deny:
+                return nil
+            case .passwordOnly:
+                try await archive.recordOfflineGrant(
+                    terminal: origin.terminal, user: name,
+                    grant: OfflineGrantRecord(steps: nil, period: 0, recovery: []), at: context.now)
+                return OfflineGrant(
+                    mode: mode.rawValue, firstStep: 0, period: 0, digits: 0, codes: "", lastUsedStep: nil,
+                    recovery: [])
+            case .tags:
+                // A login that checked no code (a zone asking for the password alone) does not
+                // earn the codes of the coming steps.
+                guard factors.contains(.totp) || factors.contains(.recoveryCode), let enrolment = state.totp,
+                    enrolment.confirmed
+                else { return nil }
+                let device = try TOTP(
+                    secret: try cipher.open(enrolment.sealedSeed, for: name), parameters: enrolment.parameters)
+                let lastUsed = [acceptedStep, enrolment.lastAcceptedStep].compactMap { $0 }.max()
+                guard let now = device.step(at: context.now) else { return nil }
+                let window = UInt64(context.engine.policy.settings.totpWindow)
+                let first = max(lastUsed.map { $0 + 1 } ?? 0, now >= window ? now - window : 0)
+                let count = context.engine.policy.settings.offline.windowHours * 3600 / enrolment.parameters.period
+                guard count > 0 else { return nil }
+                let recovery = state.recoveryCodes.filter { $0.code.usedAt == nil && $0.id != consumed }
+                try await archive.recordOfflineGrant(
+                    terminal: origin.terminal, user: name,
+                    grant: OfflineGrantRecord(
+                        steps: first...(first + UInt64(count) - 1), period: enrolment.parameters.period,
+                        recovery: recovery.map(\.id)), at: context.now)
+                return OfflineGrant(
+                    mode: mode.rawValue, firstStep: first, period: enrolment.parameters.period,
+                    digits: enrolment.parameters.digits,
+                    codes: String(decoding: device.codes(from: first, count: count), as: UTF8.self),
+                    lastUsedStep: lastUsed,
+                    recovery: recovery.map {
+                        OfflineRecoveryDigest(
+                            id: $0.id, digest: $0.code.digest.map { String(format: "%02x", $0) }.joined())
+                    })
             }
-            return OfflineGrant(
-                mode: mode.rawValue, firstStep: first, period: enrolment.parameters.period,
-                digits: enrolment.parameters.digits, codes: codes, lastUsedStep: lastUsed, recovery: recovery)
+        } catch {
+            logger.warning(
+                "no offline grant was made for a login; the terminal keeps what it had",
+                metadata: ["user": "\(name)", "terminal": "\(origin.terminal)", "error": "\(error)"])
+            return nil
         }
     }
 

@@ -69,6 +69,9 @@ public final class MamoriDaemon: Service, Sendable {
     /// The revision of the policy in force, for entries written beside the daemon (a hub's joins).
     public var policyRevision: String { service.engine.revision }
 
+    /// The policy's TOTP window: the steps accepted either side of the current one.
+    public var totpWindow: Int { service.engine.policy.settings.totpWindow }
+
     /// The daemon's own audit chain (on a member terminal: the terminal's, which it streams to
     /// its hub) and the verifying key of its checkpoints.
     public var auditChain: (trail: any AuditTrail, publicKey: [UInt8]) {

@@ -60,6 +60,7 @@ extension MamoriService {
             logger.notice(
                 "the hub cannot be reached; the login is decided on this terminal",
                 metadata: ["uid": "\(caller.uid)", "error": "\(unreachable)"])
+            member.hub.markUnreachable()
             return await answerOffline(request, caller: caller, member: member)
         } catch let refusal as WireError {
             // Refused here before it reached the hub: the caller's share, the pool, the deadline.
@@ -74,17 +75,17 @@ extension MamoriService {
         }
         // Only these replies leave something here; the rest go back unread.
         guard operation == .authenticate || operation == .sessionOpen || operation.changesMirroredUser,
-            let fields = WireReply.parse(reply.last == UInt8(ascii: "\n") ? reply.dropLast() : reply[...]),
-            case .bool(true)? = fields["ok"]
+            var fields = WireReply.parse(reply.last == UInt8(ascii: "\n") ? reply.dropLast() : reply[...])
         else { return reply }
+        if operation == .authenticate, fields["offline"] != nil {
+            // The grant is for this terminal alone, whatever else the reply holds: the caller gets
+            // the reply without it, and the credential is made after the reply has gone.
+            let grant = fields.removeValue(forKey: "offline")
+            reply = WireReply.encodeRequest(fields)
+            fields["offline"] = grant
+        }
+        guard case .bool(true)? = fields["ok"] else { return reply }
         if operation == .authenticate, let accepted = try? AuthenticateReply(reply: fields) {
-            // The grant is for this terminal alone: the caller gets the reply without it, and
-            // the credential is made after the reply has gone.
-            if fields["offline"] != nil {
-                var passed = fields
-                passed["offline"] = nil
-                reply = WireReply.encodeRequest(passed)
-            }
             if let offline = member.offline, case .string(let password)? = request.fields["password"] {
                 let grant = accepted.offline
                 Task {

@@ -81,9 +81,16 @@ extension MamoriService {
                     onlineAt: now)
             }
             try store.update(user) { kept in
+                // A credential made from a later login meanwhile stays.
+                if let kept, kept.onlineAt > now { return }
                 var fresh = credential
                 fresh.pending = kept?.pending ?? []
                 fresh.lastUsedStep = [kept?.lastUsedStep, credential.lastUsedStep].compactMap { $0 }.max()
+                // A recovery code used here and not yet reported is still unused at the hub.
+                let used = Set(
+                    (kept?.recovery.filter { $0.usedAt != nil }.map(\.id) ?? [])
+                        + (kept?.pending.compactMap(\.recoveryCode) ?? []))
+                fresh.recovery.removeAll { used.contains($0.id) }
                 kept = fresh
             }
             logger.debug("an offline credential was made", metadata: ["user": "\(user)", "mode": "\(mode.rawValue)"])
@@ -131,11 +138,21 @@ extension MamoriService {
         } else if let credential, now.timeIntervalSince(credential.onlineAt) > Double(limits.maximumAgeDays) * 86_400 {
             reason = OfflineRefusal.tooOld.rawValue
         }
-        // The attempt, counted before Argon2: parallel guesses cannot pass the limit.
+        // The attempt, counted before Argon2: parallel guesses cannot pass the limit. A local
+        // lock lasts the lockout's lock-minutes, as online (or until an online login here).
+        let lockSeconds = Double(lockout(for: subject?.assignments ?? [], context).0.lockMinutes * 60)
         var reserved = false
         if reason == nil, let store = member.offline {
             reserved = try store.update(name) { kept in
-                guard var held = kept, held.lockedAt == nil, held.failures < limits.failures else { return false }
+                guard var held = kept else { return false }
+                if let locked = held.lockedAt, now.timeIntervalSince(locked) >= lockSeconds {
+                    held.lockedAt = nil
+                    held.failures = 0
+                }
+                guard held.lockedAt == nil, held.failures < limits.failures else {
+                    kept = held
+                    return false
+                }
                 held.failures += 1
                 kept = held
                 return true
@@ -171,7 +188,8 @@ extension MamoriService {
             // Recorded only if nothing took the step or the code meanwhile (a parallel login).
             let sequence = store.nextSequence()
             let factors: Set<Factor>? = try store.update(name) { kept in
-                guard var held = kept else { return nil }
+                // The credential checked, not one made meanwhile by an online login.
+                guard var held = kept, let checked = credential, held.salt == checked.salt else { return nil }
                 var event = OfflineEvent(kind: "login", at: now, sequence: sequence, onlineAt: held.onlineAt)
                 var factors: Set<Factor> = [.password]
                 switch outcome {
@@ -181,9 +199,13 @@ extension MamoriService {
                     event.step = step
                     factors.insert(.totp)
                 case .recoveryCode(let index):
-                    guard held.recovery[index].usedAt == nil else { return nil }
-                    held.recovery[index].usedAt = now
-                    event.recoveryCode = held.recovery[index].id
+                    // By the hub's identifier, as checked.
+                    guard let checked = credential?.recovery[index],
+                        let position = held.recovery.firstIndex(where: { $0.id == checked.id }),
+                        held.recovery[position].usedAt == nil
+                    else { return nil }
+                    held.recovery[position].usedAt = now
+                    event.recoveryCode = checked.id
                     factors.insert(.recoveryCode)
                 case .passwordOnly:
                     break

@@ -26,6 +26,8 @@ struct SelfInspection {
         let summaries: [OfflineUseSummary]
         let logins: [(terminal: String, use: OfflineUse)]
         let conflicts: [OfflineConflict]
+        /// What terminals reported that the hub never made possible.
+        let refused: [(terminal: String, use: OfflineUse, reason: String)]
     }
 
     func run() async throws -> InspectionReport {
@@ -317,6 +319,10 @@ struct SelfInspection {
                         + "does not allow for the user's roles in zone \(zone)")
             }
         }
+        let forged = facts.refused.map { item in
+            "\(item.terminal): reported a \(item.use.kind) of \(item.use.user) on \(item.use.at.formatted(day)) that the "
+                + "hub never made possible (\(item.reason)); refused"
+        }
         let twice = facts.conflicts.map {
             "\($0.user): TOTP step \($0.step) was used offline on both \($0.terminals.joined(separator: " and "))"
         }
@@ -330,13 +336,14 @@ struct SelfInspection {
         let terminalsUsed = Set(facts.summaries.filter { $0.logins > 0 }.map(\.terminal)).count
         return InspectionReport.Finding(
             check: "offline-logins", title: "Logins through network cuts",
-            status: twice.isEmpty && beyond.isEmpty ? .pass : .fail,
+            status: twice.isEmpty && beyond.isEmpty && forged.isEmpty ? .pass : .fail,
             summary: (logins == 0
                 ? "No terminal reported an offline login."
                 : "\(logins) offline login(s) on \(terminalsUsed) terminal(s).")
                 + (twice.isEmpty ? "" : " \(twice.count) TOTP step(s) were used offline on two terminals.")
-                + (beyond.isEmpty ? "" : " \(beyond.count) offline login(s) went past the policy."),
-            items: twice + beyond + use,
+                + (beyond.isEmpty ? "" : " \(beyond.count) offline login(s) went past the policy.")
+                + (forged.isEmpty ? "" : " \(forged.count) reported use(s) were never possible: refused."),
+            items: twice + forged + beyond + use,
             basis:
                 "Basic policy 5.3 (multi-factor authentication); settings offline; docs/town.md, logins through a network cut"
         )

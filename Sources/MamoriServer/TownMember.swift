@@ -25,6 +25,10 @@ public protocol TownHub: Sendable {
     /// connection stalled, and it has not reconnected and reported since): logins are then
     /// decided here, offline, without trying the hub.
     var isCut: Bool { get }
+
+    /// A login found the hub unreachable (its connection could not be made) and was decided
+    /// here: from now on ``isCut`` holds until the link has reconnected and reported.
+    func markUnreachable()
 }
 
 /// Thrown by ``TownHub/forward(_:uid:pid:name:)`` when the hub could not be reached or did not

@@ -84,19 +84,47 @@ public struct OfflineUseSummary: Sendable, Hashable {
     }
 }
 
+/// What a hub gave a terminal for one user at an online login: the steps it holds tags for and
+/// the recovery codes it holds.
+public struct OfflineGrantRecord: Sendable, Hashable {
+    /// The steps of the codes sent, nil for a password-only grant.
+    public var steps: ClosedRange<UInt64>?
+    /// The TOTP period of those steps, in seconds.
+    public var period: Int
+    /// The hub's identifiers of the recovery codes sent.
+    public var recovery: [Int64]
+
+    /// A grant from its parts.
+    public init(steps: ClosedRange<UInt64>?, period: Int, recovery: [Int64]) {
+        self.steps = steps
+        self.period = period
+        self.recovery = recovery
+    }
+}
+
 /// What a hub keeps of its terminals' logins through a network cut (docs/town.md).
 public protocol OfflineUseArchive: Sendable {
+    /// Records that `terminal` was given `grant` for `user`, widening what it was given before
+    /// (a terminal may still use an older credential when making the new one failed).
+    func recordOfflineGrant(terminal: String, user: String, grant: OfflineGrantRecord, at time: Date) async throws
+
     /// Keeps what `terminal` reported (each sequence once), in one transaction: every TOTP step a
     /// login used becomes the newest accepted for its user when it is newer, and every recovery
     /// code it used is consumed, so neither is accepted again anywhere; a step the same user used
     /// offline on another terminal is a conflict, recorded with `record(conflict)` in the hub's
     /// chain (which puts it in the change feed); the report itself is recorded with
-    /// `record(nil)` when anything in it was new. Returns how many uses were new, and the
-    /// conflicts concerning `terminal` it was not told of before (it is told now).
+    /// `record(nil)` when anything in it was new. A use the hub never made possible (a user,
+    /// step or recovery code not granted to `terminal`, a step not yet come within `window`
+    /// steps, a time in the future) is kept as refused and changes nothing. Returns how many
+    /// uses were new, how many of them were refused, and the conflicts concerning `terminal` it
+    /// was not told of before (it is told now).
     func receiveOfflineUses(
-        terminal: String, uses: [OfflineUse], at time: Date,
+        terminal: String, uses: [OfflineUse], at time: Date, window: Int,
         record: @escaping @Sendable (OfflineConflict?, [String: String]) -> AuditEntry
-    ) async throws -> (kept: Int, conflicts: [OfflineConflict])
+    ) async throws -> (kept: Int, refused: Int, conflicts: [OfflineConflict])
+
+    /// The uses refused since `since` (what a terminal reported that the hub never made possible).
+    func refusedOfflineUses(since: Date) async throws -> [(terminal: String, use: OfflineUse, reason: String)]
 
     /// Offline use since `since`, by terminal and user.
     func offlineUseSummary(since: Date) async throws -> [OfflineUseSummary]

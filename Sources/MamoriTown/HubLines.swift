@@ -39,8 +39,9 @@ public struct TerminalOfflineRequest: WireRequestBody, Hashable {
     /// What happened, oldest first.
     public var uses: [OfflineUseLine]
 
-    /// The most uses one request carries.
-    public static let maximumUses = 1000
+    /// The most uses one request carries: at most about 300 bytes each (a 64-byte name and
+    /// reason), so that a full request stays well inside the hub's 64 KiB line.
+    public static let maximumUses = 150
 
     /// A request from its parts.
     public init(uses: [OfflineUseLine]) { self.uses = uses }

@@ -170,7 +170,8 @@ struct Serve: AsyncParsableCommand {
         let listener = try TerminalListener(
             authority: authority, registry: store, serverNames: names, connections: connections,
             auditContext: .init(
-                terminal: settings.terminal, zone: settings.zone, policyRevision: { daemon.policyRevision }),
+                terminal: settings.terminal, zone: settings.zone, policyRevision: { daemon.policyRevision },
+                totpWindow: { daemon.totpWindow }),
             forward: { request, caller, origin in
                 await daemon.answerForwarded(
                     request, uid: caller.uid, pid: caller.pid, name: caller.name, origin: origin)

@@ -26,7 +26,7 @@ struct PostgresSchemaTests {
                 tables == [
                     "users", "totp", "recovery_codes", "assignments", "failures", "sessions", "audit", "checkpoints",
                     "meta", "schema_migrations", "changes", "terminals", "terminal_audit_streams", "terminal_audit",
-                    "terminal_checkpoints", "terminal_offline_uses", "offline_conflicts",
+                    "terminal_checkpoints", "terminal_offline_uses", "offline_conflicts", "offline_grants",
                 ])
         }
     }

@@ -391,3 +391,81 @@ struct TownOfflineTests {
         }
     }
 }
+
+/// What a terminal reports of its logins through a cut, judged at the hub: a report of what the
+/// hub never made possible changes nothing (a terminal with root taken cannot spend other users'
+/// steps or recovery codes, or push a user's TOTP past the present).
+@Suite(
+    "offline reports at the hub", .serialized,
+    .enabled(if: TestServer.address != nil, "run through make test, which starts PostgreSQL"))
+struct OfflineReportTests {
+    typealias Hub = TownJoinTests.Hub
+
+    @Test("a full report of the longest uses fits in one request line")
+    func fullReportFits() throws {
+        let longest = String(repeating: "u", count: 64)
+        let uses = (0..<TerminalOfflineRequest.maximumUses).map { index in
+            OfflineUseLine(
+                sequence: Int64.max - Int64(index), user: longest, kind: "failure", at: 253_402_300_799_000,
+                step: UInt64(Int64.max), recoveryCode: Int64.max, reason: String(repeating: "r", count: 64),
+                onlineAt: 253_402_300_799_000)
+        }
+        var fields = try TerminalOfflineRequest(uses: uses).fields()
+        fields["op"] = .string(HubOperation.offline.rawValue)
+        fields["id"] = .number(1)
+        #expect(WireReply.encodeRequest(fields).count < WireLimits.maximumLineLength)
+    }
+
+    @Test("a report of steps or recovery codes never granted to the terminal is refused and spends nothing")
+    func forgedReport() async throws {
+        try await TestServer.withDatabase { _, database, _ in
+            let hub = try Hub(database: database)
+            defer { hub.harness.stop() }
+            let secret = try TownMemberTests.enrol(hub, "sato", password: "sato's passphrase", roles: ["staff"])
+            let issued = try TownForwardTests.administer(hub, ["op": "recovery.issue", "user": "sato"])
+            #expect(issued["ok"] == .bool(true), "\(issued)")
+            // A terminal never given anything for sato reports a login at a step far in the
+            // future, and one with each recovery code id there may be.
+            let terminal = try await TownForwardTests.terminal(hub, "rogue")
+            defer { terminal.close() }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            var uses = [
+                OfflineUseLine(
+                    sequence: 1, user: "sato", kind: "login", at: now, step: UInt64(Int64.max / 2), recoveryCode: nil,
+                    reason: nil, onlineAt: now)
+            ]
+            for id in 1...20 {
+                uses.append(
+                    OfflineUseLine(
+                        sequence: Int64(1 + id), user: "sato", kind: "login", at: now, step: nil,
+                        recoveryCode: Int64(id), reason: nil, onlineAt: now))
+            }
+            let reply = try await terminal.call(
+                HubOperation.offline.rawValue, TerminalOfflineRequest(uses: uses), reading: TerminalOfflineReply.self)
+            #expect(reply.kept == uses.count)
+            // Sato's TOTP and recovery codes work as before.
+            let login = try TownForwardTests.administer(
+                hub,
+                [
+                    "op": "authenticate", "user": "sato", "password": "sato's passphrase",
+                    "code": .string(try TownForwardTests.code(secret, offset: 30)), "service": "login",
+                ])
+            #expect(login["ok"] == .bool(true), "\(login)")
+            guard case .array(let codes)? = issued["codes"], case .string(let code)? = codes.first else {
+                throw SubprocessError(description: "no recovery codes: \(issued)")
+            }
+            let recovered = try TownForwardTests.administer(
+                hub,
+                [
+                    "op": "authenticate", "user": "sato", "password": "sato's passphrase", "code": .string(code),
+                    "service": "login",
+                ])
+            #expect(recovered["ok"] == .bool(true), "\(recovered)")
+            // The inspection names the refused report, and the hub's log says so as critical.
+            let report = "\(try TownForwardTests.administer(hub, ["op": "inspect"]))"
+            #expect(report.contains("rogue: reported a login of sato"), "\(report)")
+            #expect(report.contains("that the hub never made possible (not-granted); refused"))
+            #expect(hub.harness.log.contains("a terminal reported offline uses the hub never granted"))
+        }
+    }
+}

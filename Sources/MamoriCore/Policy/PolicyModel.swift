@@ -61,7 +61,7 @@ public struct OfflineSettings: Sendable, Hashable {
     public let windowHours: Int
     /// Days since the user's last online login on the terminal after which offline logins stop.
     public let maximumAgeDays: Int
-    /// Offline failures after which the terminal locks the account locally until the hub is back.
+    /// Offline failures after which the terminal locks the account itself, for the lockout's lock-minutes.
     public let failures: Int
 
     /// Settings from their parts, as the policy gives them.
