@@ -57,7 +57,10 @@ enum OfflineBench {
             _ = hub.admin.call(#"{"op":"user.passwd","user":"\#(user)","password":"\#(user) passphrase"}"#)
             guard let begun = hub.admin.call(#"{"op":"totp.enroll.begin","user":"\#(user)"}"#),
                 let secret = DaemonBench.field(begun, "secret"), let device = try? TOTP(secret: Base32.decode(secret)),
-                let code = device.code(at: Date()),
+                // The previous step's code (the window allows it), so that the current one is
+                // left for the online login, and the next for the offline one right after the cut.
+                let current = device.step(at: Date()),
+                case let code = device.code(forStep: current - 1),
                 hub.admin.call(#"{"op":"totp.enroll.confirm","user":"\#(user)","code":"\#(code)"}"#)?.contains(
                     #""ok":true"#) == true
             else {
@@ -100,6 +103,11 @@ enum OfflineBench {
             return (ok, time)
         }
         func now() -> UInt64 { UInt64(Date().timeIntervalSince1970) / 30 }
+        func credentialFiles() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: state + "/town/offline")) ?? []).filter {
+                $0.hasSuffix(".json")
+            }
+        }
 
         // Online, interleaved with the raw verify of a hash at the same parameters.
         let hasher = try PasswordHasher(parameters: .default)
@@ -109,7 +117,7 @@ enum OfflineBench {
         var used: [String: UInt64] = [:]
         for index in 0..<users {
             let user = "clerk\(index)"
-            let step = now() + 1
+            let step = now()
             let result = login(user, step: step)
             guard result.ok else {
                 print("Offline: an online login through the member failed; skipped\n")
@@ -117,25 +125,20 @@ enum OfflineBench {
             }
             online.append(result.seconds)
             used[user] = step
+            // The credential is made after the reply, on the member's Argon2 pool: waited for
+            // (untimed), so that it does not run beside the next measurement.
+            for _ in 0..<500 where credentialFiles().count <= index { usleep(5_000) }
             raw.append(seconds { _ = try? hasher.verify("clerk0 passphrase", against: hash) })
         }
-        // The credentials are made after each reply, on the member's Argon2 pool.
         let cache = state + "/town/offline"
-        var files: [String] = []
-        for _ in 0..<500 where files.count < users {
-            files = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []).filter {
-                $0.hasSuffix(".json")
-            }
-            if files.count < users { usleep(20_000) }
-        }
+        let files = credentialFiles()
         let sizes = files.compactMap { name in
             (try? FileManager.default.attributesOfItem(atPath: cache + "/" + name))?[.size] as? Int
         }
         let perUser = Double(sizes.reduce(0, +)) / Double(max(1, sizes.count))
 
-        // The cut, then the next step of every user offline.
+        // The cut, then at once the next step of every user offline (a step ahead is within the window).
         try namespace.blackHole()
-        while now() < used.values.max()! { usleep(100_000) }
         let first = login("clerk0", step: used["clerk0"]! + 1)
         var offline: [Double] = []
         var refused = first.ok ? 0 : 1

@@ -47,18 +47,29 @@ struct TownOfflineTests {
         return harness
     }
 
+    /// Runs `body` on a thread of its own: a login through a cut may wait seconds in a blocking
+    /// read, and the test process's cooperative threads (as many as cores) are the other suites'
+    /// too (their `until` loops would miss their deadlines).
+    static func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
     /// One `authenticate` at `socket`: the reply and the seconds it took.
-    static func login(_ socket: String, _ user: String, code: String, password: String? = nil) throws -> (
+    static func login(_ socket: String, _ user: String, code: String, password: String? = nil) async throws -> (
         reply: [String: JSONValue], seconds: Double
     ) {
-        let started = Date()
-        let reply = try TownMemberTests.ask(
-            socket,
-            [
-                "op": "authenticate", "user": .string(user), "password": .string(password ?? "\(user)'s passphrase"),
-                "code": .string(code), "service": "login",
-            ])
-        return (reply, Date().timeIntervalSince(started))
+        try await offThread {
+            let started = Date()
+            let reply = try TownMemberTests.ask(
+                socket,
+                [
+                    "op": "authenticate", "user": .string(user),
+                    "password": .string(password ?? "\(user)'s passphrase"), "code": .string(code), "service": "login",
+                ])
+            return (reply, Date().timeIntervalSince(started))
+        }
     }
 
     /// The user's offline credential file in `harness`'s state folder, found by its contents.
@@ -157,7 +168,7 @@ struct TownOfflineTests {
             for user in timed + others + ["fiscal"] where user != "never" {
                 // The step after the current one: the enrolment may have used the current one.
                 let step = Self.step + 1
-                let (reply, seconds) = try Self.login(
+                let (reply, seconds) = try await Self.login(
                     counterA.socketPath, user, code: try Self.code(secrets[user]!, step: step))
                 let hubSaid =
                     Self.ok(reply) ? "" : "\(try TownForwardTests.administer(hub, ["op": "audit.read", "last": 2]))"
@@ -169,7 +180,7 @@ struct TownOfflineTests {
             }
             // "twice" logs in at counter B too, with the next step.
             let twiceAtB = try await Self.code(secrets["twice"]!, after: used["twice"]!)
-            #expect(Self.ok(try Self.login(counterB.socketPath, "twice", code: twiceAtB.code).reply))
+            #expect(Self.ok(try await Self.login(counterB.socketPath, "twice", code: twiceAtB.code).reply))
             // Each terminal made a credential for each user the policy lets log in offline: not
             // for "fiscal", whose role may not.
             #expect(await TownMemberTests.until(30) { Self.credentialCount(counterA) == 26 } != nil)
@@ -200,7 +211,7 @@ struct TownOfflineTests {
             // The first login after the cut waits at most until the terminal takes the hub for
             // unreachable (its stream is silent for 3 s); it is then decided here.
             let firstCode = try await Self.code(secrets["first"]!, after: used["first"]!)
-            let first = try Self.login(counterA.socketPath, "first", code: firstCode.code)
+            let first = try await Self.login(counterA.socketPath, "first", code: firstCode.code)
             #expect(Self.ok(first.reply), "\(first.reply)\n\(counterA.log)")
             print(String(format: "the first login after a black-hole cut: %.0f ms", first.seconds * 1000))
 
@@ -209,7 +220,7 @@ struct TownOfflineTests {
             var offlineSteps: [String: Int] = [:]
             for user in timed {
                 let (code, step) = try await Self.code(secrets[user]!, after: used[user]!)
-                let (reply, seconds) = try Self.login(counterA.socketPath, user, code: code)
+                let (reply, seconds) = try await Self.login(counterA.socketPath, user, code: code)
                 #expect(Self.ok(reply), "\(user): \(reply)")
                 if case .array(let factors)? = reply["factors"] { #expect(factors == ["password", "totp"]) }
                 offline.append(seconds)
@@ -224,11 +235,11 @@ struct TownOfflineTests {
 
             // A session opens on an offline ticket, here.
             let clerk = timed[0]
-            let again = try Self.login(
+            let again = try await Self.login(
                 counterA.socketPath, clerk, code: try Self.code(secrets[clerk]!, step: offlineSteps[clerk]!))
             // The code just used offline is a replay.
             #expect(TownMemberTests.code(again.reply) == "auth_failed", "\(again.reply)")
-            let fresh = try Self.login(
+            let fresh = try await Self.login(
                 counterA.socketPath, timed[1],
                 code: try await Self.code(secrets[timed[1]]!, after: offlineSteps[timed[1]]!).code)
             #expect(Self.ok(fresh.reply), "\(fresh.reply)")
@@ -244,10 +255,10 @@ struct TownOfflineTests {
             let wrong = String(format: "%06d", (Int(lockerCode)! + 1) % 1_000_000)
             for _ in 1...10 {
                 #expect(
-                    TownMemberTests.code(try Self.login(counterA.socketPath, "locker", code: wrong).reply)
+                    TownMemberTests.code(try await Self.login(counterA.socketPath, "locker", code: wrong).reply)
                         == "auth_failed")
             }
-            let eleventh = try Self.login(counterA.socketPath, "locker", code: lockerCode)
+            let eleventh = try await Self.login(counterA.socketPath, "locker", code: lockerCode)
             #expect(TownMemberTests.code(eleventh.reply) == "auth_failed", "\(eleventh.reply)")
             #expect(try Self.audit(counterA.socketPath, last: 40).contains("auth.lockout"))
 
@@ -255,51 +266,52 @@ struct TownOfflineTests {
             for user in ["never", "fiscal"] {
                 let code = try Self.code(secrets[user]!, step: Self.step)
                 #expect(
-                    TownMemberTests.code(try Self.login(counterA.socketPath, user, code: code).reply)
+                    TownMemberTests.code(try await Self.login(counterA.socketPath, user, code: code).reply)
                         == "auth_failed")
             }
             // A wrong password with the right code: refused.
             #expect(
                 TownMemberTests.code(
-                    try Self.login(
+                    try await Self.login(
                         counterA.socketPath, "copied", code: try Self.code(secrets["copied"]!, step: Self.step),
                         password: "guess"
                     ).reply) == "auth_failed")
 
             // The same step of "twice", used offline on both cut terminals.
             let twiceCode = try await Self.code(secrets["twice"]!, after: twiceAtB.step).code
-            #expect(Self.ok(try Self.login(counterA.socketPath, "twice", code: twiceCode).reply))
-            #expect(Self.ok(try Self.login(counterB.socketPath, "twice", code: twiceCode).reply), "\(counterB.log)")
+            #expect(Self.ok(try await Self.login(counterA.socketPath, "twice", code: twiceCode).reply))
+            #expect(
+                Self.ok(try await Self.login(counterB.socketPath, "twice", code: twiceCode).reply), "\(counterB.log)")
 
             // "copied" logs in offline at A; its credential file, copied to B's state folder, verifies nothing there.
             let copied = try await Self.code(secrets["copied"]!, after: used["copied"]!)
-            #expect(Self.ok(try Self.login(counterA.socketPath, "copied", code: copied.code).reply))
-            #expect(counterB.stop() == 0)
+            #expect(Self.ok(try await Self.login(counterA.socketPath, "copied", code: copied.code).reply))
+            #expect(try await Self.offThread { counterB.stop() } == 0)
             let copiedFile = try #require(Self.credentialFile(counterA, of: "copied"))
             let target =
                 TerminalMembership.folder(in: counterB.stateDirectory) + "/offline/"
                 + (copiedFile as NSString).lastPathComponent
             try FileManager.default.copyItem(atPath: copiedFile, toPath: target)
-            #expect(try counterB.start() == nil)
-            let copiedAtB = try Self.login(
+            #expect(try await Self.offThread { try counterB.start() } == nil)
+            let copiedAtB = try await Self.login(
                 counterB.socketPath, "copied", code: try await Self.code(secrets["copied"]!, after: copied.step).code)
             #expect(TownMemberTests.code(copiedAtB.reply) == "auth_failed", "\(copiedAtB.reply)")
 
             // Past the maximum offline age: the last online login eight days ago, as the file says
             // after a restart (the terminal reads its cache at start).
-            #expect(counterA.stop() == 0)
+            #expect(try await Self.offThread { counterA.stop() } == 0)
             let agedFile = try #require(Self.credentialFile(counterA, of: "aged"))
             var aged = try #require(
                 try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: agedFile)))
                     as? [String: Any])
             aged["onlineAt"] = (Date().timeIntervalSince1970 - 8 * 86_400) * 1000
             try JSONSerialization.data(withJSONObject: aged).write(to: URL(fileURLWithPath: agedFile))
-            #expect(try counterA.start() == nil)
-            let agedLogin = try Self.login(
+            #expect(try await Self.offThread { try counterA.start() } == nil)
+            let agedLogin = try await Self.login(
                 counterA.socketPath, "aged", code: try await Self.code(secrets["aged"]!, after: used["aged"]!).code)
             #expect(TownMemberTests.code(agedLogin.reply) == "auth_failed", "\(agedLogin.reply)")
             // The rest of the cache survived the restart.
-            let afterRestart = try Self.login(
+            let afterRestart = try await Self.login(
                 counterA.socketPath, timed[2],
                 code: try await Self.code(secrets[timed[2]]!, after: offlineSteps[timed[2]]!).code)
             #expect(Self.ok(afterRestart.reply), "\(afterRestart.reply)\n\(counterA.log)")
@@ -326,7 +338,7 @@ struct TownOfflineTests {
             let disabled = try TownForwardTests.administer(hub, ["op": "user.disable", "user": "gone"])
             #expect(Self.ok(disabled), "\(disabled)")
             let gone = try await Self.code(secrets["gone"]!, after: used["gone"]!)
-            #expect(Self.ok(try Self.login(counterA.socketPath, "gone", code: gone.code).reply))
+            #expect(Self.ok(try await Self.login(counterA.socketPath, "gone", code: gone.code).reply))
 
             // The link back: the terminal reports, reads the town again, and "gone" is refused.
             try a.restore()
@@ -339,7 +351,7 @@ struct TownOfflineTests {
                 String(
                     format: "a user disabled during the cut is refused %.2f s after the link returns",
                     refusedAfter ?? -1))
-            let goneAgain = try Self.login(
+            let goneAgain = try await Self.login(
                 counterA.socketPath, "gone", code: try await Self.code(secrets["gone"]!, after: gone.step).code)
             #expect(TownMemberTests.code(goneAgain.reply) == "auth_failed", "\(goneAgain.reply)\n\(counterA.log)")
 
