@@ -143,11 +143,16 @@ struct TownOfflineTests {
 
             // Twenty clerks to time, and one user for each other case.
             let timed = (1...20).map { String(format: "clerk%02d", $0) }
-            let others = ["first", "locker", "aged", "gone", "twice", "copied", "never"]
+            let others = ["first", "locker", "aged", "gone", "twice", "copied", "rescue", "never"]
             var secrets: [String: String] = [:]
             for user in timed + others {
                 secrets[user] = try TownMemberTests.enrol(hub, user, password: "\(user)'s passphrase", roles: ["staff"])
             }
+            // "rescue" has recovery codes before logging in: the terminal gets them keyed.
+            let issued = try TownForwardTests.administer(hub, ["op": "recovery.issue", "user": "rescue"])
+            guard case .array(let rescueCodes)? = issued["codes"], rescueCodes.count >= 2,
+                case .string(let rescueFirst) = rescueCodes[0], case .string(let rescueSecond) = rescueCodes[1]
+            else { throw SubprocessError(description: "no recovery codes: \(issued)") }
             secrets["fiscal"] = try TownMemberTests.enrol(
                 hub, "fiscal", password: "fiscal's passphrase", roles: ["fiscal-year-staff"])
             for terminal in [counterA, counterB] {
@@ -183,8 +188,8 @@ struct TownOfflineTests {
             #expect(Self.ok(try await Self.login(counterB.socketPath, "twice", code: twiceAtB.code).reply))
             // Each terminal made a credential for each user the policy lets log in offline: not
             // for "fiscal", whose role may not.
-            #expect(await TownMemberTests.until(30) { Self.credentialCount(counterA) == 26 } != nil)
-            #expect(Self.credentialCount(counterA) == 26, "\(counterA.log)")
+            #expect(await TownMemberTests.until(30) { Self.credentialCount(counterA) == 27 } != nil)
+            #expect(Self.credentialCount(counterA) == 27, "\(counterA.log)")
             #expect(await TownMemberTests.until(10) { Self.credentialCount(counterB) == 1 } != nil)
             #expect(Self.credentialFile(counterA, of: "fiscal") == nil)
 
@@ -201,6 +206,7 @@ struct TownOfflineTests {
                     #expect(!text.contains(try Self.code(secret, step: step)), "\(user) step \(step)")
                 }
                 #expect(!text.contains("\(user)'s passphrase"))
+                #expect(!text.contains(rescueFirst) && !text.contains(rescueFirst.replacingOccurrences(of: "-", with: "")))
                 var info = stat()
                 #expect(lstat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
             }
@@ -261,6 +267,14 @@ struct TownOfflineTests {
             let eleventh = try await Self.login(counterA.socketPath, "locker", code: lockerCode)
             #expect(TownMemberTests.code(eleventh.reply) == "auth_failed", "\(eleventh.reply)")
             #expect(try Self.audit(counterA.socketPath, last: 40).contains("auth.lockout"))
+
+            // A recovery code, offline: accepted once.
+            let rescued = try await Self.login(counterA.socketPath, "rescue", code: rescueFirst)
+            #expect(Self.ok(rescued.reply), "\(rescued.reply)")
+            if case .array(let factors)? = rescued.reply["factors"] { #expect(factors == ["password", "recovery-code"]) }
+            #expect(
+                TownMemberTests.code(try await Self.login(counterA.socketPath, "rescue", code: rescueFirst).reply)
+                    == "auth_failed")
 
             // Never logged in here; a role the policy does not let log in offline: refused.
             for user in ["never", "fiscal"] {
@@ -365,6 +379,16 @@ struct TownOfflineTests {
                     "service": "login",
                 ])
             #expect(TownMemberTests.code(spent) == "auth_failed", "\(spent)")
+            // The recovery code used offline is consumed at the hub; the next one is not.
+            for (code, accepted) in [(rescueFirst, false), (rescueSecond, true)] {
+                let online = try TownForwardTests.administer(
+                    hub,
+                    [
+                        "op": "authenticate", "user": "rescue", "password": "rescue's passphrase", "code": .string(code),
+                        "service": "login",
+                    ])
+                #expect((online["ok"] == .bool(true)) == accepted, "\(online)")
+            }
             let hubTrail = "\(try TownForwardTests.administer(hub, ["op": "audit.read", "last": 60]))"
             #expect(hubTrail.contains("terminal.offline"), "\(hubTrail)")
             // The terminal's own entries of the cut reached the hub: it acknowledges A's whole chain.
