@@ -16,7 +16,7 @@ PAMDIR ?= /lib/$(shell $(CC) -print-multiarch)/security
 # libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
 RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 
-.PHONY: all build run test format fuzz bench clean install
+.PHONY: all build run test format fuzz bench clean install man
 
 all: build
 
@@ -98,6 +98,11 @@ bench:
 	@# The hub's figures need a PostgreSQL server: a private one, as for the tests.
 	scripts/with-postgres .build/release/mamori-bench
 
+# The manual pages (scripts/make-man), into .build-man/: `man -l .build-man/man8/pam_mamori.8.gz`.
+man: build
+	$(SWIFT) build --product mamori-hub
+	scripts/make-man .build-man $$($(SWIFT) build --show-bin-path)
+
 # Puts the binaries, the unit, the configuration and the default policy where Debian admins look
 # for locally installed software. An existing configuration or policy is never overwritten.
 install:
@@ -130,6 +135,12 @@ install:
 	install -D -m 0644 .build-static/pam/pam_mamori.so $(DESTDIR)$(PAMDIR)/pam_mamori.so
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/mamori/pam.d
 	install -m 0644 pam/examples/* $(DESTDIR)$(PREFIX)/share/mamori/pam.d/
+	@# pam-auth-update reads /usr/share/pam-configs only: copy it there to use it (docs/pam.md).
+	install -D -m 0644 contrib/pam-configs/mamori $(DESTDIR)$(PREFIX)/share/mamori/pam-configs/mamori
+	scripts/make-man .build-static/man .build-static/release
+	for section in 1 5 8; do \
+	  install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man$$section && \
+	  install -m 0644 .build-static/man/man$$section/*.gz $(DESTDIR)$(PREFIX)/share/man/man$$section/; done
 
 clean:
-	rm -rf .build .build-static .build-fuzz .build-venv
+	rm -rf .build .build-static .build-fuzz .build-venv .build-man

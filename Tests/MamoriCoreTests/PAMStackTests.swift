@@ -1,5 +1,6 @@
 import Foundation
 import MamoriCore
+import MamoriTestSupport
 import Testing
 
 /// Reading /etc/pam.d stacks for the inspection's PAM check, on files written for each case.
@@ -110,5 +111,68 @@ struct PAMStackTests {
             Issue.record("an optional pam_mamori.so does not enforce anything")
             return
         }
+    }
+}
+
+/// The pam-auth-update profile (contrib/pam-configs/mamori), through Debian's own pam-auth-update
+/// in a root of the test's own (`--root`): the common stacks it writes, read as the inspection reads
+/// a service that includes them.
+@Suite(
+    "the pam-auth-update profile",
+    .enabled(
+        if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/pam-auth-update") && geteuid() == 0,
+        "needs Debian's pam-auth-update (libpam-runtime), as root"))
+struct PAMAuthUpdateTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    @Test("enabled, it puts pam_mamori.so before pam_unix in common-auth, enforced, with root's break-glass")
+    func enabledProfile() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pam-root-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let configs = root.appendingPathComponent("usr/share/pam-configs")
+        try FileManager.default.createDirectory(at: configs, withIntermediateDirectories: true)
+        for folder in ["etc/pam.d", "var/lib/pam"] {
+            try FileManager.default.createDirectory(
+                at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        // Debian's own profiles beside Mamori's, as on an installed system.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/usr/share/pam-configs")) ?? [] {
+            try FileManager.default.copyItem(
+                at: URL(fileURLWithPath: "/usr/share/pam-configs/" + name), to: configs.appendingPathComponent(name))
+        }
+        try FileManager.default.copyItem(
+            at: Self.repository.appendingPathComponent("contrib/pam-configs/mamori"),
+            to: configs.appendingPathComponent("mamori"))
+        let enabled = try Subprocess.run(
+            "/usr/sbin/pam-auth-update", ["--root", root.path, "--force", "--enable", "mamori"],
+            environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+        #expect(enabled.status == 0, "\(enabled)")
+        let pam = root.appendingPathComponent("etc/pam.d")
+        let auth = try String(contentsOf: pam.appendingPathComponent("common-auth"), encoding: .utf8)
+        let mamori = try #require(auth.range(of: "pam_mamori.so"))
+        let unix = try #require(auth.range(of: "pam_unix.so"))
+        #expect(mamori.lowerBound < unix.lowerBound, "\(auth)")
+        #expect(auth.contains("pam_succeed_if.so user = root quiet"), "\(auth)")
+        // Password changes: root's own local password through pam_unix (without use_authtok, which
+        // would need an earlier module's new password), everyone else's through mamorid.
+        let password = try String(contentsOf: pam.appendingPathComponent("common-password"), encoding: .utf8)
+            .split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+        #expect(password.first?.contains("pam_succeed_if.so user = root quiet") == true, "\(password)")
+        #expect(password.dropFirst().first?.contains("pam_unix.so obscure yescrypt") == true, "\(password)")
+        #expect(password.dropFirst(2).first?.contains("pam_mamori.so") == true, "\(password)")
+        // A login service that includes the common stacks, as Debian's login does.
+        try "@include common-auth\n@include common-account\n@include common-session\n".write(
+            to: pam.appendingPathComponent("login"), atomically: true, encoding: .utf8)
+        #expect(PAMStack(service: "login", directory: pam.path)?.verdict == .enforced, "\(auth)")
+        // Disabled again, the common stacks have no trace of it.
+        let disabled = try Subprocess.run(
+            "/usr/sbin/pam-auth-update", ["--root", root.path, "--force", "--remove", "mamori"],
+            environment: ["DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+        #expect(disabled.status == 0, "\(disabled)")
+        #expect(
+            !(try String(contentsOf: pam.appendingPathComponent("common-auth"), encoding: .utf8)).contains("pam_mamori")
+        )
     }
 }

@@ -206,7 +206,8 @@ struct TownOfflineTests {
                     #expect(!text.contains(try Self.code(secret, step: step)), "\(user) step \(step)")
                 }
                 #expect(!text.contains("\(user)'s passphrase"))
-                #expect(!text.contains(rescueFirst) && !text.contains(rescueFirst.replacingOccurrences(of: "-", with: "")))
+                #expect(
+                    !text.contains(rescueFirst) && !text.contains(rescueFirst.replacingOccurrences(of: "-", with: "")))
                 var info = stat()
                 #expect(lstat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
             }
@@ -271,7 +272,9 @@ struct TownOfflineTests {
             // A recovery code, offline: accepted once.
             let rescued = try await Self.login(counterA.socketPath, "rescue", code: rescueFirst)
             #expect(Self.ok(rescued.reply), "\(rescued.reply)")
-            if case .array(let factors)? = rescued.reply["factors"] { #expect(factors == ["password", "recovery-code"]) }
+            if case .array(let factors)? = rescued.reply["factors"] {
+                #expect(factors == ["password", "recovery-code"])
+            }
             #expect(
                 TownMemberTests.code(try await Self.login(counterA.socketPath, "rescue", code: rescueFirst).reply)
                     == "auth_failed")
@@ -384,7 +387,8 @@ struct TownOfflineTests {
                 let online = try TownForwardTests.administer(
                     hub,
                     [
-                        "op": "authenticate", "user": "rescue", "password": "rescue's passphrase", "code": .string(code),
+                        "op": "authenticate", "user": "rescue", "password": "rescue's passphrase",
+                        "code": .string(code),
                         "service": "login",
                     ])
                 #expect((online["ok"] == .bool(true)) == accepted, "\(online)")
