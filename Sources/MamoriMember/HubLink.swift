@@ -80,6 +80,8 @@ public final class HubLink: TownHub, Service {
     public static let cutConnectTimeout: Duration = .milliseconds(500)
     /// How long the last connection of the watch took to be made (TCP and TLS).
     private let lastConnect = NIOLockedValueBox(Duration.zero)
+    /// When the watch last heard from the hub (nil: no watch yet, or it ended).
+    private let lastHeard = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     /// What a member daemon gives the link to report its logins through a cut: the uses the hub
     /// has not acknowledged (oldest first, at most the count asked), and what to do with the
@@ -309,6 +311,12 @@ public final class HubLink: TownHub, Service {
     /// watch has reconnected and reported what was done meanwhile.
     public func markUnreachable() { reach.lost() }
 
+    /// Whether the watch heard from the hub within ``silenceLimit``.
+    public var watchIsAlive: Bool {
+        guard let heard = lastHeard.withLockedValue({ $0 }) else { return false }
+        return ContinuousClock.now - heard <= Self.silenceLimit
+    }
+
     /// Whether logins are decided on this terminal now (``HubReach/isCut``).
     public var isCut: Bool { reach.isCut }
 
@@ -495,7 +503,9 @@ public final class HubLink: TownHub, Service {
         let (batches, continuation) = AsyncStream.makeStream(
             of: TerminalChangesReply.self, bufferingPolicy: .bufferingNewest(1000))
         client.closed.whenComplete { _ in continuation.finish() }
-        let heard = NIOLockedValueBox(ContinuousClock.now)
+        let heard = lastHeard
+        heard.withLockedValue { $0 = ContinuousClock.now }
+        defer { heard.withLockedValue { $0 = nil } }
         let backlog = try await client.watch(since: all.latest) { batch in
             heard.withLockedValue { $0 = ContinuousClock.now }
             if case .dropped = continuation.yield(batch) { client.close() }
@@ -516,7 +526,7 @@ public final class HubLink: TownHub, Service {
         let watchdog = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))
-                let silent = ContinuousClock.now - heard.withLockedValue { $0 }
+                let silent = ContinuousClock.now - (heard.withLockedValue { $0 } ?? .now)
                 if silent > Self.silenceLimit, !Task.isCancelled {
                     reach.lost()
                     logger.warning(

@@ -20,8 +20,12 @@ extension PostgresStore: OfflineUseArchive {
                 VALUES (\(terminal), \(user), \(first), \(last), \(grant.period), \(grant.recovery),
                     \(AuditEntry.milliseconds(time)))
                 ON CONFLICT (terminal, user_name) DO UPDATE SET
-                    first_step = LEAST(offline_grants.first_step, EXCLUDED.first_step),
-                    last_step = GREATEST(offline_grants.last_step, EXCLUDED.last_step),
+                    -- Widened while the period is the same (an older credential may still be in use);
+                    -- replaced when it changed: steps of two periods are not one range.
+                    first_step = CASE WHEN offline_grants.period = EXCLUDED.period
+                        THEN LEAST(offline_grants.first_step, EXCLUDED.first_step) ELSE EXCLUDED.first_step END,
+                    last_step = CASE WHEN offline_grants.period = EXCLUDED.period
+                        THEN GREATEST(offline_grants.last_step, EXCLUDED.last_step) ELSE EXCLUDED.last_step END,
                     period = EXCLUDED.period,
                     recovery_ids = ARRAY(SELECT DISTINCT unnest(offline_grants.recovery_ids || EXCLUDED.recovery_ids)),
                     granted_at = EXCLUDED.granted_at
@@ -30,18 +34,27 @@ extension PostgresStore: OfflineUseArchive {
     }
 
     /// Why the hub refuses `use` from a terminal that was given `grant` (nil: it is possible),
-    /// judged at `time` with `window` steps of TOTP clock drift either side.
-    static func refusal(of use: OfflineUse, grant: OfflineGrantRecord?, at time: Date, window: Int) -> String? {
+    /// judged at `time` with `window` steps of TOTP clock drift either side, for a user whose TOTP
+    /// period is now `period` (nil: no enrolment).
+    static func refusal(
+        of use: OfflineUse, grant: OfflineGrantRecord?, period current: Int?, at time: Date, window: Int
+    )
+        -> String?
+    {
         guard let grant else { return "not-granted" }
         // A report from the future: a minute of clock difference between terminal and hub at most.
         if use.at.timeIntervalSince(time) > 60 { return "future" }
         guard use.kind == "login" else { return nil }
         if let step = use.step {
             guard let steps = grant.steps, steps.contains(step), grant.period > 0 else { return "step-not-granted" }
+            // Steps of another period are other moments: spending them would move the TOTP anywhere.
+            guard grant.period == current else { return "period-changed" }
             let period = Double(grant.period)
             let allowance = Double(window + 1) * period
-            // Not a step still to come, and the step of the time the login says it happened.
-            if Double(step) * period > time.timeIntervalSince1970 + allowance { return "step-to-come" }
+            // Not a step still to come (one step of clock difference at most: a report that moves
+            // the user's TOTP further would lock the user's codes out), and the step of the time
+            // the login says it happened.
+            if Double(step) * period > time.timeIntervalSince1970 + period { return "step-to-come" }
             if abs(Double(step) * period - use.at.timeIntervalSince1970) > allowance { return "step-not-at-time" }
         }
         if let code = use.recoveryCode, !grant.recovery.contains(code) { return "recovery-not-granted" }
@@ -59,12 +72,17 @@ extension PostgresStore: OfflineUseArchive {
             var kept: [OfflineUse] = []
             var refused = 0
             var grants: [String: OfflineGrantRecord?] = [:]
+            var periods: [String: Int?] = [:]
             for use in uses {
                 if grants[use.user] == nil {
                     grants[use.user] = .some(
                         try await Self.grant(of: use.user, to: terminal, connection, logger: logger))
                 }
-                let refusal = Self.refusal(of: use, grant: grants[use.user] ?? nil, at: time, window: window)
+                if periods[use.user] == nil {
+                    periods[use.user] = .some(try await Self.period(of: use.user, connection, logger: logger))
+                }
+                let refusal = Self.refusal(
+                    of: use, grant: grants[use.user] ?? nil, period: periods[use.user] ?? nil, at: time, window: window)
                 let inserted = try await connection.query(
                     """
                     INSERT INTO terminal_offline_uses
@@ -158,6 +176,16 @@ extension PostgresStore: OfflineUseArchive {
                 """, logger: logger)
             return (kept.count, refused, untold)
         }
+    }
+
+    /// The period of `user`'s TOTP enrolment, if any.
+    static func period(of user: String, _ connection: PostgresConnection, logger: Logger) async throws -> Int? {
+        for try await period in try await connection.query(
+            "SELECT period FROM totp WHERE user_name = \(user)", logger: logger
+        ).decode(Int.self) {
+            return period
+        }
+        return nil
     }
 
     /// What `terminal` was given for `user`, if anything.

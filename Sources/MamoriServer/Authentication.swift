@@ -209,8 +209,10 @@ extension MamoriService {
     /// (docs/town.md). With `tags`, and only after a login that checked a code: the codes of the
     /// policy's window of steps from the first not yet used (and not past the TOTP window), and
     /// the unused recovery codes' digests. What is granted is recorded first: a terminal's report
-    /// of a use outside it is refused. Nil anywhere else, and when anything fails (the login
-    /// stands; the terminal keeps its older credential).
+    /// of a use outside it is refused. `deny` when the policy does not let the user log in offline
+    /// there (the terminal drops its credential). Nil anywhere else, and when nothing new is
+    /// granted (a login that checked no code, or a failure here: the login stands, and the
+    /// terminal keeps its older credential).
     func offlineGrant(
         _ state: LoginState, acceptedStep: UInt64?, consumed: Int64?, factors: Set<Factor>, _ context: RequestContext
     ) async -> OfflineGrant? {
@@ -222,7 +224,10 @@ extension MamoriService {
         do {
             switch mode {
             case .deny:
-                return nil
+                // Said, so that the terminal drops what it keeps for the user.
+                return OfflineGrant(
+                    mode: mode.rawValue, firstStep: 0, period: 0, digits: 0, codes: "", lastUsedStep: nil,
+                    recovery: [])
             case .passwordOnly:
                 try await archive.recordOfflineGrant(
                     terminal: origin.terminal, user: name,

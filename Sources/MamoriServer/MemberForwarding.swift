@@ -56,7 +56,7 @@ extension MamoriService {
         var reply: [UInt8]
         do {
             reply = try await member.hub.forward(request, uid: caller.uid, pid: caller.pid, name: caller.name)
-        } catch let unreachable as HubUnreachable where offlineHere {
+        } catch let unreachable as HubUnreachable where offlineHere && !member.hub.watchIsAlive {
             logger.notice(
                 "the hub cannot be reached; the login is decided on this terminal",
                 metadata: ["uid": "\(caller.uid)", "error": "\(unreachable)"])

@@ -39,15 +39,16 @@ extension MamoriService {
     }
 
     /// After the hub accepted a login: the user's offline credential made anew from the password
-    /// typed and the hub's grant (or dropped, when the hub sent none: the policy no longer lets
-    /// the user log in offline here). Runs after the reply has gone, on the Argon2 pool in the
+    /// typed and the hub's grant, or dropped when the grant is `deny` (the policy no longer lets
+    /// the user log in offline here). Without a grant nothing changes. Runs after the reply has gone, on the Argon2 pool in the
     /// caller's share; the codes are tagged and dropped within it. What was not reported to the
     /// hub yet is carried over.
     func keepOfflineCredential(
         _ grant: OfflineGrant?, user: String, password: String, caller: Caller, store: any OfflineCredentialStore
     ) async {
         let now = clock.now()
-        guard let grant, let mode = OfflineLogin(rawValue: grant.mode), mode != .deny else {
+        guard let grant else { return }
+        guard let mode = OfflineLogin(rawValue: grant.mode), mode != .deny else {
             do {
                 try store.update(user) { credential in
                     // Kept while it holds what the hub has not heard of; no login uses it.

@@ -26,8 +26,14 @@ public protocol TownHub: Sendable {
     /// decided here, offline, without trying the hub.
     var isCut: Bool { get }
 
-    /// A login found the hub unreachable (its connection could not be made) and was decided
-    /// here: from now on ``isCut`` holds until the link has reconnected and reported.
+    /// Whether the link's watch heard from the hub lately (its heartbeat comes every second): a
+    /// connection that fails then is the connection's trouble (a limit at the hub, say), not the
+    /// hub's absence, and a login is not decided offline for it.
+    var watchIsAlive: Bool { get }
+
+    /// A login found the hub unreachable (its connection could not be made, and the watch is
+    /// silent too) and was decided here: from now on ``isCut`` holds until the link has
+    /// reconnected and reported.
     func markUnreachable()
 }
 
