@@ -16,7 +16,7 @@ PAMDIR ?= /lib/$(shell $(CC) -print-multiarch)/security
 # libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
 RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 
-.PHONY: all build run test format fuzz bench clean install man
+.PHONY: all build run test format fuzz bench clean install man deb
 
 all: build
 
@@ -103,6 +103,11 @@ man: build
 	$(SWIFT) build --product mamori-hub
 	scripts/make-man .build-man $$($(SWIFT) build --show-bin-path)
 
+# Debian packages (mamori, mamori-hub) in .build-deb/, checked by lintian (scripts/build-deb).
+deb:
+	@scripts/ensure-deps deb
+	scripts/build-deb
+
 # Puts the binaries, the unit, the configuration and the default policy where Debian admins look
 # for locally installed software. An existing configuration or policy is never overwritten.
 install:
@@ -111,7 +116,7 @@ install:
 	$(RELEASE) --product mamori
 	install -D -s -m 0755 .build-static/release/mamorid $(DESTDIR)$(PREFIX)/sbin/mamorid
 	install -D -s -m 0755 .build-static/release/mamori $(DESTDIR)$(PREFIX)/bin/mamori
-	install -D -m 0755 contrib/mamori-audit-verify.py $(DESTDIR)$(PREFIX)/bin/mamori-audit-verify
+	install -D -m 0755 contrib/mamori-audit-verify.py $(DESTDIR)$(PREFIX)/bin/mamori-trail-verify
 	install -D -m 0644 contrib/systemd/mamorid.service $(DESTDIR)$(PREFIX)/lib/systemd/system/mamorid.service
 	@# For a member terminal of a town (docs/town.md): copied into mamorid.service.d by its administrator.
 	install -D -m 0644 contrib/systemd/mamorid.service.d/member.conf $(DESTDIR)$(PREFIX)/share/mamori/systemd/mamorid-member.conf
@@ -143,4 +148,4 @@ install:
 	  install -m 0644 .build-static/man/man$$section/*.gz $(DESTDIR)$(PREFIX)/share/man/man$$section/; done
 
 clean:
-	rm -rf .build .build-static .build-fuzz .build-venv .build-man
+	rm -rf .build .build-static .build-fuzz .build-venv .build-man .build-deb
