@@ -16,7 +16,7 @@ PAMDIR ?= /lib/$(shell $(CC) -print-multiarch)/security
 # libargon2, libqrencode and libc; such a build relinks everything, hence its own scratch path.
 RELEASE := $(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 
-.PHONY: all build run test format fuzz bench clean install man deb
+.PHONY: all build run test format fuzz bench clean install man deb deb-check
 
 all: build
 
@@ -108,6 +108,12 @@ deb:
 	@scripts/ensure-deps deb
 	scripts/build-deb
 
+# The packages installed into a fresh Debian 12 root made by debootstrap, and checked there
+# (scripts/deb-check; as root; fetches Debian's packages, so it is not part of make test).
+deb-check:
+	@scripts/ensure-deps deb
+	scripts/deb-check
+
 # Puts the binaries, the unit, the configuration and the default policy where Debian admins look
 # for locally installed software. An existing configuration or policy is never overwritten.
 install:
@@ -146,6 +152,8 @@ install:
 	for section in 1 5 8; do \
 	  install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man$$section && \
 	  install -m 0644 .build-static/man/man$$section/*.gz $(DESTDIR)$(PREFIX)/share/man/man$$section/; done
+	@# A terminal's install: the hub's pages belong with the hub (make deb's mamori-hub package).
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man8/mamori-hub*
 
 clean:
-	rm -rf .build .build-static .build-fuzz .build-venv .build-man .build-deb
+	rm -rf .build .build-static .build-fuzz .build-venv .build-man .build-deb .build-debroot
