@@ -1,6 +1,7 @@
 import Foundation
 import MamoriCore
 import MamoriProtocol
+import MamoriTestSupport
 import MamoriTown
 import Synchronization
 
@@ -129,9 +130,10 @@ enum HubBench {
     }
 
     /// A mamorid started on `state` with `policies`; nil when its socket does not answer.
-    static func startDaemon(_ products: String, state: String, policies: String, name: String, folder: URL) throws
-        -> (process: Process, socket: String)?
-    {
+    static func startDaemon(
+        _ products: String, state: String, policies: String, name: String, folder: URL,
+        in namespace: NetworkNamespace? = nil
+    ) throws -> (process: Process, socket: String)? {
         let socket = folder.appendingPathComponent("\(name).sock").path
         let configuration = folder.appendingPathComponent("\(name).yaml").path
         try """
@@ -143,8 +145,10 @@ enum HubBench {
         log-level: warning
         """.write(toFile: configuration, atomically: true, encoding: .utf8)
         let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: products + "/mamorid")
-        daemon.arguments = ["--config", configuration]
+        var (program, arguments) = (products + "/mamorid", ["--config", configuration])
+        if let namespace { (program, arguments) = namespace.command(program, arguments) }
+        daemon.executableURL = URL(fileURLWithPath: program)
+        daemon.arguments = arguments
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
         for _ in 0..<500 {

@@ -73,8 +73,9 @@ enum OfflineBench {
             hub.admin, HubAddress(host: namespace.hostAddress, port: hub.port), "bench-offline", zone: "mynumber",
             folder: folder)
         guard
-            let member = try startMember(
-                products: productsDirectory, state: state, policies: hub.policies, folder: folder, in: namespace)
+            let member = try HubBench.startDaemon(
+                productsDirectory, state: state, policies: hub.policies, name: "bench-offline", folder: folder,
+                in: namespace)
         else {
             print("Offline: the member mamorid did not start; skipped\n")
             return
@@ -172,36 +173,5 @@ enum OfflineBench {
                 format: "  offline cache: %.0f KB per user for a %d-hour window of tags: %.1f KB per user per day",
                 perUser / 1024, windowHours, perUser / 1024 / Double(windowHours) * 24))
         print()
-    }
-
-    /// A release mamorid in `namespace` on the member state `state`; nil when its socket does not answer.
-    static func startMember(
-        products: String, state: String, policies: String, folder: URL, in namespace: NetworkNamespace
-    )
-        throws -> (process: Process, socket: String)?
-    {
-        let socket = folder.appendingPathComponent("member.sock").path
-        let configuration = folder.appendingPathComponent("member.yaml").path
-        try """
-        state-directory: \(state)
-        socket: \(socket)
-        policies: \(policies)
-        zone: mynumber
-        terminal: bench-offline
-        log-level: warning
-        """.write(toFile: configuration, atomically: true, encoding: .utf8)
-        let daemon = Process()
-        let (program, arguments) = namespace.command(products + "/mamorid", ["--config", configuration])
-        daemon.executableURL = URL(fileURLWithPath: program)
-        daemon.arguments = arguments
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        for _ in 0..<500 {
-            if SocketClient(path: socket) != nil { return (daemon, socket) }
-            usleep(20_000)
-        }
-        daemon.terminate()
-        daemon.waitUntilExit()
-        return nil
     }
 }

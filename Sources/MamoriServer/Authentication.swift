@@ -110,16 +110,32 @@ extension MamoriService {
         }
     }
 
+    /// What an `authenticate` request carries, read once for the hub's check and the terminal's
+    /// offline one alike.
+    struct LoginFields {
+        let name: String
+        /// Any length the line allows: an over-long password is a wrong one, answered alike.
+        let password: [UInt8]
+        let code: String?
+        let service: String
+        let tty: String?
+        let remoteHost: String?
+
+        init(_ request: WireRequest) throws {
+            name = try MamoriService.userName(request)
+            password = Array(try request.string(.password).utf8)
+            code = try request.optionalString(.code)
+            service = try request.optionalString(.service) ?? "unknown"
+            tty = try request.optionalString(.tty)
+            remoteHost = try request.optionalString(.remoteHost)
+        }
+    }
+
     func authenticate(_ context: RequestContext) async throws -> AuthenticateReply {
-        let request = context.request
-        let name = try Self.userName(request)
+        let fields = try LoginFields(context.request)
+        let (name, password, code) = (fields.name, fields.password, fields.code)
+        let (service, tty, remoteHost) = (fields.service, fields.tty, fields.remoteHost)
         try await requireSelfOrPermission(context, user: name)
-        // Any length the line allows: an over-long password is a wrong one, answered alike.
-        let password = Array(try request.string(.password).utf8)
-        let code = try request.optionalString(.code)
-        let service = try request.optionalString(.service) ?? "unknown"
-        let tty = try request.optionalString(.tty)
-        let remoteHost = try request.optionalString(.remoteHost)
         let settings = context.engine.policy.settings
         let required =
             context.engine.policy.zones.first { $0.id == context.zone }?.loginFactors ?? [.password, .totp]

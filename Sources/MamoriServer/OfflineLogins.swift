@@ -107,14 +107,10 @@ extension MamoriService {
     /// Every refusal costs one Argon2 run and gets the reply of any failed login; the attempt is
     /// counted against the offline limit before Argon2 runs.
     func authenticateOffline(_ context: RequestContext, member: MemberRole) async throws -> AuthenticateReply {
-        let request = context.request
-        let name = try Self.userName(request)
+        let fields = try LoginFields(context.request)
+        let (name, password, code) = (fields.name, fields.password, fields.code)
+        let (service, tty, remoteHost) = (fields.service, fields.tty, fields.remoteHost)
         try await requireSelfOrPermission(context, user: name)
-        let password = Array(try request.string(.password).utf8)
-        let code = try request.optionalString(.code)
-        let service = try request.optionalString(.service) ?? "unknown"
-        let tty = try request.optionalString(.tty)
-        let remoteHost = try request.optionalString(.remoteHost)
         let policy = context.engine.policy
         let limits = policy.settings.offline
         let now = context.now
