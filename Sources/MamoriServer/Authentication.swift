@@ -194,7 +194,7 @@ extension MamoriService {
                 if recorded {
                     // Authenticating again (a screen unlock) keeps the user's sessions from lapsing.
                     cache.touch(user: name, at: context.now)
-                    let ticket = random.bytes(24).map { String(format: "%02x", $0) }.joined()
+                    let ticket = newTicket()
                     keepTicket(ticket, user: name, factors: factors, at: context.now)
                     return AuthenticateReply(
                         user: name, factors: factors.map(\.rawValue).sorted(), ticket: ticket,
@@ -278,7 +278,7 @@ extension MamoriService {
                     lastUsedStep: lastUsed,
                     recovery: recovery.map {
                         OfflineRecoveryDigest(
-                            id: $0.id, digest: $0.code.digest.map { String(format: "%02x", $0) }.joined())
+                            id: $0.id, digest: AuditWitness.hex($0.code.digest))
                     })
             }
         } catch {
@@ -288,6 +288,9 @@ extension MamoriService {
             return nil
         }
     }
+
+    /// A new ticket: 24 random bytes, hex. A secret, never logged.
+    func newTicket() -> String { AuditWitness.hex(random.bytes(24)) }
 
     /// Keeps `ticket` for `session.open` for ``ticketLifetime``, and drops the expired ones.
     func keepTicket(_ ticket: String, user: String, factors: Set<Factor>, at now: Date, offline: Bool = false) {

@@ -86,8 +86,10 @@ extension MamoriService {
         }
         guard case .bool(true)? = fields["ok"] else { return reply }
         if operation == .authenticate, let accepted = try? AuthenticateReply(reply: fields) {
-            if let offline = member.offline, case .string(let password)? = request.fields["password"] {
-                let grant = accepted.offline
+            // Only with a grant is there anything to make: the password is kept no longer than that.
+            if let offline = member.offline, let grant = accepted.offline,
+                case .string(let password)? = request.fields["password"]
+            {
                 Task {
                     await self.keepOfflineCredential(
                         grant, user: accepted.user, password: password, caller: caller, store: offline)

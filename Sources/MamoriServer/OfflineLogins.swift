@@ -40,14 +40,13 @@ extension MamoriService {
 
     /// After the hub accepted a login: the user's offline credential made anew from the password
     /// typed and the hub's grant, or dropped when the grant is `deny` (the policy no longer lets
-    /// the user log in offline here). Without a grant nothing changes. Runs after the reply has gone, on the Argon2 pool in the
-    /// caller's share; the codes are tagged and dropped within it. What was not reported to the
-    /// hub yet is carried over.
+    /// the user log in offline here); a login without a grant changes nothing and calls nothing.
+    /// Runs after the reply has gone, on the Argon2 pool in the caller's share; the codes are
+    /// tagged and dropped within it. What was not reported to the hub yet is carried over.
     func keepOfflineCredential(
-        _ grant: OfflineGrant?, user: String, password: String, caller: Caller, store: any OfflineCredentialStore
+        _ grant: OfflineGrant, user: String, password: String, caller: Caller, store: any OfflineCredentialStore
     ) async {
         let now = clock.now()
-        guard let grant else { return }
         guard let mode = OfflineLogin(rawValue: grant.mode), mode != .deny else {
             do {
                 try store.update(user) { credential in
@@ -67,7 +66,7 @@ extension MamoriService {
         let salt = random.bytes(16)
         let terminalKey = store.terminalKey
         let digests = grant.recovery.compactMap { code -> (id: Int64, digest: [UInt8])? in
-            guard let bytes = Self.bytes(hex: code.digest), bytes.count == 32 else { return nil }
+            guard let bytes = AuditWitness.unhex(code.digest), bytes.count == 32 else { return nil }
             return (code.id, bytes)
         }
         do {
@@ -215,7 +214,7 @@ extension MamoriService {
                 return factors
             }
             if let factors {
-                let ticket = random.bytes(24).map { String(format: "%02x", $0) }.joined()
+                let ticket = newTicket()
                 keepTicket(ticket, user: name, factors: factors, at: now, offline: true)
                 cache.touch(user: name, at: now)
                 try await self.store.appendAudit(
@@ -337,19 +336,5 @@ extension MamoriService {
                 logger.error("a conflict the hub found could not be recorded", metadata: ["user": "\(conflict.user)"])
             }
         }
-    }
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else {
-                return nil
-            }
-            bytes.append(byte)
-        }
-        return bytes
     }
 }
